@@ -1,0 +1,165 @@
+//! `PUT /_matrix/app/v1/transactions/{txnId}`: events pushed by the homeserver.
+//!
+//! Reads the body up to `appservice.max_body_bytes` (413 beyond), refuses non-JSON (400
+//! `M_NOT_JSON`), acknowledges a recently seen transaction ID without touching it again, skips a
+//! malformed event alone, and persists the rest into the inbox before answering 200, so that a
+//! crash after the answer loses nothing. The inbox's unique event IDs make a re-pushed event a
+//! no-op even after a restart.
+
+use std::{
+    collections::{HashSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
+use ruma::OwnedEventId;
+use serde_json::{json, Value};
+
+use super::ApiError;
+use crate::App;
+
+/// How many transaction IDs are remembered. The homeserver retries a transaction until it is
+/// acknowledged, so only recent IDs can come again (and Synapse's counter may restart).
+const REMEMBERED_TRANSACTIONS: usize = 4096;
+
+/// The most recently acknowledged transaction IDs, oldest forgotten first.
+#[derive(Debug, Default)]
+pub struct RecentTransactions {
+    inner: Mutex<(HashSet<String>, VecDeque<String>)>,
+}
+
+impl RecentTransactions {
+    fn contains(&self, txn_id: &str) -> bool {
+        self.inner
+            .lock()
+            .map(|inner| inner.0.contains(txn_id))
+            .unwrap_or(false)
+    }
+
+    fn remember(&self, txn_id: String) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        let (set, order) = &mut *inner;
+        if set.insert(txn_id.clone()) {
+            order.push_back(txn_id);
+            if order.len() > REMEMBERED_TRANSACTIONS {
+                if let Some(oldest) = order.pop_front() {
+                    set.remove(&oldest);
+                }
+            }
+        }
+    }
+}
+
+/// An event worth keeping: it has an ID, a type and a room. Anything else is skipped.
+fn checked_event(event: &Value) -> Option<OwnedEventId> {
+    let event_id = event.get("event_id")?.as_str()?;
+    event.get("type")?.as_str()?;
+    event.get("room_id")?.as_str()?;
+    event.get("sender")?.as_str()?;
+    OwnedEventId::try_from(event_id).ok()
+}
+
+#[tracing::instrument(skip_all, fields(txn_id = %txn_id))]
+pub async fn push(
+    State(app): State<Arc<App>>,
+    Path(txn_id): Path<String>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = axum::body::to_bytes(body, app.config.appservice.max_body_bytes)
+        .await
+        .map_err(|_| {
+            tracing::warn!(
+                limit = app.config.appservice.max_body_bytes,
+                "transaction body too large"
+            );
+            metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large")
+                .increment(1);
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "M_TOO_LARGE",
+                "Transaction body too large",
+            )
+        })?;
+    let body: Value = serde_json::from_slice(&bytes).map_err(|error| {
+        tracing::warn!(%error, "transaction body is not JSON");
+        metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json")
+            .increment(1);
+        ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON")
+    })?;
+    if app.recent_transactions.contains(&txn_id) {
+        tracing::debug!("transaction already processed; acknowledged again");
+        metrics::counter!("matrix_broadcast_transactions_total", "result" => "duplicate")
+            .increment(1);
+        return Ok(Json(json!({})));
+    }
+
+    let events = body
+        .get("events")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut keep = Vec::with_capacity(events.len());
+    for event in events {
+        match checked_event(event) {
+            Some(event_id) => keep.push((event_id, event.to_string())),
+            None => {
+                let shown: String = event.to_string().chars().take(200).collect();
+                tracing::warn!(event = %shown, "malformed event skipped");
+                metrics::counter!("matrix_broadcast_events_total", "result" => "malformed")
+                    .increment(1);
+            }
+        }
+    }
+    let new = app.store.push_inbox(&keep).await.map_err(|error| {
+        tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "M_UNKNOWN",
+            "Temporarily unable to store events",
+        )
+    })?;
+    metrics::counter!("matrix_broadcast_events_total", "result" => "queued").increment(new);
+    metrics::counter!("matrix_broadcast_events_total", "result" => "duplicate")
+        .increment(keep.len() as u64 - new);
+    metrics::counter!("matrix_broadcast_transactions_total", "result" => "accepted").increment(1);
+    app.recent_transactions.remember(txn_id);
+    app.inbox_ready.notify_one();
+    tracing::debug!(events = keep.len(), new, "transaction accepted");
+    Ok(Json(json!({})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recent_transactions_forget_the_oldest() {
+        let recent = RecentTransactions::default();
+        for n in 0..=REMEMBERED_TRANSACTIONS {
+            recent.remember(n.to_string());
+        }
+        assert!(!recent.contains("0"));
+        assert!(recent.contains("1"));
+        assert!(recent.contains(&REMEMBERED_TRANSACTIONS.to_string()));
+    }
+
+    #[test]
+    fn events_without_id_type_room_or_sender_are_malformed() {
+        let good =
+            json!({"event_id": "$a", "type": "m.room.message", "room_id": "!r", "sender": "@u:x"});
+        assert!(checked_event(&good).is_some());
+        for missing in ["event_id", "type", "room_id", "sender"] {
+            let mut event = good.clone();
+            event.as_object_mut().unwrap().remove(missing);
+            assert!(checked_event(&event).is_none(), "{missing}");
+        }
+        assert!(checked_event(&json!("just a string")).is_none());
+    }
+}

@@ -1,0 +1,364 @@
+//! The `!bc …` commands: one clap enum whose doc comments are the help, a parser that answers
+//! mistakes with usage and a caret under the bad word, and the handlers.
+//!
+//! Handlers are thin: they take a parsed [`Command`] and return an [`Answer`]; posting the
+//! answer (reaction + notice) is the dispatcher's job.
+
+pub mod parse;
+
+use clap::{error::ContextKind, CommandFactory, Parser, Subcommand};
+
+use crate::store::BroadcastId;
+
+/// A parsed command line.
+#[derive(Debug, Parser)]
+#[command(
+    no_binary_name = true,
+    disable_help_flag = true,
+    disable_help_subcommand = true,
+    disable_version_flag = true
+)]
+pub struct CommandLine {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands. The first line of each doc comment is its summary in `help`.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Show the commands, or the details of one
+    Help {
+        /// The command to explain
+        command: Option<String>,
+    },
+    /// Prepare a broadcast: the lines after the command are the message
+    ///
+    /// Audience words: @user:server (one person), #alias:server or !roomid (the joined members
+    /// of a room or space), server (every active local user; admins only).
+    /// Without a message, when the command replies to a message, that message is sent.
+    Send {
+        /// Who gets it: @user:server, #room:server, !roomid, or server
+        #[arg(required = true, value_name = "AUDIENCE")]
+        audience: Vec<String>,
+        /// A name for the broadcast, shown in lists and replies
+        #[arg(long)]
+        name: Option<String>,
+        /// Also send it to everyone who joins later (welcome message)
+        #[arg(long)]
+        default: bool,
+        /// Leave these users out
+        #[arg(long, value_name = "@USER", num_args = 1..)]
+        except: Vec<String>,
+        /// Include the members of every room in a space's hierarchy
+        #[arg(long)]
+        recursive: bool,
+        /// Start without waiting for confirmation
+        #[arg(long)]
+        yes: bool,
+        /// Show who would get it and send nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Start a prepared broadcast
+    Confirm {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// Stop what is not yet delivered
+    Cancel {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// Recent broadcasts with their counts
+    List,
+    /// Delivered, pending, failed (with reasons), replied and read counts of a broadcast
+    Status {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// Replace the text in every recipient's copy (the new text on the following lines)
+    Edit {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// Retract every copy of a broadcast
+    Redact {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// List default broadcasts (welcome messages)
+    Defaults,
+    /// Turn a default broadcast off or on again
+    Default {
+        /// off or on
+        #[arg(value_parser = ["off", "on"])]
+        switch: String,
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+    },
+    /// Count and sample an audience without sending anything
+    Audience {
+        /// Who: @user:server, #room:server, !roomid, or server
+        #[arg(required = true, value_name = "AUDIENCE")]
+        audience: Vec<String>,
+    },
+}
+
+/// `#12` or `12`.
+fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
+    text.trim_start_matches('#')
+        .parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .map(BroadcastId)
+        .ok_or_else(|| format!("{text:?} is not a broadcast number like #12"))
+}
+
+/// What a command answers: success or failure, and Markdown text for an `m.notice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub ok: bool,
+    pub markdown: String,
+}
+
+impl Answer {
+    pub fn ok(markdown: impl Into<String>) -> Self {
+        Self {
+            ok: true,
+            markdown: markdown.into(),
+        }
+    }
+    pub fn error(markdown: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            markdown: markdown.into(),
+        }
+    }
+}
+
+/// Parses the first line of a message that starts with `prefix` (prefix included).
+/// A mistake is answered as Markdown: what is wrong, the line with a caret, and the usage.
+pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
+    let words = parse::split_words(line).map_err(|unclosed| {
+        Answer::error(format!(
+            "A quote is not closed:\n```\n{}\n```",
+            parse::caret(line, unclosed.position, 1)
+        ))
+    })?;
+    let arguments = words.iter().skip(1).map(|word| word.text.as_str());
+    let error = match CommandLine::try_parse_from(arguments) {
+        Ok(parsed) => return Ok(parsed.command),
+        Err(error) => error,
+    };
+    let bad = [
+        ContextKind::InvalidValue,
+        ContextKind::InvalidSubcommand,
+        ContextKind::InvalidArg,
+    ]
+    .into_iter()
+    .find_map(|kind| error.get(kind).map(|value| value.to_string()));
+    let bad_word = bad.as_deref().and_then(|bad| {
+        words
+            .iter()
+            .skip(1)
+            .find(|word| word.text == bad || word.text.starts_with(&format!("{bad}=")))
+    });
+    let (start, len) = match bad_word {
+        Some(word) => (word.start, word.len),
+        None => (line.chars().count() + 1, 1),
+    };
+    let rendered = error.render().to_string();
+    let mut lines = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|text| !text.is_empty());
+    let headline = lines
+        .next()
+        .unwrap_or("invalid command")
+        .trim_start_matches("error: ");
+    let tips: Vec<&str> = lines.filter(|text| text.starts_with("tip:")).collect();
+    let mut root = CommandLine::command();
+    let usage = match words
+        .get(1)
+        .and_then(|word| root.find_subcommand_mut(&word.text))
+    {
+        Some(sub) => {
+            let sub = sub.clone().bin_name(format!("{prefix} {}", sub.get_name()));
+            sub.clone().render_usage().to_string()
+        }
+        None => format!("Usage: {prefix} <COMMAND> … (the commands: `{prefix} help`)"),
+    };
+    let mut text = format!(
+        "{}\n```\n{}\n```\n{}",
+        capitalise(headline),
+        parse::caret(line, start, len),
+        usage.trim()
+    );
+    for tip in tips {
+        text.push_str(&format!("\n{tip}"));
+    }
+    Err(Answer::error(text))
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// The generated help: every command with its summary, or the full help of one.
+pub fn help(prefix: &str, command: Option<&str>) -> Answer {
+    let mut root = CommandLine::command()
+        .name(prefix.to_owned())
+        .bin_name(prefix.to_owned());
+    root.build();
+    match command {
+        None => {
+            let mut text = String::from("**Commands**\n\n");
+            for sub in root.get_subcommands() {
+                let usage = sub.clone().render_usage().to_string();
+                let usage = usage.trim_start_matches("Usage: ").trim();
+                let about = sub
+                    .get_about()
+                    .map(|about| about.to_string())
+                    .unwrap_or_default();
+                text.push_str(&format!("- `{usage}` — {about}\n"));
+            }
+            text.push_str(&format!(
+                "\nDetails of one command: `{prefix} help <command>`."
+            ));
+            Answer::ok(text)
+        }
+        Some(name) => match root.find_subcommand_mut(name) {
+            Some(sub) => {
+                let long = sub.render_long_help().to_string();
+                Answer::ok(format!("```\n{}\n```", long.trim_end()))
+            }
+            None => Answer::error(format!(
+                "There is no command `{name}`. The commands are listed by `{prefix} help`."
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_send_with_options() {
+        let command =
+            parse_command("!bc", "!bc send #all:example.org @a:b --name Welcome --yes").unwrap();
+        assert_eq!(
+            command,
+            Command::Send {
+                audience: vec!["#all:example.org".into(), "@a:b".into()],
+                name: Some("Welcome".into()),
+                default: false,
+                except: vec![],
+                recursive: false,
+                yes: true,
+                dry_run: false,
+            }
+        );
+    }
+
+    #[test]
+    fn parses_broadcast_ids_with_or_without_hash() {
+        assert_eq!(
+            parse_command("!bc", "!bc status #12").unwrap(),
+            Command::Status {
+                id: BroadcastId(12)
+            }
+        );
+        assert_eq!(
+            parse_command("!bc", "!bc confirm 3").unwrap(),
+            Command::Confirm { id: BroadcastId(3) }
+        );
+    }
+
+    #[test]
+    fn unknown_command_gets_a_caret_under_it_and_a_suggestion() {
+        let answer = parse_command("!bc", "!bc sned #all:example.org").unwrap_err();
+        assert!(!answer.ok);
+        assert!(
+            answer
+                .markdown
+                .contains("!bc sned #all:example.org\n    ^^^^\n```"),
+            "{}",
+            answer.markdown
+        );
+        assert!(answer.markdown.contains("'send'"), "{}", answer.markdown);
+    }
+
+    #[test]
+    fn bad_value_gets_a_caret_under_it() {
+        let answer = parse_command("!bc", "!bc status twelve").unwrap_err();
+        assert!(
+            answer
+                .markdown
+                .contains("!bc status twelve\n           ^^^^^^\n```"),
+            "{}",
+            answer.markdown
+        );
+        assert!(
+            answer.markdown.contains("Usage: !bc status <ID>"),
+            "{}",
+            answer.markdown
+        );
+    }
+
+    #[test]
+    fn unknown_option_gets_a_caret_under_it() {
+        let answer = parse_command("!bc", "!bc send @a:b --yse").unwrap_err();
+        assert!(
+            answer
+                .markdown
+                .contains("!bc send @a:b --yse\n              ^^^^^\n```"),
+            "{}",
+            answer.markdown
+        );
+    }
+
+    #[test]
+    fn missing_argument_points_past_the_end() {
+        let answer = parse_command("!bc", "!bc status").unwrap_err();
+        assert!(
+            answer.markdown.contains("!bc status\n           ^\n```"),
+            "{}",
+            answer.markdown
+        );
+    }
+
+    #[test]
+    fn help_lists_every_command_from_the_enum() {
+        let answer = help("!bc", None);
+        assert!(answer.ok);
+        for name in [
+            "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "defaults",
+            "default", "audience",
+        ] {
+            assert!(
+                answer.markdown.contains(&format!("`!bc {name}")),
+                "{name} missing from\n{}",
+                answer.markdown
+            );
+        }
+        assert!(answer.markdown.contains("Prepare a broadcast"));
+    }
+
+    #[test]
+    fn help_of_one_command_shows_its_options() {
+        let answer = help("!bc", Some("send"));
+        assert!(answer.markdown.contains("--dry-run"), "{}", answer.markdown);
+        assert!(!help("!bc", Some("nope")).ok);
+    }
+}

@@ -1,0 +1,506 @@
+//! The configuration file: its shape, its defaults and its validation.
+//!
+//! Every key is documented in `config.example.yaml` at the repository root, which is embedded as
+//! [`EXAMPLE`] and parsed by a test. Loading never panics: every failure is a [`ConfigError`]
+//! whose text names the key and the fix, printed as one line by `main`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use serde::Deserialize;
+use url::Url;
+
+use crate::permissions::{Level, Permissions};
+
+/// The documented example configuration (`config.example.yaml`).
+pub const EXAMPLE: &str = include_str!("../../config.example.yaml");
+
+/// The placeholder the example uses for `homeserver.domain`.
+const PLACEHOLDER_DOMAIN: &str = "example.org";
+/// The placeholder the example uses for tokens not generated yet.
+const PLACEHOLDER_TOKEN: &str = "generate";
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source} (pass the right file with -c)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML is malformed, has an unknown key or a value of the wrong type.
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// A value parsed but cannot be used.
+    #[error("config: {key} {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub homeserver: HomeserverConfig,
+    pub appservice: AppserviceConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub broadcast: BroadcastConfig,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, Level>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserverConfig {
+    pub address: Url,
+    pub domain: OwnedServerName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    pub address: Url,
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_id")]
+    pub id: String,
+    pub as_token: String,
+    pub hs_token: String,
+    #[serde(default)]
+    pub bot: BotConfig,
+    #[serde(default = "default_device_id")]
+    pub device_id: OwnedDeviceId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfig {
+    #[serde(default = "default_bot_username")]
+    pub username: String,
+    #[serde(default)]
+    pub displayname: String,
+    #[serde(default)]
+    pub avatar: String,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            username: default_bot_username(),
+            displayname: "Broadcast".into(),
+            avatar: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_uri")]
+    pub uri: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            uri: default_database_uri(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastConfig {
+    #[serde(default = "default_command_prefix")]
+    pub command_prefix: String,
+    #[serde(default)]
+    pub control_rooms: Vec<String>,
+}
+
+impl Default for BroadcastConfig {
+    fn default() -> Self {
+        Self {
+            command_prefix: default_command_prefix(),
+            control_rooms: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self {
+            level: default_log_level(),
+            format: LogFormat::default(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+fn default_hostname() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    29340
+}
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_id() -> String {
+    "broadcast".into()
+}
+fn default_device_id() -> OwnedDeviceId {
+    "BROADCAST".into()
+}
+fn default_bot_username() -> String {
+    "broadcast".into()
+}
+fn default_database_uri() -> String {
+    "sqlite://matrix-broadcast.db".into()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_command_prefix() -> String {
+    "!bc".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Config {
+    /// Reads and parses a config file, without the start-up checks of [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let message = error.into_inner().to_string();
+            // serde_yaml usually names the key itself; add it where it does not.
+            let named = message
+                .split(": ")
+                .next()
+                .is_some_and(|first| key == first || key.starts_with(&format!("{first}.")));
+            let message = if key == "." || named {
+                message
+            } else {
+                format!("{key}: {message}")
+            };
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                message,
+            }
+        })
+    }
+
+    /// Reads, parses and validates: what `run` and `check-config` use.
+    pub fn load_validated(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::load(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Everything that must hold before the bot may start. Placeholders are refused by name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_domain()?;
+        check_http_url("homeserver.address", &self.homeserver.address)?;
+        check_http_url("appservice.address", &self.appservice.address)?;
+        for (key, token) in [
+            ("appservice.as_token", &self.appservice.as_token),
+            ("appservice.hs_token", &self.appservice.hs_token),
+        ] {
+            if token.is_empty() || token == PLACEHOLDER_TOKEN {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is not set: run `matrix-broadcast generate-registration -c <config> -r registration.yaml`",
+                ));
+            }
+        }
+        if self.appservice.as_token == self.appservice.hs_token {
+            return Err(ConfigError::invalid(
+                "appservice.hs_token",
+                "equals appservice.as_token: they must differ (generate-registration makes two random tokens)",
+            ));
+        }
+        if self.appservice.port == 0 {
+            return Err(ConfigError::invalid(
+                "appservice.port",
+                "must be between 1 and 65535",
+            ));
+        }
+        if self.appservice.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid(
+                "appservice.max_body_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.appservice.id.is_empty() {
+            return Err(ConfigError::invalid("appservice.id", "must not be empty"));
+        }
+        self.bot_user_id()?;
+        if !(1..=1000).contains(&self.database.max_connections) {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(self.database.uri.starts_with("sqlite:")
+            || self.database.uri.starts_with("postgres://")
+            || self.database.uri.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                "database.uri",
+                "must start with sqlite:// or postgres:// (e.g. sqlite://matrix-broadcast.db)",
+            ));
+        }
+        let prefix = &self.broadcast.command_prefix;
+        if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "broadcast.command_prefix",
+                "must be one word without spaces, e.g. \"!bc\"",
+            ));
+        }
+        for (index, room) in self.broadcast.control_rooms.iter().enumerate() {
+            if ruma::OwnedRoomOrAliasId::try_from(room.as_str()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.control_rooms[{index}]"),
+                    format!("{room:?} is neither a room ID (!…) nor an alias (#…:server)"),
+                ));
+            }
+        }
+        self.permissions()?;
+        tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|error| {
+            ConfigError::invalid(
+                "logging.level",
+                format!("is not a valid filter ({error}); try info or debug"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Refuses the example's placeholder domain (also checked by `generate-registration`).
+    pub fn check_domain(&self) -> Result<(), ConfigError> {
+        if self.homeserver.domain.as_str() == PLACEHOLDER_DOMAIN {
+            return Err(ConfigError::invalid(
+                "homeserver.domain",
+                "is still example.org: set it to your homeserver's server_name",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `@<bot.username>:<domain>`.
+    pub fn bot_user_id(&self) -> Result<OwnedUserId, ConfigError> {
+        UserId::parse(format!(
+            "@{}:{}",
+            self.appservice.bot.username, self.homeserver.domain
+        ))
+        .map_err(|_| {
+            ConfigError::invalid(
+                "appservice.bot.username",
+                "is not a valid localpart: use lower-case letters, digits and ._=-/",
+            )
+        })
+    }
+
+    /// The resolved permission table.
+    pub fn permissions(&self) -> Result<Permissions, ConfigError> {
+        Permissions::new(&self.permissions).map_err(|key| {
+            ConfigError::invalid(
+                format!("permissions.{key:?}"),
+                "must be a user ID, a server name or \"*\"",
+            )
+        })
+    }
+
+    /// The address the HTTP listener binds to.
+    pub fn listen_address(&self) -> String {
+        format!("{}:{}", self.appservice.hostname, self.appservice.port)
+    }
+}
+
+fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::invalid(
+            key,
+            format!("{url} must be an http:// or https:// URL"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Config {
+        Config::parse(EXAMPLE, Path::new("config.example.yaml")).expect("the example parses")
+    }
+
+    fn usable(text: &str) -> String {
+        text.replace("domain: example.org", "domain: test.local")
+            .replace("as_token: generate", "as_token: aaaa")
+            .replace("hs_token: generate", "hs_token: bbbb")
+    }
+
+    #[test]
+    fn example_parses_and_documents_the_defaults() {
+        let config = example();
+        assert_eq!(config.appservice.port, 29340);
+        assert_eq!(config.broadcast.command_prefix, "!bc");
+        assert_eq!(config.database.max_connections, 8);
+        assert_eq!(config.appservice.device_id.as_str(), "BROADCAST");
+    }
+
+    #[test]
+    fn example_is_refused_by_its_placeholder_domain() {
+        let error = example().validate().unwrap_err().to_string();
+        assert_eq!(error, "config: homeserver.domain is still example.org: set it to your homeserver's server_name");
+    }
+
+    #[test]
+    fn example_with_a_domain_and_tokens_is_valid() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.bot_user_id().unwrap().as_str(),
+            "@broadcast:test.local"
+        );
+    }
+
+    #[test]
+    fn placeholder_tokens_are_refused_by_name() {
+        let text = EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let error = Config::parse(&text, Path::new("c.yaml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("config: appservice.as_token is not set: run `matrix-broadcast generate-registration"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let text = usable(EXAMPLE).replace("    port: 29340", "    prot: 29340");
+        let error = Config::parse(&text, Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("config c.yaml: appservice: unknown field `prot`"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let text = usable(EXAMPLE).replace("    port: 29340", "    port: many");
+        let error = Config::parse(&text, Path::new("c.yaml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("config c.yaml: appservice.port: invalid type"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn bad_url_is_refused() {
+        let text =
+            usable(EXAMPLE).replace("address: http://localhost:8008", "address: localhost:8008");
+        let error = match Config::parse(&text, Path::new("c.yaml")) {
+            Err(error) => error.to_string(),
+            Ok(config) => config.validate().unwrap_err().to_string(),
+        };
+        assert!(error.contains("homeserver.address"), "{error}");
+    }
+
+    #[test]
+    fn bad_permission_key_is_refused() {
+        let text = usable(EXAMPLE).replace("\"*\": none", "\"not a server!\": none");
+        let error = Config::parse(&text, Path::new("c.yaml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("permissions.\"not a server!\""), "{error}");
+    }
+
+    #[test]
+    fn bad_control_room_is_refused() {
+        let text = usable(EXAMPLE).replace("control_rooms: []", "control_rooms: [\"general\"]");
+        let error = Config::parse(&text, Path::new("c.yaml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("config: broadcast.control_rooms[0] \"general\" is neither"),
+            "{error}"
+        );
+    }
+}

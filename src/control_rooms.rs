@@ -1,0 +1,114 @@
+//! Which rooms are control rooms, and what the bot does with invites.
+//!
+//! An invite from an `admin` is joined; the room becomes a control room unless it is a space or
+//! public or encrypted (replies are posted into control rooms, so a public room must never be
+//! one; the bot cannot read encrypted rooms and says so). Invites
+//! from anyone else are declined. Rooms in `broadcast.control_rooms` are joined at start-up.
+//! When the bot leaves or is removed, the room stops being a control room.
+
+use std::sync::Arc;
+
+use ruma::{
+    events::room::member::{MembershipState, OriginalRoomMemberEvent},
+    OwnedRoomOrAliasId, RoomId, UserId,
+};
+
+use crate::{dispatch::post_notice, matrix::MatrixError, permissions::Level, App};
+
+/// Handles a change of the bot's own membership.
+#[tracing::instrument(skip_all, fields(room = %event.room_id, sender = %event.sender))]
+pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) {
+    match event.content.membership {
+        MembershipState::Invite => on_invite(app, &event.room_id, &event.sender).await,
+        MembershipState::Leave | MembershipState::Ban => {
+            if let Err(error) = app.store.remove_control_room(&event.room_id).await {
+                tracing::error!(%error, "cannot forget a control room");
+            }
+            tracing::info!("bot left the room");
+        }
+        _ => {}
+    }
+}
+
+async fn on_invite(app: &Arc<App>, room: &RoomId, inviter: &UserId) {
+    let level = app.permissions.level(inviter);
+    if level < Level::Admin {
+        tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
+        let reason =
+            "Only admins of this bot can invite it (see `permissions` in its config).".to_owned();
+        if let Err(error) = app.homeserver.leave(room, Some(reason)).await {
+            tracing::warn!(%error, "cannot decline an invite");
+        }
+        return;
+    }
+    if let Err(error) = app
+        .homeserver
+        .join(&OwnedRoomOrAliasId::from(room.to_owned()))
+        .await
+    {
+        tracing::warn!(%error, "cannot join a room an admin invited the bot to");
+        return;
+    }
+    if let Err(error) = adopt(app, room, inviter).await {
+        tracing::warn!(%error, "joined, but cannot tell what kind of room this is");
+    }
+}
+
+/// Records a joined room as a control room when it may be one, and says so in the room.
+async fn adopt(app: &Arc<App>, room: &RoomId, added_by: &UserId) -> Result<(), MatrixError> {
+    let facts = app.homeserver.room_facts(room).await?;
+    if facts.is_space {
+        tracing::info!("joined a space (to see its members); not a control room");
+        return Ok(());
+    }
+    let prefix = &app.config.broadcast.command_prefix;
+    if facts.is_public {
+        tracing::info!("joined a public room; not a control room");
+        let text = "I joined to see who is here. This room is public, so it is not a control room: replies to \
+                    broadcasts are private and are only posted in private rooms.";
+        post_notice(app, room, &format!("joined-public.{room}"), text).await;
+        return Ok(());
+    }
+    if facts.is_encrypted {
+        tracing::info!("joined an encrypted room; not a control room");
+        let text = format!(
+            "This room is encrypted, and I cannot read encrypted messages (yet), so it cannot be a control \
+             room. Create a room with encryption turned off (in Element: untick \"Enable end-to-end \
+             encryption\" when creating it; it cannot be turned off later), invite me there and type \
+             `{prefix} help`."
+        );
+        post_notice(app, room, &format!("joined-encrypted.{room}"), &text).await;
+        return Ok(());
+    }
+    if let Err(error) = app.store.add_control_room(room, added_by).await {
+        tracing::error!(%error, "cannot record a control room");
+        return Ok(());
+    }
+    tracing::info!("room is now a control room");
+    let text = format!(
+        "This is now a control room for broadcasts. Type `{prefix} help` to see what I can do."
+    );
+    post_notice(app, room, &format!("joined-control.{room}"), &text).await;
+    Ok(())
+}
+
+/// Joins the rooms of `broadcast.control_rooms` and records them.
+pub async fn join_configured(app: &Arc<App>) {
+    for room in &app.config.broadcast.control_rooms {
+        let Ok(room_or_alias) = OwnedRoomOrAliasId::try_from(room.as_str()) else {
+            continue;
+        };
+        match app.homeserver.join(&room_or_alias).await {
+            Ok(room_id) => {
+                if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
+                    tracing::error!(%error, %room, "cannot record a configured control room");
+                }
+            }
+            Err(error) => tracing::warn!(
+                %error,
+                %room,
+                "cannot join a room of broadcast.control_rooms (invite the bot first if it is invite-only)"
+            ),
+        }
+    }
+}

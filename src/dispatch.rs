@@ -1,0 +1,205 @@
+//! Takes events out of the inbox, oldest first, and routes each to the module that owns it:
+//! the bot's own memberships to `control_rooms`, `!bc` lines in control rooms to `commands`.
+//!
+//! An event is removed from the inbox once handled, whatever the outcome: a failure is logged
+//! and answered where a person is waiting, never retried forever.
+
+use std::sync::Arc;
+
+use ruma::{
+    events::{
+        reaction::ReactionEventContent,
+        relation::{Annotation, Reply},
+        room::message::{MessageType, Relation, RoomMessageEventContent},
+        AnyMessageLikeEvent, AnyStateEvent, AnyTimelineEvent, MessageLikeEvent, StateEvent,
+    },
+    EventId, OwnedTransactionId, RoomId, UserId,
+};
+use tokio::sync::watch;
+
+use crate::{
+    commands::{self, Answer, Command},
+    control_rooms,
+    matrix::send,
+    permissions::Level,
+    App,
+};
+
+/// How many inbox events are read at once.
+const BATCH: i64 = 50;
+
+/// Dispatches inbox events until `shutdown` turns true.
+pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let batch = match app.store.inbox_batch(BATCH).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the inbox; trying again shortly");
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = app.inbox_ready.notified() => {}
+                _ = shutdown.changed() => return,
+            }
+            continue;
+        }
+        for event in batch {
+            dispatch(&app, &event.event_json).await;
+            if let Err(error) = app.store.remove_inbox(event.seq).await {
+                tracing::error!(%error, seq = event.seq, "cannot remove a dispatched event from the inbox");
+            }
+        }
+    }
+}
+
+/// Routes one event.
+async fn dispatch(app: &Arc<App>, json: &str) {
+    let event: AnyTimelineEvent = match serde_json::from_str(json) {
+        Ok(event) => event,
+        Err(error) => {
+            // Event types the bot does not know, or content it cannot read: nothing to do.
+            tracing::debug!(%error, "event ignored");
+            return;
+        }
+    };
+    if app.is_own_user(event.sender()) {
+        return;
+    }
+    match event {
+        AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member)))
+            if member.state_key == app.bot =>
+        {
+            control_rooms::on_bot_membership(app, &member).await;
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
+            MessageLikeEvent::Original(message),
+        )) => {
+            let edit = matches!(message.content.relates_to, Some(Relation::Replacement(_)));
+            if let (MessageType::Text(text), false) = (&message.content.msgtype, edit) {
+                on_text(
+                    app,
+                    &message.room_id,
+                    &message.event_id,
+                    &message.sender,
+                    &text.body,
+                )
+                .await;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the first line of `body` is a command: the prefix alone or followed by whitespace.
+fn command_line<'a>(prefix: &str, body: &'a str) -> Option<&'a str> {
+    let line = body.lines().next()?.trim_end();
+    let rest = line.strip_prefix(prefix)?;
+    (rest.is_empty() || rest.starts_with(char::is_whitespace)).then_some(line)
+}
+
+#[tracing::instrument(skip_all, fields(room = %room, sender = %sender))]
+async fn on_text(app: &Arc<App>, room: &RoomId, event_id: &EventId, sender: &UserId, body: &str) {
+    let prefix = &app.config.broadcast.command_prefix;
+    let Some(line) = command_line(prefix, body) else {
+        return;
+    };
+    let level = app.permissions.level(sender);
+    let is_control_room = match app.store.is_control_room(room).await {
+        Ok(is_control_room) => is_control_room,
+        Err(error) => {
+            tracing::error!(%error, "cannot look up control rooms");
+            return;
+        }
+    };
+    if !is_control_room {
+        if level == Level::Admin {
+            let hint = format!(
+                "I only take commands in control rooms. Invite me to a private, unencrypted room, or list a room \
+                 in `broadcast.control_rooms`, and type `{prefix} help` there."
+            );
+            post_answer(app, room, event_id, &Answer::error(hint)).await;
+        }
+        return;
+    }
+    let answer = if level < Level::Broadcaster {
+        tracing::info!(%level, "command refused: not allowed");
+        Answer::error(format!(
+            "You are not allowed to use this bot: your level is **{level}** and commands need **broadcaster**. \
+             An admin of the bot can change `permissions` in its config."
+        ))
+    } else {
+        match commands::parse_command(prefix, line) {
+            Ok(command) => run_command(app, command),
+            Err(answer) => answer,
+        }
+    };
+    post_answer(app, room, event_id, &answer).await;
+}
+
+/// Runs a parsed command.
+fn run_command(app: &App, command: Command) -> Answer {
+    let prefix = &app.config.broadcast.command_prefix;
+    match command {
+        Command::Help { command } => commands::help(prefix, command.as_deref()),
+        _ => Answer::error("This command is not available yet."),
+    }
+}
+
+/// Answers a command: ✅ or ❌ reaction on it, and the text as an `m.notice` reply.
+async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answer) {
+    let homeserver = app.homeserver.as_ref();
+    let key = if answer.ok { "✅" } else { "❌" };
+    let reaction = ReactionEventContent::new(Annotation::new(command.to_owned(), key.to_owned()));
+    // Transaction IDs derive from the command, so a re-dispatched command never answers twice.
+    let txn = |suffix: &str| {
+        OwnedTransactionId::from(format!(
+            "{}.{suffix}",
+            command.as_str().trim_start_matches('$')
+        ))
+    };
+    if let Err(error) = send(homeserver, room, &txn("reaction"), &reaction).await {
+        tracing::warn!(%error, "cannot react to a command");
+    }
+    let mut notice = RoomMessageEventContent::notice_markdown(&answer.markdown);
+    notice.relates_to = Some(Relation::Reply(Reply::with_event_id(command.to_owned())));
+    if let Err(error) = send(homeserver, room, &txn("answer"), &notice).await {
+        tracing::warn!(%error, "cannot answer a command");
+    }
+}
+
+/// Posts a plain notice (not an answer to a command) into a room.
+pub async fn post_notice(app: &App, room: &RoomId, txn_id: &str, markdown: &str) {
+    let notice = RoomMessageEventContent::notice_markdown(markdown);
+    if let Err(error) = send(
+        app.homeserver.as_ref(),
+        room,
+        &OwnedTransactionId::from(txn_id),
+        &notice,
+    )
+    .await
+    {
+        tracing::warn!(%error, %room, "cannot post a notice");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_line;
+
+    #[test]
+    fn command_lines_start_with_the_prefix_as_a_word() {
+        assert_eq!(command_line("!bc", "!bc help\nbody"), Some("!bc help"));
+        assert_eq!(command_line("!bc", "!bc"), Some("!bc"));
+        assert_eq!(command_line("!bc", "!bcx help"), None);
+        assert_eq!(command_line("!bc", "hello !bc help"), None);
+    }
+}

@@ -1,0 +1,218 @@
+//! matrix-broadcast: a Matrix application service that sends one message privately to any
+//! number of people and brings their replies back.
+//!
+//! Data flows one way (see README, "Architecture"):
+//! homeserver → [`appservice`] (auth, parse, persist into the inbox, 200) → [`dispatch`] →
+//! [`control_rooms`] / [`commands`] → [`matrix`] (the only outbound client) → homeserver.
+//! State lives in [`store`].
+
+pub mod appservice;
+pub mod commands;
+pub mod config;
+pub mod control_rooms;
+pub mod dispatch;
+pub mod matrix;
+pub mod permissions;
+pub mod registration;
+pub mod store;
+pub mod telemetry;
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use ruma::{OwnedUserId, UserId};
+use tokio::{net::TcpListener, sync::watch};
+
+use crate::{
+    appservice::RecentTransactions,
+    config::Config,
+    matrix::{Homeserver, MatrixClient, MatrixError},
+    permissions::Permissions,
+    store::Store,
+};
+
+/// Everything the running bot shares between its tasks.
+pub struct App {
+    pub config: Config,
+    pub permissions: Permissions,
+    /// `@broadcast:<domain>`.
+    pub bot: OwnedUserId,
+    pub store: Store,
+    pub homeserver: Arc<dyn Homeserver>,
+    pub recent_transactions: RecentTransactions,
+    /// Woken when new events are in the inbox.
+    pub inbox_ready: tokio::sync::Notify,
+}
+
+impl App {
+    /// Whether `user` is the bot or one of its personas (`@<bot>_…`): their events are ignored.
+    pub fn is_own_user(&self, user: &UserId) -> bool {
+        user == self.bot
+            || (user.server_name() == self.bot.server_name()
+                && user
+                    .localpart()
+                    .starts_with(&format!("{}_", self.bot.localpart())))
+    }
+}
+
+/// Runs the bot on `appservice.hostname:port` until SIGTERM or Ctrl-C.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let address = config.listen_address();
+    let listener = TcpListener::bind(&address).await.with_context(|| {
+        format!("cannot listen on {address} (appservice.hostname / appservice.port)")
+    })?;
+    run_with_listener(config, listener, shutdown_signal()).await
+}
+
+/// Runs the bot on an already bound listener until `shutdown` completes. Tests bind
+/// `127.0.0.1:0` and pass the listener here.
+pub async fn run_with_listener(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    telemetry::metrics_handle();
+    let permissions = config.permissions()?;
+    let bot = config.bot_user_id()?;
+    let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
+    let homeserver = Arc::new(MatrixClient::new(&config).await?);
+    let app = Arc::new(App {
+        config,
+        permissions,
+        bot,
+        store,
+        homeserver,
+        recent_transactions: RecentTransactions::default(),
+        inbox_ready: tokio::sync::Notify::new(),
+    });
+
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+
+    let address = listener.local_addr()?;
+    let server = {
+        let mut stopped = stopped.clone();
+        let router = appservice::router(app.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    };
+    tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
+
+    let started = tokio::select! {
+        result = start_up(&app) => result,
+        _ = wait_for_stop(stopped.clone()) => Ok(()),
+    };
+    if let Err(error) = started {
+        let _ = server.await;
+        return Err(error);
+    }
+    dispatch::run(app.clone(), stopped).await;
+
+    server.await.context("HTTP server task failed")??;
+    app.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Registers the bot, sets its profile, logs in its device, joins configured control rooms and
+/// checks that the homeserver can reach the bot. Waits for a homeserver that is not up yet.
+async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
+    let homeserver = app.homeserver.as_ref();
+    until_reachable("register the bot user", || homeserver.register_bot()).await?;
+    let bot = &app.config.appservice.bot;
+    let displayname = Some(bot.displayname.as_str()).filter(|name| !name.is_empty());
+    let avatar = match bot.avatar.as_str() {
+        "" => None,
+        avatar => Some(ruma::OwnedMxcUri::from(avatar)),
+    };
+    until_reachable("set the bot's profile", || {
+        homeserver.set_bot_profile(displayname, avatar.clone())
+    })
+    .await?;
+    until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
+    control_rooms::join_configured(app).await;
+
+    let transaction_id = format!("startup-{}", store::now_ms());
+    match homeserver.ping(&transaction_id).await {
+        Ok(round_trip) => tracing::info!(
+            round_trip_ms = round_trip.as_millis() as u64,
+            "the homeserver can reach the bot"
+        ),
+        Err(error) => tracing::warn!(
+            %error,
+            url = %app.config.appservice.address,
+            "the homeserver cannot reach the bot: check that appservice.address is reachable from the homeserver, \
+             that the url in registration.yaml is the same, and that appservice.hostname/port is where the bot \
+             listens; the bot keeps running"
+        ),
+    }
+    tracing::info!(bot = %app.bot, "ready");
+    Ok(())
+}
+
+/// Retries `step` while the homeserver is unreachable or busy; a permanent failure ends start-up
+/// with what to check.
+async fn until_reachable<F, Fut>(what: &str, mut step: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), MatrixError>>,
+{
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match step().await {
+            Ok(()) => return Ok(()),
+            Err(MatrixError::Permanent {
+                errcode, message, ..
+            }) => {
+                let hint = match errcode.as_deref() {
+                    Some("M_UNKNOWN_TOKEN") | Some("M_FORBIDDEN") => {
+                        " (is registration.yaml listed in Synapse's app_service_config_files, with the same \
+                         as_token as the config, and was Synapse restarted after adding it?)"
+                    }
+                    _ => "",
+                };
+                anyhow::bail!("cannot {what}: {message}{hint}");
+            }
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "cannot {what} yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,109 @@
+//! The `matrix-broadcast` command line: run the bot, generate the registration, check a config.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use matrix_broadcast::{config::Config, registration, telemetry};
+
+/// A Matrix application service that sends one message privately to any number of people and
+/// brings their replies back.
+#[derive(Debug, Parser)]
+#[command(name = "matrix-broadcast", version)]
+struct Cli {
+    /// The config file
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "config.yaml",
+        env = "MATRIX_BROADCAST_CONFIG"
+    )]
+    config: PathBuf,
+    /// The registration file (written by generate-registration, checked by check-config)
+    #[arg(short, long, global = true)]
+    registration: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Action>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// Run the bot (the default)
+    Run,
+    /// Write registration.yaml for the homeserver (mode 0600) and the tokens into the config
+    #[command(short_flag = 'g')]
+    GenerateRegistration,
+    /// Check the config (and the registration, with -r) and exit
+    CheckConfig,
+}
+
+/// Exit code for an unusable config or registration.
+const BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let mut cli = Cli::parse();
+    match cli.command.take().unwrap_or(Action::Run) {
+        Action::GenerateRegistration => {
+            let path = cli
+                .registration
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("registration.yaml"));
+            match registration::generate(&cli.config, &path) {
+                Ok(registration) => {
+                    println!(
+                        "wrote {} (id {}) and the tokens into {}.\nNext: add it to app_service_config_files in \
+                         Synapse's homeserver.yaml, restart Synapse, then start matrix-broadcast.",
+                        path.display(),
+                        registration.id,
+                        cli.config.display()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => fail(BAD_CONFIG, error),
+            }
+        }
+        Action::CheckConfig => match checked_config(&cli) {
+            Ok(config) => {
+                println!(
+                    "{}: ok (bot {})",
+                    cli.config.display(),
+                    config
+                        .bot_user_id()
+                        .map(|id| id.to_string())
+                        .unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => fail(BAD_CONFIG, error),
+        },
+        Action::Run => {
+            let config = match checked_config(&cli) {
+                Ok(config) => config,
+                Err(error) => return fail(BAD_CONFIG, error),
+            };
+            telemetry::init_logging(&config.logging);
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(error) => return fail(1, error),
+            };
+            match runtime.block_on(matrix_broadcast::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(1, format!("{error:#}")),
+            }
+        }
+    }
+}
+
+/// The validated config, and the registration checked against it when `-r` was given.
+fn checked_config(cli: &Cli) -> Result<Config, String> {
+    let config = Config::load_validated(&cli.config).map_err(|error| error.to_string())?;
+    if let Some(path) = &cli.registration {
+        registration::check(&config, path).map_err(|error| error.to_string())?;
+    }
+    Ok(config)
+}
+
+fn fail(code: u8, error: impl std::fmt::Display) -> ExitCode {
+    eprintln!("matrix-broadcast: {error}");
+    ExitCode::from(code)
+}

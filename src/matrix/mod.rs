@@ -1,0 +1,484 @@
+//! The outbound side: the only code that calls the homeserver.
+//!
+//! [`Homeserver`] is what the rest of the bot sees: a handful of domain operations, each failing
+//! with a classified [`MatrixError`]. [`MatrixClient`] implements it with a `matrix_sdk::Client`
+//! used as a typed HTTP client (no sync, no store, no E2EE): ruma request types, the `as_token`
+//! as the access token, and [`identity::AsUser`] to act as the bot from its logged-in device.
+//! Retries belong to the callers (the delivery queue); the client only retries a couple of
+//! times on network errors.
+
+mod identity;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use matrix_sdk::{
+    authentication::matrix::MatrixSession, config::RequestConfig, store::RoomLoadSettings, Client,
+    HttpError, SessionMeta, SessionTokens,
+};
+use ruma::{
+    api::{
+        client::{
+            account::register, appservice::request_ping, device::get_device, membership,
+            message::send_message_event, profile::set_profile_field, session::login,
+            state::get_state_event_for_key, uiaa::UserIdentifier,
+        },
+        error::{ErrorKind, RetryAfter},
+        MatrixVersion,
+    },
+    events::{AnyMessageLikeEventContent, MessageLikeEventContent, StateEventType},
+    profile::ProfileFieldValue,
+    serde::Raw,
+    OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId,
+    RoomId, RoomOrAliasId, TransactionId,
+};
+
+pub use identity::AsUser;
+
+use crate::config::Config;
+
+/// A failed call to the homeserver, classified for the caller's retry decision.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MatrixError {
+    /// The homeserver could not be reached or the connection broke; worth retrying.
+    #[error("homeserver unreachable: {0}")]
+    NetworkFailure(String),
+    /// The homeserver is overloaded, rate-limiting or failing for now; retry after a while.
+    #[error("homeserver busy ({message})")]
+    Transient {
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// The request will never succeed as it is (forbidden, not found, bad request, …).
+    #[error("{message}")]
+    Permanent {
+        errcode: Option<String>,
+        status: Option<u16>,
+        message: String,
+    },
+}
+
+impl MatrixError {
+    /// The Matrix `errcode` of a permanent failure, e.g. `M_FORBIDDEN`.
+    pub fn errcode(&self) -> Option<&str> {
+        match self {
+            MatrixError::Permanent { errcode, .. } => errcode.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The metrics label of this failure.
+    fn outcome(&self) -> &'static str {
+        match self {
+            MatrixError::NetworkFailure(_) => "network_failure",
+            MatrixError::Transient { .. } => "transient",
+            MatrixError::Permanent { .. } => "permanent",
+        }
+    }
+}
+
+impl From<HttpError> for MatrixError {
+    fn from(error: HttpError) -> Self {
+        if let Some(api_error) = error.as_client_api_error() {
+            let status = api_error.status_code.as_u16();
+            let kind = api_error.error_kind();
+            let message = api_error.to_string();
+            if let Some(ErrorKind::LimitExceeded(data)) = kind {
+                let retry_after = data
+                    .retry_after
+                    .as_ref()
+                    .map(|retry_after| match retry_after {
+                        RetryAfter::Delay(delay) => *delay,
+                        RetryAfter::DateTime(at) => at
+                            .duration_since(std::time::SystemTime::now())
+                            .unwrap_or_default(),
+                    });
+                return MatrixError::Transient {
+                    retry_after,
+                    message,
+                };
+            }
+            if status == 429 || status >= 500 {
+                return MatrixError::Transient {
+                    retry_after: None,
+                    message,
+                };
+            }
+            return MatrixError::Permanent {
+                errcode: kind.map(|kind| kind.errcode().to_string()),
+                status: Some(status),
+                message,
+            };
+        }
+        match error {
+            HttpError::Reqwest(error) => MatrixError::NetworkFailure(error.to_string()),
+            HttpError::Api(error) => match error.as_ref() {
+                // A response that is not a Matrix error: a proxy's 502 page, a truncated body.
+                ruma::api::error::FromHttpResponseError::Server(_) => MatrixError::Transient {
+                    retry_after: None,
+                    message: error.to_string(),
+                },
+                _ => MatrixError::Permanent {
+                    errcode: None,
+                    status: None,
+                    message: error.to_string(),
+                },
+            },
+            other => MatrixError::Permanent {
+                errcode: None,
+                status: None,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Facts about a room that decide whether it may be a control room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoomFacts {
+    /// The room is a space (`m.space` in its create event).
+    pub is_space: bool,
+    /// Anyone can join (join rule `public`).
+    pub is_public: bool,
+    /// The room has `m.room.encryption`: the bot cannot read it.
+    pub is_encrypted: bool,
+}
+
+/// Everything the bot asks of the homeserver. Implemented by [`MatrixClient`]; tests of the
+/// rest of the bot may implement it without a homeserver.
+#[async_trait]
+pub trait Homeserver: Send + Sync + 'static {
+    /// Registers the bot user; "already registered" is success.
+    async fn register_bot(&self) -> Result<(), MatrixError>;
+    /// Sets the bot's display name and avatar; `None` leaves a field as it is.
+    async fn set_bot_profile(
+        &self,
+        displayname: Option<&str>,
+        avatar: Option<OwnedMxcUri>,
+    ) -> Result<(), MatrixError>;
+    /// Makes sure the bot's device exists (logging it in once) so that transaction IDs are
+    /// de-duplicated by the homeserver across its restarts.
+    async fn ensure_device(&self) -> Result<(), MatrixError>;
+    /// Asks the homeserver to ping the bot's own HTTP endpoint; returns the round trip.
+    async fn ping(&self, transaction_id: &str) -> Result<Duration, MatrixError>;
+    /// Joins a room by ID or alias as the bot.
+    async fn join(&self, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixError>;
+    /// Leaves (or declines the invite to) a room as the bot.
+    async fn leave(&self, room: &RoomId, reason: Option<String>) -> Result<(), MatrixError>;
+    /// Whether the room is a space, public or encrypted.
+    async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError>;
+    /// Sends a message-like event as the bot; the same `txn_id` never sends twice.
+    async fn send_raw(
+        &self,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        content: Raw<AnyMessageLikeEventContent>,
+        event_type: ruma::events::MessageLikeEventType,
+    ) -> Result<OwnedEventId, MatrixError>;
+}
+
+/// Sends typed content through any [`Homeserver`].
+pub async fn send<C: MessageLikeEventContent>(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    content: &C,
+) -> Result<OwnedEventId, MatrixError> {
+    let raw = Raw::new(content)
+        .map_err(|error| MatrixError::Permanent {
+            errcode: None,
+            status: None,
+            message: error.to_string(),
+        })?
+        .cast_unchecked();
+    homeserver
+        .send_raw(room, txn_id, raw, content.event_type())
+        .await
+}
+
+/// The homeserver, through matrix-sdk.
+#[derive(Debug, Clone)]
+pub struct MatrixClient {
+    client: Client,
+    bot: OwnedUserId,
+    device_id: ruma::OwnedDeviceId,
+    appservice_id: String,
+    bot_localpart: String,
+}
+
+impl MatrixClient {
+    /// A client for the homeserver of `config`, authenticated with the `as_token`.
+    /// Makes no request: `server_versions` is given so that `/versions` is not probed.
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
+        let bot = config.bot_user_id()?;
+        let client = Client::builder()
+            .homeserver_url(config.homeserver.address.as_str())
+            .server_versions([MatrixVersion::V1_11])
+            .request_config(
+                RequestConfig::new()
+                    .retry_limit(2)
+                    .timeout(Duration::from_secs(60))
+                    .force_auth(),
+            )
+            .build()
+            .await?;
+        let session = MatrixSession {
+            meta: SessionMeta {
+                user_id: bot.clone(),
+                device_id: config.appservice.device_id.clone(),
+            },
+            tokens: SessionTokens {
+                access_token: config.appservice.as_token.clone(),
+                refresh_token: None,
+            },
+        };
+        client
+            .matrix_auth()
+            .restore_session(session, RoomLoadSettings::default())
+            .await?;
+        Ok(Self {
+            client,
+            bot,
+            device_id: config.appservice.device_id.clone(),
+            appservice_id: config.appservice.id.clone(),
+            bot_localpart: config.appservice.bot.username.clone(),
+        })
+    }
+
+    /// `request`, to be sent as the bot from its device.
+    fn as_bot<R>(&self, request: R) -> AsUser<R> {
+        AsUser {
+            request,
+            user_id: self.bot.clone(),
+            device_id: Some(self.device_id.clone()),
+        }
+    }
+}
+
+/// Awaits a request (`client.send(…).into_future()`), classifying and counting the outcome.
+/// (matrix-sdk does not export the bounds of `Client::send`, so this takes the future.)
+async fn call<T>(
+    request: impl std::future::IntoFuture<Output = Result<T, HttpError>>,
+) -> Result<T, MatrixError> {
+    let result = request.into_future().await.map_err(MatrixError::from);
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.outcome(),
+    };
+    metrics::counter!("matrix_broadcast_outbound_requests_total", "outcome" => outcome)
+        .increment(1);
+    result
+}
+
+#[async_trait]
+impl Homeserver for MatrixClient {
+    async fn register_bot(&self) -> Result<(), MatrixError> {
+        let mut request = register::v3::Request::new();
+        request.username = Some(self.bot_localpart.clone());
+        request.login_type = Some(register::LoginType::ApplicationService);
+        request.inhibit_login = true;
+        // Registration is made without a device: the device does not exist yet.
+        match call(self.client.send(request)).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.errcode() == Some("M_USER_IN_USE") => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn set_bot_profile(
+        &self,
+        displayname: Option<&str>,
+        avatar: Option<OwnedMxcUri>,
+    ) -> Result<(), MatrixError> {
+        if let Some(name) = displayname {
+            let value = ProfileFieldValue::DisplayName(name.to_owned());
+            call(
+                self.client.send(
+                    self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value)),
+                ),
+            )
+            .await?;
+        }
+        if let Some(avatar) = avatar {
+            let value = ProfileFieldValue::AvatarUrl(avatar);
+            call(
+                self.client.send(
+                    self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value)),
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_device(&self) -> Result<(), MatrixError> {
+        let request = get_device::v3::Request::new(self.device_id.clone());
+        let wrapped = AsUser {
+            request,
+            user_id: self.bot.clone(),
+            device_id: None,
+        };
+        match call(self.client.send(wrapped)).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error.errcode() == Some("M_NOT_FOUND") => {}
+            Err(error) => return Err(error),
+        }
+        let identifier = UserIdentifier::from(&self.bot);
+        let info = login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(
+            identifier,
+        ));
+        let mut request = login::v3::Request::new(info);
+        request.device_id = Some(self.device_id.clone());
+        request.initial_device_display_name = Some("matrix-broadcast".into());
+        call(self.client.send(request)).await?;
+        Ok(())
+    }
+
+    async fn ping(&self, transaction_id: &str) -> Result<Duration, MatrixError> {
+        let mut request = request_ping::v1::Request::new(self.appservice_id.clone());
+        request.transaction_id = Some(OwnedTransactionId::from(transaction_id));
+        Ok(call(self.client.send(self.as_bot(request))).await?.duration)
+    }
+
+    async fn join(&self, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixError> {
+        let request =
+            membership::join_room_by_id_or_alias::v3::Request::new(OwnedRoomOrAliasId::from(room));
+        Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
+    }
+
+    async fn leave(&self, room: &RoomId, reason: Option<String>) -> Result<(), MatrixError> {
+        let mut request = membership::leave_room::v3::Request::new(room.to_owned());
+        request.reason = reason;
+        call(self.client.send(self.as_bot(request))).await?;
+        Ok(())
+    }
+
+    async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError> {
+        let create = self.state_content(room, StateEventType::RoomCreate).await?;
+        let join_rules = self
+            .state_content(room, StateEventType::RoomJoinRules)
+            .await?;
+        let encryption = self
+            .state_content(room, StateEventType::RoomEncryption)
+            .await?;
+        let field = |content: &Option<serde_json::Value>, key: &str| {
+            content
+                .as_ref()
+                .and_then(|content| content.get(key))
+                .and_then(|value| value.as_str().map(str::to_owned))
+        };
+        Ok(RoomFacts {
+            is_space: field(&create, "type").as_deref() == Some("m.space"),
+            is_public: field(&join_rules, "join_rule").as_deref() == Some("public"),
+            is_encrypted: encryption.is_some(),
+        })
+    }
+
+    async fn send_raw(
+        &self,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        content: Raw<AnyMessageLikeEventContent>,
+        event_type: ruma::events::MessageLikeEventType,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let request = send_message_event::v3::Request::new_raw(
+            room.to_owned(),
+            txn_id.to_owned(),
+            event_type,
+            content,
+        );
+        Ok(call(self.client.send(self.as_bot(request))).await?.event_id)
+    }
+}
+
+impl MatrixClient {
+    /// The content of the state event `(event_type, "")`, or `None` when the room has none.
+    async fn state_content(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+    ) -> Result<Option<serde_json::Value>, MatrixError> {
+        let request =
+            get_state_event_for_key::v3::Request::new(room.to_owned(), event_type, String::new());
+        match call(self.client.send(self.as_bot(request))).await {
+            Ok(response) => Ok(serde_json::from_str(response.event_or_content.get()).ok()),
+            Err(error) if error.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn http_error(status: u16, body: &str, retry_after_header: Option<&str>) -> HttpError {
+        let mut response = http::Response::builder().status(status);
+        if let Some(value) = retry_after_header {
+            response = response.header("retry-after", value);
+        }
+        let response = response.body(body.as_bytes().to_vec()).unwrap();
+        let error =
+            <ruma::api::error::Error as ruma::api::EndpointError>::from_http_response(response);
+        HttpError::Api(Box::new(ruma::api::error::FromHttpResponseError::Server(
+            matrix_sdk::RumaApiError::MatrixError(error),
+        )))
+    }
+
+    #[test]
+    fn rate_limit_is_transient_and_keeps_retry_after_ms() {
+        let error = MatrixError::from(http_error(
+            429,
+            r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#,
+            None,
+        ));
+        assert!(
+            matches!(error, MatrixError::Transient { retry_after: Some(d), .. } if d == Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn retry_after_header_wins_over_the_body() {
+        let error = MatrixError::from(http_error(
+            429,
+            r#"{"errcode":"M_LIMIT_EXCEEDED","error":"slow down","retry_after_ms":1500}"#,
+            Some("7"),
+        ));
+        assert!(
+            matches!(error, MatrixError::Transient { retry_after: Some(d), .. } if d == Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn server_errors_are_transient() {
+        let error = MatrixError::from(http_error(
+            502,
+            r#"{"errcode":"M_UNKNOWN","error":"bad gateway"}"#,
+            None,
+        ));
+        assert!(matches!(
+            error,
+            MatrixError::Transient {
+                retry_after: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn forbidden_is_permanent_with_its_errcode() {
+        let error = MatrixError::from(http_error(
+            403,
+            r#"{"errcode":"M_FORBIDDEN","error":"not invited"}"#,
+            None,
+        ));
+        assert_eq!(error.errcode(), Some("M_FORBIDDEN"));
+        assert!(matches!(
+            error,
+            MatrixError::Permanent {
+                status: Some(403),
+                ..
+            }
+        ));
+    }
+}
