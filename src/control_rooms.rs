@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ruma::{
     events::room::member::{MembershipState, OriginalRoomMemberEvent},
-    OwnedRoomOrAliasId, RoomId, UserId,
+    EventId, OwnedRoomOrAliasId, RoomId, UserId,
 };
 
 use crate::{dispatch::post_notice, matrix::MatrixError, permissions::Level, App};
@@ -19,7 +19,7 @@ use crate::{dispatch::post_notice, matrix::MatrixError, permissions::Level, App}
 #[tracing::instrument(skip_all, fields(room = %event.room_id, sender = %event.sender))]
 pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) {
     match event.content.membership {
-        MembershipState::Invite => on_invite(app, &event.room_id, &event.sender).await,
+        MembershipState::Invite => on_invite(app, event).await,
         MembershipState::Leave | MembershipState::Ban => {
             if let Err(error) = app.store.remove_control_room(&event.room_id).await {
                 tracing::error!(%error, "cannot forget a control room");
@@ -30,32 +30,35 @@ pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) 
     }
 }
 
-async fn on_invite(app: &Arc<App>, room: &RoomId, inviter: &UserId) {
+async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
+    let (room, inviter) = (invite.room_id.as_ref(), invite.sender.as_ref());
     let level = app.permissions.level(inviter);
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
-        let reason =
-            "Only admins of this bot can invite it (see `permissions` in its config).".to_owned();
+        let reason = "Only admins of this bot can invite it (see `permissions` in its config).".to_owned();
         if let Err(error) = app.homeserver.leave(room, Some(reason)).await {
             tracing::warn!(%error, "cannot decline an invite");
         }
         return;
     }
-    if let Err(error) = app
-        .homeserver
-        .join(&OwnedRoomOrAliasId::from(room.to_owned()))
-        .await
-    {
+    if let Err(error) = app.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
         tracing::warn!(%error, "cannot join a room an admin invited the bot to");
         return;
     }
-    if let Err(error) = adopt(app, room, inviter).await {
+    if let Err(error) = adopt(app, room, inviter, &invite.event_id).await {
         tracing::warn!(%error, "joined, but cannot tell what kind of room this is");
     }
 }
 
-/// Records a joined room as a control room when it may be one, and says so in the room.
-async fn adopt(app: &Arc<App>, room: &RoomId, added_by: &UserId) -> Result<(), MatrixError> {
+/// Records a joined room as a control room when it may be one, and says so in the room (once per
+/// invite: the notice's transaction ID derives from the invite event).
+async fn adopt(
+    app: &Arc<App>,
+    room: &RoomId,
+    added_by: &UserId,
+    invite: &EventId,
+) -> Result<(), MatrixError> {
+    let txn_id = format!("joined.{}", invite.as_str().trim_start_matches('$'));
     let facts = app.homeserver.room_facts(room).await?;
     if facts.is_space {
         tracing::info!("joined a space (to see its members); not a control room");
@@ -64,9 +67,10 @@ async fn adopt(app: &Arc<App>, room: &RoomId, added_by: &UserId) -> Result<(), M
     let prefix = &app.config.broadcast.command_prefix;
     if facts.is_public {
         tracing::info!("joined a public room; not a control room");
-        let text = "I joined to see who is here. This room is public, so it is not a control room: replies to \
+        let text =
+            "I joined to see who is here. This room is public, so it is not a control room: replies to \
                     broadcasts are private and are only posted in private rooms.";
-        post_notice(app, room, &format!("joined-public.{room}"), text).await;
+        post_notice(app, room, &txn_id, text).await;
         return Ok(());
     }
     if facts.is_encrypted {
@@ -77,7 +81,7 @@ async fn adopt(app: &Arc<App>, room: &RoomId, added_by: &UserId) -> Result<(), M
              encryption\" when creating it; it cannot be turned off later), invite me there and type \
              `{prefix} help`."
         );
-        post_notice(app, room, &format!("joined-encrypted.{room}"), &text).await;
+        post_notice(app, room, &txn_id, &text).await;
         return Ok(());
     }
     if let Err(error) = app.store.add_control_room(room, added_by).await {
@@ -85,10 +89,9 @@ async fn adopt(app: &Arc<App>, room: &RoomId, added_by: &UserId) -> Result<(), M
         return Ok(());
     }
     tracing::info!("room is now a control room");
-    let text = format!(
-        "This is now a control room for broadcasts. Type `{prefix} help` to see what I can do."
-    );
-    post_notice(app, room, &format!("joined-control.{room}"), &text).await;
+    let text =
+        format!("This is now a control room for broadcasts. Type `{prefix} help` to see what I can do.");
+    post_notice(app, room, &txn_id, &text).await;
     Ok(())
 }
 

@@ -80,19 +80,12 @@ async fn dispatch(app: &Arc<App>, json: &str) {
         {
             control_rooms::on_bot_membership(app, &member).await;
         }
-        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(
-            MessageLikeEvent::Original(message),
-        )) => {
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(
+            message,
+        ))) => {
             let edit = matches!(message.content.relates_to, Some(Relation::Replacement(_)));
             if let (MessageType::Text(text), false) = (&message.content.msgtype, edit) {
-                on_text(
-                    app,
-                    &message.room_id,
-                    &message.event_id,
-                    &message.sender,
-                    &text.body,
-                )
-                .await;
+                on_text(app, &message.room_id, &message.event_id, &message.sender, &text.body).await;
             }
         }
         _ => {}
@@ -161,10 +154,7 @@ async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answe
     let reaction = ReactionEventContent::new(Annotation::new(command.to_owned(), key.to_owned()));
     // Transaction IDs derive from the command, so a re-dispatched command never answers twice.
     let txn = |suffix: &str| {
-        OwnedTransactionId::from(format!(
-            "{}.{suffix}",
-            command.as_str().trim_start_matches('$')
-        ))
+        OwnedTransactionId::from(format!("{}.{suffix}", command.as_str().trim_start_matches('$')))
     };
     if let Err(error) = send(homeserver, room, &txn("reaction"), &reaction).await {
         tracing::warn!(%error, "cannot react to a command");
@@ -179,13 +169,7 @@ async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answe
 /// Posts a plain notice (not an answer to a command) into a room.
 pub async fn post_notice(app: &App, room: &RoomId, txn_id: &str, markdown: &str) {
     let notice = RoomMessageEventContent::notice_markdown(markdown);
-    if let Err(error) = send(
-        app.homeserver.as_ref(),
-        room,
-        &OwnedTransactionId::from(txn_id),
-        &notice,
-    )
-    .await
+    if let Err(error) = send(app.homeserver.as_ref(), room, &OwnedTransactionId::from(txn_id), &notice).await
     {
         tracing::warn!(%error, %room, "cannot post a notice");
     }

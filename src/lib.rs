@@ -49,18 +49,16 @@ impl App {
     pub fn is_own_user(&self, user: &UserId) -> bool {
         user == self.bot
             || (user.server_name() == self.bot.server_name()
-                && user
-                    .localpart()
-                    .starts_with(&format!("{}_", self.bot.localpart())))
+                && user.localpart().starts_with(&format!("{}_", self.bot.localpart())))
     }
 }
 
 /// Runs the bot on `appservice.hostname:port` until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let address = config.listen_address();
-    let listener = TcpListener::bind(&address).await.with_context(|| {
-        format!("cannot listen on {address} (appservice.hostname / appservice.port)")
-    })?;
+    let listener = TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address} (appservice.hostname / appservice.port)"))?;
     run_with_listener(config, listener, shutdown_signal()).await
 }
 
@@ -131,25 +129,23 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
 async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     let homeserver = app.homeserver.as_ref();
     until_reachable("register the bot user", || homeserver.register_bot()).await?;
+    // The device must exist before any request names it.
+    until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
     let bot = &app.config.appservice.bot;
     let displayname = Some(bot.displayname.as_str()).filter(|name| !name.is_empty());
     let avatar = match bot.avatar.as_str() {
         "" => None,
         avatar => Some(ruma::OwnedMxcUri::from(avatar)),
     };
-    until_reachable("set the bot's profile", || {
-        homeserver.set_bot_profile(displayname, avatar.clone())
-    })
-    .await?;
-    until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
+    until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
+        .await?;
     control_rooms::join_configured(app).await;
 
     let transaction_id = format!("startup-{}", store::now_ms());
     match homeserver.ping(&transaction_id).await {
-        Ok(round_trip) => tracing::info!(
-            round_trip_ms = round_trip.as_millis() as u64,
-            "the homeserver can reach the bot"
-        ),
+        Ok(round_trip) => {
+            tracing::info!(round_trip_ms = round_trip.as_millis() as u64, "the homeserver can reach the bot")
+        }
         Err(error) => tracing::warn!(
             %error,
             url = %app.config.appservice.address,
@@ -173,9 +169,7 @@ where
     loop {
         match step().await {
             Ok(()) => return Ok(()),
-            Err(MatrixError::Permanent {
-                errcode, message, ..
-            }) => {
+            Err(MatrixError::Permanent { errcode, message, .. }) => {
                 let hint = match errcode.as_deref() {
                     Some("M_UNKNOWN_TOKEN") | Some("M_FORBIDDEN") => {
                         " (is registration.yaml listed in Synapse's app_service_config_files, with the same \
@@ -199,14 +193,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = terminate.recv() => {}

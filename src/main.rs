@@ -11,13 +11,7 @@ use matrix_broadcast::{config::Config, registration, telemetry};
 #[command(name = "matrix-broadcast", version)]
 struct Cli {
     /// The config file
-    #[arg(
-        short,
-        long,
-        global = true,
-        default_value = "config.yaml",
-        env = "MATRIX_BROADCAST_CONFIG"
-    )]
+    #[arg(short, long, global = true, default_value = "config.yaml", env = "MATRIX_BROADCAST_CONFIG")]
     config: PathBuf,
     /// The registration file (written by generate-registration, checked by check-config)
     #[arg(short, long, global = true)]
@@ -44,10 +38,7 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     match cli.command.take().unwrap_or(Action::Run) {
         Action::GenerateRegistration => {
-            let path = cli
-                .registration
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("registration.yaml"));
+            let path = cli.registration.clone().unwrap_or_else(|| PathBuf::from("registration.yaml"));
             match registration::generate(&cli.config, &path) {
                 Ok(registration) => {
                     println!(
@@ -67,10 +58,7 @@ fn main() -> ExitCode {
                 println!(
                     "{}: ok (bot {})",
                     cli.config.display(),
-                    config
-                        .bot_user_id()
-                        .map(|id| id.to_string())
-                        .unwrap_or_default()
+                    config.bot_user_id().map(|id| id.to_string()).unwrap_or_default()
                 );
                 ExitCode::SUCCESS
             }

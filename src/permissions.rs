@@ -89,14 +89,8 @@ mod tests {
             ("@boss:example.org", Level::Admin),
         ]);
         assert_eq!(permissions.level(&user("@boss:example.org")), Level::Admin);
-        assert_eq!(
-            permissions.level(&user("@someone:example.org")),
-            Level::None
-        );
-        assert_eq!(
-            permissions.level(&user("@guest:other.net")),
-            Level::Broadcaster
-        );
+        assert_eq!(permissions.level(&user("@someone:example.org")), Level::None);
+        assert_eq!(permissions.level(&user("@guest:other.net")), Level::Broadcaster);
     }
 
     #[test]
@@ -111,9 +105,7 @@ mod tests {
 
     #[test]
     fn invalid_keys_are_returned() {
-        let entries = [("@no server".to_string(), Level::Admin)]
-            .into_iter()
-            .collect();
+        let entries = [("@no server".to_string(), Level::Admin)].into_iter().collect();
         assert_eq!(Permissions::new(&entries).unwrap_err(), "@no server");
     }
 }

@@ -23,52 +23,32 @@ pub enum RegistrationError {
     Config(#[from] ConfigError),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     /// A registration file could not be read or parsed.
-    #[error(
-        "cannot read registration {path}: {message} (regenerate it with generate-registration)"
-    )]
+    #[error("cannot read registration {path}: {message} (regenerate it with generate-registration)")]
     Read { path: PathBuf, message: String },
     /// A registration file does not match the config.
-    #[error("registration {path} does not match the config: {what} differs (regenerate it, then restart Synapse)")]
+    #[error(
+        "registration {path} does not match the config: {what} differs (regenerate it, then restart Synapse)"
+    )]
     Mismatch { path: PathBuf, what: &'static str },
 }
 
 /// A random token of 64 letters and digits.
 pub fn random_token() -> String {
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(64)
-        .map(char::from)
-        .collect()
+    rand::thread_rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect()
 }
 
 /// The registration for `config`, with the given tokens.
 pub fn registration(config: &Config, as_token: String, hs_token: String) -> Registration {
     let domain = regex::escape(config.homeserver.domain.as_str());
-    let bot = format!(
-        "^@{}:{domain}$",
-        regex::escape(&config.appservice.bot.username)
-    );
-    let personas = format!(
-        "^@{}_.*:{domain}$",
-        regex::escape(&config.appservice.bot.username)
-    );
+    let bot = format!("^@{}:{domain}$", regex::escape(&config.appservice.bot.username));
+    let personas = format!("^@{}_.*:{domain}$", regex::escape(&config.appservice.bot.username));
     let mut namespaces = Namespaces::new();
     namespaces.users = vec![Namespace::new(true, bot), Namespace::new(true, personas)];
     let mut registration: Registration = RegistrationInit {
         id: config.appservice.id.clone(),
-        url: Some(
-            config
-                .appservice
-                .address
-                .to_string()
-                .trim_end_matches('/')
-                .to_owned(),
-        ),
+        url: Some(config.appservice.address.to_string().trim_end_matches('/').to_owned()),
         as_token,
         hs_token,
         sender_localpart: config.appservice.bot.username.clone(),
@@ -82,10 +62,7 @@ pub fn registration(config: &Config, as_token: String, hs_token: String) -> Regi
 }
 
 /// Writes a new registration to `registration_path` (mode 0600) and the tokens into the config.
-pub fn generate(
-    config_path: &Path,
-    registration_path: &Path,
-) -> Result<Registration, RegistrationError> {
+pub fn generate(config_path: &Path, registration_path: &Path) -> Result<Registration, RegistrationError> {
     let config = Config::load(config_path)?;
     config.check_domain()?;
     let registration = registration(&config, random_token(), random_token());
@@ -95,10 +72,8 @@ pub fn generate(
     })?;
     write_private(registration_path, &yaml)?;
 
-    let text = std::fs::read_to_string(config_path).map_err(|source| ConfigError::Read {
-        path: config_path.to_owned(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(config_path)
+        .map_err(|source| ConfigError::Read { path: config_path.to_owned(), source })?;
     let text = set_token(&text, "as_token", &registration.as_token);
     let text = set_token(&text, "hs_token", &registration.hs_token);
     write_private(config_path, &text)?;
@@ -107,17 +82,11 @@ pub fn generate(
 
 /// Reads a registration file and checks that it belongs to `config`.
 pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationError> {
-    let read_error = |message: String| RegistrationError::Read {
-        path: path.to_owned(),
-        message,
-    };
+    let read_error = |message: String| RegistrationError::Read { path: path.to_owned(), message };
     let text = std::fs::read_to_string(path).map_err(|error| read_error(error.to_string()))?;
     let registration: Registration =
         serde_yaml::from_str(&text).map_err(|error| read_error(error.to_string()))?;
-    let mismatch = |what| RegistrationError::Mismatch {
-        path: path.to_owned(),
-        what,
-    };
+    let mismatch = |what| RegistrationError::Mismatch { path: path.to_owned(), what };
     if registration.as_token != config.appservice.as_token {
         return Err(mismatch("as_token"));
     }
@@ -137,27 +106,18 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
 fn set_token(text: &str, key: &str, value: &str) -> String {
     let existing = Regex::new(&format!(r"(?m)^([ \t]+{key}:)[^\n]*$")).expect("static regex");
     if existing.is_match(text) {
-        return existing
-            .replace(text, format!("${{1}} {value}"))
-            .into_owned();
+        return existing.replace(text, format!("${{1}} {value}")).into_owned();
     }
     let section = Regex::new(r"(?m)^appservice:[^\n]*$").expect("static regex");
     match section.find(text) {
-        Some(found) => format!(
-            "{}\n    {key}: {value}{}",
-            &text[..found.end()],
-            &text[found.end()..]
-        ),
+        Some(found) => format!("{}\n    {key}: {value}{}", &text[..found.end()], &text[found.end()..]),
         None => format!("{text}\nappservice:\n    {key}: {value}\n"),
     }
 }
 
 fn write_private(path: &Path, text: &str) -> Result<(), RegistrationError> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let write_error = |source| RegistrationError::Write {
-        path: path.to_owned(),
-        source,
-    };
+    let write_error = |source| RegistrationError::Write { path: path.to_owned(), source };
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -166,8 +126,7 @@ fn write_private(path: &Path, text: &str) -> Result<(), RegistrationError> {
         .open(path)
         .map_err(write_error)?;
     // An existing file keeps its old mode on open: tighten it explicitly.
-    file.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(write_error)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(write_error)?;
     file.write_all(text.as_bytes()).map_err(write_error)
 }
 
@@ -186,11 +145,8 @@ mod tests {
     #[test]
     fn set_token_keeps_comments_and_replaces_only_the_value() {
         let text = "appservice:\n    # the token\n    as_token: generate\n    hs_token: generate\n";
-        let text = set_token(&text, "as_token", "NEW");
-        assert_eq!(
-            text,
-            "appservice:\n    # the token\n    as_token: NEW\n    hs_token: generate\n"
-        );
+        let text = set_token(text, "as_token", "NEW");
+        assert_eq!(text, "appservice:\n    # the token\n    as_token: NEW\n    hs_token: generate\n");
     }
 
     #[test]

@@ -25,9 +25,18 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
 }
 
 /// Logs to standard error as configured; `RUST_LOG` overrides `logging.level`.
+///
+/// matrix-sdk logs every failed request as an error, including the ones the bot expects and
+/// handles (a 404 when it checks for its device); the bot logs what matters itself, so those
+/// lines are off unless the level names matrix_sdk.
 pub fn init_logging(config: &LoggingConfig) {
+    let level = if config.level.contains("matrix_sdk") {
+        config.level.clone()
+    } else {
+        format!("{},matrix_sdk::http_client=off", config.level)
+    };
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&config.level))
+        .or_else(|_| EnvFilter::try_new(&level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match config.format {

@@ -37,26 +37,15 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
 }
 
 /// Middleware: lets the request through only with the right `hs_token`.
-pub async fn require_hs_token(
-    State(app): State<Arc<App>>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_hs_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     match presented_token(&request) {
         None => {
-            metrics::counter!("matrix_broadcast_transactions_total", "result" => "unauthorized")
-                .increment(1);
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "M_UNAUTHORIZED",
-                "Missing hs_token",
-            )
-            .into_response()
+            metrics::counter!("matrix_broadcast_transactions_total", "result" => "unauthorized").increment(1);
+            ApiError::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "Missing hs_token").into_response()
         }
         Some(token) if !token_matches(&token, &app.config.appservice.hs_token) => {
             tracing::warn!(path = %request.uri().path(), "request with a wrong hs_token refused");
-            metrics::counter!("matrix_broadcast_transactions_total", "result" => "forbidden")
-                .increment(1);
+            metrics::counter!("matrix_broadcast_transactions_total", "result" => "forbidden").increment(1);
             ApiError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", "Bad hs_token").into_response()
         }
         Some(_) => next.run(request).await,

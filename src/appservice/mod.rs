@@ -33,50 +33,30 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, errcode: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            errcode,
-            message: message.into(),
-        }
+        Self { status, errcode, message: message.into() }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "errcode": self.errcode, "error": self.message })),
-        )
-            .into_response()
+        (self.status, Json(json!({ "errcode": self.errcode, "error": self.message }))).into_response()
     }
 }
 
 /// The router of the bot's HTTP listener.
 pub fn router(app: Arc<App>) -> Router {
     let matrix = Router::new()
-        .route(
-            "/_matrix/app/v1/transactions/{txn_id}",
-            put(transactions::push),
-        )
+        .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::push))
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))
         .route("/_matrix/app/v1/rooms/{alias}", get(query_room))
         .route("/_matrix/app/v1/ping", post(ping))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            auth::require_hs_token,
-        ));
+        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::require_hs_token));
     let mut router = matrix.route("/health", get(health));
     if app.config.metrics.enabled {
         router = router.route("/metrics", get(metrics));
     }
     router
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "M_UNRECOGNIZED",
-                "Unrecognized request",
-            )
-        })
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "Unrecognized request") })
         .with_state(app)
 }
 
@@ -88,11 +68,7 @@ async fn query_user(
     if user_id == app.bot.as_str() {
         Ok(Json(json!({})))
     } else {
-        Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "M_NOT_FOUND",
-            "No such user",
-        ))
+        Err(ApiError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user"))
     }
 }
 
@@ -105,10 +81,7 @@ async fn query_room(Path(_alias): Path<String>) -> ApiError {
 async fn ping(body: axum::body::Bytes) -> Json<serde_json::Value> {
     let transaction_id = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|body| {
-            body.get("transaction_id")
-                .and_then(|id| id.as_str().map(str::to_owned))
-        });
+        .and_then(|body| body.get("transaction_id").and_then(|id| id.as_str().map(str::to_owned)));
     tracing::debug!(?transaction_id, "homeserver pinged the bot");
     Json(json!({}))
 }
@@ -127,12 +100,5 @@ async fn health(State(app): State<Arc<App>>) -> Response {
 /// `GET /metrics`: Prometheus text format.
 async fn metrics() -> Response {
     let text = crate::telemetry::metrics_handle().render();
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
-        text,
-    )
-        .into_response()
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

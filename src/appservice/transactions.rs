@@ -35,10 +35,7 @@ pub struct RecentTransactions {
 
 impl RecentTransactions {
     fn contains(&self, txn_id: &str) -> bool {
-        self.inner
-            .lock()
-            .map(|inner| inner.0.contains(txn_id))
-            .unwrap_or(false)
+        self.inner.lock().map(|inner| inner.0.contains(txn_id)).unwrap_or(false)
     }
 
     fn remember(&self, txn_id: String) {
@@ -72,39 +69,23 @@ pub async fn push(
     Path(txn_id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = axum::body::to_bytes(body, app.config.appservice.max_body_bytes)
-        .await
-        .map_err(|_| {
-            tracing::warn!(
-                limit = app.config.appservice.max_body_bytes,
-                "transaction body too large"
-            );
-            metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large")
-                .increment(1);
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "M_TOO_LARGE",
-                "Transaction body too large",
-            )
-        })?;
+    let bytes = axum::body::to_bytes(body, app.config.appservice.max_body_bytes).await.map_err(|_| {
+        tracing::warn!(limit = app.config.appservice.max_body_bytes, "transaction body too large");
+        metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large").increment(1);
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", "Transaction body too large")
+    })?;
     let body: Value = serde_json::from_slice(&bytes).map_err(|error| {
         tracing::warn!(%error, "transaction body is not JSON");
-        metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json")
-            .increment(1);
+        metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json").increment(1);
         ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON")
     })?;
     if app.recent_transactions.contains(&txn_id) {
         tracing::debug!("transaction already processed; acknowledged again");
-        metrics::counter!("matrix_broadcast_transactions_total", "result" => "duplicate")
-            .increment(1);
+        metrics::counter!("matrix_broadcast_transactions_total", "result" => "duplicate").increment(1);
         return Ok(Json(json!({})));
     }
 
-    let events = body
-        .get("events")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let mut keep = Vec::with_capacity(events.len());
     for event in events {
         match checked_event(event) {
@@ -112,18 +93,13 @@ pub async fn push(
             None => {
                 let shown: String = event.to_string().chars().take(200).collect();
                 tracing::warn!(event = %shown, "malformed event skipped");
-                metrics::counter!("matrix_broadcast_events_total", "result" => "malformed")
-                    .increment(1);
+                metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
             }
         }
     }
     let new = app.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "M_UNKNOWN",
-            "Temporarily unable to store events",
-        )
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store events")
     })?;
     metrics::counter!("matrix_broadcast_events_total", "result" => "queued").increment(new);
     metrics::counter!("matrix_broadcast_events_total", "result" => "duplicate")
@@ -152,8 +128,7 @@ mod tests {
 
     #[test]
     fn events_without_id_type_room_or_sender_are_malformed() {
-        let good =
-            json!({"event_id": "$a", "type": "m.room.message", "room_id": "!r", "sender": "@u:x"});
+        let good = json!({"event_id": "$a", "type": "m.room.message", "room_id": "!r", "sender": "@u:x"});
         assert!(checked_event(&good).is_some());
         for missing in ["event_id", "type", "room_id", "sender"] {
             let mut event = good.clone();

@@ -129,16 +129,10 @@ pub struct Answer {
 
 impl Answer {
     pub fn ok(markdown: impl Into<String>) -> Self {
-        Self {
-            ok: true,
-            markdown: markdown.into(),
-        }
+        Self { ok: true, markdown: markdown.into() }
     }
     pub fn error(markdown: impl Into<String>) -> Self {
-        Self {
-            ok: false,
-            markdown: markdown.into(),
-        }
+        Self { ok: false, markdown: markdown.into() }
     }
 }
 
@@ -156,50 +150,30 @@ pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
         Ok(parsed) => return Ok(parsed.command),
         Err(error) => error,
     };
-    let bad = [
-        ContextKind::InvalidValue,
-        ContextKind::InvalidSubcommand,
-        ContextKind::InvalidArg,
-    ]
-    .into_iter()
-    .find_map(|kind| error.get(kind).map(|value| value.to_string()));
+    let bad = [ContextKind::InvalidValue, ContextKind::InvalidSubcommand, ContextKind::InvalidArg]
+        .into_iter()
+        .find_map(|kind| error.get(kind).map(|value| value.to_string()));
     let bad_word = bad.as_deref().and_then(|bad| {
-        words
-            .iter()
-            .skip(1)
-            .find(|word| word.text == bad || word.text.starts_with(&format!("{bad}=")))
+        words.iter().skip(1).find(|word| word.text == bad || word.text.starts_with(&format!("{bad}=")))
     });
     let (start, len) = match bad_word {
         Some(word) => (word.start, word.len),
         None => (line.chars().count() + 1, 1),
     };
     let rendered = error.render().to_string();
-    let mut lines = rendered
-        .lines()
-        .map(str::trim)
-        .filter(|text| !text.is_empty());
-    let headline = lines
-        .next()
-        .unwrap_or("invalid command")
-        .trim_start_matches("error: ");
+    let mut lines = rendered.lines().map(str::trim).filter(|text| !text.is_empty());
+    let headline = lines.next().unwrap_or("invalid command").trim_start_matches("error: ");
     let tips: Vec<&str> = lines.filter(|text| text.starts_with("tip:")).collect();
     let mut root = CommandLine::command();
-    let usage = match words
-        .get(1)
-        .and_then(|word| root.find_subcommand_mut(&word.text))
-    {
+    let usage = match words.get(1).and_then(|word| root.find_subcommand_mut(&word.text)) {
         Some(sub) => {
             let sub = sub.clone().bin_name(format!("{prefix} {}", sub.get_name()));
             sub.clone().render_usage().to_string()
         }
         None => format!("Usage: {prefix} <COMMAND> … (the commands: `{prefix} help`)"),
     };
-    let mut text = format!(
-        "{}\n```\n{}\n```\n{}",
-        capitalise(headline),
-        parse::caret(line, start, len),
-        usage.trim()
-    );
+    let mut text =
+        format!("{}\n```\n{}\n```\n{}", capitalise(headline), parse::caret(line, start, len), usage.trim());
     for tip in tips {
         text.push_str(&format!("\n{tip}"));
     }
@@ -216,9 +190,7 @@ fn capitalise(text: &str) -> String {
 
 /// The generated help: every command with its summary, or the full help of one.
 pub fn help(prefix: &str, command: Option<&str>) -> Answer {
-    let mut root = CommandLine::command()
-        .name(prefix.to_owned())
-        .bin_name(prefix.to_owned());
+    let mut root = CommandLine::command().name(prefix.to_owned()).bin_name(prefix.to_owned());
     root.build();
     match command {
         None => {
@@ -226,15 +198,10 @@ pub fn help(prefix: &str, command: Option<&str>) -> Answer {
             for sub in root.get_subcommands() {
                 let usage = sub.clone().render_usage().to_string();
                 let usage = usage.trim_start_matches("Usage: ").trim();
-                let about = sub
-                    .get_about()
-                    .map(|about| about.to_string())
-                    .unwrap_or_default();
+                let about = sub.get_about().map(|about| about.to_string()).unwrap_or_default();
                 text.push_str(&format!("- `{usage}` — {about}\n"));
             }
-            text.push_str(&format!(
-                "\nDetails of one command: `{prefix} help <command>`."
-            ));
+            text.push_str(&format!("\nDetails of one command: `{prefix} help <command>`."));
             Answer::ok(text)
         }
         Some(name) => match root.find_subcommand_mut(name) {
@@ -255,8 +222,7 @@ mod tests {
 
     #[test]
     fn parses_send_with_options() {
-        let command =
-            parse_command("!bc", "!bc send #all:example.org @a:b --name Welcome --yes").unwrap();
+        let command = parse_command("!bc", "!bc send #all:example.org @a:b --name Welcome --yes").unwrap();
         assert_eq!(
             command,
             Command::Send {
@@ -273,56 +239,30 @@ mod tests {
 
     #[test]
     fn parses_broadcast_ids_with_or_without_hash() {
-        assert_eq!(
-            parse_command("!bc", "!bc status #12").unwrap(),
-            Command::Status {
-                id: BroadcastId(12)
-            }
-        );
-        assert_eq!(
-            parse_command("!bc", "!bc confirm 3").unwrap(),
-            Command::Confirm { id: BroadcastId(3) }
-        );
+        assert_eq!(parse_command("!bc", "!bc status #12").unwrap(), Command::Status { id: BroadcastId(12) });
+        assert_eq!(parse_command("!bc", "!bc confirm 3").unwrap(), Command::Confirm { id: BroadcastId(3) });
     }
 
     #[test]
     fn unknown_command_gets_a_caret_under_it_and_a_suggestion() {
         let answer = parse_command("!bc", "!bc sned #all:example.org").unwrap_err();
         assert!(!answer.ok);
-        assert!(
-            answer
-                .markdown
-                .contains("!bc sned #all:example.org\n    ^^^^\n```"),
-            "{}",
-            answer.markdown
-        );
+        assert!(answer.markdown.contains("!bc sned #all:example.org\n    ^^^^\n```"), "{}", answer.markdown);
         assert!(answer.markdown.contains("'send'"), "{}", answer.markdown);
     }
 
     #[test]
     fn bad_value_gets_a_caret_under_it() {
         let answer = parse_command("!bc", "!bc status twelve").unwrap_err();
-        assert!(
-            answer
-                .markdown
-                .contains("!bc status twelve\n           ^^^^^^\n```"),
-            "{}",
-            answer.markdown
-        );
-        assert!(
-            answer.markdown.contains("Usage: !bc status <ID>"),
-            "{}",
-            answer.markdown
-        );
+        assert!(answer.markdown.contains("!bc status twelve\n           ^^^^^^\n```"), "{}", answer.markdown);
+        assert!(answer.markdown.contains("Usage: !bc status <ID>"), "{}", answer.markdown);
     }
 
     #[test]
     fn unknown_option_gets_a_caret_under_it() {
         let answer = parse_command("!bc", "!bc send @a:b --yse").unwrap_err();
         assert!(
-            answer
-                .markdown
-                .contains("!bc send @a:b --yse\n              ^^^^^\n```"),
+            answer.markdown.contains("!bc send @a:b --yse\n              ^^^^^\n```"),
             "{}",
             answer.markdown
         );
@@ -331,11 +271,7 @@ mod tests {
     #[test]
     fn missing_argument_points_past_the_end() {
         let answer = parse_command("!bc", "!bc status").unwrap_err();
-        assert!(
-            answer.markdown.contains("!bc status\n           ^\n```"),
-            "{}",
-            answer.markdown
-        );
+        assert!(answer.markdown.contains("!bc status\n           ^\n```"), "{}", answer.markdown);
     }
 
     #[test]
@@ -343,8 +279,8 @@ mod tests {
         let answer = help("!bc", None);
         assert!(answer.ok);
         for name in [
-            "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "defaults",
-            "default", "audience",
+            "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "defaults", "default",
+            "audience",
         ] {
             assert!(
                 answer.markdown.contains(&format!("`!bc {name}")),

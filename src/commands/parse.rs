@@ -50,11 +50,7 @@ pub fn split_words(line: &str) -> Result<Vec<Word>, UnclosedQuote> {
                 text.push(c);
             }
         }
-        words.push(Word {
-            text,
-            start,
-            len: end - start,
-        });
+        words.push(Word { text, start, len: end - start });
     }
     Ok(words)
 }
@@ -69,19 +65,12 @@ mod tests {
     use super::*;
 
     fn texts(line: &str) -> Vec<String> {
-        split_words(line)
-            .unwrap()
-            .into_iter()
-            .map(|word| word.text)
-            .collect()
+        split_words(line).unwrap().into_iter().map(|word| word.text).collect()
     }
 
     #[test]
     fn splits_on_whitespace_and_keeps_quoted_spaces() {
-        assert_eq!(
-            texts("send  #a:b --name \"Hello world\""),
-            ["send", "#a:b", "--name", "Hello world"]
-        );
+        assert_eq!(texts("send  #a:b --name \"Hello world\""), ["send", "#a:b", "--name", "Hello world"]);
         assert_eq!(texts("--name='x y'"), ["--name=x y"]);
         assert!(texts("   ").is_empty());
     }
@@ -89,14 +78,7 @@ mod tests {
     #[test]
     fn words_know_their_position() {
         let words = split_words("!bc sned x").unwrap();
-        assert_eq!(
-            words[1],
-            Word {
-                text: "sned".into(),
-                start: 4,
-                len: 4
-            }
-        );
+        assert_eq!(words[1], Word { text: "sned".into(), start: 4, len: 4 });
     }
 
     #[test]
@@ -107,10 +89,7 @@ mod tests {
 
     #[test]
     fn unclosed_quote_is_an_error() {
-        assert_eq!(
-            split_words("send --name \"oops"),
-            Err(UnclosedQuote { position: 12 })
-        );
+        assert_eq!(split_words("send --name \"oops"), Err(UnclosedQuote { position: 12 }));
     }
 
     #[test]

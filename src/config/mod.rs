@@ -28,10 +28,7 @@ const PLACEHOLDER_TOKEN: &str = "generate";
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {source} (pass the right file with -c)")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// The YAML is malformed, has an unknown key or a value of the wrong type.
     #[error("config {path}: {message}")]
     Syntax { path: PathBuf, message: String },
@@ -42,10 +39,7 @@ pub enum ConfigError {
 
 impl ConfigError {
     fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
-        Self::Invalid {
-            key: key.into(),
-            problem: problem.into(),
-        }
+        Self::Invalid { key: key.into(), problem: problem.into() }
     }
 }
 
@@ -107,11 +101,7 @@ pub struct BotConfig {
 
 impl Default for BotConfig {
     fn default() -> Self {
-        Self {
-            username: default_bot_username(),
-            displayname: "Broadcast".into(),
-            avatar: String::new(),
-        }
+        Self { username: default_bot_username(), displayname: "Broadcast".into(), avatar: String::new() }
     }
 }
 
@@ -126,10 +116,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            uri: default_database_uri(),
-            max_connections: default_max_connections(),
-        }
+        Self { uri: default_database_uri(), max_connections: default_max_connections() }
     }
 }
 
@@ -144,10 +131,7 @@ pub struct BroadcastConfig {
 
 impl Default for BroadcastConfig {
     fn default() -> Self {
-        Self {
-            command_prefix: default_command_prefix(),
-            control_rooms: Vec::new(),
-        }
+        Self { command_prefix: default_command_prefix(), control_rooms: Vec::new() }
     }
 }
 
@@ -175,10 +159,7 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self {
-            level: default_log_level(),
-            format: LogFormat::default(),
-        }
+        Self { level: default_log_level(), format: LogFormat::default() }
     }
 }
 
@@ -228,10 +209,8 @@ fn default_log_level() -> String {
 impl Config {
     /// Reads and parses a config file, without the start-up checks of [`Config::validate`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Self::parse(&text, path)
     }
 
@@ -246,15 +225,8 @@ impl Config {
                 .split(": ")
                 .next()
                 .is_some_and(|first| key == first || key.starts_with(&format!("{first}.")));
-            let message = if key == "." || named {
-                message
-            } else {
-                format!("{key}: {message}")
-            };
-            ConfigError::Syntax {
-                path: path.to_owned(),
-                message,
-            }
+            let message = if key == "." || named { message } else { format!("{key}: {message}") };
+            ConfigError::Syntax { path: path.to_owned(), message }
         })
     }
 
@@ -288,26 +260,17 @@ impl Config {
             ));
         }
         if self.appservice.port == 0 {
-            return Err(ConfigError::invalid(
-                "appservice.port",
-                "must be between 1 and 65535",
-            ));
+            return Err(ConfigError::invalid("appservice.port", "must be between 1 and 65535"));
         }
         if self.appservice.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid(
-                "appservice.max_body_bytes",
-                "must be at least 1024",
-            ));
+            return Err(ConfigError::invalid("appservice.max_body_bytes", "must be at least 1024"));
         }
         if self.appservice.id.is_empty() {
             return Err(ConfigError::invalid("appservice.id", "must not be empty"));
         }
         self.bot_user_id()?;
         if !(1..=1000).contains(&self.database.max_connections) {
-            return Err(ConfigError::invalid(
-                "database.max_connections",
-                "must be between 1 and 1000",
-            ));
+            return Err(ConfigError::invalid("database.max_connections", "must be between 1 and 1000"));
         }
         if !(self.database.uri.starts_with("sqlite:")
             || self.database.uri.starts_with("postgres://")
@@ -356,11 +319,7 @@ impl Config {
 
     /// `@<bot.username>:<domain>`.
     pub fn bot_user_id(&self) -> Result<OwnedUserId, ConfigError> {
-        UserId::parse(format!(
-            "@{}:{}",
-            self.appservice.bot.username, self.homeserver.domain
-        ))
-        .map_err(|_| {
+        UserId::parse(format!("@{}:{}", self.appservice.bot.username, self.homeserver.domain)).map_err(|_| {
             ConfigError::invalid(
                 "appservice.bot.username",
                 "is not a valid localpart: use lower-case letters, digits and ._=-/",
@@ -371,10 +330,7 @@ impl Config {
     /// The resolved permission table.
     pub fn permissions(&self) -> Result<Permissions, ConfigError> {
         Permissions::new(&self.permissions).map_err(|key| {
-            ConfigError::invalid(
-                format!("permissions.{key:?}"),
-                "must be a user ID, a server name or \"*\"",
-            )
+            ConfigError::invalid(format!("permissions.{key:?}"), "must be a user ID, a server name or \"*\"")
         })
     }
 
@@ -386,10 +342,7 @@ impl Config {
 
 fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::invalid(
-            key,
-            format!("{url} must be an http:// or https:// URL"),
-        ));
+        return Err(ConfigError::invalid(key, format!("{url} must be an http:// or https:// URL")));
     }
     Ok(())
 }
@@ -420,58 +373,48 @@ mod tests {
     #[test]
     fn example_is_refused_by_its_placeholder_domain() {
         let error = example().validate().unwrap_err().to_string();
-        assert_eq!(error, "config: homeserver.domain is still example.org: set it to your homeserver's server_name");
+        assert_eq!(
+            error,
+            "config: homeserver.domain is still example.org: set it to your homeserver's server_name"
+        );
     }
 
     #[test]
     fn example_with_a_domain_and_tokens_is_valid() {
         let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
         config.validate().unwrap();
-        assert_eq!(
-            config.bot_user_id().unwrap().as_str(),
-            "@broadcast:test.local"
-        );
+        assert_eq!(config.bot_user_id().unwrap().as_str(), "@broadcast:test.local");
     }
 
     #[test]
     fn placeholder_tokens_are_refused_by_name() {
         let text = EXAMPLE.replace("domain: example.org", "domain: test.local");
-        let error = Config::parse(&text, Path::new("c.yaml"))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(error.starts_with("config: appservice.as_token is not set: run `matrix-broadcast generate-registration"), "{error}");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "config: appservice.as_token is not set: run `matrix-broadcast generate-registration"
+            ),
+            "{error}"
+        );
     }
 
     #[test]
     fn unknown_key_names_its_path() {
         let text = usable(EXAMPLE).replace("    port: 29340", "    prot: 29340");
-        let error = Config::parse(&text, Path::new("c.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("config c.yaml: appservice: unknown field `prot`"),
-            "{error}"
-        );
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.starts_with("config c.yaml: appservice: unknown field `prot`"), "{error}");
     }
 
     #[test]
     fn wrong_type_names_its_path() {
         let text = usable(EXAMPLE).replace("    port: 29340", "    port: many");
-        let error = Config::parse(&text, Path::new("c.yaml"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("config c.yaml: appservice.port: invalid type"),
-            "{error}"
-        );
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.starts_with("config c.yaml: appservice.port: invalid type"), "{error}");
     }
 
     #[test]
     fn bad_url_is_refused() {
-        let text =
-            usable(EXAMPLE).replace("address: http://localhost:8008", "address: localhost:8008");
+        let text = usable(EXAMPLE).replace("address: http://localhost:8008", "address: localhost:8008");
         let error = match Config::parse(&text, Path::new("c.yaml")) {
             Err(error) => error.to_string(),
             Ok(config) => config.validate().unwrap_err().to_string(),
@@ -482,25 +425,14 @@ mod tests {
     #[test]
     fn bad_permission_key_is_refused() {
         let text = usable(EXAMPLE).replace("\"*\": none", "\"not a server!\": none");
-        let error = Config::parse(&text, Path::new("c.yaml"))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
         assert!(error.contains("permissions.\"not a server!\""), "{error}");
     }
 
     #[test]
     fn bad_control_room_is_refused() {
         let text = usable(EXAMPLE).replace("control_rooms: []", "control_rooms: [\"general\"]");
-        let error = Config::parse(&text, Path::new("c.yaml"))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            error.starts_with("config: broadcast.control_rooms[0] \"general\" is neither"),
-            "{error}"
-        );
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.starts_with("config: broadcast.control_rooms[0] \"general\" is neither"), "{error}");
     }
 }

@@ -7,8 +7,8 @@
 use bytes::BufMut;
 use ruma::{
     api::{
-        auth_scheme::AuthScheme, error::IntoHttpError, path_builder::PathBuilder,
-        AppserviceUserIdentity, Metadata, OutgoingRequest,
+        auth_scheme::AuthScheme, error::IntoHttpError, path_builder::PathBuilder, AppserviceUserIdentity,
+        Metadata, OutgoingRequest,
     },
     OwnedDeviceId, OwnedUserId,
 };
@@ -39,11 +39,8 @@ impl<R: OutgoingRequest> OutgoingRequest for AsUser<R> {
         authentication_input: <Self::Authentication as AuthScheme>::Input<'_>,
         path_builder_input: <Self::PathBuilder as PathBuilder>::Input<'_>,
     ) -> Result<http::Request<T>, IntoHttpError> {
-        let mut request = self.request.try_into_http_request(
-            base_url,
-            authentication_input,
-            path_builder_input,
-        )?;
+        let mut request =
+            self.request.try_into_http_request(base_url, authentication_input, path_builder_input)?;
         let mut identity = AppserviceUserIdentity::new(&self.user_id);
         identity.device_id = self.device_id.as_deref();
         identity.maybe_add_to_uri(request.uri_mut())?;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use matrix_sdk::{
-    authentication::matrix::MatrixSession, config::RequestConfig, store::RoomLoadSettings, Client,
-    HttpError, SessionMeta, SessionTokens,
+    authentication::matrix::MatrixSession, config::RequestConfig, store::RoomLoadSettings, Client, HttpError,
+    SessionMeta, SessionTokens,
 };
 use ruma::{
     api::{
@@ -29,8 +29,8 @@ use ruma::{
     events::{AnyMessageLikeEventContent, MessageLikeEventContent, StateEventType},
     profile::ProfileFieldValue,
     serde::Raw,
-    OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId,
-    RoomId, RoomOrAliasId, TransactionId,
+    OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId, RoomId,
+    RoomOrAliasId, TransactionId,
 };
 
 pub use identity::AsUser;
@@ -45,17 +45,10 @@ pub enum MatrixError {
     NetworkFailure(String),
     /// The homeserver is overloaded, rate-limiting or failing for now; retry after a while.
     #[error("homeserver busy ({message})")]
-    Transient {
-        retry_after: Option<Duration>,
-        message: String,
-    },
+    Transient { retry_after: Option<Duration>, message: String },
     /// The request will never succeed as it is (forbidden, not found, bad request, …).
     #[error("{message}")]
-    Permanent {
-        errcode: Option<String>,
-        status: Option<u16>,
-        message: String,
-    },
+    Permanent { errcode: Option<String>, status: Option<u16>, message: String },
 }
 
 impl MatrixError {
@@ -84,25 +77,16 @@ impl From<HttpError> for MatrixError {
             let kind = api_error.error_kind();
             let message = api_error.to_string();
             if let Some(ErrorKind::LimitExceeded(data)) = kind {
-                let retry_after = data
-                    .retry_after
-                    .as_ref()
-                    .map(|retry_after| match retry_after {
-                        RetryAfter::Delay(delay) => *delay,
-                        RetryAfter::DateTime(at) => at
-                            .duration_since(std::time::SystemTime::now())
-                            .unwrap_or_default(),
-                    });
-                return MatrixError::Transient {
-                    retry_after,
-                    message,
-                };
+                let retry_after = data.retry_after.as_ref().map(|retry_after| match retry_after {
+                    RetryAfter::Delay(delay) => *delay,
+                    RetryAfter::DateTime(at) => {
+                        at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+                    }
+                });
+                return MatrixError::Transient { retry_after, message };
             }
             if status == 429 || status >= 500 {
-                return MatrixError::Transient {
-                    retry_after: None,
-                    message,
-                };
+                return MatrixError::Transient { retry_after: None, message };
             }
             return MatrixError::Permanent {
                 errcode: kind.map(|kind| kind.errcode().to_string()),
@@ -114,21 +98,12 @@ impl From<HttpError> for MatrixError {
             HttpError::Reqwest(error) => MatrixError::NetworkFailure(error.to_string()),
             HttpError::Api(error) => match error.as_ref() {
                 // A response that is not a Matrix error: a proxy's 502 page, a truncated body.
-                ruma::api::error::FromHttpResponseError::Server(_) => MatrixError::Transient {
-                    retry_after: None,
-                    message: error.to_string(),
-                },
-                _ => MatrixError::Permanent {
-                    errcode: None,
-                    status: None,
-                    message: error.to_string(),
-                },
+                ruma::api::error::FromHttpResponseError::Server(_) => {
+                    MatrixError::Transient { retry_after: None, message: error.to_string() }
+                }
+                _ => MatrixError::Permanent { errcode: None, status: None, message: error.to_string() },
             },
-            other => MatrixError::Permanent {
-                errcode: None,
-                status: None,
-                message: other.to_string(),
-            },
+            other => MatrixError::Permanent { errcode: None, status: None, message: other.to_string() },
         }
     }
 }
@@ -185,15 +160,9 @@ pub async fn send<C: MessageLikeEventContent>(
     content: &C,
 ) -> Result<OwnedEventId, MatrixError> {
     let raw = Raw::new(content)
-        .map_err(|error| MatrixError::Permanent {
-            errcode: None,
-            status: None,
-            message: error.to_string(),
-        })?
+        .map_err(|error| MatrixError::Permanent { errcode: None, status: None, message: error.to_string() })?
         .cast_unchecked();
-    homeserver
-        .send_raw(room, txn_id, raw, content.event_type())
-        .await
+    homeserver.send_raw(room, txn_id, raw, content.event_type()).await
 }
 
 /// The homeserver, through matrix-sdk.
@@ -214,28 +183,14 @@ impl MatrixClient {
         let client = Client::builder()
             .homeserver_url(config.homeserver.address.as_str())
             .server_versions([MatrixVersion::V1_11])
-            .request_config(
-                RequestConfig::new()
-                    .retry_limit(2)
-                    .timeout(Duration::from_secs(60))
-                    .force_auth(),
-            )
+            .request_config(RequestConfig::new().retry_limit(2).timeout(Duration::from_secs(60)).force_auth())
             .build()
             .await?;
         let session = MatrixSession {
-            meta: SessionMeta {
-                user_id: bot.clone(),
-                device_id: config.appservice.device_id.clone(),
-            },
-            tokens: SessionTokens {
-                access_token: config.appservice.as_token.clone(),
-                refresh_token: None,
-            },
+            meta: SessionMeta { user_id: bot.clone(), device_id: config.appservice.device_id.clone() },
+            tokens: SessionTokens { access_token: config.appservice.as_token.clone(), refresh_token: None },
         };
-        client
-            .matrix_auth()
-            .restore_session(session, RoomLoadSettings::default())
-            .await?;
+        client.matrix_auth().restore_session(session, RoomLoadSettings::default()).await?;
         Ok(Self {
             client,
             bot,
@@ -247,11 +202,7 @@ impl MatrixClient {
 
     /// `request`, to be sent as the bot from its device.
     fn as_bot<R>(&self, request: R) -> AsUser<R> {
-        AsUser {
-            request,
-            user_id: self.bot.clone(),
-            device_id: Some(self.device_id.clone()),
-        }
+        AsUser { request, user_id: self.bot.clone(), device_id: Some(self.device_id.clone()) }
     }
 }
 
@@ -265,8 +216,7 @@ async fn call<T>(
         Ok(_) => "ok",
         Err(error) => error.outcome(),
     };
-    metrics::counter!("matrix_broadcast_outbound_requests_total", "outcome" => outcome)
-        .increment(1);
+    metrics::counter!("matrix_broadcast_outbound_requests_total", "outcome" => outcome).increment(1);
     result
 }
 
@@ -292,41 +242,27 @@ impl Homeserver for MatrixClient {
     ) -> Result<(), MatrixError> {
         if let Some(name) = displayname {
             let value = ProfileFieldValue::DisplayName(name.to_owned());
-            call(
-                self.client.send(
-                    self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value)),
-                ),
-            )
-            .await?;
+            call(self.client.send(self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value))))
+                .await?;
         }
         if let Some(avatar) = avatar {
             let value = ProfileFieldValue::AvatarUrl(avatar);
-            call(
-                self.client.send(
-                    self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value)),
-                ),
-            )
-            .await?;
+            call(self.client.send(self.as_bot(set_profile_field::v3::Request::new(self.bot.clone(), value))))
+                .await?;
         }
         Ok(())
     }
 
     async fn ensure_device(&self) -> Result<(), MatrixError> {
         let request = get_device::v3::Request::new(self.device_id.clone());
-        let wrapped = AsUser {
-            request,
-            user_id: self.bot.clone(),
-            device_id: None,
-        };
+        let wrapped = AsUser { request, user_id: self.bot.clone(), device_id: None };
         match call(self.client.send(wrapped)).await {
             Ok(_) => return Ok(()),
             Err(error) if error.errcode() == Some("M_NOT_FOUND") => {}
             Err(error) => return Err(error),
         }
         let identifier = UserIdentifier::from(&self.bot);
-        let info = login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(
-            identifier,
-        ));
+        let info = login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(identifier));
         let mut request = login::v3::Request::new(info);
         request.device_id = Some(self.device_id.clone());
         request.initial_device_display_name = Some("matrix-broadcast".into());
@@ -341,8 +277,7 @@ impl Homeserver for MatrixClient {
     }
 
     async fn join(&self, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixError> {
-        let request =
-            membership::join_room_by_id_or_alias::v3::Request::new(OwnedRoomOrAliasId::from(room));
+        let request = membership::join_room_by_id_or_alias::v3::Request::new(OwnedRoomOrAliasId::from(room));
         Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
     }
 
@@ -355,12 +290,8 @@ impl Homeserver for MatrixClient {
 
     async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError> {
         let create = self.state_content(room, StateEventType::RoomCreate).await?;
-        let join_rules = self
-            .state_content(room, StateEventType::RoomJoinRules)
-            .await?;
-        let encryption = self
-            .state_content(room, StateEventType::RoomEncryption)
-            .await?;
+        let join_rules = self.state_content(room, StateEventType::RoomJoinRules).await?;
+        let encryption = self.state_content(room, StateEventType::RoomEncryption).await?;
         let field = |content: &Option<serde_json::Value>, key: &str| {
             content
                 .as_ref()
@@ -381,12 +312,8 @@ impl Homeserver for MatrixClient {
         content: Raw<AnyMessageLikeEventContent>,
         event_type: ruma::events::MessageLikeEventType,
     ) -> Result<OwnedEventId, MatrixError> {
-        let request = send_message_event::v3::Request::new_raw(
-            room.to_owned(),
-            txn_id.to_owned(),
-            event_type,
-            content,
-        );
+        let request =
+            send_message_event::v3::Request::new_raw(room.to_owned(), txn_id.to_owned(), event_type, content);
         Ok(call(self.client.send(self.as_bot(request))).await?.event_id)
     }
 }
@@ -398,8 +325,7 @@ impl MatrixClient {
         room: &RoomId,
         event_type: StateEventType,
     ) -> Result<Option<serde_json::Value>, MatrixError> {
-        let request =
-            get_state_event_for_key::v3::Request::new(room.to_owned(), event_type, String::new());
+        let request = get_state_event_for_key::v3::Request::new(room.to_owned(), event_type, String::new());
         match call(self.client.send(self.as_bot(request))).await {
             Ok(response) => Ok(serde_json::from_str(response.event_or_content.get()).ok()),
             Err(error) if error.errcode() == Some("M_NOT_FOUND") => Ok(None),
@@ -418,8 +344,7 @@ mod tests {
             response = response.header("retry-after", value);
         }
         let response = response.body(body.as_bytes().to_vec()).unwrap();
-        let error =
-            <ruma::api::error::Error as ruma::api::EndpointError>::from_http_response(response);
+        let error = <ruma::api::error::Error as ruma::api::EndpointError>::from_http_response(response);
         HttpError::Api(Box::new(ruma::api::error::FromHttpResponseError::Server(
             matrix_sdk::RumaApiError::MatrixError(error),
         )))
@@ -451,34 +376,16 @@ mod tests {
 
     #[test]
     fn server_errors_are_transient() {
-        let error = MatrixError::from(http_error(
-            502,
-            r#"{"errcode":"M_UNKNOWN","error":"bad gateway"}"#,
-            None,
-        ));
-        assert!(matches!(
-            error,
-            MatrixError::Transient {
-                retry_after: None,
-                ..
-            }
-        ));
+        let error =
+            MatrixError::from(http_error(502, r#"{"errcode":"M_UNKNOWN","error":"bad gateway"}"#, None));
+        assert!(matches!(error, MatrixError::Transient { retry_after: None, .. }));
     }
 
     #[test]
     fn forbidden_is_permanent_with_its_errcode() {
-        let error = MatrixError::from(http_error(
-            403,
-            r#"{"errcode":"M_FORBIDDEN","error":"not invited"}"#,
-            None,
-        ));
+        let error =
+            MatrixError::from(http_error(403, r#"{"errcode":"M_FORBIDDEN","error":"not invited"}"#, None));
         assert_eq!(error.errcode(), Some("M_FORBIDDEN"));
-        assert!(matches!(
-            error,
-            MatrixError::Permanent {
-                status: Some(403),
-                ..
-            }
-        ));
+        assert!(matches!(error, MatrixError::Permanent { status: Some(403), .. }));
     }
 }

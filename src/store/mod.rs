@@ -17,11 +17,7 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Tables that only Synapse's database has; finding one means `database.uri` points at Synapse.
-const SYNAPSE_TABLES: [&str; 3] = [
-    "event_json",
-    "room_memberships",
-    "application_services_state",
-];
+const SYNAPSE_TABLES: [&str; 3] = ["event_json", "room_memberships", "application_services_state"];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -128,19 +124,14 @@ pub fn now_ms() -> i64 {
 }
 
 fn parse<T: FromStr>(column: &'static str, value: String) -> Result<T, StoreError> {
-    value
-        .parse()
-        .map_err(|_| StoreError::Corrupt { column, value })
+    value.parse().map_err(|_| StoreError::Corrupt { column, value })
 }
 
 impl Store {
     /// Opens (SQLite: creates when missing) the database at `uri`, refuses Synapse's database
     /// and applies pending migrations.
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let open_error = |source| StoreError::Open {
-            uri: redact_password(uri),
-            source,
-        };
+        let open_error = |source| StoreError::Open { uri: redact_password(uri), source };
         let pool = if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -163,9 +154,7 @@ impl Store {
                 .map_err(open_error)?;
             Pool::Sqlite(pool)
         };
-        let store = Self {
-            pool: std::sync::Arc::new(pool),
-        };
+        let store = Self { pool: std::sync::Arc::new(pool) };
         store.refuse_synapse_database().await?;
         match &*store.pool {
             Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
@@ -187,10 +176,7 @@ impl Store {
                 .await?
             }
         };
-        match tables
-            .into_iter()
-            .find(|(name,)| SYNAPSE_TABLES.contains(&name.as_str()))
-        {
+        match tables.into_iter().find(|(name,)| SYNAPSE_TABLES.contains(&name.as_str())) {
             Some((table,)) => Err(StoreError::SynapseDatabase { table }),
             None => Ok(()),
         }
@@ -234,19 +220,13 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(seq, event_json)| InboxEvent { seq, event_json })
-            .collect())
+        Ok(rows.into_iter().map(|(seq, event_json)| InboxEvent { seq, event_json }).collect())
     }
 
     /// Removes a dispatched event from the inbox.
     pub async fn remove_inbox(&self, seq: i64) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM inbox WHERE seq = $1")
-                .bind(seq)
-                .execute(pool)
-                .await?;
+            sqlx::query("DELETE FROM inbox WHERE seq = $1").bind(seq).execute(pool).await?;
         });
         Ok(())
     }
@@ -254,11 +234,7 @@ impl Store {
     // ----- control rooms -----
 
     /// Records `room` as a control room (again: no-op).
-    pub async fn add_control_room(
-        &self,
-        room: &RoomId,
-        added_by: &UserId,
-    ) -> Result<(), StoreError> {
+    pub async fn add_control_room(&self, room: &RoomId, added_by: &UserId) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO control_rooms (room_id, added_by, added_at) VALUES ($1, $2, $3)
@@ -302,9 +278,7 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        rows.into_iter()
-            .map(|(room,)| parse("control_rooms.room_id", room))
-            .collect()
+        rows.into_iter().map(|(room,)| parse("control_rooms.room_id", room)).collect()
     }
 
     // ----- broadcasts and deliveries -----
@@ -340,8 +314,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let (id, name, room, creator, content_json, state, created_at) =
-            row.ok_or(StoreError::NotFound)?;
+        let (id, name, room, creator, content_json, state, created_at) = row.ok_or(StoreError::NotFound)?;
         Ok(Broadcast {
             id: BroadcastId(id),
             name,
@@ -355,11 +328,7 @@ impl Store {
 
     /// Queues `users` for broadcast `id` in one transaction; a user already queued is skipped.
     /// Returns how many were new.
-    pub async fn add_deliveries(
-        &self,
-        id: BroadcastId,
-        users: &[OwnedUserId],
-    ) -> Result<u64, StoreError> {
+    pub async fn add_deliveries(&self, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut inserted = 0;
         on_pool!(self, |pool| {
@@ -382,17 +351,12 @@ impl Store {
     }
 
     /// How many deliveries of broadcast `id` are in each state.
-    pub async fn delivery_counts(
-        &self,
-        id: BroadcastId,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
+    pub async fn delivery_counts(&self, id: BroadcastId) -> Result<BTreeMap<String, i64>, StoreError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY state",
-            )
-            .bind(id.0)
-            .fetch_all(pool)
-            .await?
+            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY state")
+                .bind(id.0)
+                .fetch_all(pool)
+                .await?
         });
         Ok(rows.into_iter().collect())
     }
@@ -407,8 +371,7 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(|(room,)| parse("dm_rooms.room_id", room))
-            .transpose()
+        row.map(|(room,)| parse("dm_rooms.room_id", room)).transpose()
     }
 
     /// Records (or replaces) the DM room of `user`.
@@ -445,10 +408,7 @@ mod tests {
 
     #[test]
     fn passwords_are_not_shown() {
-        assert_eq!(
-            redact_password("postgres://bc:secret@db/bc"),
-            "postgres://bc:***@db/bc"
-        );
+        assert_eq!(redact_password("postgres://bc:secret@db/bc"), "postgres://bc:***@db/bc");
         assert_eq!(redact_password("sqlite://bc.db"), "sqlite://bc.db");
     }
 

@@ -1,0 +1,147 @@
+//! The command line as a self-hoster uses it: generate the registration, check the config, and
+//! get one clear line (exit code 2, no panic) for every kind of bad config.
+
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
+
+use matrix_broadcast::config::{Config, EXAMPLE};
+
+fn matrix_broadcast(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("MATRIX_BROADCAST_CONFIG")
+        .output()
+        .expect("run matrix-broadcast");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The example with a real domain, as a self-hoster would first edit it.
+fn edited_example(dir: &Path) {
+    std::fs::write(
+        dir.join("config.yaml"),
+        EXAMPLE.replace("domain: example.org", "domain: chat.example.net"),
+    )
+    .expect("write config");
+}
+
+#[test]
+fn generate_registration_writes_a_private_file_and_the_tokens_back() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_example(dir.path());
+    let (code, stdout, stderr) = matrix_broadcast(
+        dir.path(),
+        &["generate-registration", "-c", "config.yaml", "-r", "registration.yaml"],
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+
+    let registration_path = dir.path().join("registration.yaml");
+    let mode = std::fs::metadata(&registration_path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "registration.yaml is readable by its owner only");
+    let registration: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&registration_path).unwrap()).unwrap();
+    let as_token = registration["as_token"].as_str().unwrap();
+    let hs_token = registration["hs_token"].as_str().unwrap();
+    assert_eq!((as_token.len(), hs_token.len()), (64, 64));
+    assert_ne!(as_token, hs_token);
+    assert_eq!(registration["sender_localpart"], "broadcast");
+    assert_eq!(registration["rate_limited"], false);
+    assert_eq!(registration["receive_ephemeral"], true);
+    assert_eq!(registration["url"], "http://localhost:29340");
+    let users = &registration["namespaces"]["users"];
+    assert_eq!(users[0]["regex"], "^@broadcast:chat\\.example\\.net$");
+    assert_eq!(users[0]["exclusive"], true);
+    assert_eq!(users[1]["regex"], "^@broadcast_.*:chat\\.example\\.net$");
+
+    let config_text = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+    let config = Config::parse(&config_text, Path::new("config.yaml")).unwrap();
+    assert_eq!(
+        (config.appservice.as_token.as_str(), config.appservice.hs_token.as_str()),
+        (as_token, hs_token)
+    );
+    assert!(config_text.contains("# Unique ID of this application service"), "comments survive");
+
+    let (code, stdout, stderr) =
+        matrix_broadcast(dir.path(), &["check-config", "-c", "config.yaml", "-r", "registration.yaml"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("ok (bot @broadcast:chat.example.net)"), "{stdout}");
+
+    // -g is the short form; a new registration replaces both tokens.
+    let (code, _, stderr) =
+        matrix_broadcast(dir.path(), &["-c", "config.yaml", "-g", "-r", "registration.yaml"]);
+    assert_eq!(code, 0, "{stderr}");
+    let again: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&registration_path).unwrap()).unwrap();
+    assert_ne!(again["as_token"].as_str(), Some(as_token));
+}
+
+#[test]
+fn generate_registration_refuses_the_example_domain() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.yaml"), EXAMPLE).unwrap();
+    let (code, _, stderr) = matrix_broadcast(dir.path(), &["-g", "-c", "config.yaml"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr.trim(),
+        "matrix-broadcast: config: homeserver.domain is still example.org: set it to your homeserver's server_name"
+    );
+    assert!(!dir.path().join("registration.yaml").exists());
+}
+
+#[test]
+fn every_kind_of_bad_config_is_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_example(dir.path());
+    let (code, _, stderr) = matrix_broadcast(dir.path(), &["-g"]);
+    assert_eq!(code, 0, "{stderr}");
+    let good = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+
+    let cases: [(&str, String, &[&str], &str); 7] = [
+        (
+            "missing file",
+            String::new(),
+            &["check-config", "-c", "absent.yaml"],
+            "cannot read config file absent.yaml",
+        ),
+        ("YAML error", "homeserver: [unclosed\n".into(), &[], "config config.yaml: "),
+        ("unknown key", good.replace("    port: 29340", "    prot: 29340"), &[], "unknown field `prot`"),
+        (
+            "placeholder",
+            good.replace("domain: chat.example.net", "domain: example.org"),
+            &[],
+            "homeserver.domain is still example.org",
+        ),
+        (
+            "bad URL",
+            good.replace("address: http://localhost:8008", "address: ftp://localhost:8008"),
+            &[],
+            "homeserver.address",
+        ),
+        (
+            "unreadable registration",
+            good.clone(),
+            &["check-config", "-r", "missing-registration.yaml"],
+            "cannot read registration missing-registration.yaml",
+        ),
+        (
+            "wrong type",
+            good.replace("max_connections: 8", "max_connections: lots"),
+            &[],
+            "database.max_connections: invalid type",
+        ),
+    ];
+    for (what, text, args, expected) in cases {
+        if !text.is_empty() {
+            std::fs::write(dir.path().join("config.yaml"), &text).unwrap();
+        }
+        let args = if args.is_empty() { &["check-config"][..] } else { args };
+        let (code, _, stderr) = matrix_broadcast(dir.path(), args);
+        assert_eq!(code, 2, "{what}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{what}: one line: {stderr}");
+        assert!(stderr.contains(expected), "{what}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    }
+}

@@ -1,0 +1,189 @@
+//! A Matrix user driven through plain client-server API calls, the way Element would.
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha1::Sha1;
+
+use super::{wait_for, Synapse};
+
+/// A registered user with an access token.
+#[derive(Clone)]
+pub struct TestUser {
+    pub user_id: String,
+    pub token: String,
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Percent-encodes one path segment.
+pub fn encode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}
+
+impl TestUser {
+    /// Registers `localpart` through Synapse's shared-secret admin API.
+    pub async fn register(synapse: &Synapse, localpart: &str, server_admin: bool) -> TestUser {
+        let http = reqwest::Client::new();
+        let url = format!("{}/_synapse/admin/v1/register", synapse.url);
+        let nonce: Value = http.get(&url).send().await.expect("nonce").json().await.expect("nonce json");
+        let nonce = nonce["nonce"].as_str().expect("nonce field").to_owned();
+        let password = "password-of-a-test-user";
+        let admin = if server_admin { "admin" } else { "notadmin" };
+        let mut mac =
+            Hmac::<Sha1>::new_from_slice(synapse.registration_secret().as_bytes()).expect("hmac key");
+        mac.update(format!("{nonce}\0{localpart}\0{password}\0{admin}").as_bytes());
+        let mac = hex::encode(mac.finalize().into_bytes());
+        let body = json!({"nonce": nonce, "username": localpart, "password": password, "admin": server_admin, "mac": mac});
+        let response = http.post(&url).json(&body).send().await.expect("register");
+        assert!(
+            response.status().is_success(),
+            "register {localpart}: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let registered: Value = response.json().await.expect("register json");
+        TestUser {
+            user_id: registered["user_id"].as_str().expect("user_id").to_owned(),
+            token: registered["access_token"].as_str().expect("access_token").to_owned(),
+            base: synapse.url.clone(),
+            http,
+        }
+    }
+
+    /// A request to the client-server API as this user; `path` starts after `/_matrix/client/v3`.
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = if path.starts_with("/_") {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/_matrix/client/v3{path}", self.base)
+        };
+        let mut request = self.http.request(method, url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request to synapse");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn ok(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let (status, response) = self.call(method.clone(), path, body).await;
+        assert!((200..300).contains(&status), "{method} {path} as {}: {status} {response}", self.user_id);
+        response
+    }
+
+    pub async fn create_room(&self, body: Value) -> String {
+        let response = self.ok(reqwest::Method::POST, "/createRoom", Some(body)).await;
+        response["room_id"].as_str().expect("room_id").to_owned()
+    }
+
+    pub async fn invite(&self, room: &str, user: &str) {
+        self.ok(
+            reqwest::Method::POST,
+            &format!("/rooms/{}/invite", encode(room)),
+            Some(json!({ "user_id": user })),
+        )
+        .await;
+    }
+
+    pub async fn join(&self, room: &str) {
+        self.ok(reqwest::Method::POST, &format!("/join/{}", encode(room)), Some(json!({}))).await;
+    }
+
+    /// Sends a text message and returns its event ID.
+    pub async fn send_text(&self, room: &str, body: &str) -> String {
+        let txn = super::random_secret();
+        let path = format!("/rooms/{}/send/m.room.message/{txn}", encode(room));
+        let response =
+            self.ok(reqwest::Method::PUT, &path, Some(json!({"msgtype": "m.text", "body": body}))).await;
+        response["event_id"].as_str().expect("event_id").to_owned()
+    }
+
+    /// `user`'s membership in `room` (join, invite, leave, …), if any.
+    pub async fn membership(&self, room: &str, user: &str) -> Option<String> {
+        let path = format!("/rooms/{}/state/m.room.member/{}", encode(room), encode(user));
+        let (status, content) = self.call(reqwest::Method::GET, &path, None).await;
+        (status == 200).then(|| content["membership"].as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Waits until `user`'s membership in `room` is `membership`.
+    pub async fn wait_for_membership(&self, room: &str, user: &str, membership: &str) {
+        wait_for(&format!("{user} to be {membership} in {room}"), || async {
+            (self.membership(room, user).await.as_deref() == Some(membership)).then_some(())
+        })
+        .await
+    }
+
+    /// The latest events of `room`, oldest first.
+    pub async fn events(&self, room: &str) -> Vec<Value> {
+        let path = format!("/rooms/{}/messages?dir=b&limit=200", encode(room));
+        let response = self.ok(reqwest::Method::GET, &path, None).await;
+        let mut events = response["chunk"].as_array().cloned().unwrap_or_default();
+        events.reverse();
+        events
+    }
+
+    /// Waits for a message from `sender` in `room` whose body contains `text`.
+    pub async fn wait_for_message(&self, room: &str, sender: &str, text: &str) -> Value {
+        wait_for(&format!("a message from {sender} containing {text:?}"), || async {
+            self.events(room).await.into_iter().find(|event| {
+                event["type"] == "m.room.message"
+                    && event["sender"] == sender
+                    && event["content"]["body"].as_str().is_some_and(|body| body.contains(text))
+            })
+        })
+        .await
+    }
+
+    /// Waits for the bot's `m.notice` reply to `command` (an event that may exist only in a
+    /// pushed transaction: then the bot's reaction is refused by Synapse, but its reply is not).
+    pub async fn wait_for_reply(&self, room: &str, bot: &str, command: &str) -> Value {
+        wait_for(&format!("the reply to {command}"), || async {
+            answers_to(&self.events(room).await, bot, command).into_iter().next()
+        })
+        .await
+    }
+
+    /// Waits for the bot's answer to `command`: its reaction key and its `m.notice` reply.
+    pub async fn wait_for_answer(&self, room: &str, bot: &str, command: &str) -> Answer {
+        wait_for(&format!("the answer to {command}"), || async {
+            let events = self.events(room).await;
+            let reply = answers_to(&events, bot, command).into_iter().next()?;
+            let reaction = events.iter().find(|event| {
+                event["type"] == "m.reaction"
+                    && event["sender"] == bot
+                    && event["content"]["m.relates_to"]["event_id"] == command
+            })?;
+            Some(Answer {
+                reaction: reaction["content"]["m.relates_to"]["key"].as_str().unwrap_or_default().to_owned(),
+                msgtype: reply["content"]["msgtype"].as_str().unwrap_or_default().to_owned(),
+                body: reply["content"]["body"].as_str().unwrap_or_default().to_owned(),
+                formatted_body: reply["content"]["formatted_body"].as_str().unwrap_or_default().to_owned(),
+            })
+        })
+        .await
+    }
+}
+
+/// The bot's replies to `command` among `events`.
+pub fn answers_to(events: &[Value], bot: &str, command: &str) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|event| {
+            event["type"] == "m.room.message"
+                && event["sender"] == bot
+                && event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == command
+        })
+        .cloned()
+        .collect()
+}
+
+/// How the bot answered a command.
+#[derive(Debug)]
+pub struct Answer {
+    /// ✅ or ❌.
+    pub reaction: String,
+    pub msgtype: String,
+    pub body: String,
+    pub formatted_body: String,
+}

@@ -1,0 +1,10 @@
+//! All integration tests, in one binary: against a real Synapse (`harness`), the command line
+//! (`cli`), and the store on SQLite and PostgreSQL (`store`).
+
+mod harness;
+
+mod appservice_api;
+mod cli;
+mod control;
+mod startup;
+mod store;

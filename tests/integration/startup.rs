@@ -1,0 +1,64 @@
+//! What a self-hoster sees when the bot starts and stops.
+
+use serde_json::Value;
+
+use crate::harness::{client::encode, wait_for, TestEnv, TestUser};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_registers_sets_its_profile_and_logs_in_its_device() {
+    let env = TestEnv::start().await;
+    let server_admin = TestUser::register(&env.synapse, "root", true).await;
+    let bot = env.bot_id();
+
+    let profile: Value = wait_for("the bot's display name", || async {
+        let (status, profile) =
+            server_admin.call(reqwest::Method::GET, &format!("/profile/{}", encode(&bot)), None).await;
+        (status == 200 && profile["displayname"] == "Broadcast").then_some(profile)
+    })
+    .await;
+    assert_eq!(profile["displayname"], "Broadcast");
+
+    let devices_path = format!("/_synapse/admin/v2/users/{}/devices", encode(&bot));
+    let devices = wait_for("the bot's device", || async {
+        let (status, devices) = server_admin.call(reqwest::Method::GET, &devices_path, None).await;
+        let has_device = devices["devices"]
+            .as_array()
+            .is_some_and(|devices| devices.iter().any(|device| device["device_id"] == "BROADCAST"));
+        (status == 200 && has_device).then_some(devices)
+    })
+    .await;
+    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1), "exactly one device: {devices}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn homeserver_can_ping_the_bot() {
+    let env = TestEnv::start().await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/_matrix/client/v1/appservice/{}/ping", env.synapse.url, env.config.appservice.id);
+    let response = http
+        .post(url)
+        .bearer_auth(&env.config.appservice.as_token)
+        .json(&serde_json::json!({ "transaction_id": "test-ping" }))
+        .send()
+        .await
+        .expect("ping request");
+    let status = response.status();
+    let body: Value = response.json().await.expect("ping json");
+    assert_eq!(status, 200, "Synapse reached the bot: {body}");
+    assert!(body["duration_ms"].is_number(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_stops_gracefully_and_resumes_on_the_same_database() {
+    let mut env = TestEnv::start().await;
+    let admin = env.user("admin").await;
+    let room = env.control_room(&admin).await;
+    env.stop_bot().await.expect("a graceful stop returns Ok");
+
+    // Commands written while the bot is down are pushed by Synapse once it is back.
+    let command = admin.send_text(&room, "!bc help").await;
+    env.start_bot().await;
+    let answer = admin.wait_for_answer(&room, &env.bot_id(), &command).await;
+    assert_eq!(answer.reaction, "✅");
+    assert!(answer.body.contains("Commands"), "{}", answer.body);
+}

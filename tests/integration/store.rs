@@ -1,0 +1,135 @@
+//! The store on a SQLite file and on PostgreSQL: migrations, and each table doing its job.
+//!
+//! PostgreSQL tests use the database named by `MATRIX_BROADCAST_TEST_POSTGRES`, which
+//! `scripts/test` creates and drops; without it they fail and say so.
+
+use matrix_broadcast::store::{BroadcastId, NewBroadcast, Store, StoreError};
+use ruma::{owned_event_id, owned_room_id, owned_user_id, OwnedUserId};
+
+fn postgres_uri() -> String {
+    std::env::var("MATRIX_BROADCAST_TEST_POSTGRES").expect(
+        "MATRIX_BROADCAST_TEST_POSTGRES names a throwaway PostgreSQL database (scripts/test creates one)",
+    )
+}
+
+/// A fresh PostgreSQL schema per test, so that tests do not see each other's rows.
+async fn postgres_store() -> Store {
+    let uri = postgres_uri();
+    let schema = format!("t_{}", crate::harness::random_secret().to_lowercase());
+    let admin = sqlx::PgPool::connect(&uri).await.expect("connect to the test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .expect("create schema");
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    Store::connect(&format!("{uri}{separator}options=-csearch_path%3D{schema}"), 4)
+        .await
+        .expect("open postgres store")
+}
+
+async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
+    let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
+    Store::connect(&uri, 4).await.expect("open sqlite store")
+}
+
+async fn inbox_keeps_each_event_once(store: &Store) {
+    let a = (owned_event_id!("$a"), r#"{"n":1}"#.to_owned());
+    let b = (owned_event_id!("$b"), r#"{"n":2}"#.to_owned());
+    assert_eq!(store.push_inbox(&[a.clone(), b.clone()]).await.unwrap(), 2);
+    assert_eq!(store.push_inbox(std::slice::from_ref(&b)).await.unwrap(), 0, "a re-pushed event is ignored");
+    let batch = store.inbox_batch(10).await.unwrap();
+    assert_eq!(
+        batch.iter().map(|event| event.event_json.as_str()).collect::<Vec<_>>(),
+        [r#"{"n":1}"#, r#"{"n":2}"#]
+    );
+    store.remove_inbox(batch[0].seq).await.unwrap();
+    assert_eq!(store.inbox_batch(10).await.unwrap().len(), 1);
+}
+
+async fn control_rooms_are_remembered_and_forgotten(store: &Store) {
+    let room = owned_room_id!("!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM");
+    let admin = owned_user_id!("@admin:example.org");
+    assert!(!store.is_control_room(&room).await.unwrap());
+    store.add_control_room(&room, &admin).await.unwrap();
+    store.add_control_room(&room, &admin).await.unwrap();
+    assert!(store.is_control_room(&room).await.unwrap());
+    assert_eq!(store.control_rooms().await.unwrap(), std::slice::from_ref(&room));
+    store.remove_control_room(&room).await.unwrap();
+    assert!(store.control_rooms().await.unwrap().is_empty());
+}
+
+async fn broadcasts_and_their_deliveries(store: &Store) {
+    let room = owned_room_id!("!control:example.org");
+    let admin = owned_user_id!("@admin:example.org");
+    let new = NewBroadcast {
+        name: "Welcome",
+        control_room_id: &room,
+        created_by: &admin,
+        content_json: "{}",
+        state: "prepared",
+    };
+    let first = store.create_broadcast(new.clone()).await.unwrap();
+    let second = store.create_broadcast(new).await.unwrap();
+    assert!(second.0 > first.0, "ids grow");
+    let stored = store.broadcast(first).await.unwrap();
+    assert_eq!(
+        (stored.name.as_str(), stored.state.as_str(), stored.control_room_id),
+        ("Welcome", "prepared", room)
+    );
+    assert!(matches!(store.broadcast(BroadcastId(999_999)).await, Err(StoreError::NotFound)));
+
+    let users: Vec<OwnedUserId> =
+        (0..5).map(|n| format!("@user{n}:example.org").try_into().unwrap()).collect();
+    assert_eq!(store.add_deliveries(first, &users).await.unwrap(), 5);
+    assert_eq!(store.add_deliveries(first, &users[..2]).await.unwrap(), 0, "(broadcast, user) is unique");
+    assert_eq!(store.add_deliveries(second, &users[..2]).await.unwrap(), 2);
+    assert_eq!(store.delivery_counts(first).await.unwrap().get("pending"), Some(&5));
+}
+
+async fn one_dm_room_per_user(store: &Store) {
+    let user = owned_user_id!("@alice:example.org");
+    assert_eq!(store.dm_room(&user).await.unwrap(), None);
+    store.set_dm_room(&user, &owned_room_id!("!first")).await.unwrap();
+    store.set_dm_room(&user, &owned_room_id!("!second")).await.unwrap();
+    assert_eq!(store.dm_room(&user).await.unwrap(), Some(owned_room_id!("!second")));
+}
+
+async fn every_table(store: &Store) {
+    inbox_keeps_each_event_once(store).await;
+    control_rooms_are_remembered_and_forgotten(store).await;
+    broadcasts_and_their_deliveries(store).await;
+    one_dm_room_per_user(store).await;
+}
+
+#[tokio::test]
+async fn sqlite_store_works_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    every_table(&store).await;
+    store.close().await;
+    // Reopening runs no migration twice and keeps the rows.
+    let store = sqlite_store(&dir).await;
+    assert!(store.dm_room(&owned_user_id!("@alice:example.org")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn postgres_store_works() {
+    every_table(&postgres_store().await).await;
+}
+
+#[tokio::test]
+async fn a_synapse_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("homeserver.db");
+    let uri = format!("sqlite://{}", path.display());
+    {
+        let store = Store::connect(&uri, 1).await.unwrap();
+        store.close().await;
+    }
+    let pool = sqlx::SqlitePool::connect(&uri).await.unwrap();
+    sqlx::query("CREATE TABLE event_json (event_id TEXT)").execute(&pool).await.unwrap();
+    pool.close().await;
+    let error = Store::connect(&uri, 1).await.unwrap_err().to_string();
+    assert!(error.contains("Synapse's own database"), "{error}");
+    assert!(error.contains("event_json"), "{error}");
+}
