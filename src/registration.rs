@@ -135,6 +135,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_example_registration_is_what_generate_writes_for_the_example_config() {
+        let example: Registration = serde_yaml::from_str(include_str!("../registration.yaml")).unwrap();
+        let config = Config::parse(crate::config::EXAMPLE, Path::new("config.example.yaml")).unwrap();
+        let generated = registration(&config, example.as_token.clone(), example.hs_token.clone());
+        assert_eq!(serde_yaml::to_value(&generated).unwrap(), serde_yaml::to_value(&example).unwrap());
+    }
+
+    #[test]
     fn tokens_are_64_alphanumerics_and_differ() {
         let (a, b) = (random_token(), random_token());
         assert_eq!(a.len(), 64);

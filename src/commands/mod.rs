@@ -96,7 +96,7 @@ pub enum Command {
     /// Turn a default broadcast off or on again
     Default {
         /// off or on
-        #[arg(value_parser = ["off", "on"])]
+        #[arg(value_parser = ["off", "on"], value_name = "off|on")]
         switch: String,
         /// The broadcast, e.g. #12
         #[arg(value_parser = parse_broadcast_id)]

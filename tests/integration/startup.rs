@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{client::encode, wait_for, TestEnv, TestUser};
+use crate::harness::{client::encode, wait_for, TestEnv, TestUser, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_registers_sets_its_profile_and_logs_in_its_device() {
@@ -61,4 +61,50 @@ async fn bot_stops_gracefully_and_resumes_on_the_same_database() {
     let answer = admin.wait_for_answer(&room, &env.bot_id(), &command).await;
     assert_eq!(answer.reaction, "✅");
     assert!(answer.body.contains("Commands"), "{}", answer.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_runs_and_stops_cleanly_on_sigterm() {
+    let mut env = TestEnv::start().await;
+    env.stop_bot().await.expect("stop the in-process bot");
+    let config = &env.config;
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("config.yaml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "homeserver:\n    address: {}\n    domain: test.local\nappservice:\n    address: {}\n    port: {}\n    \
+             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: sqlite://{}\npermissions:\n    \"@admin:test.local\": admin\n",
+            config.homeserver.address,
+            config.appservice.address,
+            config.appservice.port,
+            config.appservice.as_token,
+            config.appservice.hs_token,
+            dir.path().join("bot.db").display(),
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+        .args(["-c", config_path.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start matrix-broadcast");
+
+    // Ready means: a command typed in a control room is answered.
+    let admin = env.user("admin").await;
+    let room = env.control_room(&admin).await;
+    let command = admin.send_text(&room, "!bc help").await;
+    assert_eq!(admin.wait_for_answer(&room, &env.bot_id(), &command).await.reaction, "✅");
+
+    let status =
+        std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exited = tokio::task::spawn_blocking(move || child.wait_with_output());
+    let output =
+        tokio::time::timeout(DEADLINE, exited).await.expect("exits within the deadline").unwrap().unwrap();
+    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit status {:?}: {stderr}", output.status);
+    assert!(stderr.contains("the homeserver can reach the bot"), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
 }
