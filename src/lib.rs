@@ -85,37 +85,33 @@ pub async fn run_with_listener(
     });
 
     let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown.await;
-        let _ = stop.send(true);
+    let stop = Arc::new(stop);
+    tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        }
     });
 
     let address = listener.local_addr()?;
-    let server = {
-        let mut stopped = stopped.clone();
-        let router = appservice::router(app.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        })
-    };
+    let serve = axum::serve(listener, appservice::router(app.clone()))
+        .with_graceful_shutdown(wait_for_stop(stopped.clone()));
+    let server = tokio::spawn(async move { serve.await });
     tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
 
     let started = tokio::select! {
         result = start_up(&app) => result,
         _ = wait_for_stop(stopped.clone()) => Ok(()),
     };
-    if let Err(error) = started {
-        let _ = server.await;
-        return Err(error);
+    if started.is_ok() {
+        dispatch::run(app.clone(), stopped).await;
     }
-    dispatch::run(app.clone(), stopped).await;
-
+    // Also when start-up failed: the HTTP server must stop before this returns.
+    let _ = stop.send(true);
     server.await.context("HTTP server task failed")??;
     app.store.close().await;
+    started?;
     tracing::info!("stopped");
     Ok(())
 }

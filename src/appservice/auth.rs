@@ -40,12 +40,14 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
 pub async fn require_hs_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
     match presented_token(&request) {
         None => {
-            metrics::counter!("matrix_broadcast_transactions_total", "result" => "unauthorized").increment(1);
+            metrics::counter!("matrix_broadcast_rejected_requests_total", "reason" => "missing_token")
+                .increment(1);
             ApiError::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "Missing hs_token").into_response()
         }
         Some(token) if !token_matches(&token, &app.config.appservice.hs_token) => {
             tracing::warn!(path = %request.uri().path(), "request with a wrong hs_token refused");
-            metrics::counter!("matrix_broadcast_transactions_total", "result" => "forbidden").increment(1);
+            metrics::counter!("matrix_broadcast_rejected_requests_total", "reason" => "wrong_token")
+                .increment(1);
             ApiError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", "Bad hs_token").into_response()
         }
         Some(_) => next.run(request).await,

@@ -108,3 +108,14 @@ async fn the_binary_runs_and_stops_cleanly_on_sigterm() {
     assert!(stderr.contains("the homeserver can reach the bot"), "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_the_homeserver_does_not_know_stops_start_up_with_what_to_check() {
+    let mut env = TestEnv::start().await;
+    env.stop_bot().await.expect("stop");
+    env.config.appservice.as_token = "a-token-synapse-never-heard-of".into();
+    env.start_bot().await;
+    let error = env.bot_result().await.expect_err("start-up fails").to_string();
+    assert!(error.contains("cannot register the bot user"), "{error}");
+    assert!(error.contains("app_service_config_files"), "{error}");
+}

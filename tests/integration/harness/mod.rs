@@ -177,6 +177,15 @@ impl TestEnv {
             .expect("bot task")
     }
 
+    /// Waits (without stopping it) until the bot ends by itself, and returns its result.
+    pub async fn bot_result(&mut self) -> anyhow::Result<()> {
+        let bot = self.bot.take().expect("the bot is running");
+        tokio::time::timeout(DEADLINE, bot.task)
+            .await
+            .expect("the bot ends within the deadline")
+            .expect("bot task")
+    }
+
     /// Starts the bot again on the same port and database.
     pub async fn start_bot(&mut self) {
         let address = format!("127.0.0.1:{}", self.config.appservice.port);
