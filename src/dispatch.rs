@@ -13,12 +13,12 @@ use ruma::{
         room::message::{MessageType, Relation, RoomMessageEventContent},
         AnyMessageLikeEvent, AnyStateEvent, AnyTimelineEvent, MessageLikeEvent, StateEvent,
     },
-    EventId, OwnedTransactionId, RoomId, UserId,
+    EventId, OwnedEventId, OwnedTransactionId, RoomId, UserId,
 };
 use tokio::sync::watch;
 
 use crate::{
-    commands::{self, Answer, Command},
+    commands::{self, Answer, Context},
     control_rooms,
     matrix::send,
     permissions::Level,
@@ -85,8 +85,21 @@ async fn dispatch(app: &Arc<App>, json: &str) {
         ))) => {
             let edit = matches!(message.content.relates_to, Some(Relation::Replacement(_)));
             if let (MessageType::Text(text), false) = (&message.content.msgtype, edit) {
-                on_text(app, &message.room_id, &message.event_id, &message.sender, &text.body).await;
+                let reply_to = match &message.content.relates_to {
+                    Some(Relation::Reply(reply)) => Some(reply.in_reply_to.event_id.clone()),
+                    Some(Relation::Thread(thread)) => {
+                        thread.in_reply_to.as_ref().map(|reply| reply.event_id.clone())
+                    }
+                    _ => None,
+                };
+                on_text(app, &message.room_id, &message.event_id, &message.sender, &text.body, reply_to)
+                    .await;
             }
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(MessageLikeEvent::Original(
+            reaction,
+        ))) => {
+            on_reaction(app, &reaction.room_id, &reaction.sender, &reaction.content.relates_to).await;
         }
         _ => {}
     }
@@ -100,7 +113,14 @@ fn command_line<'a>(prefix: &str, body: &'a str) -> Option<&'a str> {
 }
 
 #[tracing::instrument(skip_all, fields(room = %room, sender = %sender))]
-async fn on_text(app: &Arc<App>, room: &RoomId, event_id: &EventId, sender: &UserId, body: &str) {
+async fn on_text(
+    app: &Arc<App>,
+    room: &RoomId,
+    event_id: &EventId,
+    sender: &UserId,
+    body: &str,
+    reply_to: Option<OwnedEventId>,
+) {
     let prefix = &app.config.broadcast.command_prefix;
     let Some(line) = command_line(prefix, body) else {
         return;
@@ -131,24 +151,42 @@ async fn on_text(app: &Arc<App>, room: &RoomId, event_id: &EventId, sender: &Use
         ))
     } else {
         match commands::parse_command(prefix, line) {
-            Ok(command) => run_command(app, command),
+            Ok(command) => {
+                let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
+                let ctx = Context { app, room, event_id, sender, level, body, reply_to: reply_to.clone() };
+                commands::run(&ctx, command).await
+            }
             Err(answer) => answer,
         }
     };
-    post_answer(app, room, event_id, &answer).await;
-}
-
-/// Runs a parsed command.
-fn run_command(app: &App, command: Command) -> Answer {
-    let prefix = &app.config.broadcast.command_prefix;
-    match command {
-        Command::Help { command } => commands::help(prefix, command.as_deref()),
-        _ => Answer::error("This command is not available yet."),
+    if let (Some(preview), Some(id)) = (post_answer(app, room, event_id, &answer).await, answer.preview_of) {
+        commands::send::remember_preview(app, id, &preview).await;
     }
 }
 
-/// Answers a command: ✅ or ❌ reaction on it, and the text as an `m.notice` reply.
-async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answer) {
+/// ✅ on a broadcast's preview, by someone who may send, confirms it.
+async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation: &Annotation) {
+    if !annotation.key.starts_with('✅') || app.permissions.level(sender) < Level::Broadcaster {
+        return;
+    }
+    let broadcast = match app.store.broadcast_by_preview(&annotation.event_id).await {
+        Ok(Some(broadcast)) if broadcast.control_room_id == room => broadcast,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::error!(%error, "cannot look up a preview");
+            return;
+        }
+    };
+    tracing::info!(broadcast = %broadcast.id, %sender, "preview confirmed with a reaction");
+    let answer = commands::send::start(app, broadcast.id, crate::store::BroadcastState::Prepared).await;
+    if !answer.ok {
+        tracing::info!(answer = %answer.markdown, "confirmation by reaction refused");
+    }
+}
+
+/// Answers a command: ✅ or ❌ reaction on it, and the text as an `m.notice` reply, whose event
+/// ID is returned.
+async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answer) -> Option<OwnedEventId> {
     let homeserver = app.homeserver.as_ref();
     let key = if answer.ok { "✅" } else { "❌" };
     let reaction = ReactionEventContent::new(Annotation::new(command.to_owned(), key.to_owned()));
@@ -161,8 +199,12 @@ async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answe
     }
     let mut notice = RoomMessageEventContent::notice_markdown(&answer.markdown);
     notice.relates_to = Some(Relation::Reply(Reply::with_event_id(command.to_owned())));
-    if let Err(error) = send(homeserver, room, &txn("answer"), &notice).await {
-        tracing::warn!(%error, "cannot answer a command");
+    match send(homeserver, room, &txn("answer"), &notice).await {
+        Ok(event) => Some(event),
+        Err(error) => {
+            tracing::warn!(%error, "cannot answer a command");
+            None
+        }
     }
 }
 

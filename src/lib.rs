@@ -7,10 +7,13 @@
 //! State lives in [`store`].
 
 pub mod appservice;
+pub mod audience;
 pub mod commands;
 pub mod config;
 pub mod control_rooms;
+pub mod delivery;
 pub mod dispatch;
+pub mod dm;
 pub mod matrix;
 pub mod permissions;
 pub mod registration;
@@ -42,9 +45,28 @@ pub struct App {
     pub recent_transactions: RecentTransactions,
     /// Woken when new events are in the inbox.
     pub inbox_ready: tokio::sync::Notify,
+    /// Woken when deliveries may be due (a broadcast started).
+    pub deliveries_ready: tokio::sync::Notify,
+    /// Woken to refresh progress messages now.
+    pub progress_ready: tokio::sync::Notify,
+    /// Woken when the DM rooms changed and `m.direct` must be rewritten.
+    pub direct_dirty: tokio::sync::Notify,
+    /// Serialises DM creation per recipient.
+    pub dm_locks: dm::DmLocks,
 }
 
 impl App {
+    /// Marks `m.direct` for rewriting.
+    pub fn direct_changed(&self) {
+        self.direct_dirty.notify_one();
+    }
+
+    /// Whether this process is the only one using the database (SQLite), so that whatever it
+    /// finds half-done at start-up was left by a process that died.
+    pub fn owns_all_claims(&self) -> bool {
+        self.store.is_sqlite()
+    }
+
     /// Whether `user` is the bot or one of its personas (`@<bot>_…`): their events are ignored.
     pub fn is_own_user(&self, user: &UserId) -> bool {
         user == self.bot
@@ -82,6 +104,10 @@ pub async fn run_with_listener(
         homeserver,
         recent_transactions: RecentTransactions::default(),
         inbox_ready: tokio::sync::Notify::new(),
+        deliveries_ready: tokio::sync::Notify::new(),
+        progress_ready: tokio::sync::Notify::new(),
+        direct_dirty: tokio::sync::Notify::new(),
+        dm_locks: dm::DmLocks::default(),
     });
 
     let (stop, stopped) = watch::channel(false);
@@ -105,7 +131,11 @@ pub async fn run_with_listener(
         _ = wait_for_stop(stopped.clone()) => Ok(()),
     };
     if started.is_ok() {
+        let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
+        let progress = tokio::spawn(delivery::progress::run(app.clone(), stopped.clone()));
+        let direct = tokio::spawn(dm::run_direct_writer(app.clone(), stopped.clone()));
         dispatch::run(app.clone(), stopped).await;
+        let _ = tokio::join!(workers, progress, direct);
     }
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
@@ -136,6 +166,13 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
     control_rooms::join_configured(app).await;
+    if app.owns_all_claims() {
+        let released = app.store.release_claims().await?;
+        if released > 0 {
+            tracing::info!(released, "resuming deliveries that were in flight when the bot stopped");
+        }
+    }
+    app.direct_changed();
 
     let transaction_id = format!("startup-{}", store::now_ms());
     match homeserver.ping(&transaction_id).await {

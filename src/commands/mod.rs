@@ -5,10 +5,55 @@
 //! answer (reaction + notice) is the dispatcher's job.
 
 pub mod parse;
+pub mod send;
+pub mod status;
+
+use std::sync::Arc;
 
 use clap::{error::ContextKind, CommandFactory, Parser, Subcommand};
+use ruma::{EventId, OwnedEventId, RoomId, UserId};
 
-use crate::store::BroadcastId;
+use crate::{permissions::Level, store::BroadcastId, App};
+
+/// Where a command was typed, by whom, and what came with it.
+pub struct Context<'a> {
+    pub app: &'a Arc<App>,
+    pub room: &'a RoomId,
+    pub event_id: &'a EventId,
+    pub sender: &'a UserId,
+    pub level: Level,
+    /// The lines after the command line.
+    pub body: &'a str,
+    /// The message the command replies to, if any.
+    pub reply_to: Option<OwnedEventId>,
+}
+
+/// Runs a parsed command.
+pub async fn run(ctx: &Context<'_>, command: Command) -> Answer {
+    let prefix = &ctx.app.config.broadcast.command_prefix;
+    match command {
+        Command::Help { command } => help(prefix, command.as_deref()),
+        Command::Send { audience, name, default: false, except, recursive, yes, dry_run } => {
+            send::send(ctx, send::SendRequest { audience, name, except, recursive, yes, dry_run }).await
+        }
+        Command::Audience { audience } => {
+            let request = send::SendRequest {
+                audience,
+                name: None,
+                except: vec![],
+                recursive: false,
+                yes: false,
+                dry_run: true,
+            };
+            send::send(ctx, request).await
+        }
+        Command::Confirm { id } => send::confirm(ctx, id).await,
+        Command::Cancel { id } => status::cancel(ctx, id).await,
+        Command::List => status::list(ctx).await,
+        Command::Status { id } => status::status(ctx, id).await,
+        _ => Answer::error("This command is not available yet."),
+    }
+}
 
 /// A parsed command line.
 #[derive(Debug, Parser)]
@@ -125,14 +170,19 @@ fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
 pub struct Answer {
     pub ok: bool,
     pub markdown: String,
+    /// The answer is the preview of this broadcast: its event is recorded (✅ on it confirms).
+    pub preview_of: Option<BroadcastId>,
 }
 
 impl Answer {
     pub fn ok(markdown: impl Into<String>) -> Self {
-        Self { ok: true, markdown: markdown.into() }
+        Self { ok: true, markdown: markdown.into(), preview_of: None }
     }
     pub fn error(markdown: impl Into<String>) -> Self {
-        Self { ok: false, markdown: markdown.into() }
+        Self { ok: false, markdown: markdown.into(), preview_of: None }
+    }
+    pub fn preview(id: BroadcastId, markdown: impl Into<String>) -> Self {
+        Self { ok: true, markdown: markdown.into(), preview_of: Some(id) }
     }
 }
 

@@ -127,11 +127,26 @@ pub struct BroadcastConfig {
     pub command_prefix: String,
     #[serde(default)]
     pub control_rooms: Vec<String>,
+    #[serde(default = "default_confirm_above")]
+    pub confirm_above: u64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_exclude")]
+    pub exclude: Vec<String>,
 }
 
 impl Default for BroadcastConfig {
     fn default() -> Self {
-        Self { command_prefix: default_command_prefix(), control_rooms: Vec::new() }
+        Self {
+            command_prefix: default_command_prefix(),
+            control_rooms: Vec::new(),
+            confirm_above: default_confirm_above(),
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            exclude: default_exclude(),
+        }
     }
 }
 
@@ -198,6 +213,18 @@ fn default_max_connections() -> u32 {
 }
 fn default_command_prefix() -> String {
     "!bc".into()
+}
+fn default_confirm_above() -> u64 {
+    10
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_exclude() -> Vec<String> {
+    vec!["@.*bot:.*".into()]
 }
 fn default_true() -> bool {
     true
@@ -293,6 +320,20 @@ impl Config {
                 return Err(ConfigError::invalid(
                     format!("broadcast.control_rooms[{index}]"),
                     format!("{room:?} is neither a room ID (!…) nor an alias (#…:server)"),
+                ));
+            }
+        }
+        if !(1..=256).contains(&self.broadcast.concurrency) {
+            return Err(ConfigError::invalid("broadcast.concurrency", "must be between 1 and 256"));
+        }
+        if !(1..=100).contains(&self.broadcast.max_attempts) {
+            return Err(ConfigError::invalid("broadcast.max_attempts", "must be between 1 and 100"));
+        }
+        for (index, pattern) in self.broadcast.exclude.iter().enumerate() {
+            if let Err(error) = regex::Regex::new(pattern) {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.exclude[{index}]"),
+                    format!("is not a valid regular expression: {error}"),
                 ));
             }
         }

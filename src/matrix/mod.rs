@@ -8,6 +8,7 @@
 //! times on network errors.
 
 mod identity;
+mod synapse_admin;
 
 use std::time::Duration;
 
@@ -29,13 +30,17 @@ use ruma::{
     events::{AnyMessageLikeEventContent, MessageLikeEventContent, StateEventType},
     profile::ProfileFieldValue,
     serde::Raw,
-    OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId, RoomId,
-    RoomOrAliasId, TransactionId,
+    EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId,
+    RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UserId,
 };
 
 pub use identity::AsUser;
+pub use synapse_admin::AdminUser;
 
 use crate::config::Config;
+
+/// The key in a DM's `m.room.create` content that carries the bot's creation nonce.
+pub const DM_NONCE_KEY: &str = "org.matrix_broadcast.dm_nonce";
 
 /// A failed call to the homeserver, classified for the caller's retry decision.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -70,29 +75,36 @@ impl MatrixError {
     }
 }
 
+impl MatrixError {
+    /// Classifies a Matrix error answer (status code + `errcode` body).
+    fn from_api_error(api_error: &ruma::api::error::Error) -> Self {
+        let status = api_error.status_code.as_u16();
+        let kind = api_error.error_kind();
+        let message = api_error.to_string();
+        if let Some(ErrorKind::LimitExceeded(data)) = kind {
+            let retry_after = data.retry_after.as_ref().map(|retry_after| match retry_after {
+                RetryAfter::Delay(delay) => *delay,
+                RetryAfter::DateTime(at) => {
+                    at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
+                }
+            });
+            return MatrixError::Transient { retry_after, message };
+        }
+        if status == 429 || status >= 500 {
+            return MatrixError::Transient { retry_after: None, message };
+        }
+        MatrixError::Permanent {
+            errcode: kind.map(|kind| kind.errcode().to_string()),
+            status: Some(status),
+            message,
+        }
+    }
+}
+
 impl From<HttpError> for MatrixError {
     fn from(error: HttpError) -> Self {
         if let Some(api_error) = error.as_client_api_error() {
-            let status = api_error.status_code.as_u16();
-            let kind = api_error.error_kind();
-            let message = api_error.to_string();
-            if let Some(ErrorKind::LimitExceeded(data)) = kind {
-                let retry_after = data.retry_after.as_ref().map(|retry_after| match retry_after {
-                    RetryAfter::Delay(delay) => *delay,
-                    RetryAfter::DateTime(at) => {
-                        at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
-                    }
-                });
-                return MatrixError::Transient { retry_after, message };
-            }
-            if status == 429 || status >= 500 {
-                return MatrixError::Transient { retry_after: None, message };
-            }
-            return MatrixError::Permanent {
-                errcode: kind.map(|kind| kind.errcode().to_string()),
-                status: Some(status),
-                message,
-            };
+            return MatrixError::from_api_error(api_error);
         }
         match error {
             HttpError::Reqwest(error) => MatrixError::NetworkFailure(error.to_string()),
@@ -150,6 +162,46 @@ pub trait Homeserver: Send + Sync + 'static {
         content: Raw<AnyMessageLikeEventContent>,
         event_type: ruma::events::MessageLikeEventType,
     ) -> Result<OwnedEventId, MatrixError>;
+    /// The room an alias points to.
+    async fn resolve_alias(&self, alias: &RoomAliasId) -> Result<OwnedRoomId, MatrixError>;
+    /// The joined members of a room the bot is in, with their display names.
+    async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError>;
+    /// Every room below a space in its hierarchy (not the space itself), all pages.
+    async fn space_rooms(&self, space: &RoomId) -> Result<Vec<OwnedRoomId>, MatrixError>;
+    /// The content of the state event `(event_type, state_key)`, `None` when there is none.
+    async fn state(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+        state_key: &str,
+    ) -> Result<Option<serde_json::Value>, MatrixError>;
+    /// The creators of a room: the sender of its create event and its `additional_creators`
+    /// (room version 12 gives them unlimited power without listing them in the power levels).
+    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError>;
+    /// One event of a room, as JSON.
+    async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<serde_json::Value, MatrixError>;
+    /// Creates a private DM with `user` (preset private_chat, is_direct, no name), tagged with
+    /// `nonce` in its create event so that a crash between creating and recording it can be
+    /// reconciled.
+    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError>;
+    /// Invites `user` into `room`.
+    async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError>;
+    /// Every room the bot has joined.
+    async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError>;
+    /// A user's display name, `None` when unset.
+    async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError>;
+    /// Replaces the bot's `m.direct` account data.
+    async fn set_direct(&self, content: serde_json::Value) -> Result<(), MatrixError>;
+    /// One page of local accounts (Synapse admin API; active, non-guest), and the next offset.
+    async fn admin_users_page(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError>;
+    /// One local account (Synapse admin API), including its appservice.
+    async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError>;
+    /// The members of any room, whether the bot is in it or not (Synapse admin API).
+    async fn admin_room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError>;
 }
 
 /// Sends typed content through any [`Homeserver`].
@@ -173,6 +225,7 @@ pub struct MatrixClient {
     device_id: ruma::OwnedDeviceId,
     appservice_id: String,
     bot_localpart: String,
+    as_token: String,
 }
 
 impl MatrixClient {
@@ -197,6 +250,7 @@ impl MatrixClient {
             device_id: config.appservice.device_id.clone(),
             appservice_id: config.appservice.id.clone(),
             bot_localpart: config.appservice.bot.username.clone(),
+            as_token: config.appservice.as_token.clone(),
         })
     }
 
@@ -212,12 +266,17 @@ async fn call<T>(
     request: impl std::future::IntoFuture<Output = Result<T, HttpError>>,
 ) -> Result<T, MatrixError> {
     let result = request.into_future().await.map_err(MatrixError::from);
-    let outcome = match &result {
+    count_outcome(&result);
+    result
+}
+
+/// Counts an outbound request by outcome.
+fn count_outcome<T>(result: &Result<T, MatrixError>) {
+    let outcome = match result {
         Ok(_) => "ok",
         Err(error) => error.outcome(),
     };
     metrics::counter!("matrix_broadcast_outbound_requests_total", "outcome" => outcome).increment(1);
-    result
 }
 
 #[async_trait]
@@ -289,9 +348,9 @@ impl Homeserver for MatrixClient {
     }
 
     async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError> {
-        let create = self.state_content(room, StateEventType::RoomCreate).await?;
-        let join_rules = self.state_content(room, StateEventType::RoomJoinRules).await?;
-        let encryption = self.state_content(room, StateEventType::RoomEncryption).await?;
+        let create = self.state(room, StateEventType::RoomCreate, "").await?;
+        let join_rules = self.state(room, StateEventType::RoomJoinRules, "").await?;
+        let encryption = self.state(room, StateEventType::RoomEncryption, "").await?;
         let field = |content: &Option<serde_json::Value>, key: &str| {
             content
                 .as_ref()
@@ -316,21 +375,153 @@ impl Homeserver for MatrixClient {
             send_message_event::v3::Request::new_raw(room.to_owned(), txn_id.to_owned(), event_type, content);
         Ok(call(self.client.send(self.as_bot(request))).await?.event_id)
     }
-}
 
-impl MatrixClient {
-    /// The content of the state event `(event_type, "")`, or `None` when the room has none.
-    async fn state_content(
+    async fn resolve_alias(&self, alias: &RoomAliasId) -> Result<OwnedRoomId, MatrixError> {
+        let request = ruma::api::client::alias::get_alias::v3::Request::new(alias.to_owned());
+        Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
+    }
+
+    async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
+        let request = membership::joined_members::v3::Request::new(room.to_owned());
+        let response = call(self.client.send(self.as_bot(request))).await?;
+        Ok(response.joined.into_iter().map(|(user, member)| (user, member.display_name)).collect())
+    }
+
+    async fn space_rooms(&self, space: &RoomId) -> Result<Vec<OwnedRoomId>, MatrixError> {
+        let mut rooms = Vec::new();
+        let mut from = None;
+        loop {
+            let mut request = ruma::api::client::space::get_hierarchy::v1::Request::new(space.to_owned());
+            request.from = from.take();
+            let response = call(self.client.send(self.as_bot(request))).await?;
+            rooms.extend(
+                response.rooms.into_iter().map(|chunk| chunk.summary.room_id).filter(|room| room != space),
+            );
+            match response.next_batch {
+                Some(next) => from = Some(next),
+                None => return Ok(rooms),
+            }
+        }
+    }
+
+    async fn state(
         &self,
         room: &RoomId,
         event_type: StateEventType,
+        state_key: &str,
     ) -> Result<Option<serde_json::Value>, MatrixError> {
-        let request = get_state_event_for_key::v3::Request::new(room.to_owned(), event_type, String::new());
+        let request =
+            get_state_event_for_key::v3::Request::new(room.to_owned(), event_type, state_key.to_owned());
         match call(self.client.send(self.as_bot(request))).await {
             Ok(response) => Ok(serde_json::from_str(response.event_or_content.get()).ok()),
             Err(error) if error.errcode() == Some("M_NOT_FOUND") => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        let mut request = get_state_event_for_key::v3::Request::new(
+            room.to_owned(),
+            StateEventType::RoomCreate,
+            String::new(),
+        );
+        request.format = get_state_event_for_key::v3::StateEventFormat::Event;
+        let response = call(self.client.send(self.as_bot(request))).await?;
+        let event: serde_json::Value =
+            serde_json::from_str(response.event_or_content.get()).unwrap_or_default();
+        let content = &event["content"];
+        let creators = std::iter::once(&event["sender"])
+            .chain(content["additional_creators"].as_array().into_iter().flatten())
+            .chain(std::iter::once(&content["creator"]));
+        Ok(creators
+            .filter_map(|creator| creator.as_str())
+            .filter_map(|creator| UserId::parse(creator).ok())
+            .collect())
+    }
+
+    async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<serde_json::Value, MatrixError> {
+        let request =
+            ruma::api::client::room::get_room_event::v3::Request::new(room.to_owned(), event.to_owned());
+        let response = call(self.client.send(self.as_bot(request))).await?;
+        serde_json::from_str(response.event.json().get()).map_err(|error| MatrixError::Permanent {
+            errcode: None,
+            status: None,
+            message: error.to_string(),
+        })
+    }
+
+    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError> {
+        use ruma::api::client::room::{create_room, create_room::v3::RoomPreset};
+        let mut request = create_room::v3::Request::new();
+        request.preset = Some(RoomPreset::PrivateChat);
+        request.is_direct = true;
+        request.invite = vec![user.to_owned()];
+        let creation = serde_json::json!({ DM_NONCE_KEY: nonce });
+        request.creation_content =
+            Some(Raw::from_json(serde_json::value::to_raw_value(&creation).map_err(|error| {
+                MatrixError::Permanent { errcode: None, status: None, message: error.to_string() }
+            })?));
+        Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
+    }
+
+    async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
+        use membership::invite_user::v3::{InvitationRecipient, InviteUserId, Request};
+        let recipient = InvitationRecipient::UserId(InviteUserId::new(user.to_owned()));
+        call(self.client.send(self.as_bot(Request::new(room.to_owned(), recipient)))).await?;
+        Ok(())
+    }
+
+    async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError> {
+        let request = membership::joined_rooms::v3::Request::new();
+        Ok(call(self.client.send(self.as_bot(request))).await?.joined_rooms)
+    }
+
+    async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {
+        use ruma::api::client::profile::get_profile_field;
+        let request = get_profile_field::v3::Request::new(
+            user.to_owned(),
+            ruma::profile::ProfileFieldName::DisplayName,
+        );
+        match call(self.client.send(self.as_bot(request))).await {
+            Ok(response) => Ok(match response.value {
+                Some(ProfileFieldValue::DisplayName(name)) => Some(name),
+                _ => None,
+            }),
+            Err(error) if error.errcode() == Some("M_NOT_FOUND") => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn set_direct(&self, content: serde_json::Value) -> Result<(), MatrixError> {
+        use ruma::api::client::config::set_global_account_data;
+        let raw = serde_json::value::to_raw_value(&content).map_err(|error| MatrixError::Permanent {
+            errcode: None,
+            status: None,
+            message: error.to_string(),
+        })?;
+        let request = set_global_account_data::v3::Request::new_raw(
+            self.bot.clone(),
+            ruma::events::GlobalAccountDataEventType::Direct,
+            Raw::from_json(raw),
+        );
+        call(self.client.send(self.as_bot(request))).await?;
+        Ok(())
+    }
+
+    async fn admin_users_page(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
+        self.admin_users_page_impl(from, limit).await
+    }
+
+    async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError> {
+        self.admin_user_impl(user).await
+    }
+
+    async fn admin_room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        self.admin_room_members_impl(room).await
     }
 }
 

@@ -5,9 +5,8 @@
 //! `migrations/postgres`). Timestamps are integer Unix milliseconds. The store refuses to run
 //! on Synapse's own database.
 
-use std::{collections::BTreeMap, str::FromStr, time::Duration};
+use std::{str::FromStr, time::Duration};
 
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use sqlx::{
     postgres::{PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions},
@@ -54,29 +53,6 @@ impl std::fmt::Display for BroadcastId {
     }
 }
 
-/// A broadcast as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Broadcast {
-    pub id: BroadcastId,
-    pub name: String,
-    pub control_room_id: OwnedRoomId,
-    pub created_by: OwnedUserId,
-    /// The message content as JSON, exactly as it will be sent.
-    pub content_json: String,
-    pub state: String,
-    pub created_at: i64,
-}
-
-/// What is needed to create a broadcast.
-#[derive(Debug, Clone)]
-pub struct NewBroadcast<'a> {
-    pub name: &'a str,
-    pub control_room_id: &'a RoomId,
-    pub created_by: &'a UserId,
-    pub content_json: &'a str,
-    pub state: &'a str,
-}
-
 /// One event waiting in the inbox to be dispatched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxEvent {
@@ -99,6 +75,16 @@ macro_rules! on_pool {
         }
     };
 }
+
+mod broadcasts;
+mod control_rooms;
+mod deliveries;
+mod dm_rooms;
+mod inbox;
+
+pub use broadcasts::{Broadcast, BroadcastState, NewBroadcast};
+pub use deliveries::{Claim, DeliveryState};
+pub use dm_rooms::DmRoom;
 
 /// The handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -182,212 +168,14 @@ impl Store {
         }
     }
 
+    /// Whether this is a SQLite store (one process per database).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(*self.pool, Pool::Sqlite(_))
+    }
+
     /// Closes every connection (used at shutdown).
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)
-    }
-
-    // ----- inbox -----
-
-    /// Persists pushed events; an event already in the inbox is ignored. Returns how many were new.
-    pub async fn push_inbox(&self, events: &[(OwnedEventId, String)]) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let mut inserted = 0;
-        on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            for (event_id, json) in events {
-                inserted += sqlx::query(
-                    "INSERT INTO inbox (event_id, event_json, received_at) VALUES ($1, $2, $3)
-                     ON CONFLICT (event_id) DO NOTHING",
-                )
-                .bind(event_id.as_str())
-                .bind(json)
-                .bind(now)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
-            }
-            transaction.commit().await?;
-        });
-        Ok(inserted)
-    }
-
-    /// The oldest `limit` events waiting to be dispatched, oldest first.
-    pub async fn inbox_batch(&self, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
-        let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT seq, event_json FROM inbox ORDER BY seq LIMIT $1")
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows.into_iter().map(|(seq, event_json)| InboxEvent { seq, event_json }).collect())
-    }
-
-    /// Removes a dispatched event from the inbox.
-    pub async fn remove_inbox(&self, seq: i64) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM inbox WHERE seq = $1").bind(seq).execute(pool).await?;
-        });
-        Ok(())
-    }
-
-    // ----- control rooms -----
-
-    /// Records `room` as a control room (again: no-op).
-    pub async fn add_control_room(&self, room: &RoomId, added_by: &UserId) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO control_rooms (room_id, added_by, added_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (room_id) DO NOTHING",
-            )
-            .bind(room.as_str())
-            .bind(added_by.as_str())
-            .bind(now_ms())
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
-    }
-
-    /// Forgets a control room (the bot left or was kicked).
-    pub async fn remove_control_room(&self, room: &RoomId) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM control_rooms WHERE room_id = $1")
-                .bind(room.as_str())
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
-    /// Whether `room` is a recorded control room.
-    pub async fn is_control_room(&self, room: &RoomId) -> Result<bool, StoreError> {
-        let found: Option<(String,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT room_id FROM control_rooms WHERE room_id = $1")
-                .bind(room.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(found.is_some())
-    }
-
-    /// Every recorded control room.
-    pub async fn control_rooms(&self) -> Result<Vec<OwnedRoomId>, StoreError> {
-        let rows: Vec<(String,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT room_id FROM control_rooms ORDER BY added_at, room_id")
-                .fetch_all(pool)
-                .await?
-        });
-        rows.into_iter().map(|(room,)| parse("control_rooms.room_id", room)).collect()
-    }
-
-    // ----- broadcasts and deliveries -----
-
-    /// Creates a broadcast and returns its new id.
-    pub async fn create_broadcast(&self, new: NewBroadcast<'_>) -> Result<BroadcastId, StoreError> {
-        let (id,): (i64,) = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "INSERT INTO broadcasts (name, control_room_id, created_by, content_json, state, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(new.name)
-            .bind(new.control_room_id.as_str())
-            .bind(new.created_by.as_str())
-            .bind(new.content_json)
-            .bind(new.state)
-            .bind(now_ms())
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(BroadcastId(id))
-    }
-
-    /// One broadcast, or [`StoreError::NotFound`].
-    pub async fn broadcast(&self, id: BroadcastId) -> Result<Broadcast, StoreError> {
-        type Row = (i64, String, String, String, String, String, i64);
-        let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT id, name, control_room_id, created_by, content_json, state, created_at
-                 FROM broadcasts WHERE id = $1",
-            )
-            .bind(id.0)
-            .fetch_optional(pool)
-            .await?
-        });
-        let (id, name, room, creator, content_json, state, created_at) = row.ok_or(StoreError::NotFound)?;
-        Ok(Broadcast {
-            id: BroadcastId(id),
-            name,
-            control_room_id: parse("broadcasts.control_room_id", room)?,
-            created_by: parse("broadcasts.created_by", creator)?,
-            content_json,
-            state,
-            created_at,
-        })
-    }
-
-    /// Queues `users` for broadcast `id` in one transaction; a user already queued is skipped.
-    /// Returns how many were new.
-    pub async fn add_deliveries(&self, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let mut inserted = 0;
-        on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            for user in users {
-                inserted += sqlx::query(
-                    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at) VALUES ($1, $2, 'pending', $3)
-                     ON CONFLICT (broadcast_id, user_id) DO NOTHING",
-                )
-                .bind(id.0)
-                .bind(user.as_str())
-                .bind(now)
-                .execute(&mut *transaction)
-                .await?
-                .rows_affected();
-            }
-            transaction.commit().await?;
-        });
-        Ok(inserted)
-    }
-
-    /// How many deliveries of broadcast `id` are in each state.
-    pub async fn delivery_counts(&self, id: BroadcastId) -> Result<BTreeMap<String, i64>, StoreError> {
-        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY state")
-                .bind(id.0)
-                .fetch_all(pool)
-                .await?
-        });
-        Ok(rows.into_iter().collect())
-    }
-
-    // ----- DM rooms -----
-
-    /// The stored DM room of `user`, if any.
-    pub async fn dm_room(&self, user: &UserId) -> Result<Option<OwnedRoomId>, StoreError> {
-        let row: Option<(String,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT room_id FROM dm_rooms WHERE user_id = $1")
-                .bind(user.as_str())
-                .fetch_optional(pool)
-                .await?
-        });
-        row.map(|(room,)| parse("dm_rooms.room_id", room)).transpose()
-    }
-
-    /// Records (or replaces) the DM room of `user`.
-    pub async fn set_dm_room(&self, user: &UserId, room: &RoomId) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO dm_rooms (user_id, room_id, created_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (user_id) DO UPDATE SET room_id = excluded.room_id, created_at = excluded.created_at",
-            )
-            .bind(user.as_str())
-            .bind(room.as_str())
-            .bind(now_ms())
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 //! PostgreSQL tests use the database named by `MATRIX_BROADCAST_TEST_POSTGRES`, which
 //! `scripts/test` creates and drops; without it they fail and say so.
 
-use matrix_broadcast::store::{BroadcastId, NewBroadcast, Store, StoreError};
+use matrix_broadcast::store::{BroadcastId, BroadcastState, DeliveryState, NewBroadcast, Store, StoreError};
 use ruma::{owned_event_id, owned_room_id, owned_user_id, OwnedUserId};
 
 fn postgres_uri() -> String {
@@ -61,21 +61,27 @@ async fn control_rooms_are_remembered_and_forgotten(store: &Store) {
 async fn broadcasts_and_their_deliveries(store: &Store) {
     let room = owned_room_id!("!control:example.org");
     let admin = owned_user_id!("@admin:example.org");
-    let new = NewBroadcast {
+    let command = owned_event_id!("$command");
+    let new = |command| NewBroadcast {
         name: "Welcome",
         control_room_id: &room,
         created_by: &admin,
         content_json: "{}",
-        state: "prepared",
+        state: BroadcastState::Resolving,
+        audience_json: "[]",
+        options_json: "{}",
+        command_event_id: command,
     };
-    let first = store.create_broadcast(new.clone()).await.unwrap();
-    let second = store.create_broadcast(new).await.unwrap();
+    let first = store.create_broadcast(new(Some(&command))).await.unwrap();
+    assert!(store.create_broadcast(new(Some(&command))).await.is_err(), "one broadcast per command event");
+    let second = store.create_broadcast(new(None)).await.unwrap();
     assert!(second.0 > first.0, "ids grow");
     let stored = store.broadcast(first).await.unwrap();
     assert_eq!(
-        (stored.name.as_str(), stored.state.as_str(), stored.control_room_id),
-        ("Welcome", "prepared", room)
+        (stored.name.as_str(), stored.state, stored.control_room_id),
+        ("Welcome", BroadcastState::Resolving, room)
     );
+    assert_eq!(store.broadcast_by_command(&command).await.unwrap().map(|b| b.id), Some(first));
     assert!(matches!(store.broadcast(BroadcastId(999_999)).await, Err(StoreError::NotFound)));
 
     let users: Vec<OwnedUserId> =
@@ -84,21 +90,72 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     assert_eq!(store.add_deliveries(first, &users[..2]).await.unwrap(), 0, "(broadcast, user) is unique");
     assert_eq!(store.add_deliveries(second, &users[..2]).await.unwrap(), 2);
     assert_eq!(store.delivery_counts(first).await.unwrap().get("pending"), Some(&5));
+
+    // Nothing is claimed before the broadcast runs.
+    assert_eq!(store.claim_delivery(60_000).await.unwrap(), None);
+    assert!(store.transition(first, BroadcastState::Resolving, BroadcastState::Running).await.unwrap());
+    assert!(
+        !store.transition(first, BroadcastState::Resolving, BroadcastState::Running).await.unwrap(),
+        "moves once"
+    );
+    assert!(store.broadcast(first).await.unwrap().started_at.is_some());
+
+    let mut claims = Vec::new();
+    while let Some(claim) = store.claim_delivery(60_000).await.unwrap() {
+        assert_eq!((claim.broadcast_id, claim.attempts), (first, 1));
+        claims.push(claim);
+    }
+    assert_eq!(claims.len(), 5, "each delivery is claimed once while its lease runs");
+    store.mark_delivered(&claims[0], &owned_room_id!("!dm0"), &owned_event_id!("$sent0")).await.unwrap();
+    store
+        .end_delivery(first, &claims[1].user_id, DeliveryState::Failed, "this user does not exist")
+        .await
+        .unwrap();
+    store.retry_delivery(&claims[2], matrix_broadcast::store::now_ms() - 1, "busy").await.unwrap();
+    let again = store.claim_delivery(60_000).await.unwrap().expect("a retried delivery is due again");
+    assert_eq!((again.user_id.clone(), again.attempts), (claims[2].user_id.clone(), 2));
+    // A worker that died: its claims come back when released (SQLite start-up) or expired.
+    assert_eq!(store.release_claims().await.unwrap(), 3);
+    assert!(store.claim_delivery(60_000).await.unwrap().is_some());
+
+    let counts = store.delivery_counts(first).await.unwrap();
+    assert_eq!((counts.get("delivered"), counts.get("failed")), (Some(&1), Some(&1)));
+    let failures = store.deliveries_with_reason(first, DeliveryState::Failed, 10).await.unwrap();
+    assert_eq!(failures, [(claims[1].user_id.clone(), "this user does not exist".to_owned())]);
+    assert_eq!(
+        store.cancel_deliveries(first).await.unwrap(),
+        3,
+        "pending and in-flight deliveries are cancelled"
+    );
+    assert_eq!(store.sample_recipients(first, 2).await.unwrap(), users[..2]);
 }
 
-async fn one_dm_room_per_user(store: &Store) {
+async fn one_live_dm_room_per_user(store: &Store) {
     let user = owned_user_id!("@alice:example.org");
-    assert_eq!(store.dm_room(&user).await.unwrap(), None);
-    store.set_dm_room(&user, &owned_room_id!("!first")).await.unwrap();
-    store.set_dm_room(&user, &owned_room_id!("!second")).await.unwrap();
-    assert_eq!(store.dm_room(&user).await.unwrap(), Some(owned_room_id!("!second")));
+    assert_eq!(store.live_dm(&user).await.unwrap(), None);
+    assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
+    assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
+    assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some("creating".into()));
+    store.dm_created("nonce-1", &owned_room_id!("!first")).await.unwrap();
+    assert_eq!(store.ready_dms().await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
+    store.retire_dm(&owned_room_id!("!first")).await.unwrap();
+    assert!(store.begin_dm(&user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
+    store.dm_created("nonce-3", &owned_room_id!("!second")).await.unwrap();
+    assert_eq!(
+        store.live_dm(&user).await.unwrap().and_then(|dm| dm.room_id),
+        Some(owned_room_id!("!second"))
+    );
+    assert_eq!(
+        store.dm_by_room(&owned_room_id!("!first")).await.unwrap().map(|dm| dm.state),
+        Some("retired".into())
+    );
 }
 
 async fn every_table(store: &Store) {
     inbox_keeps_each_event_once(store).await;
     control_rooms_are_remembered_and_forgotten(store).await;
     broadcasts_and_their_deliveries(store).await;
-    one_dm_room_per_user(store).await;
+    one_live_dm_room_per_user(store).await;
 }
 
 #[tokio::test]
@@ -109,7 +166,7 @@ async fn sqlite_store_works_and_survives_reopening() {
     store.close().await;
     // Reopening runs no migration twice and keeps the rows.
     let store = sqlite_store(&dir).await;
-    assert!(store.dm_room(&owned_user_id!("@alice:example.org")).await.unwrap().is_some());
+    assert!(store.live_dm(&owned_user_id!("@alice:example.org")).await.unwrap().is_some());
 }
 
 #[tokio::test]

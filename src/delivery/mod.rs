@@ -1,0 +1,192 @@
+//! The delivery workers: claim a due delivery, make sure the recipient's DM exists, send the
+//! personalised message, record the outcome.
+//!
+//! Transaction IDs derive from (broadcast, recipient) and messages go out from the bot's logged-in
+//! device, so a re-send after any crash (of the bot or of the homeserver) returns the event that
+//! was already sent instead of a second copy. Temporary failures come back after an exponential
+//! backoff with jitter (or the homeserver's `retry_after`), up to `broadcast.max_attempts`;
+//! permanent ones are recorded with a reason for `!bc status`.
+
+pub mod content;
+pub mod progress;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use rand::Rng;
+use ruma::{events::MessageLikeEventType, serde::Raw, OwnedTransactionId};
+use tokio::sync::watch;
+
+use crate::{
+    dm::{ensure_dm, DmError},
+    matrix::MatrixError,
+    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, StoreError},
+    App,
+};
+
+/// How long a worker holds a claimed delivery before another may take it over.
+pub const LEASE_MS: i64 = 120_000;
+/// The longest wait between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Runs `broadcast.concurrency` workers until `stopped`.
+pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
+    let workers: Vec<_> = (0..app.config.broadcast.concurrency)
+        .map(|_| tokio::spawn(worker(app.clone(), stopped.clone())))
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+}
+
+async fn worker(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+    let mut broadcasts: HashMap<BroadcastId, Arc<Broadcast>> = HashMap::new();
+    while !*stopped.borrow() {
+        let claim = match app.store.claim_delivery(LEASE_MS).await {
+            Ok(claim) => claim,
+            Err(error) => {
+                tracing::error!(%error, "cannot claim a delivery");
+                None
+            }
+        };
+        let Some(claim) = claim else {
+            let wait = match app.store.next_due_at().await {
+                Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(10, 1000) as u64),
+                _ => Duration::from_secs(1),
+            };
+            tokio::select! {
+                _ = app.deliveries_ready.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
+            continue;
+        };
+        let broadcast = match broadcasts.get(&claim.broadcast_id) {
+            Some(broadcast) => broadcast.clone(),
+            None => match app.store.broadcast(claim.broadcast_id).await {
+                Ok(broadcast) => {
+                    let broadcast = Arc::new(broadcast);
+                    broadcasts.insert(claim.broadcast_id, broadcast.clone());
+                    broadcast
+                }
+                Err(error) => {
+                    tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot read a broadcast");
+                    continue;
+                }
+            },
+        };
+        if let Err(error) = deliver(&app, &broadcast, &claim).await {
+            tracing::error!(%error, "cannot record a delivery");
+        }
+    }
+}
+
+/// The deterministic transaction ID of one delivery.
+pub fn transaction_id(broadcast: BroadcastId, user: &ruma::UserId) -> OwnedTransactionId {
+    OwnedTransactionId::from(format!("broadcast-{}-{}", broadcast.0, user))
+}
+
+#[tracing::instrument(skip_all, fields(broadcast = %claim.broadcast_id, user = %claim.user_id, attempt = claim.attempts))]
+async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), StoreError> {
+    let failure = match send(app, broadcast, claim).await {
+        Ok((room, event)) => {
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
+            return app.store.mark_delivered(claim, &room, &event).await;
+        }
+        Err(DmError::Store(error)) => return Err(error),
+        Err(DmError::Matrix(error)) => error,
+    };
+    let attempts = claim.attempts as u32;
+    match failure {
+        MatrixError::Permanent { .. } => {
+            let reason = human_reason(&failure);
+            tracing::info!(%reason, "delivery failed");
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
+            app.store.end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason).await
+        }
+        _ if attempts >= app.config.broadcast.max_attempts => {
+            let reason = format!("gave up after {attempts} tries: {failure}");
+            tracing::warn!(%reason, "delivery failed");
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
+            app.store.end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason).await
+        }
+        _ => {
+            let delay = retry_after_of(&failure).unwrap_or_else(|| backoff(attempts));
+            tracing::debug!(%failure, delay_ms = delay.as_millis() as u64, "delivery will be retried");
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "retried").increment(1);
+            app.store.retry_delivery(claim, now_ms() + delay.as_millis() as i64, &failure.to_string()).await
+        }
+    }
+}
+
+fn retry_after_of(error: &MatrixError) -> Option<Duration> {
+    match error {
+        MatrixError::Transient { retry_after, .. } => *retry_after,
+        _ => None,
+    }
+}
+
+/// Exponential backoff with full jitter: up to 1 s, 2 s, 4 s, … capped at five minutes.
+pub fn backoff(attempts: u32) -> Duration {
+    let ceiling =
+        Duration::from_secs(1).saturating_mul(1 << attempts.saturating_sub(1).min(16)).min(MAX_BACKOFF);
+    let millis = rand::thread_rng().gen_range(ceiling.as_millis() as u64 / 2..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+/// A failure as a person reads it in `!bc status`.
+fn human_reason(error: &MatrixError) -> String {
+    match error.errcode() {
+        Some("M_NOT_FOUND") | Some("M_UNKNOWN") if error.to_string().contains("nknown user") => {
+            "this user does not exist".into()
+        }
+        Some("M_NOT_FOUND") => format!("not found ({error})"),
+        Some("M_FORBIDDEN") => format!("the homeserver refused ({error})"),
+        _ => error.to_string(),
+    }
+}
+
+/// Ensures the DM and sends the personalised message; returns where it went.
+async fn send(
+    app: &App,
+    broadcast: &Broadcast,
+    claim: &Claim,
+) -> Result<(ruma::OwnedRoomId, ruma::OwnedEventId), DmError> {
+    let room = ensure_dm(app, &claim.user_id).await?;
+    let (event_type, content) = content::personalise(app, broadcast, &claim.user_id).await?;
+    let raw = Raw::from_json(serde_json::value::to_raw_value(&content).map_err(|error| {
+        MatrixError::Permanent {
+            errcode: None,
+            status: None,
+            message: format!("bad message content: {error}"),
+        }
+    })?);
+    let event_type = MessageLikeEventType::from(event_type.as_str());
+    let event = app
+        .homeserver
+        .send_raw(&room, &transaction_id(broadcast.id, &claim.user_id), raw, event_type)
+        .await?;
+    Ok((room, event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..100 {
+            let first = backoff(1);
+            assert!(first >= Duration::from_millis(500) && first <= Duration::from_secs(1));
+            let fourth = backoff(4);
+            assert!(fourth >= Duration::from_secs(4) && fourth <= Duration::from_secs(8));
+            assert!(backoff(40) <= MAX_BACKOFF);
+        }
+    }
+
+    #[test]
+    fn transaction_ids_are_stable_per_broadcast_and_recipient() {
+        let user = ruma::user_id!("@alice:example.org");
+        assert_eq!(transaction_id(BroadcastId(3), user), transaction_id(BroadcastId(3), user));
+        assert_ne!(transaction_id(BroadcastId(3), user), transaction_id(BroadcastId(4), user));
+    }
+}

@@ -1,0 +1,308 @@
+//! Broadcasts: one row each, with the short id shown as `#12`.
+
+use std::str::FromStr;
+
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
+
+/// Where a broadcast is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BroadcastState {
+    /// Its audience is being written into the delivery queue.
+    Resolving,
+    /// Waiting for `!bc confirm` (or ✅ on the preview).
+    Prepared,
+    /// Workers are delivering it.
+    Running,
+    /// Every delivery ended (delivered, failed, skipped or cancelled).
+    Done,
+    /// Stopped by `!bc cancel`.
+    Cancelled,
+    /// A `--dry-run` or `!bc audience`: counted, never sent.
+    DryRun,
+    /// Its audience was empty.
+    Empty,
+}
+
+impl BroadcastState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Resolving => "resolving",
+            Self::Prepared => "prepared",
+            Self::Running => "running",
+            Self::Done => "done",
+            Self::Cancelled => "cancelled",
+            Self::DryRun => "dry_run",
+            Self::Empty => "empty",
+        }
+    }
+}
+
+impl FromStr for BroadcastState {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        [
+            Self::Resolving,
+            Self::Prepared,
+            Self::Running,
+            Self::Done,
+            Self::Cancelled,
+            Self::DryRun,
+            Self::Empty,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == text)
+        .ok_or(())
+    }
+}
+
+/// A broadcast as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broadcast {
+    pub id: BroadcastId,
+    pub name: String,
+    pub control_room_id: OwnedRoomId,
+    pub created_by: OwnedUserId,
+    /// The message content as JSON, with `{displayname}`-style placeholders still in it.
+    pub content_json: String,
+    pub state: BroadcastState,
+    pub created_at: i64,
+    /// The audience words as typed, as a JSON array.
+    pub audience_json: String,
+    /// `--except`, `--recursive` and the like, as a JSON object.
+    pub options_json: String,
+    pub command_event_id: Option<OwnedEventId>,
+    pub preview_event_id: Option<OwnedEventId>,
+    pub progress_event_id: Option<OwnedEventId>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+/// What is needed to create a broadcast.
+#[derive(Debug, Clone)]
+pub struct NewBroadcast<'a> {
+    pub name: &'a str,
+    pub control_room_id: &'a RoomId,
+    pub created_by: &'a UserId,
+    pub content_json: &'a str,
+    pub state: BroadcastState,
+    pub audience_json: &'a str,
+    pub options_json: &'a str,
+    pub command_event_id: Option<&'a ruma::EventId>,
+}
+
+macro_rules! broadcast_columns {
+    () => {
+        "id, name, control_room_id, created_by, content_json, state, created_at, audience_json, options_json, \
+         command_event_id, preview_event_id, progress_event_id, started_at, finished_at"
+    };
+}
+
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
+fn optional<T: FromStr>(column: &'static str, value: Option<String>) -> Result<Option<T>, StoreError> {
+    value.map(|value| parse(column, value)).transpose()
+}
+
+impl TryFrom<Row> for Broadcast {
+    type Error = StoreError;
+    fn try_from(row: Row) -> Result<Self, StoreError> {
+        let (
+            id,
+            name,
+            room,
+            creator,
+            content_json,
+            state,
+            created_at,
+            audience_json,
+            options_json,
+            command,
+            preview,
+            progress,
+            started_at,
+            finished_at,
+        ) = row;
+        Ok(Broadcast {
+            id: BroadcastId(id),
+            name,
+            control_room_id: parse("broadcasts.control_room_id", room)?,
+            created_by: parse("broadcasts.created_by", creator)?,
+            content_json,
+            state: parse("broadcasts.state", state)?,
+            created_at,
+            audience_json,
+            options_json,
+            command_event_id: optional("broadcasts.command_event_id", command)?,
+            preview_event_id: optional("broadcasts.preview_event_id", preview)?,
+            progress_event_id: optional("broadcasts.progress_event_id", progress)?,
+            started_at,
+            finished_at,
+        })
+    }
+}
+
+impl Store {
+    /// Creates a broadcast and returns its new id.
+    pub async fn create_broadcast(&self, new: NewBroadcast<'_>) -> Result<BroadcastId, StoreError> {
+        let (id,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "INSERT INTO broadcasts (name, control_room_id, created_by, content_json, state, created_at,
+                                         audience_json, options_json, command_event_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            )
+            .bind(new.name)
+            .bind(new.control_room_id.as_str())
+            .bind(new.created_by.as_str())
+            .bind(new.content_json)
+            .bind(new.state.as_str())
+            .bind(now_ms())
+            .bind(new.audience_json)
+            .bind(new.options_json)
+            .bind(new.command_event_id.map(|event| event.as_str()))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(BroadcastId(id))
+    }
+
+    /// One broadcast, or [`StoreError::NotFound`].
+    pub async fn broadcast(&self, id: BroadcastId) -> Result<Broadcast, StoreError> {
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!("SELECT ", broadcast_columns!(), " FROM broadcasts WHERE id = $1"))
+                .bind(id.0)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.ok_or(StoreError::NotFound)?.try_into()
+    }
+
+    /// The broadcast whose preview is `event`, if any.
+    pub async fn broadcast_by_preview(&self, event: &ruma::EventId) -> Result<Option<Broadcast>, StoreError> {
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                broadcast_columns!(),
+                " FROM broadcasts WHERE preview_event_id = $1"
+            ))
+            .bind(event.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Broadcast::try_from).transpose()
+    }
+
+    /// The broadcast made by the command `event`, if any.
+    pub async fn broadcast_by_command(&self, event: &ruma::EventId) -> Result<Option<Broadcast>, StoreError> {
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                broadcast_columns!(),
+                " FROM broadcasts WHERE command_event_id = $1"
+            ))
+            .bind(event.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(Broadcast::try_from).transpose()
+    }
+
+    /// Every broadcast in `state`, oldest first.
+    pub async fn broadcasts_in_state(&self, state: BroadcastState) -> Result<Vec<Broadcast>, StoreError> {
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                broadcast_columns!(),
+                " FROM broadcasts WHERE state = $1 ORDER BY id"
+            ))
+            .bind(state.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Broadcast::try_from).collect()
+    }
+
+    /// The `limit` newest broadcasts that were or are to be sent, newest first.
+    pub async fn recent_broadcasts(&self, limit: i64) -> Result<Vec<Broadcast>, StoreError> {
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                broadcast_columns!(),
+                " FROM broadcasts WHERE state <> 'dry_run' ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(Broadcast::try_from).collect()
+    }
+
+    /// Moves a broadcast from `from` to `to`; false when it was not in `from` (someone else
+    /// moved it first). Starting sets `started_at`, ending states set `finished_at`.
+    pub async fn transition(
+        &self,
+        id: BroadcastId,
+        from: BroadcastState,
+        to: BroadcastState,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms();
+        let started = (to == BroadcastState::Running).then_some(now);
+        let finished = matches!(to, BroadcastState::Done | BroadcastState::Cancelled).then_some(now);
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE broadcasts SET state = $1, started_at = COALESCE($2, started_at),
+                        finished_at = COALESCE($3, finished_at)
+                 WHERE id = $4 AND state = $5",
+            )
+            .bind(to.as_str())
+            .bind(started)
+            .bind(finished)
+            .bind(id.0)
+            .bind(from.as_str())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
+    /// Remembers the preview message of a prepared broadcast (✅ on it confirms).
+    pub async fn set_preview_event(&self, id: BroadcastId, event: &ruma::EventId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE broadcasts SET preview_event_id = $1 WHERE id = $2")
+                .bind(event.as_str())
+                .bind(id.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Remembers the progress message, which is edited as deliveries go.
+    pub async fn set_progress_event(&self, id: BroadcastId, event: &ruma::EventId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE broadcasts SET progress_event_id = $1 WHERE id = $2")
+                .bind(event.as_str())
+                .bind(id.0)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,299 @@
+//! The delivery queue: one row per (broadcast, recipient), unique.
+//!
+//! A worker *claims* a due row (state `sending`, a lease until `claimed_until`), delivers, and
+//! records the outcome. A row whose lease ran out (its worker died) can be claimed again; the
+//! deterministic transaction ID makes that re-send return the same event. PostgreSQL claims with
+//! `FOR UPDATE SKIP LOCKED`, so several processes may share one database; SQLite serialises
+//! writers, so its claim is atomic as one statement.
+
+use std::collections::BTreeMap;
+
+use ruma::{EventId, OwnedUserId, RoomId, UserId};
+
+use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
+
+/// Where one delivery is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DeliveryState {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+    Skipped,
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A delivery a worker holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub broadcast_id: BroadcastId,
+    pub user_id: OwnedUserId,
+    /// Tries so far, this one included.
+    pub attempts: i64,
+}
+
+impl Store {
+    /// Queues `users` for broadcast `id` in one transaction; a user already queued is skipped.
+    /// Returns how many were new.
+    pub async fn add_deliveries(&self, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut inserted = 0;
+        on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            for user in users {
+                inserted += sqlx::query(
+                    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at) VALUES ($1, $2, 'pending', $3)
+                     ON CONFLICT (broadcast_id, user_id) DO NOTHING",
+                )
+                .bind(id.0)
+                .bind(user.as_str())
+                .bind(now)
+                .execute(&mut *transaction)
+                .await?
+                .rows_affected();
+            }
+            transaction.commit().await?;
+        });
+        Ok(inserted)
+    }
+
+    /// How many deliveries of broadcast `id` are in each state.
+    pub async fn delivery_counts(&self, id: BroadcastId) -> Result<BTreeMap<String, i64>, StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY state")
+                .bind(id.0)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Up to `limit` recipients of broadcast `id`, in user ID order.
+    pub async fn sample_recipients(
+        &self,
+        id: BroadcastId,
+        limit: i64,
+    ) -> Result<Vec<OwnedUserId>, StoreError> {
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT user_id FROM deliveries WHERE broadcast_id = $1 ORDER BY user_id LIMIT $2")
+                .bind(id.0)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.into_iter().map(|(user,)| parse("deliveries.user_id", user)).collect()
+    }
+
+    /// Up to `limit` deliveries of broadcast `id` in `state`, with their recorded reason.
+    pub async fn deliveries_with_reason(
+        &self,
+        id: BroadcastId,
+        state: DeliveryState,
+        limit: i64,
+    ) -> Result<Vec<(OwnedUserId, String)>, StoreError> {
+        let rows: Vec<(String, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, last_error FROM deliveries WHERE broadcast_id = $1 AND state = $2
+                 ORDER BY user_id LIMIT $3",
+            )
+            .bind(id.0)
+            .bind(state.as_str())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(user, reason)| Ok((parse("deliveries.user_id", user)?, reason.unwrap_or_default())))
+            .collect()
+    }
+
+    /// Forgets every delivery of broadcast `id` (after a dry run).
+    pub async fn delete_deliveries(&self, id: BroadcastId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM deliveries WHERE broadcast_id = $1").bind(id.0).execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// Claims the next due delivery of a running broadcast for `lease_ms`, if there is one.
+    pub async fn claim_delivery(&self, lease_ms: i64) -> Result<Option<Claim>, StoreError> {
+        let now = now_ms();
+        let row: Option<(i64, String, i64)> = match &*self.pool {
+            Pool::Sqlite(pool) => {
+                sqlx::query_as(
+                    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+                     WHERE (broadcast_id, user_id) IN (
+                         SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+                         WHERE b.state = 'running'
+                           AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
+                                OR (d.state = 'sending' AND d.claimed_until < $2))
+                         ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1)
+                     RETURNING broadcast_id, user_id, attempts",
+                )
+                .bind(now + lease_ms)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+                     WHERE (broadcast_id, user_id) IN (
+                         SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+                         WHERE b.state = 'running'
+                           AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
+                                OR (d.state = 'sending' AND d.claimed_until < $2))
+                         ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1
+                         FOR UPDATE OF d SKIP LOCKED)
+                     RETURNING broadcast_id, user_id, attempts",
+                )
+                .bind(now + lease_ms)
+                .bind(now)
+                .fetch_optional(pool)
+                .await?
+            }
+        };
+        row.map(|(broadcast, user, attempts)| {
+            Ok(Claim {
+                broadcast_id: BroadcastId(broadcast),
+                user_id: parse("deliveries.user_id", user)?,
+                attempts,
+            })
+        })
+        .transpose()
+    }
+
+    /// When the next pending delivery of a running broadcast becomes due, if any is waiting.
+    pub async fn next_due_at(&self) -> Result<Option<i64>, StoreError> {
+        let (due,): (Option<i64>,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT MIN(d.next_attempt_at) FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+                 WHERE b.state = 'running' AND d.state = 'pending'",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(due)
+    }
+
+    /// Makes every claimed delivery claimable at once: at start-up of a process that is the only
+    /// one using the database (SQLite), whatever was `sending` belonged to a process that died.
+    pub async fn release_claims(&self) -> Result<u64, StoreError> {
+        let released = on_pool!(self, |pool| {
+            sqlx::query("UPDATE deliveries SET claimed_until = 0 WHERE state = 'sending'")
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(released)
+    }
+
+    /// Records a delivered message.
+    pub async fn mark_delivered(
+        &self,
+        claim: &Claim,
+        room: &RoomId,
+        event: &EventId,
+    ) -> Result<(), StoreError> {
+        self.finish_delivery(
+            claim.broadcast_id,
+            &claim.user_id,
+            DeliveryState::Delivered,
+            Some(room),
+            Some(event),
+            None,
+            0,
+        )
+        .await
+    }
+
+    /// Puts a delivery back in the queue, due at `next_attempt_at`.
+    pub async fn retry_delivery(
+        &self,
+        claim: &Claim,
+        next_attempt_at: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        self.finish_delivery(
+            claim.broadcast_id,
+            &claim.user_id,
+            DeliveryState::Pending,
+            None,
+            None,
+            Some(error),
+            next_attempt_at,
+        )
+        .await
+    }
+
+    /// Ends a delivery as failed or skipped, with the reason shown in `!bc status`.
+    pub async fn end_delivery(
+        &self,
+        id: BroadcastId,
+        user: &UserId,
+        state: DeliveryState,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        self.finish_delivery(id, user, state, None, None, Some(reason), 0).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_delivery(
+        &self,
+        id: BroadcastId,
+        user: &UserId,
+        state: DeliveryState,
+        room: Option<&RoomId>,
+        event: Option<&EventId>,
+        error: Option<&str>,
+        next_attempt_at: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET state = $1, room_id = COALESCE($2, room_id), event_id = COALESCE($3, event_id),
+                        last_error = $4, next_attempt_at = $5, claimed_until = 0, updated_at = $6
+                 WHERE broadcast_id = $7 AND user_id = $8",
+            )
+            .bind(state.as_str())
+            .bind(room.map(|room| room.as_str()))
+            .bind(event.map(|event| event.as_str()))
+            .bind(error)
+            .bind(next_attempt_at)
+            .bind(now_ms())
+            .bind(id.0)
+            .bind(user.as_str())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Cancels what is not delivered yet; returns how many deliveries were cancelled.
+    pub async fn cancel_deliveries(&self, id: BroadcastId) -> Result<u64, StoreError> {
+        let cancelled = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'cancelled', updated_at = $1
+                 WHERE broadcast_id = $2 AND state IN ('pending', 'sending')",
+            )
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(cancelled)
+    }
+}

@@ -1,0 +1,118 @@
+//! The private DM room of each recipient with the bot.
+//!
+//! A room goes `creating` (intent recorded, with a nonce that is also put into the room's create
+//! event) → `ready` (room ID known) → `retired` (a third member joined; never used again). At
+//! most one room per user is not retired (a partial unique index), so two workers can never
+//! both create a room for one person.
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+
+use super::{now_ms, parse, Pool, Store, StoreError};
+
+/// A recipient's DM as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DmRoom {
+    pub nonce: String,
+    pub user_id: OwnedUserId,
+    /// `None` while the room is being created.
+    pub room_id: Option<OwnedRoomId>,
+    /// `creating`, `ready` or `retired`.
+    pub state: String,
+    pub created_at: i64,
+}
+
+type Row = (String, String, Option<String>, String, i64);
+
+fn dm_room((nonce, user, room, state, created_at): Row) -> Result<DmRoom, StoreError> {
+    Ok(DmRoom {
+        nonce,
+        user_id: parse("dm_rooms.user_id", user)?,
+        room_id: room.map(|room| parse("dm_rooms.room_id", room)).transpose()?,
+        state,
+        created_at,
+    })
+}
+
+impl Store {
+    /// The DM of `user` that is not retired, if any.
+    pub async fn live_dm(&self, user: &UserId) -> Result<Option<DmRoom>, StoreError> {
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT nonce, user_id, room_id, state, created_at FROM dm_rooms
+                 WHERE user_id = $1 AND state <> 'retired'",
+            )
+            .bind(user.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(dm_room).transpose()
+    }
+
+    /// The DM whose room is `room`, in any state.
+    pub async fn dm_by_room(&self, room: &RoomId) -> Result<Option<DmRoom>, StoreError> {
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT nonce, user_id, room_id, state, created_at FROM dm_rooms WHERE room_id = $1",
+            )
+            .bind(room.as_str())
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(dm_room).transpose()
+    }
+
+    /// Records the intent to create a DM for `user`; false when `user` already has a live DM
+    /// (or one being created).
+    pub async fn begin_dm(&self, user: &UserId, nonce: &str) -> Result<bool, StoreError> {
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO dm_rooms (nonce, user_id, state, created_at) VALUES ($1, $2, 'creating', $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(nonce)
+            .bind(user.as_str())
+            .bind(now_ms())
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    /// Records the room created for the DM with `nonce`.
+    pub async fn dm_created(&self, nonce: &str, room: &RoomId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE dm_rooms SET room_id = $1, state = 'ready' WHERE nonce = $2")
+                .bind(room.as_str())
+                .bind(nonce)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Retires a DM room: it is never used for delivery again.
+    pub async fn retire_dm(&self, room: &RoomId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE dm_rooms SET state = 'retired' WHERE room_id = $1")
+                .bind(room.as_str())
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Every ready DM: what the bot's `m.direct` lists.
+    pub async fn ready_dms(&self) -> Result<Vec<(OwnedUserId, OwnedRoomId)>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT user_id, room_id FROM dm_rooms WHERE state = 'ready' AND room_id IS NOT NULL ORDER BY user_id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(user, room)| Ok((parse("dm_rooms.user_id", user)?, parse("dm_rooms.room_id", room)?)))
+            .collect()
+    }
+}
