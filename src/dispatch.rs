@@ -92,8 +92,8 @@ async fn dispatch(app: &Arc<App>, json: &str) {
                     }
                     _ => None,
                 };
-                on_text(app, &message.room_id, &message.event_id, &message.sender, &text.body, reply_to)
-                    .await;
+                let body = if reply_to.is_some() { strip_reply_fallback(&text.body) } else { &text.body };
+                on_text(app, &message.room_id, &message.event_id, &message.sender, body, reply_to).await;
             }
         }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(MessageLikeEvent::Original(
@@ -103,6 +103,22 @@ async fn dispatch(app: &Arc<App>, json: &str) {
         }
         _ => {}
     }
+}
+
+/// A reply's body without the quoted fallback of the replied-to message that older clients put
+/// first (`> <@alice:example.org> …` lines, then an empty line).
+fn strip_reply_fallback(body: &str) -> &str {
+    if !body.starts_with("> ") {
+        return body;
+    }
+    let mut rest = body;
+    while let Some(line_end) = rest.find('\n') {
+        if !rest.starts_with("> ") && !rest.starts_with('>') {
+            break;
+        }
+        rest = &rest[line_end + 1..];
+    }
+    rest.trim_start_matches('\n')
 }
 
 /// Whether the first line of `body` is a command: the prefix alone or followed by whitespace.
@@ -220,6 +236,13 @@ pub async fn post_notice(app: &App, room: &RoomId, txn_id: &str, markdown: &str)
 #[cfg(test)]
 mod tests {
     use super::command_line;
+
+    #[test]
+    fn reply_fallbacks_are_stripped() {
+        use super::strip_reply_fallback;
+        assert_eq!(strip_reply_fallback("> <@a:b> hello\n> more\n\n!bc send x"), "!bc send x");
+        assert_eq!(strip_reply_fallback("!bc send x"), "!bc send x");
+    }
 
     #[test]
     fn command_lines_start_with_the_prefix_as_a_word() {

@@ -187,3 +187,110 @@ pub struct Answer {
     pub body: String,
     pub formatted_body: String,
 }
+
+/// One DM room the bot made, as the server admin sees it.
+#[derive(Debug, Clone)]
+pub struct DmRoom {
+    pub room_id: String,
+    /// Members other than the bot, joined or invited.
+    pub others: Vec<String>,
+    /// Whether the recipient's membership event is flagged `is_direct`.
+    pub is_direct: bool,
+    /// The bot's messages in it, oldest first (their contents).
+    pub messages: Vec<Value>,
+}
+
+impl TestUser {
+    /// Every room the bot created that is not `except`, with its members and the bot's messages,
+    /// read through the Synapse admin API (this user must be a server admin).
+    pub async fn dm_census(&self, bot: &str, except: &[&str]) -> Vec<DmRoom> {
+        let mut rooms = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self
+                .ok(reqwest::Method::GET, &format!("/_synapse/admin/v1/rooms?limit=500&from={from}"), None)
+                .await;
+            for room in page["rooms"].as_array().cloned().unwrap_or_default() {
+                let room_id = room["room_id"].as_str().unwrap_or_default().to_owned();
+                if room["creator"] != bot || except.contains(&room_id.as_str()) {
+                    continue;
+                }
+                rooms.push(self.dm_room(bot, room_id).await);
+            }
+            match page["next_batch"].as_u64() {
+                Some(next) => from = next,
+                None => return rooms,
+            }
+        }
+    }
+
+    async fn dm_room(&self, bot: &str, room_id: String) -> DmRoom {
+        let state = self
+            .ok(reqwest::Method::GET, &format!("/_synapse/admin/v1/rooms/{}/state", encode(&room_id)), None)
+            .await;
+        let mut others = Vec::new();
+        let mut is_direct = false;
+        for event in state["state"].as_array().cloned().unwrap_or_default() {
+            let membership = event["content"]["membership"].as_str().unwrap_or_default();
+            if event["type"] == "m.room.member"
+                && event["state_key"] != bot
+                && ["join", "invite"].contains(&membership)
+            {
+                others.push(event["state_key"].as_str().unwrap_or_default().to_owned());
+                is_direct |= event["content"]["is_direct"] == true;
+            }
+        }
+        let path = format!("/_synapse/admin/v1/rooms/{}/messages?dir=f&limit=1000", encode(&room_id));
+        let chunk = self.ok(reqwest::Method::GET, &path, None).await;
+        let messages = chunk["chunk"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|event| event["sender"] == bot && event["type"] == "m.room.message")
+            .map(|event| event["content"].clone())
+            .collect();
+        DmRoom { room_id, others, is_direct, messages }
+    }
+
+    /// Sets this user's display name.
+    pub async fn set_displayname(&self, name: &str) {
+        let path = format!("/profile/{}/displayname", encode(&self.user_id));
+        self.ok(reqwest::Method::PUT, &path, Some(json!({ "displayname": name }))).await;
+    }
+
+    /// Leaves (or rejects the invite to) a room.
+    pub async fn leave(&self, room: &str) {
+        self.ok(reqwest::Method::POST, &format!("/rooms/{}/leave", encode(room)), Some(json!({}))).await;
+    }
+
+    /// Sends any message content and returns its event ID.
+    pub async fn send_content(&self, room: &str, content: Value) -> String {
+        let txn = super::random_secret();
+        let path = format!("/rooms/{}/send/m.room.message/{txn}", encode(room));
+        self.ok(reqwest::Method::PUT, &path, Some(content)).await["event_id"]
+            .as_str()
+            .expect("event_id")
+            .to_owned()
+    }
+
+    /// Reacts to an event.
+    pub async fn react(&self, room: &str, event: &str, key: &str) {
+        let txn = super::random_secret();
+        let path = format!("/rooms/{}/send/m.reaction/{txn}", encode(room));
+        let content =
+            json!({ "m.relates_to": { "rel_type": "m.annotation", "event_id": event, "key": key } });
+        self.ok(reqwest::Method::PUT, &path, Some(content)).await;
+    }
+
+    /// Waits until the bot's progress message for a broadcast says it finished, and returns it.
+    pub async fn wait_for_finished(&self, room: &str, bot: &str) -> String {
+        wait_for("a broadcast to finish", || async {
+            self.events(room).await.into_iter().rev().find_map(|event| {
+                let body = event["content"]["m.new_content"]["body"].as_str()?;
+                (event["sender"] == bot && body.contains(" finished")).then(|| body.to_owned())
+            })
+        })
+        .await
+    }
+}

@@ -203,6 +203,29 @@ impl TestEnv {
         TestUser::register(&self.synapse, localpart, false).await
     }
 
+    /// Registers a Synapse server admin (to look behind the scenes with the admin API).
+    pub async fn server_admin(&self) -> TestUser {
+        TestUser::register(&self.synapse, "root", true).await
+    }
+
+    /// Creates a space as `owner` with `members` joined, and the bot invited by `owner` (an
+    /// admin of the bot) so that it can see the members. Returns the space's alias.
+    pub async fn space(&self, owner: &TestUser, alias: &str, members: &[&TestUser]) -> String {
+        let space = owner
+            .create_room(serde_json::json!({
+                "preset": "public_chat",
+                "room_alias_name": alias,
+                "creation_content": { "type": "m.space" },
+            }))
+            .await;
+        for member in members {
+            member.join(&space).await;
+        }
+        owner.invite(&space, &self.bot_id()).await;
+        owner.wait_for_membership(&space, &self.bot_id(), "join").await;
+        format!("#{alias}:{SERVER_NAME}")
+    }
+
     /// Creates a private, unencrypted room as `admin`, invites the bot, and waits until the bot
     /// has said the room is a control room.
     pub async fn control_room(&self, admin: &TestUser) -> String {

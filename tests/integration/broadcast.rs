@@ -1,0 +1,240 @@
+//! Broadcasts end to end, as an admin in Element sends them and recipients receive them.
+
+use serde_json::json;
+
+use crate::harness::{client::DmRoom, TestEnv, TestUser};
+
+/// The DM rooms the bot made for `user`.
+fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
+    census.iter().filter(|room| room.others.contains(&user.user_id)).collect()
+}
+
+fn bodies(room: &DmRoom) -> Vec<String> {
+    room.messages.iter().map(|content| content["body"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_broadcast_reaches_exactly_its_members_in_private_dms_reused_and_reinvited() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob, carol) = (env.user("alice").await, env.user("bob").await, env.user("carol").await);
+    alice.set_displayname("Alice Liddell").await;
+    let room = env.control_room(&admin).await;
+    let space = env.space(&admin, "company", &[&alice, &bob]).await;
+
+    let command = admin
+        .send_text(&room, &format!("!bc send {space} --yes --name Welcome\nHello **{{displayname}}**!"))
+        .await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "✅", "{}", answer.body);
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(
+        summary.contains("«Welcome» #1 finished") && summary.contains("3 delivered, 0 failed"),
+        "{summary}"
+    );
+
+    let census = root.dm_census(&bot, &[&room]).await;
+    for (user, greeting) in
+        [(&alice, "Hello **Alice Liddell**!"), (&bob, "Hello **bob**!"), (&admin, "Hello **admin**!")]
+    {
+        let dms = dms_of(&census, user);
+        assert_eq!(dms.len(), 1, "{} has exactly one DM room: {census:?}", user.user_id);
+        assert_eq!(dms[0].others, [user.user_id.clone()], "nobody else is in {}'s DM", user.user_id);
+        assert!(dms[0].is_direct, "the invite is flagged is_direct");
+        assert_eq!(bodies(dms[0]), [greeting]);
+    }
+    let formatted = &dms_of(&census, &alice)[0].messages[0]["formatted_body"];
+    assert_eq!(formatted, "Hello <strong>Alice Liddell</strong>!");
+    assert!(dms_of(&census, &carol).is_empty(), "a non-member gets nothing");
+    assert_eq!(census.len(), 3, "one room per recipient: {census:?}");
+
+    // A second broadcast reuses each DM; bob rejected his invite, so he is invited again.
+    let bob_dm = dms_of(&census, &bob)[0].room_id.clone();
+    bob.leave(&bob_dm).await;
+    bob.wait_for_membership(&bob_dm, &bob.user_id, "leave").await;
+    let command = admin.send_text(&room, &format!("!bc send {space} --yes\nSecond")).await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    wait_until_finished_count(&admin, &room, &bot, 2).await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    for user in [&alice, &bob, &admin] {
+        let dms = dms_of(&census, user);
+        assert_eq!(dms.len(), 1, "{} still has exactly one DM room", user.user_id);
+        assert_eq!(bodies(dms[0]).last().map(String::as_str), Some("Second"));
+    }
+    assert_eq!(dms_of(&census, &bob)[0].room_id, bob_dm, "bob is invited back into the same room");
+}
+
+/// Waits until `count` broadcasts have finished in `room`.
+async fn wait_until_finished_count(admin: &TestUser, room: &str, bot: &str, count: usize) {
+    crate::harness::wait_for(&format!("{count} finished broadcasts"), || async {
+        let finished = admin
+            .events(room)
+            .await
+            .iter()
+            .filter(|event| {
+                event["sender"] == bot
+                    && event["content"]["m.new_content"]["body"]
+                        .as_str()
+                        .is_some_and(|body| body.contains(" finished"))
+            })
+            .count();
+        (finished >= count).then_some(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcaster_is_limited_to_spaces_they_moderate_and_never_server() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let admin = env.user("admin").await;
+    let carol = env.user("carol").await; // a broadcaster (everyone on test.local)
+    let alice = env.user("alice").await;
+    let room = env.control_room(&admin).await;
+    admin.invite(&room, &carol.user_id).await;
+    carol.join(&room).await;
+    let space = env.space(&admin, "company", &[&carol, &alice]).await;
+
+    let command = carol.send_text(&room, &format!("!bc send {space} --yes\nHi")).await;
+    let answer = carol.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "❌");
+    assert!(answer.body.contains("power level 50"), "{}", answer.body);
+
+    let command = carol.send_text(&room, "!bc send server --yes\nHi").await;
+    let answer = carol.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "❌");
+    assert!(answer.body.contains("Only admins"), "{}", answer.body);
+
+    // Explicit users are fine for a broadcaster.
+    let command = carol.send_text(&room, &format!("!bc send {} --yes\nHi Alice", alice.user_id)).await;
+    assert_eq!(carol.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    let summary = carol.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("1 delivered"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_and_audience_send_nothing() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    let room = env.control_room(&admin).await;
+    let space = env.space(&admin, "company", &[&alice, &bob]).await;
+
+    let command =
+        admin.send_text(&room, &format!("!bc send {space} --dry-run --except @bob:test.local\nHello")).await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "✅");
+    assert!(answer.body.contains("Dry run, nothing sent: 2 recipients"), "{}", answer.body);
+    assert!(
+        answer.body.contains("@alice:test.local") && !answer.body.contains("@bob:test.local"),
+        "{}",
+        answer.body
+    );
+
+    let command = admin.send_text(&room, &format!("!bc audience {space}")).await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(answer.body.contains("3 recipients"), "{}", answer.body);
+
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert!(census.is_empty(), "no DM was created: {census:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replied_to_image_is_sent_as_that_image() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    let room = env.control_room(&admin).await;
+    let image = json!({ "msgtype": "m.image", "body": "poster.png", "url": "mxc://test.local/poster",
+                        "info": { "mimetype": "image/png", "w": 10, "h": 10 } });
+    let image_event = admin.send_content(&room, image).await;
+    let command = admin
+        .send_content(
+            &room,
+            json!({
+                "msgtype": "m.text",
+                "body": format!("> <@admin:test.local> poster.png\n\n!bc send {} --yes", alice.user_id),
+                "m.relates_to": { "m.in_reply_to": { "event_id": image_event } }
+            }),
+        )
+        .await;
+    // Older clients put a quoted fallback of the replied-to message first; the command follows.
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    admin.wait_for_finished(&room, &bot).await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    let dms = dms_of(&census, &alice);
+    assert_eq!(dms.len(), 1);
+    let sent = &dms[0].messages[0];
+    assert_eq!(
+        (sent["msgtype"].as_str(), sent["url"].as_str()),
+        (Some("m.image"), Some("mxc://test.local/poster"))
+    );
+    assert!(sent.get("m.relates_to").is_none(), "the copy is not a reply: {sent}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_audiences_wait_for_confirmation_by_reaction_or_command() {
+    let env = TestEnv::start_with("broadcast:\n    confirm_above: 1\n").await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    let room = env.control_room(&admin).await;
+    let space = env.space(&admin, "company", &[&alice, &bob]).await;
+
+    let command = admin.send_text(&room, &format!("!bc send {space} --name Survey\nPlease answer")).await;
+    let preview = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(
+        preview.body.contains("Preview of #1 «Survey»") && preview.body.contains("3 recipients"),
+        "{}",
+        preview.body
+    );
+    let preview_event = admin
+        .events(&room)
+        .await
+        .into_iter()
+        .find(|event| {
+            event["sender"] == bot.as_str()
+                && event["content"]["body"].as_str().is_some_and(|b| b.contains("Preview of #1"))
+        })
+        .expect("the preview")["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert!(census.iter().all(|dm| dm.messages.is_empty()), "nothing sent before confirmation");
+
+    admin.react(&room, &preview_event, "✅").await;
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("3 delivered"), "{summary}");
+
+    // The same with the command, then status, list and cancel.
+    let command = admin.send_text(&room, &format!("!bc send {space}\nSecond")).await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    let command = admin.send_text(&room, "!bc cancel #2").await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(answer.body.contains("Cancelled #2"), "{}", answer.body);
+    let command = admin.send_text(&room, "!bc confirm #2").await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "❌", "a cancelled broadcast cannot be confirmed: {}", answer.body);
+
+    let command = admin.send_text(&room, &format!("!bc send {space}\nThird")).await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    let command = admin.send_text(&room, "!bc confirm #3").await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    wait_until_finished_count(&admin, &room, &bot, 2).await;
+
+    let command = admin.send_text(&room, "!bc status #3").await;
+    let status = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(status.body.contains("delivered: 3") && status.body.contains("failed: 0"), "{}", status.body);
+    let command = admin.send_text(&room, "!bc list").await;
+    let list = admin.wait_for_answer(&room, &bot, &command).await;
+    for line in
+        ["#3 «Third» — done — 3 / 3 delivered", "#2 «Second» — cancelled", "#1 «Survey» — done — 3 / 3"]
+    {
+        assert!(list.body.contains(line), "{line} in {}", list.body);
+    }
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert_eq!(bodies(dms_of(&census, &alice)[0]), ["Please answer", "Third"]);
+}
