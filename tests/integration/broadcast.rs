@@ -40,7 +40,12 @@ async fn a_space_broadcast_reaches_exactly_its_members_in_private_dms_reused_and
     {
         let dms = dms_of(&census, user);
         assert_eq!(dms.len(), 1, "{} has exactly one DM room: {census:?}", user.user_id);
-        assert_eq!(dms[0].others, [user.user_id.clone()], "nobody else is in {}'s DM", user.user_id);
+        assert_eq!(
+            dms[0].others,
+            std::slice::from_ref(&user.user_id),
+            "nobody else is in {}'s DM",
+            user.user_id
+        );
         assert!(dms[0].is_direct, "the invite is flagged is_direct");
         assert_eq!(bodies(dms[0]), [greeting]);
     }
