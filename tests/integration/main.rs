@@ -7,5 +7,6 @@ mod appservice_api;
 mod broadcast;
 mod cli;
 mod control;
+mod crash;
 mod startup;
 mod store;

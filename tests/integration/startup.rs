@@ -67,28 +67,8 @@ async fn bot_stops_gracefully_and_resumes_on_the_same_database() {
 async fn the_binary_runs_and_stops_cleanly_on_sigterm() {
     let mut env = TestEnv::start().await;
     env.stop_bot().await.expect("stop the in-process bot");
-    let config = &env.config;
     let dir = tempfile::tempdir().unwrap();
-    let config_path = dir.path().join("config.yaml");
-    std::fs::write(
-        &config_path,
-        format!(
-            "homeserver:\n    address: {}\n    domain: test.local\nappservice:\n    address: {}\n    port: {}\n    \
-             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: sqlite://{}\npermissions:\n    \"@admin:test.local\": admin\n",
-            config.homeserver.address,
-            config.appservice.address,
-            config.appservice.port,
-            config.appservice.as_token,
-            config.appservice.hs_token,
-            dir.path().join("bot.db").display(),
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
-        .args(["-c", config_path.to_str().unwrap()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start matrix-broadcast");
+    let child = TestEnv::spawn_binary(&env.binary_config(dir.path()), std::process::Stdio::piped());
 
     // Ready means: a command typed in a control room is answered.
     let admin = env.user("admin").await;

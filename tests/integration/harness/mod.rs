@@ -193,6 +193,40 @@ impl TestEnv {
         self.run_bot(listener);
     }
 
+    /// Writes a config file for running the real binary against this Synapse (the in-process
+    /// bot must be stopped: they share the port), with its database in `dir`.
+    pub fn binary_config(&self, dir: &Path) -> std::path::PathBuf {
+        let config = &self.config;
+        let path = dir.join("config.yaml");
+        let text = format!(
+            "homeserver:\n    address: {}\n    domain: {SERVER_NAME}\nappservice:\n    address: {}\n    port: {}\n    \
+             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: sqlite://{}\npermissions:\n    \"@admin:{SERVER_NAME}\": admin\n",
+            config.homeserver.address,
+            config.appservice.address,
+            config.appservice.port,
+            config.appservice.as_token,
+            config.appservice.hs_token,
+            dir.join("bot.db").display(),
+        );
+        std::fs::write(&path, text).expect("write the binary's config");
+        path
+    }
+
+    /// Starts the real `matrix-broadcast` binary with `config`.
+    pub fn spawn_binary(config: &Path, stderr: std::process::Stdio) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+            .args(["-c", config.to_str().expect("utf-8 path")])
+            .env("RUST_LOG", "matrix_broadcast=info")
+            .stderr(stderr)
+            .spawn()
+            .expect("start matrix-broadcast")
+    }
+
+    /// The in-process bot's SQLite database file.
+    pub fn bot_db(&self) -> std::path::PathBuf {
+        self._bot_dir.path().join("bot.db")
+    }
+
     /// The bot's user ID.
     pub fn bot_id(&self) -> String {
         self.config.bot_user_id().expect("bot id").to_string()

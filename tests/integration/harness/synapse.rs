@@ -92,6 +92,12 @@ impl Synapse {
         .unwrap_or_else(|error| panic!("{error}\n{}", std::fs::read_to_string(&log).unwrap_or_default()));
     }
 
+    /// Kills Synapse (SIGKILL) and starts it again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.launch().await;
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

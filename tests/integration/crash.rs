@@ -1,0 +1,110 @@
+//! Crashes in the middle of a broadcast: the bot killed with SIGKILL, Synapse killed and
+//! restarted. Afterwards every recipient has exactly one copy in exactly one DM room.
+
+use std::collections::HashMap;
+
+use futures_util::future::join_all;
+
+use crate::harness::{wait_for, TestEnv, TestUser, DEADLINE};
+
+const RECIPIENTS: usize = 200;
+
+async fn recipients(env: &TestEnv) -> Vec<TestUser> {
+    let mut users = Vec::with_capacity(RECIPIENTS);
+    for chunk in (0..RECIPIENTS).collect::<Vec<_>>().chunks(25) {
+        let names: Vec<String> = chunk.iter().map(|n| format!("person{n:03}")).collect();
+        users.extend(join_all(names.iter().map(|name| env.user(name))).await);
+    }
+    users
+}
+
+/// How many deliveries of broadcast #1 the bot's SQLite database records as delivered.
+async fn delivered(db: &std::path::Path) -> i64 {
+    let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await else { return 0 };
+    let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or((0,));
+    pool.close().await;
+    count.0
+}
+
+/// Every recipient has exactly one DM room, with only them and the bot, holding exactly one
+/// copy of `body`.
+async fn assert_exactly_one_copy_each(
+    root: &TestUser,
+    bot: &str,
+    control_room: &str,
+    users: &[TestUser],
+    body: &str,
+) {
+    let census = root.dm_census(bot, &[control_room]).await;
+    let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
+    for room in &census {
+        assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
+        by_user.entry(room.others[0].as_str()).or_default().push(room);
+    }
+    for user in users {
+        let rooms = by_user.get(user.user_id.as_str()).cloned().unwrap_or_default();
+        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot", user.user_id);
+        let copies = rooms[0].messages.iter().filter(|content| content["body"] == body).count();
+        assert_eq!(copies, 1, "{} has exactly one copy", user.user_id);
+    }
+    assert_eq!(census.len(), users.len(), "no stray rooms");
+}
+
+fn send_command(users: &[TestUser], body: &str) -> String {
+    let audience: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
+    format!("!bc send {} --yes --name Crash\n{body}", audience.join(" "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
+    let mut env = TestEnv::start().await;
+    env.stop_bot().await.expect("stop the in-process bot");
+    let dir = tempfile::tempdir().unwrap();
+    let config = env.binary_config(dir.path());
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let users = recipients(&env).await;
+
+    let mut child = TestEnv::spawn_binary(&config, std::process::Stdio::null());
+    let room = env.control_room(&admin).await;
+    admin.send_text(&room, &send_command(&users, "Survives a crash")).await;
+    let db = dir.path().join("bot.db");
+    wait_for("some deliveries before the crash", || async { (delivered(&db).await >= 20).then_some(()) })
+        .await;
+    child.kill().expect("SIGKILL the bot");
+    child.wait().unwrap();
+    let before = delivered(&db).await;
+    assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
+
+    let mut child = TestEnv::spawn_binary(&config, std::process::Stdio::null());
+    let summary =
+        tokio::time::timeout(DEADLINE * 4, admin.wait_for_finished(&room, &bot)).await.expect("finishes");
+    assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");
+    assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives a crash").await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synapse_restart_mid_broadcast_still_gives_exactly_one_copy_each() {
+    let mut env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let users = recipients(&env).await;
+    let room = env.control_room(&admin).await;
+    admin.send_text(&room, &send_command(&users, "Survives a homeserver restart")).await;
+    let db = env.bot_db();
+    wait_for("some deliveries before the restart", || async { (delivered(&db).await >= 20).then_some(()) })
+        .await;
+    env.synapse.restart().await;
+    let before = delivered(&db).await;
+    assert!(before < RECIPIENTS as i64, "restarted mid-broadcast ({before} delivered)");
+
+    let summary =
+        tokio::time::timeout(DEADLINE * 4, admin.wait_for_finished(&room, &bot)).await.expect("finishes");
+    assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");
+    assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives a homeserver restart").await;
+}
