@@ -243,3 +243,61 @@ async fn large_audiences_wait_for_confirmation_by_reaction_or_command() {
     let census = root.dm_census(&bot, &[&room]).await;
     assert_eq!(bodies(dms_of(&census, &alice)[0]), ["Please answer", "Third"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reaches_every_active_local_user_once_the_bot_is_a_server_admin() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob, dave) = (env.user("alice").await, env.user("bob").await, env.user("dave").await);
+    let helper_bot = env.user("helperbot").await; // matches broadcast.exclude's default "@.*bot:.*"
+                                                  // A bridged ghost, registered by another appservice.
+    let ghost = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/register", env.synapse.url))
+        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
+        .json(&json!({ "type": "m.login.application_service", "username": "bridge_ghost", "inhibit_login": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
+    let room = env.control_room(&admin).await;
+    let (status, _) = root
+        .call(
+            reqwest::Method::POST,
+            &format!("/_synapse/admin/v1/deactivate/{}", dave.user_id),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    let command = admin.send_text(&room, "!bc send server --yes\nHello everyone").await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "❌");
+    assert!(
+        answer.body.contains("server admin") && answer.body.contains("/_synapse/admin/v2/users/"),
+        "{}",
+        answer.body
+    );
+
+    let (status, _) = root
+        .call(
+            reqwest::Method::PUT,
+            &format!("/_synapse/admin/v2/users/{bot}"),
+            Some(json!({ "admin": true })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let command = admin.send_text(&room, "!bc send server --yes\nHello everyone").await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("4 delivered, 0 failed"), "{summary}");
+
+    let census = root.dm_census(&bot, &[&room]).await;
+    for user in [&admin, &root, &alice, &bob] {
+        assert_eq!(dms_of(&census, user).len(), 1, "{} got it", user.user_id);
+    }
+    for user in [&dave.user_id, &helper_bot.user_id, &"@bridge_ghost:test.local".to_owned()] {
+        assert!(census.iter().all(|room| !room.others.contains(user)), "{user} did not");
+    }
+    assert!(census.iter().all(|room| !room.others.contains(&bot)), "the bot never messages itself");
+}

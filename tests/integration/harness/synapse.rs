@@ -19,6 +19,21 @@ use super::{free_port, random_secret, wait_until};
 
 pub const SERVER_NAME: &str = "test.local";
 
+/// The as_token of the second appservice (a stand-in for a bridge) every test Synapse has.
+pub const BRIDGE_TOKEN: &str = "bridge-as-token-for-tests";
+
+const BRIDGE_REGISTRATION: &str = r#"id: bridge
+url: null
+as_token: bridge-as-token-for-tests
+hs_token: bridge-hs-token-for-tests
+sender_localpart: bridge_bot
+namespaces:
+  users:
+  - exclusive: true
+    regex: "^@bridge_.*:test\\.local$"
+rate_limited: false
+"#;
+
 /// The python of the Synapse virtualenv, provisioned once per test process.
 fn synapse_python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
@@ -43,7 +58,8 @@ pub struct Synapse {
 }
 
 impl Synapse {
-    /// Starts Synapse with `registration_yaml` as its only appservice and waits until it answers.
+    /// Starts Synapse with `registration_yaml` (the bot) and a second appservice, a bridge that
+    /// owns `@bridge_.*` and whose token is [`BRIDGE_TOKEN`], and waits until it answers.
     pub async fn start(registration_yaml: &str) -> Synapse {
         let dir = tempfile::Builder::new().prefix("synapse-").tempdir().expect("temp dir");
         let port = free_port();
@@ -58,6 +74,8 @@ impl Synapse {
         let path = dir.path();
         std::fs::write(path.join("homeserver.yaml"), config).expect("write homeserver.yaml");
         std::fs::write(path.join("registration.yaml"), registration_yaml).expect("write registration.yaml");
+        std::fs::write(path.join("bridge-registration.yaml"), BRIDGE_REGISTRATION)
+            .expect("write the bridge's registration");
         std::fs::write(path.join("log.config"), log_config(path)).expect("write log.config");
         let mut seed = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut seed);
