@@ -24,20 +24,25 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// The filter for a `logging.level` (or `RUST_LOG`) value, with matrix-sdk's request errors off
+/// unless the value names matrix_sdk.
+pub fn log_filter(level: &str) -> EnvFilter {
+    let level = if level.contains("matrix_sdk") {
+        level.to_owned()
+    } else {
+        format!("{level},matrix_sdk::http_client=off")
+    };
+    EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
 /// Logs to standard error as configured; `RUST_LOG` overrides `logging.level`.
 ///
 /// matrix-sdk logs every failed request as an error, including the ones the bot expects and
 /// handles (a 404 when it checks for its device); the bot logs what matters itself, so those
 /// lines are off unless the level names matrix_sdk.
 pub fn init_logging(config: &LoggingConfig) {
-    let level = if config.level.contains("matrix_sdk") {
-        config.level.clone()
-    } else {
-        format!("{},matrix_sdk::http_client=off", config.level)
-    };
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| config.level.clone());
+    let filter = log_filter(&level);
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match config.format {

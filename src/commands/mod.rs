@@ -51,7 +51,12 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Answer {
         Command::Cancel { id } => status::cancel(ctx, id).await,
         Command::List => status::list(ctx).await,
         Command::Status { id } => status::status(ctx, id).await,
-        _ => Answer::error("This command is not available yet."),
+        Command::Send { default: true, .. } => {
+            Answer::error("`--default` (welcome messages for people who join later) is not available yet.")
+        }
+        Command::Edit { .. } | Command::Redact { .. } | Command::Defaults | Command::Default { .. } => {
+            Answer::error("This command is not available yet.")
+        }
     }
 }
 

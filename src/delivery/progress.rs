@@ -14,8 +14,10 @@ use crate::{
     App,
 };
 
-/// How often progress messages are refreshed.
-const INTERVAL: Duration = Duration::from_secs(3);
+/// How often finished broadcasts are looked for.
+const INTERVAL: Duration = Duration::from_secs(1);
+/// How often one progress message is edited at most.
+const EDIT_INTERVAL_MS: i64 = 3_000;
 
 /// Counts of a broadcast's deliveries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -144,7 +146,7 @@ async fn edit(app: &App, broadcast: &Broadcast, text: &str) {
 
 /// Refreshes progress and finishes broadcasts, every few seconds until `stopped`.
 pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
-    let mut shown: HashMap<i64, String> = HashMap::new();
+    let mut shown: HashMap<i64, (String, i64)> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
@@ -157,7 +159,8 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-async fn refresh(app: &App, shown: &mut HashMap<i64, String>) -> Result<(), StoreError> {
+/// `shown` holds, per broadcast, the text last shown and when.
+async fn refresh(app: &App, shown: &mut HashMap<i64, (String, i64)>) -> Result<(), StoreError> {
     for broadcast in app.store.broadcasts_in_state(BroadcastState::Running).await? {
         let counts = Counts::of(app, &broadcast).await?;
         if counts.unfinished == 0 {
@@ -171,9 +174,12 @@ async fn refresh(app: &App, shown: &mut HashMap<i64, String>) -> Result<(), Stor
             continue;
         }
         let text = progress_text(&broadcast, &counts);
-        if shown.get(&broadcast.id.0) != Some(&text) {
+        let due = shown
+            .get(&broadcast.id.0)
+            .is_none_or(|(last, at)| *last != text && now_ms() - at >= EDIT_INTERVAL_MS);
+        if due {
             edit(app, &broadcast, &text).await;
-            shown.insert(broadcast.id.0, text);
+            shown.insert(broadcast.id.0, (text, now_ms()));
         }
     }
     Ok(())

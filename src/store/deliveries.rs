@@ -45,6 +45,25 @@ pub struct Claim {
     pub attempts: i64,
 }
 
+/// The claim, with the row lock that PostgreSQL needs (SQLite has one writer at a time).
+macro_rules! claim_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+             WHERE (broadcast_id, user_id) IN (
+                 SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+                 WHERE b.state = 'running'
+                   AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
+                        OR (d.state = 'sending' AND d.claimed_until < $2))
+                 ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1",
+            $lock,
+            ") RETURNING broadcast_id, user_id, attempts"
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!("");
+const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE OF d SKIP LOCKED");
+
 impl Store {
     /// Queues `users` for broadcast `id` in one transaction; a user already queued is skipped.
     /// Returns how many were new.
@@ -131,41 +150,10 @@ impl Store {
     /// Claims the next due delivery of a running broadcast for `lease_ms`, if there is one.
     pub async fn claim_delivery(&self, lease_ms: i64) -> Result<Option<Claim>, StoreError> {
         let now = now_ms();
-        let row: Option<(i64, String, i64)> = match &*self.pool {
-            Pool::Sqlite(pool) => {
-                sqlx::query_as(
-                    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                     WHERE (broadcast_id, user_id) IN (
-                         SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
-                         WHERE b.state = 'running'
-                           AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
-                                OR (d.state = 'sending' AND d.claimed_until < $2))
-                         ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1)
-                     RETURNING broadcast_id, user_id, attempts",
-                )
-                .bind(now + lease_ms)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query_as(
-                    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-                     WHERE (broadcast_id, user_id) IN (
-                         SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
-                         WHERE b.state = 'running'
-                           AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
-                                OR (d.state = 'sending' AND d.claimed_until < $2))
-                         ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1
-                         FOR UPDATE OF d SKIP LOCKED)
-                     RETURNING broadcast_id, user_id, attempts",
-                )
-                .bind(now + lease_ms)
-                .bind(now)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
+        let sql = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
+        let row: Option<(i64, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(now + lease_ms).bind(now).fetch_optional(pool).await?
+        });
         row.map(|(broadcast, user, attempts)| {
             Ok(Claim {
                 broadcast_id: BroadcastId(broadcast),

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::{client::DmRoom, TestEnv, TestUser};
+use crate::harness::{client::DmRoom, TestEnv, TestUser, DEADLINE};
 
 /// The DM rooms the bot made for `user`.
 fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
@@ -60,7 +60,7 @@ async fn a_space_broadcast_reaches_exactly_its_members_in_private_dms_reused_and
     bob.wait_for_membership(&bob_dm, &bob.user_id, "leave").await;
     let command = admin.send_text(&room, &format!("!bc send {space} --yes\nSecond")).await;
     assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
-    wait_until_finished_count(&admin, &room, &bot, 2).await;
+    admin.wait_for_finished_count(&room, &bot, 2, DEADLINE).await;
     let census = root.dm_census(&bot, &[&room]).await;
     for user in [&alice, &bob, &admin] {
         let dms = dms_of(&census, user);
@@ -68,25 +68,6 @@ async fn a_space_broadcast_reaches_exactly_its_members_in_private_dms_reused_and
         assert_eq!(bodies(dms[0]).last().map(String::as_str), Some("Second"));
     }
     assert_eq!(dms_of(&census, &bob)[0].room_id, bob_dm, "bob is invited back into the same room");
-}
-
-/// Waits until `count` broadcasts have finished in `room`.
-async fn wait_until_finished_count(admin: &TestUser, room: &str, bot: &str, count: usize) {
-    crate::harness::wait_for(&format!("{count} finished broadcasts"), || async {
-        let finished = admin
-            .events(room)
-            .await
-            .iter()
-            .filter(|event| {
-                event["sender"] == bot
-                    && event["content"]["m.new_content"]["body"]
-                        .as_str()
-                        .is_some_and(|body| body.contains(" finished"))
-            })
-            .count();
-        (finished >= count).then_some(())
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -228,7 +209,7 @@ async fn large_audiences_wait_for_confirmation_by_reaction_or_command() {
     admin.wait_for_answer(&room, &bot, &command).await;
     let command = admin.send_text(&room, "!bc confirm #3").await;
     assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
-    wait_until_finished_count(&admin, &room, &bot, 2).await;
+    admin.wait_for_finished_count(&room, &bot, 2, DEADLINE).await;
 
     let command = admin.send_text(&room, "!bc status #3").await;
     let status = admin.wait_for_answer(&room, &bot, &command).await;

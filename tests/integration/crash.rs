@@ -68,7 +68,7 @@ async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let users = recipients(&env).await;
 
-    let mut child = TestEnv::spawn_binary(&config, std::process::Stdio::null());
+    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
     let room = env.control_room(&admin).await;
     admin.send_text(&room, &send_command(&users, "Survives a crash")).await;
     let db = dir.path().join("bot.db");
@@ -79,7 +79,7 @@ async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     let before = delivered(&db).await;
     assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
 
-    let mut child = TestEnv::spawn_binary(&config, std::process::Stdio::null());
+    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
     let summary =
         tokio::time::timeout(DEADLINE * 4, admin.wait_for_finished(&room, &bot)).await.expect("finishes");
     assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");

@@ -4,6 +4,7 @@
 mod harness;
 
 mod appservice_api;
+mod binary;
 mod broadcast;
 mod cli;
 mod control;

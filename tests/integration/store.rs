@@ -14,6 +14,11 @@ fn postgres_uri() -> String {
 
 /// A fresh PostgreSQL schema per test, so that tests do not see each other's rows.
 async fn postgres_store() -> Store {
+    postgres_store_with_uri().await.0
+}
+
+/// [`postgres_store`] and the URI that opens its schema.
+async fn postgres_store_with_uri() -> (Store, String) {
     let uri = postgres_uri();
     let schema = format!("t_{}", crate::harness::random_secret().to_lowercase());
     let admin = sqlx::PgPool::connect(&uri).await.expect("connect to the test database");
@@ -22,9 +27,8 @@ async fn postgres_store() -> Store {
         .await
         .expect("create schema");
     let separator = if uri.contains('?') { '&' } else { '?' };
-    Store::connect(&format!("{uri}{separator}options=-csearch_path%3D{schema}"), 4)
-        .await
-        .expect("open postgres store")
+    let uri = format!("{uri}{separator}options=-csearch_path%3D{schema}");
+    (Store::connect(&uri, 4).await.expect("open postgres store"), uri)
 }
 
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
@@ -189,4 +193,54 @@ async fn a_synapse_database_is_refused() {
     let error = Store::connect(&uri, 1).await.unwrap_err().to_string();
     assert!(error.contains("Synapse's own database"), "{error}");
     assert!(error.contains("event_json"), "{error}");
+}
+
+/// Two bot processes sharing one PostgreSQL database never claim the same delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_one_postgres_database_never_claim_the_same_delivery() {
+    let (first, uri) = postgres_store_with_uri().await;
+    let second = Store::connect(&uri, 4).await.expect("a second process's store");
+    let room = owned_room_id!("!control:example.org");
+    let admin = owned_user_id!("@admin:example.org");
+    let id = first
+        .create_broadcast(NewBroadcast {
+            name: "Shared",
+            control_room_id: &room,
+            created_by: &admin,
+            content_json: "{}",
+            state: BroadcastState::Resolving,
+            audience_json: "[]",
+            options_json: "{}",
+            command_event_id: None,
+        })
+        .await
+        .unwrap();
+    let users: Vec<OwnedUserId> =
+        (0..300).map(|n| format!("@user{n}:example.org").try_into().unwrap()).collect();
+    first.add_deliveries(id, &users).await.unwrap();
+    assert!(first.transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap());
+
+    let claim_all = |store: Store| {
+        tokio::spawn(async move {
+            let mut claimed = Vec::new();
+            while let Some(claim) = store.claim_delivery(60_000).await.unwrap() {
+                claimed.push(claim.user_id);
+            }
+            claimed
+        })
+    };
+    let workers: Vec<_> =
+        [first.clone(), first.clone(), second.clone(), second.clone()].into_iter().map(claim_all).collect();
+    let mut all = Vec::new();
+    let mut per_worker = Vec::new();
+    for worker in workers {
+        let claimed = worker.await.unwrap();
+        per_worker.push(claimed.len());
+        all.extend(claimed);
+    }
+    all.sort();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, all.len(), "no delivery was claimed twice (per worker: {per_worker:?})");
+    assert_eq!(all.len(), users.len(), "every delivery was claimed once");
 }

@@ -1,10 +1,15 @@
 //! A Matrix user driven through plain client-server API calls, the way Element would.
 
+use std::time::Duration;
+
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha1::Sha1;
 
 use super::{wait_for, Synapse};
+
+/// The password of every test user.
+pub const PASSWORD: &str = "password-of-a-test-user";
 
 /// A registered user with an access token.
 #[derive(Clone)]
@@ -27,7 +32,7 @@ impl TestUser {
         let url = format!("{}/_synapse/admin/v1/register", synapse.url);
         let nonce: Value = http.get(&url).send().await.expect("nonce").json().await.expect("nonce json");
         let nonce = nonce["nonce"].as_str().expect("nonce field").to_owned();
-        let password = "password-of-a-test-user";
+        let password = PASSWORD;
         let admin = if server_admin { "admin" } else { "notadmin" };
         let mut mac =
             Hmac::<Sha1>::new_from_slice(synapse.registration_secret().as_bytes()).expect("hmac key");
@@ -285,12 +290,36 @@ impl TestUser {
 
     /// Waits until the bot's progress message for a broadcast says it finished, and returns it.
     pub async fn wait_for_finished(&self, room: &str, bot: &str) -> String {
-        wait_for("a broadcast to finish", || async {
-            self.events(room).await.into_iter().rev().find_map(|event| {
-                let body = event["content"]["m.new_content"]["body"].as_str()?;
-                (event["sender"] == bot && body.contains(" finished")).then(|| body.to_owned())
-            })
-        })
-        .await
+        self.wait_for_finished_count(room, bot, 1, super::DEADLINE).await.pop().expect("one summary")
+    }
+
+    /// Waits until `count` broadcasts finished in `room` (or panics after `deadline`), and
+    /// returns their summaries, oldest first.
+    pub async fn wait_for_finished_count(
+        &self,
+        room: &str,
+        bot: &str,
+        count: usize,
+        deadline: Duration,
+    ) -> Vec<String> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let summaries: Vec<String> = self
+                .events(room)
+                .await
+                .into_iter()
+                .filter(|event| event["sender"] == bot)
+                .filter_map(|event| event["content"]["m.new_content"]["body"].as_str().map(str::to_owned))
+                .filter(|body| body.contains(" finished"))
+                .collect();
+            if summaries.len() >= count {
+                return summaries;
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "timed out after {deadline:?} waiting for {count} broadcasts to finish"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

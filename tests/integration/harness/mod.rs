@@ -99,8 +99,8 @@ logging:
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("matrix_broadcast=info"));
+    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "matrix_broadcast=info".into());
+    let filter = matrix_broadcast::telemetry::log_filter(&level);
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
@@ -210,16 +210,6 @@ impl TestEnv {
         );
         std::fs::write(&path, text).expect("write the binary's config");
         path
-    }
-
-    /// Starts the real `matrix-broadcast` binary with `config`.
-    pub fn spawn_binary(config: &Path, stderr: std::process::Stdio) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
-            .args(["-c", config.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "matrix_broadcast=info")
-            .stderr(stderr)
-            .spawn()
-            .expect("start matrix-broadcast")
     }
 
     /// The in-process bot's SQLite database file.
