@@ -282,3 +282,49 @@ async fn server_reaches_every_active_local_user_once_the_bot_is_a_server_admin()
     }
     assert!(census.iter().all(|room| !room.others.contains(&bot)), "the bot never messages itself");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_that_gains_a_third_member_is_never_used_again_and_m_direct_follows() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, eve) = (env.user("alice").await, env.user("eve").await);
+    let room = env.control_room(&admin).await;
+
+    let command = admin.send_text(&room, &format!("!bc send {} --yes\nFirst", alice.user_id)).await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    admin.wait_for_finished(&room, &bot).await;
+    let first_dm = dms_of(&root.dm_census(&bot, &[&room]).await, &alice)[0].room_id.clone();
+    let direct = wait_for_direct(&root, &bot, &alice.user_id, &first_dm).await;
+    assert_eq!(direct[&alice.user_id], json!([first_dm]), "m.direct lists the DM: {direct}");
+
+    // Alice brings someone into her DM with the bot.
+    alice.join(&first_dm).await;
+    alice.invite(&first_dm, &eve.user_id).await;
+    eve.join(&first_dm).await;
+
+    let command = admin.send_text(&room, &format!("!bc send {} --yes\nSecond", alice.user_id)).await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    admin.wait_for_finished_count(&room, &bot, 2, DEADLINE).await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    let new_dm =
+        census.iter().find(|dm| dm.others == [alice.user_id.clone()]).expect("a new two-member DM for alice");
+    assert_ne!(new_dm.room_id, first_dm);
+    assert_eq!(bodies(new_dm), ["Second"]);
+    let old = census.iter().find(|dm| dm.room_id == first_dm).expect("the old room");
+    assert_eq!(bodies(old), ["First"], "nothing more is sent where a third member is");
+    let direct = wait_for_direct(&root, &bot, &alice.user_id, &new_dm.room_id).await;
+    assert_eq!(direct[&alice.user_id], json!([new_dm.room_id]), "m.direct follows: {direct}");
+}
+
+/// The bot's `m.direct` once it lists `room` for `user` (read with the Synapse admin API).
+async fn wait_for_direct(root: &TestUser, bot: &str, user: &str, room: &str) -> serde_json::Value {
+    crate::harness::wait_for("the bot's m.direct", || async {
+        let (_, data) = root
+            .call(reqwest::Method::GET, &format!("/_synapse/admin/v1/users/{bot}/accountdata"), None)
+            .await;
+        let direct = data["account_data"]["global"]["m.direct"].clone();
+        direct[user].as_array().is_some_and(|rooms| rooms.iter().any(|r| r == room)).then_some(direct)
+    })
+    .await
+}
