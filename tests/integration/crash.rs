@@ -80,8 +80,8 @@ async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
 
     let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
-    let summary =
-        tokio::time::timeout(DEADLINE * 4, admin.wait_for_finished(&room, &bot)).await.expect("finishes");
+    // New DMs go at Synapse's pace of room creation: allow minutes, not seconds.
+    let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 6).await.remove(0);
     assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");
     assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives a crash").await;
     child.kill().unwrap();
@@ -103,8 +103,8 @@ async fn a_synapse_restart_mid_broadcast_still_gives_exactly_one_copy_each() {
     let before = delivered(&db).await;
     assert!(before < RECIPIENTS as i64, "restarted mid-broadcast ({before} delivered)");
 
-    let summary =
-        tokio::time::timeout(DEADLINE * 4, admin.wait_for_finished(&room, &bot)).await.expect("finishes");
+    // New DMs go at Synapse's pace of room creation: allow minutes, not seconds.
+    let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 6).await.remove(0);
     assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");
     assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives a homeserver restart").await;
 }
