@@ -58,6 +58,15 @@ pub async fn ensure_dm(app: &App, user: &UserId) -> Result<OwnedRoomId, DmError>
     let _held = lock.lock().await;
     loop {
         let Some(dm) = app.store.live_dm(user).await? else {
+            // Synapse creates a room and accepts messages for an invite to an unknown user.
+            if !app.homeserver.user_exists(user).await? {
+                return Err(MatrixError::Permanent {
+                    errcode: Some("M_NOT_FOUND".into()),
+                    status: Some(404),
+                    message: "this user does not exist".into(),
+                }
+                .into());
+            }
             let nonce = random_token();
             if app.store.begin_dm(user, &nonce).await? {
                 return create(app, user, &nonce).await;

@@ -136,10 +136,6 @@ pub fn backoff(attempts: u32) -> Duration {
 /// A failure as a person reads it in `!bc status`.
 fn human_reason(error: &MatrixError) -> String {
     match error.errcode() {
-        Some("M_NOT_FOUND") | Some("M_UNKNOWN") if error.to_string().contains("nknown user") => {
-            "this user does not exist".into()
-        }
-        Some("M_NOT_FOUND") => format!("not found ({error})"),
         Some("M_FORBIDDEN") => format!("the homeserver refused ({error})"),
         _ => error.to_string(),
     }

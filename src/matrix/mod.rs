@@ -188,6 +188,8 @@ pub trait Homeserver: Send + Sync + 'static {
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError>;
     /// Every room the bot has joined.
     async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError>;
+    /// Whether the homeserver knows `user` (its profile can be read).
+    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError>;
     /// A user's display name, `None` when unset.
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError>;
     /// Replaces the bot's `m.direct` account data.
@@ -474,6 +476,16 @@ impl Homeserver for MatrixClient {
     async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError> {
         let request = membership::joined_rooms::v3::Request::new();
         Ok(call(self.client.send(self.as_bot(request))).await?.joined_rooms)
+    }
+
+    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError> {
+        let request = ruma::api::client::profile::get_profile::v3::Request::new(user.to_owned());
+        match call(self.client.send(self.as_bot(request))).await {
+            Ok(_) => Ok(true),
+            // Synapse answers 404 with M_NOT_FOUND or, for an unknown local user, M_UNKNOWN.
+            Err(MatrixError::Permanent { status: Some(404), .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
     }
 
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {

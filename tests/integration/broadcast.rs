@@ -328,3 +328,20 @@ async fn wait_for_direct(root: &TestUser, bot: &str, user: &str, room: &str) -> 
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_who_does_not_exist_is_a_failure_with_a_reason_and_the_rest_is_delivered() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, alice) = (env.user("admin").await, env.user("alice").await);
+    let room = env.control_room(&admin).await;
+    let command = admin
+        .send_text(&room, &format!("!bc send {} @nobody-here:test.local --yes\nHello", alice.user_id))
+        .await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("1 delivered, 1 failed"), "{summary}");
+    let command = admin.send_text(&room, "!bc status #1").await;
+    let status = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(status.body.contains("`@nobody-here:test.local`: this user does not exist"), "{}", status.body);
+}
