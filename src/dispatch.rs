@@ -155,16 +155,16 @@ async fn on_text(
                 "I only take commands in control rooms. Invite me to a private, unencrypted room, or list a room \
                  in `broadcast.control_rooms`, and type `{prefix} help` there."
             );
-            post_answer(app, room, event_id, &Answer::error(hint)).await;
+            answer_command(app, room, event_id, &Answer::error(hint)).await;
         }
         return;
     }
     let answer = if level < Level::Broadcaster {
         tracing::info!(%level, "command refused: not allowed");
-        Answer::error(format!(
+        Some(Answer::error(format!(
             "You are not allowed to use this bot: your level is **{level}** and commands need **broadcaster**. \
              An admin of the bot can change `permissions` in its config."
-        ))
+        )))
     } else {
         match commands::parse_command(prefix, line) {
             Ok(command) => {
@@ -172,10 +172,17 @@ async fn on_text(
                 let ctx = Context { app, room, event_id, sender, level, body, reply_to: reply_to.clone() };
                 commands::run(&ctx, command).await
             }
-            Err(answer) => answer,
+            Err(answer) => Some(answer),
         }
     };
-    if let (Some(preview), Some(id)) = (post_answer(app, room, event_id, &answer).await, answer.preview_of) {
+    if let Some(answer) = answer {
+        answer_command(app, room, event_id, &answer).await;
+    }
+}
+
+/// Posts a command's answer, and records it when it is the preview of a broadcast.
+pub async fn answer_command(app: &App, room: &RoomId, command: &EventId, answer: &Answer) {
+    if let (Some(preview), Some(id)) = (post_answer(app, room, command, answer).await, answer.preview_of) {
         commands::send::remember_preview(app, id, &preview).await;
     }
 }

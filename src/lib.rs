@@ -173,6 +173,7 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
         }
     }
     app.direct_changed();
+    commands::send::resume_preparing(app).await?;
 
     let transaction_id = format!("startup-{}", store::now_ms());
     match homeserver.ping(&transaction_id).await {

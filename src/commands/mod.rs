@@ -28,13 +28,14 @@ pub struct Context<'a> {
     pub reply_to: Option<OwnedEventId>,
 }
 
-/// Runs a parsed command.
-pub async fn run(ctx: &Context<'_>, command: Command) -> Answer {
+/// Runs a parsed command; `None` when a task answers it later.
+pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
-    match command {
+    Some(match command {
         Command::Help { command } => help(prefix, command.as_deref()),
         Command::Send { audience, name, default: false, except, recursive, yes, dry_run } => {
-            send::send(ctx, send::SendRequest { audience, name, except, recursive, yes, dry_run }).await
+            return send::send(ctx, send::SendRequest { audience, name, except, recursive, yes, dry_run })
+                .await;
         }
         Command::Audience { audience } => {
             let request = send::SendRequest {
@@ -45,7 +46,7 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Answer {
                 yes: false,
                 dry_run: true,
             };
-            send::send(ctx, request).await
+            return send::send(ctx, request).await;
         }
         Command::Confirm { id } => send::confirm(ctx, id).await,
         Command::Cancel { id } => status::cancel(ctx, id).await,
@@ -57,7 +58,7 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Answer {
         Command::Edit { .. } | Command::Redact { .. } | Command::Defaults | Command::Default { .. } => {
             Answer::error("This command is not available yet.")
         }
-    }
+    })
 }
 
 /// A parsed command line.

@@ -40,29 +40,33 @@ pub struct SendRequest {
     pub dry_run: bool,
 }
 
-pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Answer {
+/// Checks and records the broadcast, then hands resolving its audience to a task that answers
+/// the command when done (`None`: answered later), so that a large audience does not hold up
+/// other commands.
+pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
+    match prepare(ctx, request).await {
+        Ok(Some(id)) => {
+            tokio::spawn(resolve_and_answer(ctx.app.clone(), id));
+            None
+        }
+        Ok(None) => None,
+        Err(answer) => Some(answer),
+    }
+}
+
+/// The broadcast to resolve, `None` when this command's broadcast exists already (re-dispatched
+/// after a restart: its resolution was resumed at start-up), or the answer when it is refused.
+async fn prepare(ctx: &Context<'_>, request: SendRequest) -> Result<Option<BroadcastId>, Answer> {
     let app = ctx.app;
     if let Ok(Some(existing)) = app.store.broadcast_by_command(ctx.event_id).await {
-        return match existing.state {
-            BroadcastState::Resolving => finish_preparing(ctx, &existing).await,
-            _ => Answer::ok(format!("{} «{}» is {}.", existing.id, existing.name, existing.state.as_str())),
-        };
+        tracing::info!(broadcast = %existing.id, "command seen again; its broadcast exists");
+        return Ok(None);
     }
-    let targets = match audience::parse_targets(&request.audience) {
-        Ok(targets) => targets,
-        Err(error) => return Answer::error(error.0),
-    };
-    let except = match audience::parse_users(&request.except) {
-        Ok(except) => except,
-        Err(error) => return Answer::error(error.0),
-    };
-    if let Err(error) = audience::authorize(app, ctx.sender, ctx.level, &targets).await {
-        return Answer::error(error.0);
-    }
-    let message = match message(ctx, request.dry_run).await {
-        Ok(message) => message,
-        Err(answer) => return answer,
-    };
+    let refuse = |error: audience::AudienceError| Answer::error(error.0);
+    let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
+    let except = audience::parse_users(&request.except).map_err(refuse)?;
+    audience::authorize(app, ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
+    let message = message(ctx, request.dry_run).await?;
     let name = request.name.clone().unwrap_or_else(|| default_name(&message));
     let options = SendOptions {
         audience: AudienceOptions { except, recursive: request.recursive },
@@ -79,14 +83,31 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Answer {
         options_json: &serde_json::to_string(&options).unwrap_or_default(),
         command_event_id: Some(ctx.event_id),
     };
-    let broadcast = match app.store.create_broadcast(stored).await {
-        Ok(id) => app.store.broadcast(id).await,
-        Err(error) => Err(error),
+    app.store.create_broadcast(stored).await.map(Some).map_err(store_failed)
+}
+
+/// Resolves a broadcast's audience and answers its command (the task [`send`] starts).
+async fn resolve_and_answer(app: std::sync::Arc<App>, id: BroadcastId) {
+    let broadcast = match app.store.broadcast(id).await {
+        Ok(broadcast) => broadcast,
+        Err(error) => {
+            tracing::error!(%error, broadcast = %id, "cannot read a broadcast to resolve");
+            return;
+        }
     };
-    match broadcast {
-        Ok(broadcast) => finish_preparing(ctx, &broadcast).await,
-        Err(error) => store_failed(error),
+    let answer = finish_preparing(&app, &broadcast).await;
+    if let Some(command) = &broadcast.command_event_id {
+        crate::dispatch::answer_command(&app, &broadcast.control_room_id, command, &answer).await;
     }
+}
+
+/// Resumes resolving the broadcasts a stopped bot left half-prepared (at start-up).
+pub async fn resume_preparing(app: &std::sync::Arc<App>) -> Result<(), crate::store::StoreError> {
+    for broadcast in app.store.broadcasts_in_state(BroadcastState::Resolving).await? {
+        tracing::info!(broadcast = %broadcast.id, "resuming the preparation of a broadcast");
+        tokio::spawn(resolve_and_answer(app.clone(), broadcast.id));
+    }
+    Ok(())
 }
 
 fn store_failed(error: crate::store::StoreError) -> Answer {
@@ -133,8 +154,7 @@ fn default_name(message: &StoredMessage) -> String {
 }
 
 /// Resolves the audience of a `resolving` broadcast, then previews, starts or reports it.
-async fn finish_preparing(ctx: &Context<'_>, broadcast: &Broadcast) -> Answer {
-    let app = ctx.app;
+async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let targets = serde_json::from_str::<Vec<String>>(&broadcast.audience_json)
         .ok()
         .and_then(|words| audience::parse_targets(&words).ok())
