@@ -97,6 +97,22 @@ async fn a_broadcaster_is_limited_to_spaces_they_moderate_and_never_server() {
     assert_eq!(carol.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
     let summary = carol.wait_for_finished(&room, &bot).await;
     assert!(summary.contains("1 delivered"), "{summary}");
+
+    // Made a moderator of the space, carol may send to it.
+    let space_id = admin.call(reqwest::Method::GET, "/directory/room/%23company:test.local", None).await.1
+        ["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let levels_path =
+        format!("/rooms/{}/state/m.room.power_levels/", crate::harness::client::encode(&space_id));
+    let (_, mut levels) = admin.call(reqwest::Method::GET, &levels_path, None).await;
+    levels["users"][&carol.user_id] = json!(50);
+    let (status, _) = admin.call(reqwest::Method::PUT, &levels_path, Some(levels)).await;
+    assert_eq!(status, 200);
+    let command = carol.send_text(&room, &format!("!bc send {space} --yes\nHi everyone")).await;
+    let answer = carol.wait_for_answer(&room, &bot, &command).await;
+    assert_eq!(answer.reaction, "✅", "{}", answer.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
