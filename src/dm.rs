@@ -88,7 +88,16 @@ pub async fn ensure_dm(app: &App, user: &UserId) -> Result<OwnedRoomId, DmError>
 
 /// Creates the room for a recorded intent.
 async fn create(app: &App, user: &UserId, nonce: &str) -> Result<OwnedRoomId, DmError> {
-    let room = app.homeserver.create_dm(user, nonce).await?;
+    let room = match app.homeserver.create_dm(user, nonce).await {
+        Ok(room) => room,
+        Err(error @ MatrixError::Permanent { .. }) => {
+            // Refused: no room was made, so there is nothing to reconcile later.
+            app.store.abandon_dm(nonce).await?;
+            return Err(error.into());
+        }
+        // Unknown outcome (the room may exist): the record stays for reconciliation.
+        Err(error) => return Err(error.into()),
+    };
     app.store.dm_created(nonce, &room).await?;
     app.direct_changed();
     tracing::debug!(%user, %room, "DM created");

@@ -91,6 +91,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the intent to create a DM whose creation was refused.
+    pub async fn abandon_dm(&self, nonce: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM dm_rooms WHERE nonce = $1 AND state = 'creating'")
+                .bind(nonce)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
     /// Retires a DM room: it is never used for delivery again.
     pub async fn retire_dm(&self, room: &RoomId) -> Result<(), StoreError> {
         on_pool!(self, |pool| {

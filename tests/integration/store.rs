@@ -137,6 +137,9 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
 async fn one_live_dm_room_per_user(store: &Store) {
     let user = owned_user_id!("@alice:example.org");
     assert_eq!(store.live_dm(&user).await.unwrap(), None);
+    assert!(store.begin_dm(&user, "nonce-0").await.unwrap());
+    store.abandon_dm("nonce-0").await.unwrap();
+    assert_eq!(store.live_dm(&user).await.unwrap(), None, "a refused creation leaves nothing behind");
     assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
     assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
     assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some("creating".into()));
