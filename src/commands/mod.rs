@@ -161,6 +161,12 @@ pub enum Command {
     },
 }
 
+/// The answer when the bot's own database fails; details go to the log.
+fn store_failed(error: crate::store::StoreError) -> Answer {
+    tracing::error!(%error, "store failed during a command");
+    Answer::error("The bot's database failed; see the bot's log.")
+}
+
 /// `#12` or `12`.
 fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
     text.trim_start_matches('#')

@@ -8,7 +8,7 @@
 use ruma::OwnedEventId;
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, Context};
+use super::{store_failed, Answer, Context};
 use crate::{
     audience::{self, AudienceOptions, Target},
     delivery::{content::StoredMessage, progress},
@@ -108,11 +108,6 @@ pub async fn resume_preparing(app: &std::sync::Arc<App>) -> Result<(), crate::st
         tokio::spawn(resolve_and_answer(app.clone(), broadcast.id));
     }
     Ok(())
-}
-
-fn store_failed(error: crate::store::StoreError) -> Answer {
-    tracing::error!(%error, "store failed during a command");
-    Answer::error("The bot's database failed; nothing was sent. See the bot's log.")
 }
 
 /// The message of a `send`: the lines after the command, or the message the command replies to.

@@ -1,6 +1,6 @@
 //! `!bc list`, `!bc status <id>` and `!bc cancel <id>`: what happened to broadcasts.
 
-use super::{Answer, Context};
+use super::{store_failed, Answer, Context};
 use crate::{
     delivery::progress::{thousands, Counts},
     store::{BroadcastId, BroadcastState, DeliveryState, StoreError},
@@ -8,11 +8,6 @@ use crate::{
 
 /// How many broadcasts `list` shows, and how many failures `status` names.
 const SHOWN: i64 = 10;
-
-fn store_failed(error: StoreError) -> Answer {
-    tracing::error!(%error, "store failed during a command");
-    Answer::error("The bot's database failed; see the bot's log.")
-}
 
 pub async fn list(ctx: &Context<'_>) -> Answer {
     let broadcasts = match ctx.app.store.recent_broadcasts(SHOWN).await {

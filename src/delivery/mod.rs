@@ -13,12 +13,12 @@ pub mod progress;
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use rand::Rng;
-use ruma::{events::MessageLikeEventType, serde::Raw, OwnedTransactionId};
+use ruma::OwnedTransactionId;
 use tokio::sync::watch;
 
 use crate::{
     dm::{ensure_dm, DmError},
-    matrix::MatrixError,
+    matrix::{send_json, MatrixError},
     store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, StoreError},
     App,
 };
@@ -149,18 +149,8 @@ async fn send(
 ) -> Result<(ruma::OwnedRoomId, ruma::OwnedEventId), DmError> {
     let room = ensure_dm(app, &claim.user_id).await?;
     let (event_type, content) = content::personalise(app, broadcast, &claim.user_id).await?;
-    let raw = Raw::from_json(serde_json::value::to_raw_value(&content).map_err(|error| {
-        MatrixError::Permanent {
-            errcode: None,
-            status: None,
-            message: format!("bad message content: {error}"),
-        }
-    })?);
-    let event_type = MessageLikeEventType::from(event_type.as_str());
-    let event = app
-        .homeserver
-        .send_raw(&room, &transaction_id(broadcast.id, &claim.user_id), raw, event_type)
-        .await?;
+    let txn = transaction_id(broadcast.id, &claim.user_id);
+    let event = send_json(app.homeserver.as_ref(), &room, &txn, &event_type, &content).await?;
     Ok((room, event))
 }
 

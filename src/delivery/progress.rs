@@ -4,12 +4,12 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use ruma::{events::MessageLikeEventType, serde::Raw, OwnedTransactionId, RoomId};
+use ruma::OwnedTransactionId;
 use serde_json::json;
 use tokio::sync::watch;
 
 use crate::{
-    matrix::MatrixError,
+    matrix::send_json,
     store::{now_ms, Broadcast, BroadcastState, StoreError},
     App,
 };
@@ -105,7 +105,9 @@ pub async fn announce(app: &App, broadcast: &Broadcast) {
     let counts = Counts::of(app, broadcast).await.unwrap_or(counts);
     let content = json!({ "msgtype": "m.notice", "body": progress_text(broadcast, &counts) });
     let txn = OwnedTransactionId::from(format!("progress-{}", broadcast.id.0));
-    match send_json(app, &broadcast.control_room_id, &txn, content).await {
+    match send_json(app.homeserver.as_ref(), &broadcast.control_room_id, &txn, "m.room.message", &content)
+        .await
+    {
         Ok(event) => {
             if let Err(error) = app.store.set_progress_event(broadcast.id, &event).await {
                 tracing::error!(%error, "cannot record a progress message");
@@ -113,20 +115,6 @@ pub async fn announce(app: &App, broadcast: &Broadcast) {
         }
         Err(error) => tracing::warn!(%error, "cannot post a progress message"),
     }
-}
-
-async fn send_json(
-    app: &App,
-    room: &RoomId,
-    txn: &OwnedTransactionId,
-    content: serde_json::Value,
-) -> Result<ruma::OwnedEventId, MatrixError> {
-    let raw = serde_json::value::to_raw_value(&content).map_err(|error| MatrixError::Permanent {
-        errcode: None,
-        status: None,
-        message: error.to_string(),
-    })?;
-    app.homeserver.send_raw(room, txn, Raw::from_json(raw), MessageLikeEventType::RoomMessage).await
 }
 
 /// Replaces the text of the broadcast's progress message.
@@ -139,7 +127,9 @@ async fn edit(app: &App, broadcast: &Broadcast, text: &str) {
         "m.relates_to": { "rel_type": "m.replace", "event_id": original },
     });
     let txn = OwnedTransactionId::from(format!("progress-{}-{}", broadcast.id.0, now_ms()));
-    if let Err(error) = send_json(app, &broadcast.control_room_id, &txn, content).await {
+    if let Err(error) =
+        send_json(app.homeserver.as_ref(), &broadcast.control_room_id, &txn, "m.room.message", &content).await
+    {
         tracing::warn!(%error, broadcast = %broadcast.id, "cannot update a progress message");
     }
 }

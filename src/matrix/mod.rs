@@ -65,6 +65,11 @@ impl MatrixError {
         }
     }
 
+    /// A request that could not even be made (content that does not serialise): permanent.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        MatrixError::Permanent { errcode: None, status: None, message: error.to_string() }
+    }
+
     /// The metrics label of this failure.
     fn outcome(&self) -> &'static str {
         match self {
@@ -113,9 +118,9 @@ impl From<HttpError> for MatrixError {
                 ruma::api::error::FromHttpResponseError::Server(_) => {
                     MatrixError::Transient { retry_after: None, message: error.to_string() }
                 }
-                _ => MatrixError::Permanent { errcode: None, status: None, message: error.to_string() },
+                _ => MatrixError::internal(error),
             },
-            other => MatrixError::Permanent { errcode: None, status: None, message: other.to_string() },
+            other => MatrixError::internal(other),
         }
     }
 }
@@ -213,10 +218,24 @@ pub async fn send<C: MessageLikeEventContent>(
     txn_id: &TransactionId,
     content: &C,
 ) -> Result<OwnedEventId, MatrixError> {
-    let raw = Raw::new(content)
-        .map_err(|error| MatrixError::Permanent { errcode: None, status: None, message: error.to_string() })?
-        .cast_unchecked();
+    let raw = Raw::new(content).map_err(MatrixError::internal)?.cast_unchecked();
     homeserver.send_raw(room, txn_id, raw, content.event_type()).await
+}
+
+/// Sends JSON content of any message-like `event_type` through any [`Homeserver`].
+pub async fn send_json(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    event_type: &str,
+    content: &serde_json::Value,
+) -> Result<OwnedEventId, MatrixError> {
+    homeserver.send_raw(room, txn_id, raw_json(content)?, event_type.into()).await
+}
+
+/// JSON as a ruma `Raw` value.
+fn raw_json<T>(value: &serde_json::Value) -> Result<Raw<T>, MatrixError> {
+    serde_json::value::to_raw_value(value).map(Raw::from_json).map_err(MatrixError::internal)
 }
 
 /// The homeserver, through matrix-sdk.
@@ -458,11 +477,7 @@ impl Homeserver for MatrixClient {
         request.preset = Some(RoomPreset::PrivateChat);
         request.is_direct = true;
         request.invite = vec![user.to_owned()];
-        let creation = serde_json::json!({ DM_NONCE_KEY: nonce });
-        request.creation_content =
-            Some(Raw::from_json(serde_json::value::to_raw_value(&creation).map_err(|error| {
-                MatrixError::Permanent { errcode: None, status: None, message: error.to_string() }
-            })?));
+        request.creation_content = Some(raw_json(&serde_json::json!({ DM_NONCE_KEY: nonce }))?);
         Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
     }
 
@@ -506,15 +521,10 @@ impl Homeserver for MatrixClient {
 
     async fn set_direct(&self, content: serde_json::Value) -> Result<(), MatrixError> {
         use ruma::api::client::config::set_global_account_data;
-        let raw = serde_json::value::to_raw_value(&content).map_err(|error| MatrixError::Permanent {
-            errcode: None,
-            status: None,
-            message: error.to_string(),
-        })?;
         let request = set_global_account_data::v3::Request::new_raw(
             self.bot.clone(),
             ruma::events::GlobalAccountDataEventType::Direct,
-            Raw::from_json(raw),
+            raw_json(&content)?,
         );
         call(self.client.send(self.as_bot(request))).await?;
         Ok(())

@@ -4,7 +4,7 @@
 //! `scripts/test` creates and drops; without it they fail and say so.
 
 use matrix_broadcast::store::{BroadcastId, BroadcastState, DeliveryState, NewBroadcast, Store, StoreError};
-use ruma::{owned_event_id, owned_room_id, owned_user_id, OwnedUserId};
+use ruma::{owned_event_id, owned_room_id, owned_user_id, EventId, OwnedUserId, RoomId, UserId};
 
 fn postgres_uri() -> String {
     std::env::var("MATRIX_BROADCAST_TEST_POSTGRES").expect(
@@ -34,6 +34,20 @@ async fn postgres_store_with_uri() -> (Store, String) {
 async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
     let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
     Store::connect(&uri, 4).await.expect("open sqlite store")
+}
+
+/// A broadcast named "Welcome", still resolving, made by `command` (if any).
+fn new_broadcast<'a>(room: &'a RoomId, admin: &'a UserId, command: Option<&'a EventId>) -> NewBroadcast<'a> {
+    NewBroadcast {
+        name: "Welcome",
+        control_room_id: room,
+        created_by: admin,
+        content_json: "{}",
+        state: BroadcastState::Resolving,
+        audience_json: "[]",
+        options_json: "{}",
+        command_event_id: command,
+    }
 }
 
 async fn inbox_keeps_each_event_once(store: &Store) {
@@ -66,16 +80,7 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     let room = owned_room_id!("!control:example.org");
     let admin = owned_user_id!("@admin:example.org");
     let command = owned_event_id!("$command");
-    let new = |command| NewBroadcast {
-        name: "Welcome",
-        control_room_id: &room,
-        created_by: &admin,
-        content_json: "{}",
-        state: BroadcastState::Resolving,
-        audience_json: "[]",
-        options_json: "{}",
-        command_event_id: command,
-    };
+    let new = |command| new_broadcast(&room, &admin, command);
     let first = store.create_broadcast(new(Some(&command))).await.unwrap();
     assert!(store.create_broadcast(new(Some(&command))).await.is_err(), "one broadcast per command event");
     let second = store.create_broadcast(new(None)).await.unwrap();
@@ -205,19 +210,7 @@ async fn two_processes_on_one_postgres_database_never_claim_the_same_delivery() 
     let second = Store::connect(&uri, 4).await.expect("a second process's store");
     let room = owned_room_id!("!control:example.org");
     let admin = owned_user_id!("@admin:example.org");
-    let id = first
-        .create_broadcast(NewBroadcast {
-            name: "Shared",
-            control_room_id: &room,
-            created_by: &admin,
-            content_json: "{}",
-            state: BroadcastState::Resolving,
-            audience_json: "[]",
-            options_json: "{}",
-            command_event_id: None,
-        })
-        .await
-        .unwrap();
+    let id = first.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
     let users: Vec<OwnedUserId> =
         (0..300).map(|n| format!("@user{n}:example.org").try_into().unwrap()).collect();
     first.add_deliveries(id, &users).await.unwrap();
