@@ -361,3 +361,41 @@ async fn a_recipient_who_does_not_exist_is_a_failure_with_a_reason_and_the_rest_
     let status = admin.wait_for_answer(&room, &bot, &command).await;
     assert!(status.body.contains("`@nobody-here:test.local`: this user does not exist"), "{}", status.body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recursive_reaches_the_members_of_the_rooms_of_a_space() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, dave) = (env.user("alice").await, env.user("dave").await);
+    let room = env.control_room(&admin).await;
+    let space = env.space(&admin, "company", &[&alice]).await;
+    let space_id = admin.call(reqwest::Method::GET, "/directory/room/%23company:test.local", None).await.1
+        ["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A room of the space that dave is in, but not the space itself.
+    let child = admin.create_room(json!({ "preset": "public_chat" })).await;
+    let path = format!(
+        "/rooms/{}/state/m.space.child/{}",
+        crate::harness::client::encode(&space_id),
+        crate::harness::client::encode(&child)
+    );
+    let (status, _) = admin.call(reqwest::Method::PUT, &path, Some(json!({ "via": ["test.local"] }))).await;
+    assert_eq!(status, 200);
+    dave.join(&child).await;
+    admin.invite(&child, &bot).await;
+    admin.wait_for_membership(&child, &bot, "join").await;
+
+    let command = admin.send_text(&room, &format!("!bc audience {space}")).await;
+    let answer = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(answer.body.contains("2 recipients") && !answer.body.contains(&dave.user_id), "{}", answer.body);
+
+    let command = admin.send_text(&room, &format!("!bc send {space} --recursive --yes\nAll of you")).await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("3 delivered"), "admin, alice and dave, once each: {summary}");
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert_eq!(bodies(dms_of(&census, &dave)[0]), ["All of you"]);
+}
