@@ -33,6 +33,9 @@ pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) 
 async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
     let (room, inviter) = (invite.room_id.as_ref(), invite.sender.as_ref());
     let level = app.permissions.level(inviter);
+    if level < Level::Admin && invite.content.is_direct == Some(true) {
+        return crate::dm::adopt_invited(app, room, inviter, &invite.event_id).await;
+    }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
         let reason = "Only admins of this bot can invite it (see `permissions` in its config).".to_owned();
@@ -103,6 +106,7 @@ pub async fn join_configured(app: &Arc<App>) {
         };
         match app.homeserver.join(&room_or_alias).await {
             Ok(room_id) => {
+                let _ = app.default_control_room.set(room_id.clone());
                 if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
                     tracing::error!(%error, %room, "cannot record a configured control room");
                 }

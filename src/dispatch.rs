@@ -22,7 +22,7 @@ use crate::{
     control_rooms,
     matrix::send,
     permissions::Level,
-    App,
+    relay, App,
 };
 
 /// How many inbox events are read at once.
@@ -83,6 +83,16 @@ async fn dispatch(app: &Arc<App>, json: &str) {
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(
             message,
         ))) => {
+            let raw: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+            let (room, event_id, sender) = (&message.room_id, &message.event_id, &message.sender);
+            match app.store.dm_by_room(room).await {
+                Ok(Some(dm)) if dm.user_id == *sender => {
+                    return relay::on_dm_message(app, &dm, room, event_id, &raw).await;
+                }
+                Ok(Some(_)) => return, // someone else in a recipient's DM
+                Ok(None) => {}
+                Err(error) => return tracing::error!(%error, "cannot look up DM rooms"),
+            }
             let edit = matches!(message.content.relates_to, Some(Relation::Replacement(_)));
             if let (MessageType::Text(text), false) = (&message.content.msgtype, edit) {
                 let reply_to = match &message.content.relates_to {
@@ -93,7 +103,23 @@ async fn dispatch(app: &Arc<App>, json: &str) {
                     _ => None,
                 };
                 let body = if reply_to.is_some() { strip_reply_fallback(&text.body) } else { &text.body };
-                on_text(app, &message.room_id, &message.event_id, &message.sender, body, reply_to).await;
+                if command_line(&app.config.broadcast.command_prefix, body).is_some() {
+                    return on_text(app, room, event_id, sender, body, reply_to).await;
+                }
+            }
+            if !edit {
+                relay::on_thread_message(app, room, sender, event_id, &raw).await;
+            }
+        }
+        AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomRedaction(_)) => {
+            let raw: serde_json::Value = serde_json::from_str(json).unwrap_or_default();
+            let redacts = raw["content"]["redacts"].as_str().or(raw["redacts"].as_str());
+            let Some(redacts) = redacts.and_then(|id| EventId::parse(id).ok()) else { return };
+            let room = event.room_id();
+            if let Ok(Some(dm)) = app.store.dm_by_room(room).await {
+                if dm.user_id == event.sender() {
+                    relay::on_dm_redaction(app, &redacts).await;
+                }
             }
         }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(MessageLikeEvent::Original(
@@ -211,15 +237,11 @@ async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation:
 /// ID is returned.
 async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answer) -> Option<OwnedEventId> {
     let homeserver = app.homeserver.as_ref();
-    let key = if answer.ok { "✅" } else { "❌" };
-    let reaction = ReactionEventContent::new(Annotation::new(command.to_owned(), key.to_owned()));
+    react(app, room, command, if answer.ok { "✅" } else { "❌" }).await;
     // Transaction IDs derive from the command, so a re-dispatched command never answers twice.
     let txn = |suffix: &str| {
         OwnedTransactionId::from(format!("{}.{suffix}", command.as_str().trim_start_matches('$')))
     };
-    if let Err(error) = send(homeserver, room, &txn("reaction"), &reaction).await {
-        tracing::warn!(%error, "cannot react to a command");
-    }
     let mut notice = RoomMessageEventContent::notice_markdown(&answer.markdown);
     notice.relates_to = Some(Relation::Reply(Reply::with_event_id(command.to_owned())));
     match send(homeserver, room, &txn("answer"), &notice).await {
@@ -228,6 +250,15 @@ async fn post_answer(app: &App, room: &RoomId, command: &EventId, answer: &Answe
             tracing::warn!(%error, "cannot answer a command");
             None
         }
+    }
+}
+
+/// Reacts to an event with `key` (once: the transaction ID derives from the event).
+pub async fn react(app: &App, room: &RoomId, event: &EventId, key: &str) {
+    let reaction = ReactionEventContent::new(Annotation::new(event.to_owned(), key.to_owned()));
+    let txn = OwnedTransactionId::from(format!("{}.reaction", event.as_str().trim_start_matches('$')));
+    if let Err(error) = send(app.homeserver.as_ref(), room, &txn, &reaction).await {
+        tracing::warn!(%error, "cannot react to a message");
     }
 }
 

@@ -170,6 +170,51 @@ async fn usable(app: &App, room: &RoomId, user: &UserId) -> Result<bool, DmError
     }
 }
 
+/// A person invited the bot to a direct chat. When the bot has no DM with them it joins and uses
+/// that room as their DM; an encrypted one it cannot read, so it says so and keeps its own.
+pub async fn adopt_invited(app: &App, room: &RoomId, user: &UserId, invite: &ruma::EventId) {
+    let txn = |kind: &str| format!("{kind}.{}", invite.as_str().trim_start_matches('$'));
+    match app.store.live_dm(user).await {
+        Ok(None) => {}
+        Ok(Some(_)) => {
+            let reason = "I already have a direct chat with you; please write there.".to_owned();
+            if let Err(error) = app.homeserver.leave(room, Some(reason)).await {
+                tracing::warn!(%error, "cannot decline a second direct chat");
+            }
+            return;
+        }
+        Err(error) => return tracing::error!(%error, "cannot look up DMs"),
+    }
+    if let Err(error) = app.homeserver.join(&ruma::OwnedRoomOrAliasId::from(room.to_owned())).await {
+        return tracing::warn!(%error, %user, "cannot join a direct chat");
+    }
+    match app.homeserver.room_facts(room).await {
+        Ok(facts) if facts.is_encrypted => {
+            let text =
+                "This chat is encrypted and I cannot read encrypted messages (yet), so I will not see what \
+                        you write here. I will write to you in a chat of my own, where you can answer.";
+            crate::dispatch::post_notice(app, room, &txn("encrypted-dm"), text).await;
+            return;
+        }
+        Ok(_) => {}
+        Err(error) => return tracing::warn!(%error, "cannot tell whether a direct chat is encrypted"),
+    }
+    let nonce = random_token();
+    let adopted = async {
+        if app.store.begin_dm(user, &nonce).await? {
+            app.store.dm_created(&nonce, room).await?;
+        }
+        Ok::<_, crate::store::StoreError>(())
+    };
+    match adopted.await {
+        Ok(()) => {
+            tracing::info!(%user, %room, "adopted a direct chat the recipient opened");
+            app.direct_changed();
+        }
+        Err(error) => tracing::error!(%error, "cannot record an adopted direct chat"),
+    }
+}
+
 /// Writes the bot's `m.direct` account data from the store: every ready DM. The whole object is
 /// rewritten each time, so calls are coalesced by [`run_direct_writer`].
 async fn write_direct(app: &App) -> Result<(), DmError> {

@@ -17,6 +17,7 @@ pub mod dm;
 pub mod matrix;
 pub mod permissions;
 pub mod registration;
+pub mod relay;
 pub mod store;
 pub mod telemetry;
 
@@ -53,6 +54,8 @@ pub struct App {
     pub direct_dirty: tokio::sync::Notify,
     /// Serialises DM creation per recipient.
     pub dm_locks: dm::DmLocks,
+    /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
+    pub default_control_room: std::sync::OnceLock<ruma::OwnedRoomId>,
 }
 
 impl App {
@@ -108,6 +111,7 @@ pub async fn run_with_listener(
         progress_ready: tokio::sync::Notify::new(),
         direct_dirty: tokio::sync::Notify::new(),
         dm_locks: dm::DmLocks::default(),
+        default_control_room: std::sync::OnceLock::new(),
     });
 
     let (stop, stopped) = watch::channel(false);

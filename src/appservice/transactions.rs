@@ -97,6 +97,7 @@ pub async fn push(
             }
         }
     }
+    receipts(&app, &body).await?;
     let new = app.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store events")
@@ -111,9 +112,67 @@ pub async fn push(
     Ok(Json(json!({})))
 }
 
+/// Read receipts (ephemeral events, `receive_ephemeral` in the registration) are recorded before
+/// the answer, like everything else the homeserver pushes.
+async fn receipts(app: &App, body: &Value) -> Result<(), ApiError> {
+    for (room, user) in readers(body) {
+        crate::relay::on_receipt(app, &room, &user).await.map_err(|error| {
+            tracing::error!(%error, "cannot record a read receipt; the homeserver will retry");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "M_UNKNOWN",
+                "Temporarily unable to store events",
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// (room, user) of every `m.read` receipt in a transaction's ephemeral events.
+fn readers(body: &Value) -> Vec<(ruma::OwnedRoomId, ruma::OwnedUserId)> {
+    let mut readers = Vec::new();
+    for key in ["ephemeral", "de.sorunome.msc2409.ephemeral"] {
+        for event in body.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+            let Some(room) = event["room_id"].as_str().and_then(|room| ruma::RoomId::parse(room).ok()) else {
+                continue;
+            };
+            if event["type"] != "m.receipt" {
+                continue;
+            }
+            for receipt in
+                event["content"].as_object().map(|receipts| receipts.values()).into_iter().flatten()
+            {
+                for user in receipt["m.read"].as_object().map(|readers| readers.keys()).into_iter().flatten()
+                {
+                    if let Ok(user) = ruma::UserId::parse(user.as_str()) {
+                        readers.push((room.clone(), user));
+                    }
+                }
+            }
+        }
+    }
+    readers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_receipts_are_found_in_both_ephemeral_keys() {
+        let body = json!({
+            "ephemeral": [{ "type": "m.receipt", "room_id": "!dm:x.org",
+                            "content": { "$e": { "m.read": { "@a:x.org": { "ts": 1 } } } } }],
+            "de.sorunome.msc2409.ephemeral": [
+                { "type": "m.typing", "room_id": "!dm:x.org", "content": {} },
+                { "type": "m.receipt", "room_id": "!dm2:x.org",
+                  "content": { "$f": { "m.read": { "@b:x.org": {} }, "m.read.private": { "@c:x.org": {} } } } }
+            ]
+        });
+        let found: Vec<String> =
+            readers(&body).into_iter().map(|(room, user)| format!("{room} {user}")).collect();
+        assert_eq!(found, ["!dm:x.org @a:x.org", "!dm2:x.org @b:x.org"]);
+    }
 
     #[test]
     fn recent_transactions_forget_the_oldest() {

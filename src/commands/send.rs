@@ -166,13 +166,21 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
             return Answer::error(error.0);
         }
     };
+    if let Err(error) = app.store.skip_opted_out(broadcast.id).await {
+        return store_failed(error);
+    }
     // A re-dispatched command counts what an earlier run queued too.
-    let count = match app.store.delivery_counts(broadcast.id).await {
-        Ok(counts) => counts.values().sum::<i64>() as u64,
-        Err(_) => count,
+    let (count, opted_out) = match app.store.delivery_counts(broadcast.id).await {
+        Ok(counts) => {
+            (counts.get("pending").copied().unwrap_or(0) as u64, counts.get("skipped").copied().unwrap_or(0))
+        }
+        Err(_) => (count, 0),
     };
     let sample = app.store.sample_recipients(broadcast.id, SAMPLE).await.unwrap_or_default();
-    let who = describe_audience(count, &sample, &targets);
+    let mut who = describe_audience(count, &sample, &targets);
+    if opted_out > 0 {
+        who.push_str(&format!(" {} opted out and will be skipped.", progress::thousands(opted_out)));
+    }
     let (id, name) = (broadcast.id, &broadcast.name);
     if options.dry_run {
         let _ = app.store.delete_deliveries(id).await;

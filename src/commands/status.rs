@@ -55,6 +55,13 @@ pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     if counts.cancelled > 0 {
         text.push_str(&format!("- cancelled: {}\n", thousands(counts.cancelled)));
     }
+    let (read, replied) = ctx.app.store.read_and_replied(id).await.unwrap_or_default();
+    text.push_str(&format!("- read: {}\n- replied: {}\n", thousands(read), thousands(replied)));
+    let repliers = ctx.app.store.repliers(id, SHOWN).await.unwrap_or_default();
+    if !repliers.is_empty() {
+        let names: Vec<String> = repliers.iter().map(|user| format!("`{user}`")).collect();
+        text.push_str(&format!("\nReplied: {}\n", names.join(", ")));
+    }
     for (state, title) in [(DeliveryState::Failed, "Failed"), (DeliveryState::Skipped, "Skipped")] {
         let rows = ctx.app.store.deliveries_with_reason(id, state, SHOWN).await.unwrap_or_default();
         if !rows.is_empty() {

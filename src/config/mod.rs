@@ -135,6 +135,12 @@ pub struct BroadcastConfig {
     pub max_attempts: u32,
     #[serde(default = "default_exclude")]
     pub exclude: Vec<String>,
+    #[serde(default = "default_true")]
+    pub relay_replies: bool,
+    #[serde(default = "default_stop_keywords")]
+    pub stop_keywords: Vec<String>,
+    #[serde(default = "default_start_keywords")]
+    pub start_keywords: Vec<String>,
 }
 
 impl Default for BroadcastConfig {
@@ -146,6 +152,9 @@ impl Default for BroadcastConfig {
             concurrency: default_concurrency(),
             max_attempts: default_max_attempts(),
             exclude: default_exclude(),
+            relay_replies: true,
+            stop_keywords: default_stop_keywords(),
+            start_keywords: default_start_keywords(),
         }
     }
 }
@@ -225,6 +234,12 @@ fn default_max_attempts() -> u32 {
 }
 fn default_exclude() -> Vec<String> {
     vec!["@.*bot:.*".into()]
+}
+fn default_stop_keywords() -> Vec<String> {
+    vec!["stop".into()]
+}
+fn default_start_keywords() -> Vec<String> {
+    vec!["start".into()]
 }
 fn default_true() -> bool {
     true
@@ -335,6 +350,14 @@ impl Config {
                     format!("broadcast.exclude[{index}]"),
                     format!("is not a valid regular expression: {error}"),
                 ));
+            }
+        }
+        for (key, words) in [
+            ("broadcast.stop_keywords", &self.broadcast.stop_keywords),
+            ("broadcast.start_keywords", &self.broadcast.start_keywords),
+        ] {
+            if words.is_empty() || words.iter().any(|word| word.trim().is_empty()) {
+                return Err(ConfigError::invalid(key, "must list at least one non-empty word"));
             }
         }
         self.permissions()?;

@@ -87,6 +87,13 @@ pub fn transaction_id(broadcast: BroadcastId, user: &ruma::UserId) -> OwnedTrans
 
 #[tracing::instrument(skip_all, fields(broadcast = %claim.broadcast_id, user = %claim.user_id, attempt = claim.attempts))]
 async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), StoreError> {
+    if app.store.is_opted_out(&claim.user_id).await? {
+        metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
+        return app
+            .store
+            .end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Skipped, "opted out")
+            .await;
+    }
     let failure = match send(app, broadcast, claim).await {
         Ok((room, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);

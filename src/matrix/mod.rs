@@ -189,6 +189,9 @@ pub trait Homeserver: Send + Sync + 'static {
     /// `nonce` in its create event so that a crash between creating and recording it can be
     /// reconciled.
     async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError>;
+    /// Redacts an event the bot sent.
+    async fn redact(&self, room: &RoomId, event: &EventId, txn_id: &TransactionId)
+        -> Result<(), MatrixError>;
     /// Invites `user` into `room`.
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError>;
     /// Every room the bot has joined.
@@ -479,6 +482,21 @@ impl Homeserver for MatrixClient {
         request.invite = vec![user.to_owned()];
         request.creation_content = Some(raw_json(&serde_json::json!({ DM_NONCE_KEY: nonce }))?);
         Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
+    }
+
+    async fn redact(
+        &self,
+        room: &RoomId,
+        event: &EventId,
+        txn_id: &TransactionId,
+    ) -> Result<(), MatrixError> {
+        let request = ruma::api::client::redact::redact_event::v3::Request::new(
+            room.to_owned(),
+            event.to_owned(),
+            txn_id.to_owned(),
+        );
+        call(self.client.send(self.as_bot(request))).await?;
+        Ok(())
     }
 
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {

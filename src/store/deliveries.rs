@@ -100,14 +100,14 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// Up to `limit` recipients of broadcast `id`, in user ID order.
+    /// Up to `limit` recipients of broadcast `id` still to be sent to, in user ID order.
     pub async fn sample_recipients(
         &self,
         id: BroadcastId,
         limit: i64,
     ) -> Result<Vec<OwnedUserId>, StoreError> {
         let rows: Vec<(String,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT user_id FROM deliveries WHERE broadcast_id = $1 ORDER BY user_id LIMIT $2")
+            sqlx::query_as("SELECT user_id FROM deliveries WHERE broadcast_id = $1 AND state = 'pending' ORDER BY user_id LIMIT $2")
                 .bind(id.0)
                 .bind(limit)
                 .fetch_all(pool)

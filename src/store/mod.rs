@@ -81,10 +81,12 @@ mod control_rooms;
 mod deliveries;
 mod dm_rooms;
 mod inbox;
+mod replies;
 
 pub use broadcasts::{Broadcast, BroadcastState, NewBroadcast};
 pub use deliveries::{Claim, DeliveryState};
 pub use dm_rooms::DmRoom;
+pub use replies::ReplyThread;
 
 /// The handle to the database; cheap to clone.
 #[derive(Clone)]

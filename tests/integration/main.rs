@@ -9,5 +9,6 @@ mod broadcast;
 mod cli;
 mod control;
 mod crash;
+mod replies;
 mod startup;
 mod store;

@@ -1,0 +1,276 @@
+//! Replies come home: what a recipient writes in their DM goes into a thread in the control
+//! room of the broadcast they last received there, and what a broadcaster writes in that thread
+//! goes back into the DM. `stop` and `start` in a DM switch broadcasts off and on; read receipts
+//! in a DM count as "read".
+//!
+//! A relayed message only ever goes to a control room, and an answer only to the one recipient
+//! whose thread it is: replies never reach another recipient.
+
+use ruma::{EventId, OwnedTransactionId, RoomId, UserId};
+use serde_json::{json, Value};
+
+use crate::{
+    delivery::content::StoredMessage,
+    dispatch::{post_notice, react},
+    matrix::send_json,
+    permissions::Level,
+    store::{BroadcastId, DmRoom, ReplyThread, StoreError},
+    App,
+};
+
+/// The pseudo broadcast of messages that answer no broadcast.
+const NO_BROADCAST: BroadcastId = BroadcastId(0);
+
+fn txn(kind: &str, event: &EventId) -> OwnedTransactionId {
+    OwnedTransactionId::from(format!("{kind}.{}", event.as_str().trim_start_matches('$')))
+}
+
+/// A message the recipient of `dm` wrote in it.
+#[tracing::instrument(skip_all, fields(user = %dm.user_id))]
+pub async fn on_dm_message(app: &App, dm: &DmRoom, room: &RoomId, event_id: &EventId, event: &Value) {
+    if let Err(error) = dm_message(app, dm, room, event_id, event).await {
+        tracing::error!(%error, "cannot handle a message in a DM");
+    }
+}
+
+async fn dm_message(
+    app: &App,
+    dm: &DmRoom,
+    room: &RoomId,
+    event_id: &EventId,
+    event: &Value,
+) -> Result<(), StoreError> {
+    let content = &event["content"];
+    let config = &app.config.broadcast;
+    if content["m.relates_to"]["rel_type"] == "m.replace" {
+        return relay_edit(app, content).await;
+    }
+    let word = content["body"].as_str().unwrap_or("").trim().to_lowercase();
+    if config.stop_keywords.iter().any(|keyword| keyword.to_lowercase() == word) {
+        app.store.opt_out(&dm.user_id).await?;
+        let start = config.start_keywords.first().map(String::as_str).unwrap_or("start");
+        let text = format!("You will get no more broadcasts from here. Write `{start}` to get them again.");
+        post_notice(app, room, txn("stop", event_id).as_str(), &text).await;
+        return Ok(());
+    }
+    if config.start_keywords.iter().any(|keyword| keyword.to_lowercase() == word) {
+        app.store.opt_in(&dm.user_id).await?;
+        post_notice(app, room, txn("start", event_id).as_str(), "You will get broadcasts again.").await;
+        return Ok(());
+    }
+    if !config.relay_replies {
+        return Ok(());
+    }
+    let Some(message) = StoredMessage::copy_of(event) else { return Ok(()) };
+    let Some(thread) = thread_for(app, &dm.user_id, room, event_id).await? else { return Ok(()) };
+    let mut relayed = message.content;
+    relayed["m.relates_to"] = json!({
+        "rel_type": "m.thread",
+        "event_id": thread.root_event_id,
+        "is_falling_back": true,
+        "m.in_reply_to": { "event_id": thread.root_event_id },
+    });
+    let homeserver = app.homeserver.as_ref();
+    match send_json(
+        homeserver,
+        &thread.control_room_id,
+        &txn("relay", event_id),
+        &message.event_type,
+        &relayed,
+    )
+    .await
+    {
+        Ok(copy) => {
+            app.store.record_relay(event_id, &thread.control_room_id, &copy).await?;
+            if thread.broadcast_id != NO_BROADCAST {
+                app.store.mark_replied(thread.broadcast_id, &dm.user_id).await?;
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot relay a reply"),
+    }
+    Ok(())
+}
+
+/// The thread for `user`'s messages in DM `room`: the one for the broadcast last delivered there,
+/// or for messages that answer none (in the first configured control room). Started when new.
+async fn thread_for(
+    app: &App,
+    user: &UserId,
+    room: &RoomId,
+    event_id: &EventId,
+) -> Result<Option<ReplyThread>, StoreError> {
+    let broadcast = match app.store.last_delivered_in(room).await? {
+        Some(id) => Some(app.store.broadcast(id).await?),
+        None => None,
+    };
+    let id = broadcast.as_ref().map(|broadcast| broadcast.id).unwrap_or(NO_BROADCAST);
+    if let Some(thread) = app.store.reply_thread(id, user).await? {
+        return Ok(Some(thread));
+    }
+    let control_room = match &broadcast {
+        Some(broadcast) => broadcast.control_room_id.clone(),
+        None => match app.default_control_room.get().cloned() {
+            Some(room) => room,
+            None => {
+                let text =
+                    "Thanks for your message. Nobody reads messages here yet, so it was not passed on.";
+                post_notice(app, room, txn("unread", event_id).as_str(), text).await;
+                return Ok(None);
+            }
+        },
+    };
+    let name =
+        app.homeserver.displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
+    let title = match &broadcast {
+        Some(broadcast) => format!("Replies from {name} ({user}) to «{}» {}", broadcast.name, broadcast.id),
+        None => format!("Messages from {name} ({user}), not about a broadcast"),
+    };
+    let content = json!({ "msgtype": "m.notice", "body": title });
+    let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
+    let root = match send_json(app.homeserver.as_ref(), &control_room, &root_txn, "m.room.message", &content)
+        .await
+    {
+        Ok(root) => root,
+        Err(error) => {
+            tracing::warn!(%error, "cannot start a reply thread");
+            return Ok(None);
+        }
+    };
+    let thread = ReplyThread {
+        broadcast_id: id,
+        user_id: user.to_owned(),
+        control_room_id: control_room,
+        root_event_id: root,
+    };
+    app.store.add_reply_thread(&thread).await?;
+    Ok(Some(thread))
+}
+
+/// An edit by the recipient replaces the relayed copy.
+async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
+    let Some(original) = content["m.relates_to"]["event_id"].as_str().and_then(|id| EventId::parse(id).ok())
+    else {
+        return Ok(());
+    };
+    let Some((room, copy)) = app.store.relayed(&original).await? else { return Ok(()) };
+    let new_content = content["m.new_content"].clone();
+    let edit = json!({
+        "msgtype": new_content["msgtype"].clone(),
+        "body": format!("* {}", new_content["body"].as_str().unwrap_or("")),
+        "m.new_content": new_content,
+        "m.relates_to": { "rel_type": "m.replace", "event_id": copy },
+    });
+    let txn = OwnedTransactionId::from(format!(
+        "edit.{}.{}",
+        copy.as_str().trim_start_matches('$'),
+        crate::store::now_ms()
+    ));
+    if let Err(error) = send_json(app.homeserver.as_ref(), &room, &txn, "m.room.message", &edit).await {
+        tracing::warn!(%error, "cannot relay an edit");
+    }
+    Ok(())
+}
+
+/// A redaction by the recipient in their DM retracts the relayed copy.
+pub async fn on_dm_redaction(app: &App, redacts: &EventId) {
+    match app.store.relayed(redacts).await {
+        Ok(Some((room, copy))) => {
+            if let Err(error) = app.homeserver.redact(&room, &copy, &txn("redact", redacts)).await {
+                tracing::warn!(%error, "cannot retract a relayed message");
+            }
+        }
+        Ok(None) => {}
+        Err(error) => tracing::error!(%error, "cannot look up a relayed message"),
+    }
+}
+
+/// A message in a control room thread. Returns false when the thread is not a reply thread.
+/// In one, an answer by a broadcaster goes into the recipient's DM (✅), or ❌ with the reason.
+pub async fn on_thread_message(
+    app: &App,
+    room: &RoomId,
+    sender: &UserId,
+    event_id: &EventId,
+    event: &Value,
+) -> bool {
+    let relation = &event["content"]["m.relates_to"];
+    if relation["rel_type"] != "m.thread" {
+        return false;
+    }
+    let Some(root) = relation["event_id"].as_str().and_then(|id| EventId::parse(id).ok()) else {
+        return false;
+    };
+    let thread = match app.store.thread_by_root(&root).await {
+        Ok(Some(thread)) if thread.control_room_id == room => thread,
+        Ok(_) => return false,
+        Err(error) => {
+            tracing::error!(%error, "cannot look up a reply thread");
+            return false;
+        }
+    };
+    if app.permissions.level(sender) < Level::Broadcaster {
+        return true;
+    }
+    match answer(app, &thread, event_id, event).await {
+        Ok(()) => react(app, room, event_id, "✅").await,
+        Err(reason) => {
+            react(app, room, event_id, "❌").await;
+            let content = json!({
+                "msgtype": "m.notice",
+                "body": format!("Not delivered: {reason}"),
+                "m.relates_to": { "rel_type": "m.thread", "event_id": thread.root_event_id,
+                                  "is_falling_back": false, "m.in_reply_to": { "event_id": event_id } },
+            });
+            let _ = send_json(
+                app.homeserver.as_ref(),
+                room,
+                &txn("undelivered", event_id),
+                "m.room.message",
+                &content,
+            )
+            .await;
+        }
+    }
+    true
+}
+
+/// Sends an answer into the recipient's DM; the error is the reason shown in the thread.
+async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Value) -> Result<(), String> {
+    let user = &thread.user_id;
+    let dm = app.store.live_dm(user).await.map_err(|error| error.to_string())?;
+    let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
+        return Err(format!("{user} has no DM with me"));
+    };
+    let membership = app
+        .homeserver
+        .state(&dm_room, ruma::events::StateEventType::RoomMember, user.as_str())
+        .await
+        .map_err(|error| error.to_string())?
+        .and_then(|member| member["membership"].as_str().map(str::to_owned));
+    if !matches!(membership.as_deref(), Some("join") | Some("invite")) {
+        return Err(format!("{user} has left their DM with me"));
+    }
+    let message = StoredMessage::copy_of(event).ok_or("the answer has no content")?;
+    send_json(
+        app.homeserver.as_ref(),
+        &dm_room,
+        &txn("answer", event_id),
+        &message.event_type,
+        &message.content,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|error| error.to_string())
+}
+
+/// A read receipt by `user` in `room`: their copy of the broadcast last delivered there is read.
+pub async fn on_receipt(app: &App, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
+    let Some(dm) = app.store.dm_by_room(room).await? else { return Ok(()) };
+    if dm.user_id != user {
+        return Ok(());
+    }
+    if let Some(id) = app.store.last_delivered_in(room).await? {
+        app.store.mark_read(id, user).await?;
+    }
+    Ok(())
+}

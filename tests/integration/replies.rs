@@ -1,0 +1,251 @@
+//! Replies come home: what recipients write in their DMs reaches the control room, in a thread
+//! per person and broadcast, and answers written there go back; `stop`/`start`; read counts.
+
+use serde_json::{json, Value};
+
+use crate::harness::{client::encode, wait_for, TestEnv, TestUser};
+
+/// Sends broadcast `body` to `users` and returns each user's DM room (they join it, as they
+/// would by accepting the invite in their client).
+async fn broadcast_and_join(
+    env: &TestEnv,
+    admin: &TestUser,
+    root: &TestUser,
+    room: &str,
+    users: &[&TestUser],
+    body: &str,
+    count: usize,
+) -> Vec<String> {
+    let bot = env.bot_id();
+    let audience: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
+    let command = admin.send_text(room, &format!("!bc send {} --yes\n{body}", audience.join(" "))).await;
+    admin.wait_for_answer(room, &bot, &command).await;
+    admin.wait_for_finished_count(room, &bot, count, crate::harness::DEADLINE).await;
+    let census = root.dm_census(&bot, &[room]).await;
+    let mut dms = Vec::new();
+    for user in users {
+        let dm = census.iter().find(|dm| dm.others.contains(&user.user_id)).expect("a DM").room_id.clone();
+        if user.membership(&dm, &user.user_id).await.as_deref() != Some("join") {
+            user.join(&dm).await;
+        }
+        dms.push(dm);
+    }
+    dms
+}
+
+/// The thread root the bot started in `room` whose body starts with `title`.
+async fn thread_root(user: &TestUser, room: &str, bot: &str, title: &str) -> String {
+    wait_for(&format!("a thread {title:?}"), || async {
+        user.events(room).await.into_iter().find_map(|event| {
+            let body = event["content"]["body"].as_str()?;
+            (event["sender"] == bot && body.starts_with(title))
+                .then(|| event["event_id"].as_str().unwrap().to_owned())
+        })
+    })
+    .await
+}
+
+/// The bot's messages in `room` that are in the thread of `root`.
+async fn in_thread(user: &TestUser, room: &str, bot: &str, root: &str) -> Vec<Value> {
+    user.events(room)
+        .await
+        .into_iter()
+        .filter(|event| {
+            event["sender"] == bot
+                && event["content"]["m.relates_to"]["rel_type"] == "m.thread"
+                && event["content"]["m.relates_to"]["event_id"] == root
+        })
+        .map(|event| event["content"].clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_reach_their_own_thread_and_answers_go_back_to_that_person_only() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    alice.set_displayname("Alice Liddell").await;
+    let room = env.control_room(&admin).await;
+    let dms =
+        broadcast_and_join(&env, &admin, &root, &room, &[&alice, &bob], "How was the offsite?", 1).await;
+
+    alice.send_content(&dms[0], json!({ "msgtype": "m.text", "body": "It was *great*", "format": "org.matrix.custom.html", "formatted_body": "It was <em>great</em>" })).await;
+    alice
+        .send_content(
+            &dms[0],
+            json!({ "msgtype": "m.image", "body": "photo.jpg", "url": "mxc://test.local/photo" }),
+        )
+        .await;
+    bob.send_text(&dms[1], "Too long").await;
+
+    let alice_root = thread_root(
+        &admin,
+        &room,
+        &bot,
+        "Replies from Alice Liddell (@alice:test.local) to «How was the offsite?» #1",
+    )
+    .await;
+    let bob_root = thread_root(&admin, &room, &bot, "Replies from bob (@bob:test.local)").await;
+    let alice_thread = wait_for("alice's two replies", || async {
+        let thread = in_thread(&admin, &room, &bot, &alice_root).await;
+        (thread.len() == 2).then_some(thread)
+    })
+    .await;
+    assert_eq!(alice_thread[0]["formatted_body"], "It was <em>great</em>", "formatting is kept");
+    assert_eq!(
+        (alice_thread[1]["msgtype"].as_str(), alice_thread[1]["url"].as_str()),
+        (Some("m.image"), Some("mxc://test.local/photo"))
+    );
+    let bob_thread = wait_for("bob's reply", || async {
+        let thread = in_thread(&admin, &room, &bot, &bob_root).await;
+        (thread.len() == 1).then_some(thread)
+    })
+    .await;
+    assert_eq!(bob_thread[0]["body"], "Too long", "bob's reply is in bob's thread only");
+
+    // The admin answers in alice's thread: it reaches alice's DM, ✅, and not bob's.
+    let answer = admin
+        .send_content(
+            &room,
+            json!({ "msgtype": "m.text", "body": "Glad to hear!",
+            "m.relates_to": { "rel_type": "m.thread", "event_id": alice_root } }),
+        )
+        .await;
+    alice.wait_for_message(&dms[0], &bot, "Glad to hear!").await;
+    wait_for("✅ on the answer", || async {
+        admin.events(&room).await.into_iter().find(|event| {
+            event["type"] == "m.reaction"
+                && event["content"]["m.relates_to"]["event_id"] == answer.as_str()
+                && event["content"]["m.relates_to"]["key"] == "✅"
+        })
+    })
+    .await;
+    let bob_saw = bob.events(&dms[1]).await;
+    assert!(
+        bob_saw.iter().all(|event| event["content"]["body"] != "Glad to hear!"),
+        "bob never sees alice's answer"
+    );
+
+    let command = admin.send_text(&room, "!bc status #1").await;
+    let status = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(status.body.contains("replied: 2"), "{}", status.body);
+    assert!(
+        status.body.contains("@alice:test.local") && status.body.contains("@bob:test.local"),
+        "{}",
+        status.body
+    );
+
+    // Bob leaves; an answer to him cannot be delivered, and says why.
+    bob.leave(&dms[1]).await;
+    bob.wait_for_membership(&dms[1], &bob.user_id, "leave").await;
+    let answer = admin
+        .send_content(
+            &room,
+            json!({ "msgtype": "m.text", "body": "Sorry to hear",
+            "m.relates_to": { "rel_type": "m.thread", "event_id": bob_root } }),
+        )
+        .await;
+    let reason = wait_for("the reason it was not delivered", || async {
+        admin.events(&room).await.into_iter().find_map(|event| {
+            let body = event["content"]["body"].as_str()?;
+            (event["sender"] == bot.as_str() && body.starts_with("Not delivered")).then(|| body.to_owned())
+        })
+    })
+    .await;
+    assert!(reason.contains("has left"), "{reason}");
+    let reactions: Vec<Value> = admin
+        .events(&room)
+        .await
+        .into_iter()
+        .filter(|event| {
+            event["type"] == "m.reaction" && event["content"]["m.relates_to"]["event_id"] == answer.as_str()
+        })
+        .collect();
+    assert_eq!(reactions.len(), 1);
+    assert_eq!(reactions[0]["content"]["m.relates_to"]["key"], "❌");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_opts_out_of_later_broadcasts_and_start_opts_back_in() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    let room = env.control_room(&admin).await;
+    let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice, &bob], "First", 1).await;
+
+    alice.send_text(&dms[0], "STOP").await;
+    alice.wait_for_message(&dms[0], &bot, "You will get no more broadcasts").await;
+    broadcast_and_join(&env, &admin, &root, &room, &[&alice, &bob], "Second", 2).await;
+    let command = admin.send_text(&room, "!bc status #2").await;
+    let status = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(status.body.contains("delivered: 1") && status.body.contains("skipped: 1"), "{}", status.body);
+    assert!(status.body.contains("`@alice:test.local`: opted out"), "{}", status.body);
+    assert!(alice.events(&dms[0]).await.iter().all(|event| event["content"]["body"] != "Second"));
+    // "stop" itself is not relayed as a reply.
+    assert!(admin.events(&room).await.iter().all(|event| event["content"]["body"] != "STOP"));
+
+    alice.send_text(&dms[0], "start").await;
+    alice.wait_for_message(&dms[0], &bot, "You will get broadcasts again").await;
+    broadcast_and_join(&env, &admin, &root, &room, &[&alice, &bob], "Third", 3).await;
+    alice.wait_for_message(&dms[0], &bot, "Third").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_receipt_counts_as_read() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    let room = env.control_room(&admin).await;
+    let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice, &bob], "Please read", 1).await;
+    let message = alice.wait_for_message(&dms[0], &bot, "Please read").await;
+    let path = format!(
+        "/rooms/{}/receipt/m.read/{}",
+        encode(&dms[0]),
+        encode(message["event_id"].as_str().unwrap())
+    );
+    let (status, _) = alice.call(reqwest::Method::POST, &path, Some(json!({}))).await;
+    assert_eq!(status, 200);
+    let body = wait_for("read: 1 in the status", || async {
+        let command = admin.send_text(&room, "!bc status #1").await;
+        let status = admin.wait_for_answer(&room, &bot, &command).await;
+        status.body.contains("read: 1").then_some(status.body)
+    })
+    .await;
+    assert!(body.contains("replied: 0"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_chat_opened_by_a_person_is_adopted_and_relayed_to_the_first_control_room() {
+    let env = TestEnv::start_with_config(|synapse_url, bot_port, dir| {
+        crate::harness::bot_config(
+            synapse_url,
+            bot_port,
+            dir,
+            "broadcast:\n    control_rooms: [\"#comms:test.local\"]\n",
+        )
+    })
+    .await;
+    let bot = env.bot_id();
+    let (admin, alice) = (env.user("admin").await, env.user("alice").await);
+    let mut env = env;
+    let room = admin.create_room(json!({ "preset": "public_chat", "room_alias_name": "comms" })).await;
+    env.stop_bot().await.expect("stop");
+    env.start_bot().await;
+    admin.wait_for_membership(&room, &bot, "join").await;
+
+    let dm = alice.create_room(json!({ "preset": "private_chat", "is_direct": true, "invite": [bot] })).await;
+    alice.wait_for_membership(&dm, &bot, "join").await;
+    alice.send_text(&dm, "Hello, who do I ask about holidays?").await;
+    let root =
+        thread_root(&admin, &room, &bot, "Messages from alice (@alice:test.local), not about a broadcast")
+            .await;
+    let relayed = wait_for("alice's message in the thread", || async {
+        let thread = in_thread(&admin, &room, &bot, &root).await;
+        thread.into_iter().next()
+    })
+    .await;
+    assert_eq!(relayed["body"], "Hello, who do I ask about holidays?");
+}
