@@ -249,3 +249,86 @@ async fn a_direct_chat_opened_by_a_person_is_adopted_and_relayed_to_the_first_co
     .await;
     assert_eq!(relayed["body"], "Hello, who do I ask about holidays?");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_and_redactions_by_the_recipient_follow_the_relayed_copy() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    let room = env.control_room(&admin).await;
+    let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice], "Feedback please", 1).await;
+    let original = alice.send_text(&dms[0], "Teh answer").await;
+    let thread = thread_root(&admin, &room, &bot, "Replies from alice").await;
+    let copy = wait_for("the relayed copy", || async {
+        admin.events(&room).await.into_iter().find_map(|event| {
+            (event["sender"] == bot.as_str()
+                && event["content"]["body"] == "Teh answer"
+                && event["content"]["m.relates_to"]["event_id"] == thread.as_str())
+            .then(|| event["event_id"].as_str().unwrap().to_owned())
+        })
+    })
+    .await;
+
+    alice
+        .send_content(
+            &dms[0],
+            json!({ "msgtype": "m.text", "body": "* The answer",
+            "m.new_content": { "msgtype": "m.text", "body": "The answer" },
+            "m.relates_to": { "rel_type": "m.replace", "event_id": original } }),
+        )
+        .await;
+    wait_for("the copy to be edited", || async {
+        admin.events(&room).await.into_iter().find(|event| {
+            event["sender"] == bot.as_str()
+                && event["content"]["m.relates_to"]["rel_type"] == "m.replace"
+                && event["content"]["m.relates_to"]["event_id"] == copy.as_str()
+                && event["content"]["m.new_content"]["body"] == "The answer"
+        })
+    })
+    .await;
+
+    let path = format!(
+        "/rooms/{}/redact/{}/{}",
+        encode(&dms[0]),
+        encode(&original),
+        crate::harness::random_secret()
+    );
+    let (status, _) = alice.call(reqwest::Method::PUT, &path, Some(json!({}))).await;
+    assert_eq!(status, 200);
+    wait_for("the copy to be redacted", || async {
+        admin.events(&room).await.into_iter().find(|event| {
+            event["event_id"] == copy.as_str()
+                && event["content"].as_object().is_some_and(|content| content.is_empty())
+        })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_relaying_or_a_control_room_nothing_leaves_the_dm() {
+    let env = TestEnv::start_with("broadcast:\n    relay_replies: false\n").await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    let room = env.control_room(&admin).await;
+    let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice], "No replies please", 1).await;
+    alice.send_text(&dms[0], "A reply nobody relays").await;
+    // stop still works with relaying off, and its notice shows the reply was handled.
+    alice.send_text(&dms[0], "stop").await;
+    alice.wait_for_message(&dms[0], &bot, "You will get no more broadcasts").await;
+    assert!(admin
+        .events(&room)
+        .await
+        .iter()
+        .all(|event| event["content"]["body"] != "A reply nobody relays"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_who_opens_a_chat_when_no_control_room_is_configured_gets_a_polite_notice() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let bob = env.user("bob").await;
+    let dm = bob.create_room(json!({ "preset": "private_chat", "is_direct": true, "invite": [bot] })).await;
+    bob.wait_for_membership(&dm, &bot, "join").await;
+    bob.send_text(&dm, "Anyone there?").await;
+    bob.wait_for_message(&dm, &bot, "Nobody reads messages here yet").await;
+}
