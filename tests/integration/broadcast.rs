@@ -99,11 +99,7 @@ async fn a_broadcaster_is_limited_to_spaces_they_moderate_and_never_server() {
     assert!(summary.contains("1 delivered"), "{summary}");
 
     // Made a moderator of the space, carol may send to it.
-    let space_id = admin.call(reqwest::Method::GET, "/directory/room/%23company:test.local", None).await.1
-        ["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let space_id = admin.resolve_alias("#company:test.local").await;
     let levels_path =
         format!("/rooms/{}/state/m.room.power_levels/", crate::harness::client::encode(&space_id));
     let (_, mut levels) = admin.call(reqwest::Method::GET, &levels_path, None).await;
@@ -370,11 +366,7 @@ async fn recursive_reaches_the_members_of_the_rooms_of_a_space() {
     let (alice, dave) = (env.user("alice").await, env.user("dave").await);
     let room = env.control_room(&admin).await;
     let space = env.space(&admin, "company", &[&alice]).await;
-    let space_id = admin.call(reqwest::Method::GET, "/directory/room/%23company:test.local", None).await.1
-        ["room_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let space_id = admin.resolve_alias("#company:test.local").await;
     // A room of the space that dave is in, but not the space itself.
     let child = admin.create_room(json!({ "preset": "public_chat" })).await;
     let path = format!(

@@ -258,6 +258,13 @@ impl TestUser {
         DmRoom { room_id, others, is_direct, messages }
     }
 
+    /// The room an alias points to.
+    pub async fn resolve_alias(&self, alias: &str) -> String {
+        let response =
+            self.ok(reqwest::Method::GET, &format!("/directory/room/{}", encode(alias)), None).await;
+        response["room_id"].as_str().expect("room_id").to_owned()
+    }
+
     /// Sets this user's display name.
     pub async fn set_displayname(&self, name: &str) {
         let path = format!("/profile/{}/displayname", encode(&self.user_id));
