@@ -332,3 +332,22 @@ async fn a_person_who_opens_a_chat_when_no_control_room_is_configured_gets_a_pol
     bob.send_text(&dm, "Anyone there?").await;
     bob.wait_for_message(&dm, &bot, "Nobody reads messages here yet").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_chat_a_person_opens_is_not_adopted_and_they_are_told_why() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    let room = env.control_room(&admin).await;
+    let encrypted = alice
+        .create_room(json!({
+            "preset": "private_chat", "is_direct": true, "invite": [bot],
+            "initial_state": [{ "type": "m.room.encryption", "state_key": "", "content": { "algorithm": "m.megolm.v1.aes-sha2" } }]
+        }))
+        .await;
+    alice.wait_for_message(&encrypted, &bot, "I cannot read encrypted messages").await;
+    // A broadcast still reaches alice, in a DM of the bot's own.
+    let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice], "Hello", 1).await;
+    assert_ne!(dms[0], encrypted);
+    alice.wait_for_message(&dms[0], &bot, "Hello").await;
+}
