@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use ruma::events::room::member::MembershipState;
 use ruma::{
     events::{
         reaction::ReactionEventContent,
@@ -19,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::{
     commands::{self, Answer, Context},
-    control_rooms,
+    control_rooms, defaults,
     matrix::send,
     permissions::Level,
     relay, App,
@@ -79,6 +80,16 @@ async fn dispatch(app: &Arc<App>, json: &str) {
             if member.state_key == app.bot =>
         {
             control_rooms::on_bot_membership(app, &member).await;
+        }
+        AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
+            let was_joined = member
+                .unsigned
+                .prev_content
+                .as_ref()
+                .is_some_and(|before| before.membership == MembershipState::Join);
+            if member.content.membership == MembershipState::Join && !was_joined {
+                defaults::on_join(app, &member.room_id, &member.state_key).await;
+            }
         }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(
             message,

@@ -11,6 +11,7 @@ pub mod audience;
 pub mod commands;
 pub mod config;
 pub mod control_rooms;
+pub mod defaults;
 pub mod delivery;
 pub mod dispatch;
 pub mod dm;
@@ -138,8 +139,9 @@ pub async fn run_with_listener(
         let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
         let progress = tokio::spawn(delivery::progress::run(app.clone(), stopped.clone()));
         let direct = tokio::spawn(dm::run_direct_writer(app.clone(), stopped.clone()));
+        let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
         dispatch::run(app.clone(), stopped).await;
-        let _ = tokio::join!(workers, progress, direct);
+        let _ = tokio::join!(workers, progress, direct, new_users);
     }
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
@@ -178,6 +180,7 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     }
     app.direct_changed();
     commands::send::resume_preparing(app).await?;
+    defaults::catch_up(app).await?;
 
     let transaction_id = format!("startup-{}", store::now_ms());
     match homeserver.ping(&transaction_id).await {

@@ -96,7 +96,7 @@ pub fn parse_users(words: &[String]) -> Result<Vec<OwnedUserId>, AudienceError> 
 }
 
 /// The room a room target names, resolving an alias.
-async fn room_id(app: &App, room: &OwnedRoomOrAliasId) -> Result<OwnedRoomId, AudienceError> {
+pub async fn room_id(app: &App, room: &OwnedRoomOrAliasId) -> Result<OwnedRoomId, AudienceError> {
     match OwnedRoomId::try_from(room.as_str()) {
         Ok(room_id) => Ok(room_id),
         Err(_) => {
@@ -198,6 +198,22 @@ impl<'a> Exclusions<'a> {
             || self.patterns.iter().any(|pattern| pattern.is_match(user.as_str()))
     }
 
+    /// Whether a local account from the admin user list may be addressed. The list does not say
+    /// which accounts belong to application services (bridges); those never logged in, so only
+    /// such accounts are looked up one by one.
+    pub async fn addresses_account(&self, app: &App, account: &AdminUser) -> bool {
+        if self.excludes_account(account) {
+            return false;
+        }
+        if account.last_seen_ts.is_none() {
+            match app.homeserver.admin_user(&account.name).await {
+                Ok(full) => return !self.excludes_account(&full),
+                Err(error) => tracing::warn!(%error, user = %account.name, "cannot look up an account"),
+            }
+        }
+        true
+    }
+
     /// Whether a local account must be left out (guests, deactivated, bots, support, and
     /// accounts of application services).
     fn excludes_account(&self, account: &AdminUser) -> bool {
@@ -287,28 +303,19 @@ async fn add_server_users(
     let mut from = 0;
     let mut added = 0;
     loop {
-        let (page, next) = app.homeserver.admin_users_page(from, BATCH as u32).await.map_err(|error| {
-            if error.is_not_server_admin() {
-                AudienceError(not_server_admin(app))
-            } else {
-                AudienceError(format!("Cannot list the users of the homeserver: {error}"))
-            }
-        })?;
+        let (page, next) =
+            app.homeserver.admin_users_page(from, BATCH as u32, false).await.map_err(|error| {
+                if error.is_not_server_admin() {
+                    AudienceError(not_server_admin(app))
+                } else {
+                    AudienceError(format!("Cannot list the users of the homeserver: {error}"))
+                }
+            })?;
         let mut chunk = Vec::with_capacity(page.len());
         for account in page {
-            if exclusions.excludes_account(&account) {
-                continue;
+            if exclusions.addresses_account(app, &account).await {
+                chunk.push(account.name);
             }
-            // The list does not say which accounts belong to application services (bridges);
-            // those never logged in, so only such accounts are looked up one by one.
-            if account.last_seen_ts.is_none() {
-                match app.homeserver.admin_user(&account.name).await {
-                    Ok(full) if exclusions.excludes_account(&full) => continue,
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, user = %account.name, "cannot look up an account"),
-                }
-            }
-            chunk.push(account.name);
         }
         added += app.store.add_deliveries(id, &chunk).await?;
         match next {

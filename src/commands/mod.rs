@@ -33,9 +33,9 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
     Some(match command {
         Command::Help { command } => help(prefix, command.as_deref()),
-        Command::Send { audience, name, default: false, except, recursive, yes, dry_run } => {
-            return send::send(ctx, send::SendRequest { audience, name, except, recursive, yes, dry_run })
-                .await;
+        Command::Send { audience, name, default, except, recursive, yes, dry_run } => {
+            let request = send::SendRequest { audience, name, except, recursive, yes, dry_run, default };
+            return send::send(ctx, request).await;
         }
         Command::Audience { audience } => {
             let request = send::SendRequest {
@@ -45,6 +45,7 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
                 recursive: false,
                 yes: false,
                 dry_run: true,
+                default: false,
             };
             return send::send(ctx, request).await;
         }
@@ -52,12 +53,9 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
         Command::Cancel { id } => status::cancel(ctx, id).await,
         Command::List => status::list(ctx).await,
         Command::Status { id } => status::status(ctx, id).await,
-        Command::Send { default: true, .. } => {
-            Answer::error("`--default` (welcome messages for people who join later) is not available yet.")
-        }
-        Command::Edit { .. } | Command::Redact { .. } | Command::Defaults | Command::Default { .. } => {
-            Answer::error("This command is not available yet.")
-        }
+        Command::Defaults => status::defaults(ctx).await,
+        Command::Default { switch, id } => status::switch_default(ctx, id, switch == "on").await,
+        Command::Edit { .. } | Command::Redact { .. } => Answer::error("This command is not available yet."),
     })
 }
 

@@ -28,6 +28,9 @@ pub struct SendOptions {
     pub yes: bool,
     #[serde(default)]
     pub dry_run: bool,
+    /// Also a default broadcast: people who join later get it too.
+    #[serde(default)]
+    pub default: bool,
 }
 
 /// The words and switches of a `send` (or `audience`) command.
@@ -38,6 +41,7 @@ pub struct SendRequest {
     pub recursive: bool,
     pub yes: bool,
     pub dry_run: bool,
+    pub default: bool,
 }
 
 /// Checks and records the broadcast, then hands resolving its audience to a task that answers
@@ -72,6 +76,7 @@ async fn prepare(ctx: &Context<'_>, request: SendRequest) -> Result<Option<Broad
         audience: AudienceOptions { except, recursive: request.recursive },
         yes: request.yes,
         dry_run: request.dry_run,
+        default: request.default,
     };
     let stored = NewBroadcast {
         name: &name,
@@ -155,6 +160,17 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         .and_then(|words| audience::parse_targets(&words).ok())
         .unwrap_or_default();
     let options: SendOptions = serde_json::from_str(&broadcast.options_json).unwrap_or_default();
+    if options.default && !options.dry_run {
+        if let Err(error) =
+            crate::defaults::record(app, broadcast.id, &targets, options.audience.recursive).await
+        {
+            let _ = app
+                .store
+                .transition(broadcast.id, BroadcastState::Resolving, BroadcastState::Cancelled)
+                .await;
+            return Answer::error(error.0);
+        }
+    }
     let count = match audience::resolve(app, broadcast.id, &targets, &options.audience).await {
         Ok(count) => count,
         Err(error) => {
@@ -187,7 +203,7 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         let _ = app.store.transition(id, BroadcastState::Resolving, BroadcastState::DryRun).await;
         return Answer::ok(format!("Dry run, nothing sent: {who}"));
     }
-    if count == 0 {
+    if count == 0 && !options.default {
         let _ = app.store.transition(id, BroadcastState::Resolving, BroadcastState::Empty).await;
         return Answer::error(format!("{id} «{name}»: nobody to send to. {who}"));
     }

@@ -100,3 +100,46 @@ pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         Err(error) => store_failed(error),
     }
 }
+
+pub async fn defaults(ctx: &Context<'_>) -> Answer {
+    let defaults = match ctx.app.store.all_defaults().await {
+        Ok(defaults) => defaults,
+        Err(error) => return store_failed(error),
+    };
+    if defaults.is_empty() {
+        return Answer::ok("No default broadcasts. `send … --default` makes one.");
+    }
+    let mut text = String::from("**Default broadcasts** (new people get them once)\n\n");
+    let mut shown = Vec::new();
+    for default in &defaults {
+        if shown.contains(&default.broadcast_id) {
+            continue;
+        }
+        shown.push(default.broadcast_id);
+        let Ok(broadcast) = ctx.app.store.broadcast(default.broadcast_id).await else { continue };
+        let scopes: Vec<String> = defaults
+            .iter()
+            .filter(|other| other.broadcast_id == default.broadcast_id)
+            .map(|other| format!("`{}`", other.scope))
+            .collect();
+        let counts = Counts::of(ctx.app, &broadcast).await.unwrap_or_default();
+        text.push_str(&format!(
+            "- {} «{}» — {} — {} — {} received it\n",
+            broadcast.id,
+            broadcast.name,
+            scopes.join(", "),
+            if default.active { "on" } else { "off" },
+            thousands(counts.delivered)
+        ));
+    }
+    Answer::ok(text)
+}
+
+pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Answer {
+    match ctx.app.store.set_default_active(id, on).await {
+        Ok(true) if on => Answer::ok(format!("{id} is a default again: people who join from now on get it.")),
+        Ok(true) => Answer::ok(format!("{id} is no longer a default: nobody else will get it.")),
+        Ok(false) => Answer::error(format!("{id} is not a default broadcast (see `defaults`).")),
+        Err(error) => store_failed(error),
+    }
+}

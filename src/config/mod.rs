@@ -141,6 +141,8 @@ pub struct BroadcastConfig {
     pub stop_keywords: Vec<String>,
     #[serde(default = "default_start_keywords")]
     pub start_keywords: Vec<String>,
+    #[serde(default = "default_new_user_poll_seconds")]
+    pub new_user_poll_seconds: u64,
 }
 
 impl Default for BroadcastConfig {
@@ -155,6 +157,7 @@ impl Default for BroadcastConfig {
             relay_replies: true,
             stop_keywords: default_stop_keywords(),
             start_keywords: default_start_keywords(),
+            new_user_poll_seconds: default_new_user_poll_seconds(),
         }
     }
 }
@@ -240,6 +243,9 @@ fn default_stop_keywords() -> Vec<String> {
 }
 fn default_start_keywords() -> Vec<String> {
     vec!["start".into()]
+}
+fn default_new_user_poll_seconds() -> u64 {
+    30
 }
 fn default_true() -> bool {
     true
@@ -340,6 +346,12 @@ impl Config {
         }
         if !(1..=256).contains(&self.broadcast.concurrency) {
             return Err(ConfigError::invalid("broadcast.concurrency", "must be between 1 and 256"));
+        }
+        if !(1..=86_400).contains(&self.broadcast.new_user_poll_seconds) {
+            return Err(ConfigError::invalid(
+                "broadcast.new_user_poll_seconds",
+                "must be between 1 and 86400",
+            ));
         }
         if !(1..=100).contains(&self.broadcast.max_attempts) {
             return Err(ConfigError::invalid("broadcast.max_attempts", "must be between 1 and 100"));

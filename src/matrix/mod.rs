@@ -202,11 +202,13 @@ pub trait Homeserver: Send + Sync + 'static {
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError>;
     /// Replaces the bot's `m.direct` account data.
     async fn set_direct(&self, content: serde_json::Value) -> Result<(), MatrixError>;
-    /// One page of local accounts (Synapse admin API; active, non-guest), and the next offset.
+    /// One page of local accounts (Synapse admin API; active, non-guest), by name or newest
+    /// first, and the next offset.
     async fn admin_users_page(
         &self,
         from: u64,
         limit: u32,
+        newest_first: bool,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError>;
     /// One local account (Synapse admin API), including its appservice.
     async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError>;
@@ -552,8 +554,9 @@ impl Homeserver for MatrixClient {
         &self,
         from: u64,
         limit: u32,
+        newest_first: bool,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
-        self.admin_users_page_impl(from, limit).await
+        self.admin_users_page_impl(from, limit, newest_first).await
     }
 
     async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError> {

@@ -28,6 +28,9 @@ pub struct AdminUser {
     pub appservice_id: Option<String>,
     #[serde(default)]
     pub last_seen_ts: Option<i64>,
+    /// When the account was made, in milliseconds.
+    #[serde(default)]
+    pub creation_ts: Option<i64>,
 }
 
 /// Synapse answers 0/1 on older versions and true/false on newer ones.
@@ -110,9 +113,11 @@ impl MatrixClient {
         &self,
         from: u64,
         limit: u32,
+        newest_first: bool,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
+        let order = if newest_first { "order_by=creation_ts&dir=b" } else { "order_by=name" };
         let path = format!(
-            "/_synapse/admin/v2/users?from={from}&limit={limit}&guests=false&deactivated=false&order_by=name"
+            "/_synapse/admin/v2/users?from={from}&limit={limit}&guests=false&deactivated=false&{order}"
         );
         let page: UsersPage = self.admin_get(&path).await?;
         let next = page.next_token.and_then(|token| match token {

@@ -78,12 +78,14 @@ macro_rules! on_pool {
 
 mod broadcasts;
 mod control_rooms;
+mod defaults;
 mod deliveries;
 mod dm_rooms;
 mod inbox;
 mod replies;
 
 pub use broadcasts::{Broadcast, BroadcastState, NewBroadcast};
+pub use defaults::{DefaultBroadcast, SERVER_SCOPE};
 pub use deliveries::{Claim, DeliveryState};
 pub use dm_rooms::DmRoom;
 pub use replies::ReplyThread;
