@@ -9,6 +9,7 @@ mod broadcast;
 mod cli;
 mod control;
 mod crash;
+mod defaults;
 mod replies;
 mod startup;
 mod store;
