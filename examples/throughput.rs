@@ -73,4 +73,39 @@ async fn main() {
             100.0 * rate / baseline
         );
     }
+
+    // Welcome latency: people join a space with a default broadcast one after another; how long
+    // from a join until the bot has sent them the welcome (its queue records the event).
+    let space = env.space(&admin, "bench", &[]).await;
+    let space_id = admin.resolve_alias(&space).await;
+    admin.send_text(&room, &format!("!bc send {space} --default --yes --name Welcome\nWelcome!")).await;
+    admin.wait_for_finished_count(&room, &bot, 3, std::time::Duration::from_secs(60)).await;
+    let db =
+        sqlx::SqlitePool::connect(&format!("sqlite://{}", env.bot_db().display())).await.expect("bot db");
+    let mut latencies = Vec::new();
+    for user in users.iter().take(20) {
+        let started = Instant::now();
+        user.join(&space_id).await;
+        harness::wait_until("the welcome was sent", std::time::Duration::from_secs(60), || async {
+            let sent: Option<(String,)> = sqlx::query_as(
+                "SELECT event_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
+                 WHERE b.name = 'Welcome' AND d.user_id = $1 AND d.state = 'delivered'",
+            )
+            .bind(&user.user_id)
+            .fetch_optional(&db)
+            .await
+            .ok()
+            .flatten();
+            sent.is_some()
+        })
+        .await
+        .expect("welcome sent");
+        latencies.push(started.elapsed().as_secs_f64());
+    }
+    latencies.sort_by(f64::total_cmp);
+    println!(
+        "welcome after a join (20 joins, reused DMs)   median {:.2} s, max {:.2} s",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
 }
