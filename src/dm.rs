@@ -17,7 +17,7 @@ use ruma::{events::StateEventType, OwnedRoomId, OwnedUserId, RoomId, UserId};
 use tokio::sync::Mutex;
 
 use crate::{
-    matrix::{MatrixError, DM_NONCE_KEY},
+    matrix::{membership, MatrixError, DM_NONCE_KEY},
     registration::random_token,
     store::{now_ms, DmRoom},
     App,
@@ -149,12 +149,7 @@ async fn usable(app: &App, room: &RoomId, user: &UserId) -> Result<bool, DmError
     if members.iter().any(|(member, _)| member == user) {
         return Ok(true);
     }
-    let membership = app
-        .homeserver
-        .state(room, StateEventType::RoomMember, user.as_str())
-        .await?
-        .and_then(|member| member.get("membership").and_then(|m| m.as_str()).map(str::to_owned));
-    match membership.as_deref() {
+    match membership(app.homeserver.as_ref(), room, user).await?.as_deref() {
         Some("invite") => Ok(true),
         Some("ban") => Err(MatrixError::Permanent {
             errcode: Some("M_FORBIDDEN".into()),

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::{
     delivery::content::StoredMessage,
     dispatch::{post_notice, react},
-    matrix::send_json,
+    matrix::{membership, send_json},
     permissions::Level,
     store::{BroadcastId, DmRoom, ReplyThread, StoreError},
     App,
@@ -241,12 +241,8 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
     let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
         return Err(format!("{user} has no DM with me"));
     };
-    let membership = app
-        .homeserver
-        .state(&dm_room, ruma::events::StateEventType::RoomMember, user.as_str())
-        .await
-        .map_err(|error| error.to_string())?
-        .and_then(|member| member["membership"].as_str().map(str::to_owned));
+    let membership =
+        membership(app.homeserver.as_ref(), &dm_room, user).await.map_err(|error| error.to_string())?;
     if !matches!(membership.as_deref(), Some("join") | Some("invite")) {
         return Err(format!("{user} has left their DM with me"));
     }

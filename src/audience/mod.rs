@@ -12,7 +12,7 @@ use ruma::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    matrix::{AdminUser, MatrixError},
+    matrix::{membership, AdminUser, MatrixError},
     permissions::Level,
     store::BroadcastId,
     App,
@@ -131,12 +131,9 @@ pub async fn authorize(
             }
             Target::Room(room) => {
                 let room_id = room_id(app, room).await?;
-                let joined = app
-                    .homeserver
-                    .state(&room_id, StateEventType::RoomMember, sender.as_str())
+                let joined = membership(app.homeserver.as_ref(), &room_id, sender)
                     .await
                     .map_err(|error| cannot_see(room, &error))?
-                    .and_then(|member| member.get("membership").and_then(|m| m.as_str().map(str::to_owned)))
                     .is_some_and(|membership| membership == MembershipState::Join.as_str());
                 let power =
                     power_level(app, &room_id, sender).await.map_err(|error| cannot_see(room, &error))?;

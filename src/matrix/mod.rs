@@ -227,6 +227,17 @@ pub async fn send<C: MessageLikeEventContent>(
     homeserver.send_raw(room, txn_id, raw, content.event_type()).await
 }
 
+/// `user`'s membership in `room` (`join`, `invite`, `leave`, `ban`, …), `None` when they never
+/// had one.
+pub async fn membership(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    user: &UserId,
+) -> Result<Option<String>, MatrixError> {
+    let member = homeserver.state(room, StateEventType::RoomMember, user.as_str()).await?;
+    Ok(member.and_then(|member| member.get("membership").and_then(|m| m.as_str()).map(str::to_owned)))
+}
+
 /// Sends JSON content of any message-like `event_type` through any [`Homeserver`].
 pub async fn send_json(
     homeserver: &dyn Homeserver,

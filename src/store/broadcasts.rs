@@ -195,31 +195,30 @@ impl Store {
 
     /// The broadcast whose preview is `event`, if any.
     pub async fn broadcast_by_preview(&self, event: &ruma::EventId) -> Result<Option<Broadcast>, StoreError> {
-        let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                broadcast_columns!(),
-                " FROM broadcasts WHERE preview_event_id = $1"
-            ))
-            .bind(event.as_str())
-            .fetch_optional(pool)
-            .await?
-        });
-        row.map(Broadcast::try_from).transpose()
+        self.broadcast_where(
+            concat!("SELECT ", broadcast_columns!(), " FROM broadcasts WHERE preview_event_id = $1"),
+            event,
+        )
+        .await
     }
 
     /// The broadcast made by the command `event`, if any.
     pub async fn broadcast_by_command(&self, event: &ruma::EventId) -> Result<Option<Broadcast>, StoreError> {
-        let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                broadcast_columns!(),
-                " FROM broadcasts WHERE command_event_id = $1"
-            ))
-            .bind(event.as_str())
-            .fetch_optional(pool)
-            .await?
-        });
+        self.broadcast_where(
+            concat!("SELECT ", broadcast_columns!(), " FROM broadcasts WHERE command_event_id = $1"),
+            event,
+        )
+        .await
+    }
+
+    /// The broadcast `sql` (a select of the broadcast columns by one event ID) finds, if any.
+    async fn broadcast_where(
+        &self,
+        sql: &'static str,
+        event: &ruma::EventId,
+    ) -> Result<Option<Broadcast>, StoreError> {
+        let row: Option<Row> =
+            on_pool!(self, |pool| { sqlx::query_as(sql).bind(event.as_str()).fetch_optional(pool).await? });
         row.map(Broadcast::try_from).transpose()
     }
 
