@@ -13,7 +13,12 @@ use ruma::{
     EventId, OwnedRoomOrAliasId, RoomId, UserId,
 };
 
-use crate::{dispatch::post_notice, matrix::MatrixError, permissions::Level, App};
+use crate::{
+    context::App,
+    matrix::{txn_for, MatrixError},
+    notices::post_notice,
+    permissions::Level,
+};
 
 /// Handles a change of the bot's own membership.
 #[tracing::instrument(skip_all, fields(room = %event.room_id, sender = %event.sender))]
@@ -34,7 +39,7 @@ async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
     let (room, inviter) = (invite.room_id.as_ref(), invite.sender.as_ref());
     let level = app.permissions.level(inviter);
     if level < Level::Admin && invite.content.is_direct == Some(true) {
-        return crate::dm::adopt_invited(app, room, inviter, &invite.event_id).await;
+        return app.dms.adopt_invited(room, inviter, &invite.event_id).await;
     }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
@@ -61,7 +66,7 @@ async fn adopt(
     added_by: &UserId,
     invite: &EventId,
 ) -> Result<(), MatrixError> {
-    let txn_id = format!("joined.{}", invite.as_str().trim_start_matches('$'));
+    let txn_id = txn_for("joined", invite);
     let facts = app.homeserver.room_facts(room).await?;
     if facts.is_space {
         tracing::info!("joined a space (to see its members); not a control room");
@@ -73,7 +78,7 @@ async fn adopt(
         let text =
             "I joined to see who is here. This room is public, so it is not a control room: replies to \
                     broadcasts are private and are only posted in private rooms.";
-        post_notice(app, room, &txn_id, text).await;
+        post_notice(app.hs(), room, &txn_id, text).await;
         return Ok(());
     }
     if facts.is_encrypted {
@@ -84,7 +89,7 @@ async fn adopt(
              encryption\" when creating it; it cannot be turned off later), invite me there and type \
              `{prefix} help`."
         );
-        post_notice(app, room, &txn_id, &text).await;
+        post_notice(app.hs(), room, &txn_id, &text).await;
         return Ok(());
     }
     if let Err(error) = app.store.add_control_room(room, added_by).await {
@@ -94,7 +99,7 @@ async fn adopt(
     tracing::info!("room is now a control room");
     let text =
         format!("This is now a control room for broadcasts. Type `{prefix} help` to see what I can do.");
-    post_notice(app, room, &txn_id, &text).await;
+    post_notice(app.hs(), room, &txn_id, &text).await;
     Ok(())
 }
 
@@ -106,6 +111,7 @@ pub async fn join_configured(app: &Arc<App>) {
         };
         match app.homeserver.join(&room_or_alias).await {
             Ok(room_id) => {
+                // The first configured room that could be joined is the default; later ones are not.
                 let _ = app.default_control_room.set(room_id.clone());
                 if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
                     tracing::error!(%error, %room, "cannot record a configured control room");

@@ -1,83 +1,51 @@
 //! matrix-broadcast: a Matrix application service that sends one message privately to any
 //! number of people and brings their replies back.
 //!
-//! Data flows one way (see README, "Architecture"):
-//! homeserver → [`appservice`] (auth, parse, persist into the inbox, 200) → [`dispatch`] →
-//! [`control_rooms`] / [`commands`] → [`matrix`] (the only outbound client) → homeserver.
-//! State lives in [`store`].
+//! Data flows one way (see README, "Architecture"); each arrow is an import, and no module
+//! imports one above it (`scripts/check-cycles` fails the tests otherwise):
+//!
+//! - HTTP edge: [`appservice`] (auth, parse, persist into the inbox, 200) → [`store`].
+//! - Events: [`dispatch`] → [`commands`] / [`control_rooms`] / [`relay`] / [`defaults`] →
+//!   [`lifecycle`] (create, resolve, preview or start, resume, progress, finish) → [`audience`]
+//!   → [`store`].
+//! - Sending: [`delivery`] workers → [`dm`] → [`matrix`] (the only outbound client).
+//! - Talking back in a room: [`notices`], over `&dyn Homeserver`, used by all of the above.
+//! - [`context`] is the shared state of the running tasks; this file wires it up and starts them.
 
 pub mod appservice;
 pub mod audience;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod control_rooms;
 pub mod defaults;
 pub mod delivery;
 pub mod dispatch;
 pub mod dm;
+pub mod lifecycle;
 pub mod matrix;
+pub mod message;
+pub mod notices;
 pub mod permissions;
 pub mod registration;
 pub mod relay;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+mod testing;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use anyhow::Context;
-use ruma::{OwnedUserId, UserId};
+use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    appservice::RecentTransactions,
+    appservice::Intake,
     config::Config,
-    matrix::{Homeserver, MatrixClient, MatrixError},
-    permissions::Permissions,
+    context::App,
+    matrix::{MatrixClient, MatrixError},
     store::Store,
 };
-
-/// Everything the running bot shares between its tasks.
-pub struct App {
-    pub config: Config,
-    pub permissions: Permissions,
-    /// `@broadcast:<domain>`.
-    pub bot: OwnedUserId,
-    pub store: Store,
-    pub homeserver: Arc<dyn Homeserver>,
-    pub recent_transactions: RecentTransactions,
-    /// Woken when new events are in the inbox.
-    pub inbox_ready: tokio::sync::Notify,
-    /// Woken when deliveries may be due (a broadcast started).
-    pub deliveries_ready: tokio::sync::Notify,
-    /// Woken to refresh progress messages now.
-    pub progress_ready: tokio::sync::Notify,
-    /// Woken when the DM rooms changed and `m.direct` must be rewritten.
-    pub direct_dirty: tokio::sync::Notify,
-    /// Serialises DM creation per recipient.
-    pub dm_locks: dm::DmLocks,
-    /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
-    pub default_control_room: std::sync::OnceLock<ruma::OwnedRoomId>,
-}
-
-impl App {
-    /// Marks `m.direct` for rewriting.
-    pub fn direct_changed(&self) {
-        self.direct_dirty.notify_one();
-    }
-
-    /// Whether this process is the only one using the database (SQLite), so that whatever it
-    /// finds half-done at start-up was left by a process that died.
-    pub fn owns_all_claims(&self) -> bool {
-        self.store.is_sqlite()
-    }
-
-    /// Whether `user` is the bot or one of its personas (`@<bot>_…`): their events are ignored.
-    pub fn is_own_user(&self, user: &UserId) -> bool {
-        user == self.bot
-            || (user.server_name() == self.bot.server_name()
-                && user.localpart().starts_with(&format!("{}_", self.bot.localpart())))
-    }
-}
 
 /// Runs the bot on `appservice.hostname:port` until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -100,20 +68,9 @@ pub async fn run_with_listener(
     let bot = config.bot_user_id()?;
     let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
     let homeserver = Arc::new(MatrixClient::new(&config).await?);
-    let app = Arc::new(App {
-        config,
-        permissions,
-        bot,
-        store,
-        homeserver,
-        recent_transactions: RecentTransactions::default(),
-        inbox_ready: tokio::sync::Notify::new(),
-        deliveries_ready: tokio::sync::Notify::new(),
-        progress_ready: tokio::sync::Notify::new(),
-        direct_dirty: tokio::sync::Notify::new(),
-        dm_locks: dm::DmLocks::default(),
-        default_control_room: std::sync::OnceLock::new(),
-    });
+    let app = Arc::new(App::new(config, permissions, bot, store, homeserver));
+    let intake =
+        Arc::new(Intake::new(&app.config, app.bot.clone(), app.store.clone(), app.inbox_ready.clone()));
 
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
@@ -124,9 +81,8 @@ pub async fn run_with_listener(
             let _ = stop.send(true);
         }
     });
-
     let address = listener.local_addr()?;
-    let serve = axum::serve(listener, appservice::router(app.clone()))
+    let serve = axum::serve(listener, appservice::router(intake))
         .with_graceful_shutdown(wait_for_stop(stopped.clone()));
     let server = tokio::spawn(async move { serve.await });
     tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
@@ -136,12 +92,7 @@ pub async fn run_with_listener(
         _ = wait_for_stop(stopped.clone()) => Ok(()),
     };
     if started.is_ok() {
-        let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
-        let progress = tokio::spawn(delivery::progress::run(app.clone(), stopped.clone()));
-        let direct = tokio::spawn(dm::run_direct_writer(app.clone(), stopped.clone()));
-        let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
-        dispatch::run(app.clone(), stopped).await;
-        let _ = tokio::join!(workers, progress, direct, new_users);
+        run_tasks(&app, stopped).await;
     }
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
@@ -150,6 +101,19 @@ pub async fn run_with_listener(
     started?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Runs the dispatcher and the background tasks until `stopped`.
+async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
+    let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
+    let progress = tokio::spawn(lifecycle::progress::run(app.clone(), stopped.clone()));
+    let direct = tokio::spawn({
+        let (app, stopped) = (app.clone(), stopped.clone());
+        async move { app.dms.run_direct_writer(stopped).await }
+    });
+    let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
+    dispatch::run(app.clone(), stopped).await;
+    let _ = tokio::join!(workers, progress, direct, new_users);
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -172,14 +136,16 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
     control_rooms::join_configured(app).await;
-    if app.owns_all_claims() {
+    if app.store.is_sqlite() {
+        // This process is the only one using the database: what it finds claimed was left by a
+        // process that died.
         let released = app.store.release_claims().await?;
         if released > 0 {
             tracing::info!(released, "resuming deliveries that were in flight when the bot stopped");
         }
     }
-    app.direct_changed();
-    commands::send::resume_preparing(app).await?;
+    app.dms.direct_changed();
+    lifecycle::resume_preparing(app).await?;
     defaults::catch_up(app).await?;
 
     let transaction_id = format!("startup-{}", store::now_ms());

@@ -6,24 +6,21 @@
 //! A relayed message only ever goes to a control room, and an answer only to the one recipient
 //! whose thread it is: replies never reach another recipient.
 
-use ruma::{EventId, OwnedTransactionId, RoomId, UserId};
+use ruma::{events::room::member::MembershipState, EventId, OwnedTransactionId, RoomId, UserId};
 use serde_json::{json, Value};
 
 use crate::{
-    delivery::content::StoredMessage,
-    dispatch::{post_notice, react},
-    matrix::{membership, send_json},
+    config::BroadcastConfig,
+    context::App,
+    matrix::{membership, send_json, txn_for},
+    message::StoredMessage,
+    notices::{post_in_thread, post_notice, post_text, react},
     permissions::Level,
-    store::{BroadcastId, DmRoom, ReplyThread, StoreError},
-    App,
+    store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
 };
 
 /// The pseudo broadcast of messages that answer no broadcast.
 const NO_BROADCAST: BroadcastId = BroadcastId(0);
-
-fn txn(kind: &str, event: &EventId) -> OwnedTransactionId {
-    OwnedTransactionId::from(format!("{kind}.{}", event.as_str().trim_start_matches('$')))
-}
 
 /// A message the recipient of `dm` wrote in it.
 #[tracing::instrument(skip_all, fields(user = %dm.user_id))]
@@ -41,28 +38,53 @@ async fn dm_message(
     event: &Value,
 ) -> Result<(), StoreError> {
     let content = &event["content"];
-    let config = &app.config.broadcast;
     if content["m.relates_to"]["rel_type"] == "m.replace" {
         return relay_edit(app, content).await;
     }
     let word = content["body"].as_str().unwrap_or("").trim().to_lowercase();
-    if config.stop_keywords.iter().any(|keyword| keyword.to_lowercase() == word) {
-        app.store.opt_out(&dm.user_id).await?;
-        let start = config.start_keywords.first().map(String::as_str).unwrap_or("start");
-        let text = format!("You will get no more broadcasts from here. Write `{start}` to get them again.");
-        post_notice(app, room, txn("stop", event_id).as_str(), &text).await;
+    if let Some(confirmation) =
+        switch_broadcasts(&app.store, &app.config.broadcast, &dm.user_id, &word).await?
+    {
+        post_notice(app.hs(), room, &txn_for(confirmation.0, event_id), &confirmation.1).await;
         return Ok(());
     }
-    if config.start_keywords.iter().any(|keyword| keyword.to_lowercase() == word) {
-        app.store.opt_in(&dm.user_id).await?;
-        post_notice(app, room, txn("start", event_id).as_str(), "You will get broadcasts again.").await;
-        return Ok(());
-    }
-    if !config.relay_replies {
+    if !app.config.broadcast.relay_replies {
         return Ok(());
     }
     let Some(message) = StoredMessage::copy_of(event) else { return Ok(()) };
     let Some(thread) = thread_for(app, &dm.user_id, room, event_id).await? else { return Ok(()) };
+    relay(app, &thread, event_id, message).await
+}
+
+/// `stop` or `start` (as configured) written alone: opts `user` out or in. Returns the kind and
+/// text of the confirmation, `None` for any other word.
+async fn switch_broadcasts(
+    store: &Store,
+    config: &BroadcastConfig,
+    user: &UserId,
+    word: &str,
+) -> Result<Option<(&'static str, String)>, StoreError> {
+    let is = |keywords: &[String]| keywords.iter().any(|keyword| keyword.to_lowercase() == word);
+    if is(&config.stop_keywords) {
+        store.opt_out(user).await?;
+        let start = config.start_keywords.first().map(String::as_str).unwrap_or("start");
+        let text = format!("You will get no more broadcasts from here. Write `{start}` to get them again.");
+        return Ok(Some(("stop", text)));
+    }
+    if is(&config.start_keywords) {
+        store.opt_in(user).await?;
+        return Ok(Some(("start", "You will get broadcasts again.".to_owned())));
+    }
+    Ok(None)
+}
+
+/// Posts a recipient's message into their thread and records where it went.
+async fn relay(
+    app: &App,
+    thread: &ReplyThread,
+    event_id: &EventId,
+    message: StoredMessage,
+) -> Result<(), StoreError> {
     let mut relayed = message.content;
     relayed["m.relates_to"] = json!({
         "rel_type": "m.thread",
@@ -70,20 +92,12 @@ async fn dm_message(
         "is_falling_back": true,
         "m.in_reply_to": { "event_id": thread.root_event_id },
     });
-    let homeserver = app.homeserver.as_ref();
-    match send_json(
-        homeserver,
-        &thread.control_room_id,
-        &txn("relay", event_id),
-        &message.event_type,
-        &relayed,
-    )
-    .await
-    {
+    let room = &thread.control_room_id;
+    match send_json(app.hs(), room, &txn_for("relay", event_id), &message.event_type, &relayed).await {
         Ok(copy) => {
-            app.store.record_relay(event_id, &thread.control_room_id, &copy).await?;
+            app.store.record_relay(event_id, room, &copy).await?;
             if thread.broadcast_id != NO_BROADCAST {
-                app.store.mark_replied(thread.broadcast_id, &dm.user_id).await?;
+                app.store.mark_replied(thread.broadcast_id, &thread.user_id).await?;
             }
         }
         Err(error) => tracing::warn!(%error, "cannot relay a reply"),
@@ -114,27 +128,19 @@ async fn thread_for(
             None => {
                 let text =
                     "Thanks for your message. Nobody reads messages here yet, so it was not passed on.";
-                post_notice(app, room, txn("unread", event_id).as_str(), text).await;
+                post_notice(app.hs(), room, &txn_for("unread", event_id), text).await;
                 return Ok(None);
             }
         },
     };
-    let name =
-        app.homeserver.displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
+    let name = app.hs().displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
     let title = match &broadcast {
         Some(broadcast) => format!("Replies from {name} ({user}) to «{}» {}", broadcast.name, broadcast.id),
         None => format!("Messages from {name} ({user}), not about a broadcast"),
     };
-    let content = json!({ "msgtype": "m.notice", "body": title });
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
-    let root = match send_json(app.homeserver.as_ref(), &control_room, &root_txn, "m.room.message", &content)
-        .await
-    {
-        Ok(root) => root,
-        Err(error) => {
-            tracing::warn!(%error, "cannot start a reply thread");
-            return Ok(None);
-        }
+    let Some(root) = post_text(app.hs(), &control_room, &root_txn, &title).await else {
+        return Ok(None);
     };
     let thread = ReplyThread {
         broadcast_id: id,
@@ -160,12 +166,9 @@ async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
         "m.new_content": new_content,
         "m.relates_to": { "rel_type": "m.replace", "event_id": copy },
     });
-    let txn = OwnedTransactionId::from(format!(
-        "edit.{}.{}",
-        copy.as_str().trim_start_matches('$'),
-        crate::store::now_ms()
-    ));
-    if let Err(error) = send_json(app.homeserver.as_ref(), &room, &txn, "m.room.message", &edit).await {
+    let txn =
+        OwnedTransactionId::from(format!("edit.{}.{}", copy.as_str().trim_start_matches('$'), now_ms()));
+    if let Err(error) = send_json(app.hs(), &room, &txn, "m.room.message", &edit).await {
         tracing::warn!(%error, "cannot relay an edit");
     }
     Ok(())
@@ -175,7 +178,7 @@ async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
 pub async fn on_dm_redaction(app: &App, redacts: &EventId) {
     match app.store.relayed(redacts).await {
         Ok(Some((room, copy))) => {
-            if let Err(error) = app.homeserver.redact(&room, &copy, &txn("redact", redacts)).await {
+            if let Err(error) = app.hs().redact(&room, &copy, &txn_for("redact", redacts)).await {
                 tracing::warn!(%error, "cannot retract a relayed message");
             }
         }
@@ -212,23 +215,12 @@ pub async fn on_thread_message(
         return true;
     }
     match answer(app, &thread, event_id, event).await {
-        Ok(()) => react(app, room, event_id, "✅").await,
+        Ok(()) => react(app.hs(), room, event_id, "✅").await,
         Err(reason) => {
-            react(app, room, event_id, "❌").await;
-            let content = json!({
-                "msgtype": "m.notice",
-                "body": format!("Not delivered: {reason}"),
-                "m.relates_to": { "rel_type": "m.thread", "event_id": thread.root_event_id,
-                                  "is_falling_back": false, "m.in_reply_to": { "event_id": event_id } },
-            });
-            let _ = send_json(
-                app.homeserver.as_ref(),
-                room,
-                &txn("undelivered", event_id),
-                "m.room.message",
-                &content,
-            )
-            .await;
+            react(app.hs(), room, event_id, "❌").await;
+            let text = format!("Not delivered: {reason}");
+            let txn = txn_for("undelivered", event_id);
+            post_in_thread(app.hs(), room, &txn, &thread.root_event_id, event_id, &text).await;
         }
     }
     true
@@ -241,32 +233,25 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
     let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
         return Err(format!("{user} has no DM with me"));
     };
-    let membership =
-        membership(app.homeserver.as_ref(), &dm_room, user).await.map_err(|error| error.to_string())?;
-    if !matches!(membership.as_deref(), Some("join") | Some("invite")) {
+    let membership = membership(app.hs(), &dm_room, user).await.map_err(|error| error.to_string())?;
+    if !matches!(membership, Some(MembershipState::Join | MembershipState::Invite)) {
         return Err(format!("{user} has left their DM with me"));
     }
     let message = StoredMessage::copy_of(event).ok_or("the answer has no content")?;
-    send_json(
-        app.homeserver.as_ref(),
-        &dm_room,
-        &txn("answer", event_id),
-        &message.event_type,
-        &message.content,
-    )
-    .await
-    .map(|_| ())
-    .map_err(|error| error.to_string())
+    send_json(app.hs(), &dm_room, &txn_for("answer", event_id), &message.event_type, &message.content)
+        .await
+        .map(|_| ())
+        .map_err(|error| error.to_string())
 }
 
 /// A read receipt by `user` in `room`: their copy of the broadcast last delivered there is read.
-pub async fn on_receipt(app: &App, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
-    let Some(dm) = app.store.dm_by_room(room).await? else { return Ok(()) };
+pub async fn on_receipt(store: &Store, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
+    let Some(dm) = store.dm_by_room(room).await? else { return Ok(()) };
     if dm.user_id != user {
         return Ok(());
     }
-    if let Some(id) = app.store.last_delivered_in(room).await? {
-        app.store.mark_read(id, user).await?;
+    if let Some(id) = store.last_delivered_in(room).await? {
+        store.mark_read(id, user).await?;
     }
     Ok(())
 }

@@ -13,8 +13,7 @@ use axum::{
 };
 use subtle::ConstantTimeEq;
 
-use super::ApiError;
-use crate::App;
+use super::{ApiError, Intake};
 
 /// The token a request carries, header first.
 fn presented_token(request: &Request) -> Option<String> {
@@ -37,14 +36,14 @@ pub fn token_matches(presented: &str, expected: &str) -> bool {
 }
 
 /// Middleware: lets the request through only with the right `hs_token`.
-pub async fn require_hs_token(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub async fn require_hs_token(State(intake): State<Arc<Intake>>, request: Request, next: Next) -> Response {
     match presented_token(&request) {
         None => {
             metrics::counter!("matrix_broadcast_rejected_requests_total", "reason" => "missing_token")
                 .increment(1);
             ApiError::new(StatusCode::UNAUTHORIZED, "M_UNAUTHORIZED", "Missing hs_token").into_response()
         }
-        Some(token) if !token_matches(&token, &app.config.appservice.hs_token) => {
+        Some(token) if !token_matches(&token, &intake.hs_token) => {
             tracing::warn!(path = %request.uri().path(), "request with a wrong hs_token refused");
             metrics::counter!("matrix_broadcast_rejected_requests_total", "reason" => "wrong_token")
                 .increment(1);

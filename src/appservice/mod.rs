@@ -10,6 +10,9 @@ mod transactions;
 
 use std::sync::Arc;
 
+use ruma::OwnedUserId;
+use tokio::sync::Notify;
+
 use axum::{
     extract::{Path, State},
     http::StatusCode,
@@ -19,9 +22,35 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::App;
+use crate::{config::Config, store::Store};
 
-pub use transactions::RecentTransactions;
+use transactions::RecentTransactions;
+
+/// What the HTTP edge needs: where to persist events, whom to wake, and its own settings.
+pub struct Intake {
+    store: Store,
+    bot: OwnedUserId,
+    hs_token: String,
+    max_body_bytes: usize,
+    metrics_enabled: bool,
+    recent_transactions: RecentTransactions,
+    /// Woken when new events are in the inbox.
+    inbox_ready: Arc<Notify>,
+}
+
+impl Intake {
+    pub fn new(config: &Config, bot: OwnedUserId, store: Store, inbox_ready: Arc<Notify>) -> Self {
+        Self {
+            store,
+            bot,
+            hs_token: config.appservice.hs_token.clone(),
+            max_body_bytes: config.appservice.max_body_bytes,
+            metrics_enabled: config.metrics.enabled,
+            recent_transactions: RecentTransactions::default(),
+            inbox_ready,
+        }
+    }
+}
 
 /// A Matrix error answer: status code plus `{"errcode", "error"}`.
 #[derive(Debug)]
@@ -44,28 +73,28 @@ impl IntoResponse for ApiError {
 }
 
 /// The router of the bot's HTTP listener.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(intake: Arc<Intake>) -> Router {
     let matrix = Router::new()
         .route("/_matrix/app/v1/transactions/{txn_id}", put(transactions::push))
         .route("/_matrix/app/v1/users/{user_id}", get(query_user))
         .route("/_matrix/app/v1/rooms/{alias}", get(query_room))
         .route("/_matrix/app/v1/ping", post(ping))
-        .route_layer(axum::middleware::from_fn_with_state(app.clone(), auth::require_hs_token));
+        .route_layer(axum::middleware::from_fn_with_state(intake.clone(), auth::require_hs_token));
     let mut router = matrix.route("/health", get(health));
-    if app.config.metrics.enabled {
+    if intake.metrics_enabled {
         router = router.route("/metrics", get(metrics));
     }
     router
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "Unrecognized request") })
-        .with_state(app)
+        .with_state(intake)
 }
 
 /// `GET /_matrix/app/v1/users/{userId}`: the bot exists; nobody else in our namespace does.
 async fn query_user(
-    State(app): State<Arc<App>>,
+    State(intake): State<Arc<Intake>>,
     Path(user_id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if user_id == app.bot.as_str() {
+    if user_id == intake.bot.as_str() {
         Ok(Json(json!({})))
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, "M_NOT_FOUND", "No such user"))
@@ -87,8 +116,8 @@ async fn ping(body: axum::body::Bytes) -> Json<serde_json::Value> {
 }
 
 /// `GET /health`: the process is up and its database answers.
-async fn health(State(app): State<Arc<App>>) -> Response {
-    match app.store.control_rooms().await {
+async fn health(State(intake): State<Arc<Intake>>) -> Response {
+    match intake.store.control_rooms().await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(error) => {
             tracing::warn!(%error, "health check: database unavailable");

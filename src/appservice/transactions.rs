@@ -17,11 +17,11 @@ use axum::{
     http::StatusCode,
     Json,
 };
-use ruma::OwnedEventId;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::{json, Value};
 
-use super::ApiError;
-use crate::App;
+use super::{ApiError, Intake};
+use crate::store::RECEIPT_EVENT_TYPE;
 
 /// How many transaction IDs are remembered. The homeserver retries a transaction until it is
 /// acknowledged, so only recent IDs can come again (and Synapse's counter may restart).
@@ -65,12 +65,12 @@ fn checked_event(event: &Value) -> Option<OwnedEventId> {
 
 #[tracing::instrument(skip_all, fields(txn_id = %txn_id))]
 pub async fn push(
-    State(app): State<Arc<App>>,
+    State(intake): State<Arc<Intake>>,
     Path(txn_id): Path<String>,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = axum::body::to_bytes(body, app.config.appservice.max_body_bytes).await.map_err(|_| {
-        tracing::warn!(limit = app.config.appservice.max_body_bytes, "transaction body too large");
+    let bytes = axum::body::to_bytes(body, intake.max_body_bytes).await.map_err(|_| {
+        tracing::warn!(limit = intake.max_body_bytes, "transaction body too large");
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large").increment(1);
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", "Transaction body too large")
     })?;
@@ -79,17 +79,17 @@ pub async fn push(
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json").increment(1);
         ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON")
     })?;
-    if app.recent_transactions.contains(&txn_id) {
+    if intake.recent_transactions.contains(&txn_id) {
         tracing::debug!("transaction already processed; acknowledged again");
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "duplicate").increment(1);
         return Ok(Json(json!({})));
     }
 
     let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let mut keep = Vec::with_capacity(events.len());
+    let mut keep: Vec<(String, String)> = Vec::with_capacity(events.len());
     for event in events {
         match checked_event(event) {
-            Some(event_id) => keep.push((event_id, event.to_string())),
+            Some(event_id) => keep.push((event_id.to_string(), event.to_string())),
             None => {
                 let shown: String = event.to_string().chars().take(200).collect();
                 tracing::warn!(event = %shown, "malformed event skipped");
@@ -97,8 +97,9 @@ pub async fn push(
             }
         }
     }
-    receipts(&app, &body).await?;
-    let new = app.store.push_inbox(&keep).await.map_err(|error| {
+    let events = keep.len();
+    keep.extend(readers(&body).into_iter().map(|reader| reader.inbox_row()));
+    let new = intake.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store events")
     })?;
@@ -106,30 +107,33 @@ pub async fn push(
     metrics::counter!("matrix_broadcast_events_total", "result" => "duplicate")
         .increment(keep.len() as u64 - new);
     metrics::counter!("matrix_broadcast_transactions_total", "result" => "accepted").increment(1);
-    app.recent_transactions.remember(txn_id);
-    app.inbox_ready.notify_one();
-    tracing::debug!(events = keep.len(), new, "transaction accepted");
+    intake.recent_transactions.remember(txn_id);
+    intake.inbox_ready.notify_one();
+    tracing::debug!(events, receipts = keep.len() - events, new, "transaction accepted");
     Ok(Json(json!({})))
 }
 
-/// Read receipts (ephemeral events, `receive_ephemeral` in the registration) are recorded before
-/// the answer, like everything else the homeserver pushes.
-async fn receipts(app: &App, body: &Value) -> Result<(), ApiError> {
-    for (room, user) in readers(body) {
-        crate::relay::on_receipt(app, &room, &user).await.map_err(|error| {
-            tracing::error!(%error, "cannot record a read receipt; the homeserver will retry");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "M_UNKNOWN",
-                "Temporarily unable to store events",
-            )
-        })?;
-    }
-    Ok(())
+/// One reader of one event, from a read receipt (an ephemeral event, `receive_ephemeral` in the
+/// registration). Receipts are persisted into the inbox before the answer, like everything else
+/// the homeserver pushes, and handled by the dispatcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Reader {
+    room: OwnedRoomId,
+    user: OwnedUserId,
+    event: String,
 }
 
-/// (room, user) of every `m.read` receipt in a transaction's ephemeral events.
-fn readers(body: &Value) -> Vec<(ruma::OwnedRoomId, ruma::OwnedUserId)> {
+impl Reader {
+    /// The inbox row: a key unique per (room, reader, event read) and the stored receipt.
+    fn inbox_row(self) -> (String, String) {
+        let key = format!("receipt|{}|{}|{}", self.room, self.user, self.event);
+        let json = json!({ "type": RECEIPT_EVENT_TYPE, "room_id": self.room, "sender": self.user });
+        (key, json.to_string())
+    }
+}
+
+/// Every `m.read` receipt in a transaction's ephemeral events.
+fn readers(body: &Value) -> Vec<Reader> {
     let mut readers = Vec::new();
     for key in ["ephemeral", "de.sorunome.msc2409.ephemeral"] {
         for event in body.get(key).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
@@ -139,13 +143,11 @@ fn readers(body: &Value) -> Vec<(ruma::OwnedRoomId, ruma::OwnedUserId)> {
             if event["type"] != "m.receipt" {
                 continue;
             }
-            for receipt in
-                event["content"].as_object().map(|receipts| receipts.values()).into_iter().flatten()
-            {
+            for (read, receipt) in event["content"].as_object().into_iter().flatten() {
                 for user in receipt["m.read"].as_object().map(|readers| readers.keys()).into_iter().flatten()
                 {
                     if let Ok(user) = ruma::UserId::parse(user.as_str()) {
-                        readers.push((room.clone(), user));
+                        readers.push(Reader { room: room.clone(), user, event: read.clone() });
                     }
                 }
             }
@@ -169,9 +171,18 @@ mod tests {
                   "content": { "$f": { "m.read": { "@b:x.org": {} }, "m.read.private": { "@c:x.org": {} } } } }
             ]
         });
-        let found: Vec<String> =
-            readers(&body).into_iter().map(|(room, user)| format!("{room} {user}")).collect();
-        assert_eq!(found, ["!dm:x.org @a:x.org", "!dm2:x.org @b:x.org"]);
+        let found: Vec<String> = readers(&body)
+            .into_iter()
+            .map(|reader| format!("{} {} {}", reader.room, reader.user, reader.event))
+            .collect();
+        assert_eq!(found, ["!dm:x.org @a:x.org $e", "!dm2:x.org @b:x.org $f"]);
+        let (key, json) = readers(&body).remove(0).inbox_row();
+        assert_eq!(key, "receipt|!dm:x.org|@a:x.org|$e");
+        let stored: Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            stored,
+            json!({ "type": RECEIPT_EVENT_TYPE, "room_id": "!dm:x.org", "sender": "@a:x.org" })
+        );
     }
 
     #[test]

@@ -9,16 +9,14 @@ use ruma::{
     events::{room::member::MembershipState, StateEventType},
     OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId, UserId,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::{
-    matrix::{membership, AdminUser, MatrixError},
+    matrix::{membership, AdminUser, Homeserver, MatrixError},
     permissions::Level,
-    store::BroadcastId,
-    App,
+    store::{BroadcastId, Store, StoreError},
 };
 
-/// How many users are written to the queue at once.
+/// How many users are written to the queue (and read from the user list) at once.
 const BATCH: usize = 500;
 /// Power level a broadcaster needs in a room or space to address its members.
 pub const REQUIRED_POWER_LEVEL: i64 = 50;
@@ -34,24 +32,13 @@ pub enum Target {
     Server,
 }
 
-/// Options that change who is addressed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AudienceOptions {
-    /// Users left out (`--except`).
-    #[serde(default)]
-    pub except: Vec<OwnedUserId>,
-    /// Include every room in a space's hierarchy (`--recursive`).
-    #[serde(default)]
-    pub recursive: bool,
-}
-
 /// Why an audience cannot be used; the text is shown to the person who typed the command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct AudienceError(pub String);
 
-impl From<crate::store::StoreError> for AudienceError {
-    fn from(error: crate::store::StoreError) -> Self {
+impl From<StoreError> for AudienceError {
+    fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store error while resolving an audience");
         AudienceError("The bot's database failed; see its log.".into())
     }
@@ -96,13 +83,16 @@ pub fn parse_users(words: &[String]) -> Result<Vec<OwnedUserId>, AudienceError> 
 }
 
 /// The room a room target names, resolving an alias.
-pub async fn room_id(app: &App, room: &OwnedRoomOrAliasId) -> Result<OwnedRoomId, AudienceError> {
+pub async fn room_id(
+    homeserver: &dyn Homeserver,
+    room: &OwnedRoomOrAliasId,
+) -> Result<OwnedRoomId, AudienceError> {
     match OwnedRoomId::try_from(room.as_str()) {
         Ok(room_id) => Ok(room_id),
         Err(_) => {
             let alias = ruma::RoomAliasId::parse(room.as_str())
                 .map_err(|_| AudienceError(format!("`{room}` is not a valid alias")))?;
-            app.homeserver.resolve_alias(&alias).await.map_err(|error| match error.errcode() {
+            homeserver.resolve_alias(&alias).await.map_err(|error| match error.errcode() {
                 Some("M_NOT_FOUND") => AudienceError(format!("There is no room `{room}`.")),
                 _ => AudienceError(format!("Cannot look up `{room}`: {error}")),
             })
@@ -110,10 +100,27 @@ pub async fn room_id(app: &App, room: &OwnedRoomOrAliasId) -> Result<OwnedRoomId
     }
 }
 
+/// The rooms a room target reaches: the room itself and, with `recursive`, every room of its
+/// space hierarchy.
+pub async fn rooms_of(
+    homeserver: &dyn Homeserver,
+    room: &OwnedRoomOrAliasId,
+    recursive: bool,
+) -> Result<Vec<OwnedRoomId>, AudienceError> {
+    let room_id = room_id(homeserver, room).await?;
+    let mut rooms = vec![room_id.clone()];
+    if recursive {
+        rooms.extend(homeserver.space_rooms(&room_id).await.map_err(|error| {
+            AudienceError(format!("Cannot read the rooms of the space `{room}`: {error}"))
+        })?);
+    }
+    Ok(rooms)
+}
+
 /// Checks that `sender` (of `level`) may address every target: admins anything; broadcasters
 /// users, and rooms or spaces where they are joined with power level 50 or more.
 pub async fn authorize(
-    app: &App,
+    homeserver: &dyn Homeserver,
     sender: &UserId,
     level: Level,
     targets: &[Target],
@@ -130,13 +137,13 @@ pub async fn authorize(
                 ))
             }
             Target::Room(room) => {
-                let room_id = room_id(app, room).await?;
-                let joined = membership(app.homeserver.as_ref(), &room_id, sender)
-                    .await
-                    .map_err(|error| cannot_see(room, &error))?
-                    .is_some_and(|membership| membership == MembershipState::Join.as_str());
-                let power =
-                    power_level(app, &room_id, sender).await.map_err(|error| cannot_see(room, &error))?;
+                let room_id = room_id(homeserver, room).await?;
+                let cannot_see = |error: MatrixError| {
+                    AudienceError(format!("I cannot see `{room}` ({error}). Invite me to it first."))
+                };
+                let joined = membership(homeserver, &room_id, sender).await.map_err(cannot_see)?
+                    == Some(MembershipState::Join);
+                let power = power_level(homeserver, &room_id, sender).await.map_err(cannot_see)?;
                 if !joined || power < REQUIRED_POWER_LEVEL {
                     return Err(AudienceError(format!(
                         "You may only send to rooms and spaces where you are a member with power level \
@@ -150,47 +157,47 @@ pub async fn authorize(
     Ok(())
 }
 
-fn cannot_see(room: &OwnedRoomOrAliasId, error: &MatrixError) -> AudienceError {
-    AudienceError(format!("I cannot see `{room}` ({error}). Invite me to it first."))
-}
-
 /// `user`'s power level in `room` (users_default when not listed; 0 without power levels).
-async fn power_level(app: &App, room: &RoomId, user: &UserId) -> Result<i64, MatrixError> {
-    let levels = app.homeserver.state(room, StateEventType::RoomPowerLevels, "").await?;
+async fn power_level(homeserver: &dyn Homeserver, room: &RoomId, user: &UserId) -> Result<i64, MatrixError> {
+    let levels = homeserver.state(room, StateEventType::RoomPowerLevels, "").await?;
     let Some(levels) = levels else { return Ok(0) };
     let as_int = |value: &serde_json::Value| value.as_i64().or_else(|| value.as_str()?.parse().ok());
     if let Some(level) = levels.get("users").and_then(|users| users.get(user.as_str())).and_then(as_int) {
         return Ok(level);
     }
     // Room version 12: creators have unlimited power and are not listed in the power levels.
-    if app.homeserver.room_creators(room).await?.iter().any(|creator| creator == user) {
+    if homeserver.room_creators(room).await?.iter().any(|creator| creator == user) {
         return Ok(i64::MAX);
     }
     Ok(levels.get("users_default").and_then(as_int).unwrap_or(0))
 }
 
+/// Whether `user` is the bot or one of its personas (`@<bot>_…`): never addressed, and their
+/// events are ignored.
+pub fn is_own_user(bot: &UserId, user: &UserId) -> bool {
+    user == bot
+        || (user.server_name() == bot.server_name()
+            && user.localpart().starts_with(&format!("{}_", bot.localpart())))
+}
+
 /// Who is never addressed, whatever the audience.
 pub struct Exclusions<'a> {
-    app: &'a App,
+    bot: &'a UserId,
     patterns: Vec<Regex>,
     except: &'a [OwnedUserId],
 }
 
 impl<'a> Exclusions<'a> {
-    pub fn new(app: &'a App, except: &'a [OwnedUserId]) -> Self {
-        let patterns = app
-            .config
-            .broadcast
-            .exclude
-            .iter()
-            .filter_map(|pattern| Regex::new(&format!("^(?:{pattern})$")).ok())
-            .collect();
-        Self { app, patterns, except }
+    /// The bot and its personas, users matching `patterns` (`broadcast.exclude`) and `except`.
+    pub fn new(bot: &'a UserId, patterns: &[String], except: &'a [OwnedUserId]) -> Self {
+        let patterns =
+            patterns.iter().filter_map(|pattern| Regex::new(&format!("^(?:{pattern})$")).ok()).collect();
+        Self { bot, patterns, except }
     }
 
     /// Whether `user` must be left out.
     pub fn excludes(&self, user: &UserId) -> bool {
-        self.app.is_own_user(user)
+        is_own_user(self.bot, user)
             || self.except.iter().any(|except| except == user)
             || self.patterns.iter().any(|pattern| pattern.is_match(user.as_str()))
     }
@@ -198,12 +205,12 @@ impl<'a> Exclusions<'a> {
     /// Whether a local account from the admin user list may be addressed. The list does not say
     /// which accounts belong to application services (bridges); those never logged in, so only
     /// such accounts are looked up one by one.
-    pub async fn addresses_account(&self, app: &App, account: &AdminUser) -> bool {
+    pub async fn addresses_account(&self, homeserver: &dyn Homeserver, account: &AdminUser) -> bool {
         if self.excludes_account(account) {
             return false;
         }
         if account.last_seen_ts.is_none() {
-            match app.homeserver.admin_user(&account.name).await {
+            match homeserver.admin_user(&account.name).await {
                 Ok(full) => return !self.excludes_account(&full),
                 Err(error) => tracing::warn!(%error, user = %account.name, "cannot look up an account"),
             }
@@ -225,111 +232,126 @@ impl<'a> Exclusions<'a> {
 /// Writes the audience of broadcast `id` into the delivery queue and returns how many
 /// recipients it has (duplicates across targets counted once).
 pub async fn resolve(
-    app: &App,
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    exclusions: &Exclusions<'_>,
     id: BroadcastId,
     targets: &[Target],
-    options: &AudienceOptions,
+    recursive: bool,
 ) -> Result<u64, AudienceError> {
-    let exclusions = Exclusions::new(app, &options.except);
     let mut total = 0;
     for target in targets {
         match target {
             Target::User(user) => {
                 if !exclusions.excludes(user) {
-                    total += app.store.add_deliveries(id, std::slice::from_ref(user)).await?;
+                    total += store.add_deliveries(id, std::slice::from_ref(user)).await?;
                 }
             }
             Target::Room(room) => {
-                let room_id = room_id(app, room).await?;
-                total += add_room_members(app, id, &room_id, room.as_str(), &exclusions).await?;
-                if options.recursive {
-                    let children = app.homeserver.space_rooms(&room_id).await.map_err(|error| {
-                        AudienceError(format!("Cannot read the rooms of the space `{room}`: {error}"))
-                    })?;
-                    for child in children {
-                        total += add_room_members(app, id, &child, child.as_str(), &exclusions).await?;
-                    }
+                for (index, room_id) in rooms_of(homeserver, room, recursive).await?.iter().enumerate() {
+                    let shown = if index == 0 { room.to_string() } else { room_id.to_string() };
+                    let members = room_members(homeserver, room_id, &shown).await?;
+                    total += queue(store, id, &members, exclusions).await?;
                 }
             }
-            Target::Server => total += add_server_users(app, id, &exclusions).await?,
+            Target::Server => {
+                let mut pages = AccountPages::new(homeserver, false);
+                while let Some(page) =
+                    pages.next().await.map_err(|error| cannot_list_users(homeserver, error))?
+                {
+                    let mut chunk = Vec::with_capacity(page.len());
+                    for account in page {
+                        if exclusions.addresses_account(homeserver, &account).await {
+                            chunk.push(account.name);
+                        }
+                    }
+                    total += store.add_deliveries(id, &chunk).await?;
+                }
+            }
         }
     }
     Ok(total)
 }
 
-/// Queues the joined members of one room: through the bot's membership, or, when the bot is not
-/// in the room, through the Synapse admin API.
-async fn add_room_members(
-    app: &App,
+/// Queues `users` (except the excluded) into broadcast `id`, a batch at a time.
+async fn queue(
+    store: &Store,
     id: BroadcastId,
-    room: &RoomId,
-    shown: &str,
+    users: &[OwnedUserId],
     exclusions: &Exclusions<'_>,
-) -> Result<u64, AudienceError> {
-    let members: Vec<OwnedUserId> = match app.homeserver.joined_members(room).await {
-        Ok(members) => members.into_iter().map(|(user, _)| user).collect(),
-        Err(MatrixError::Permanent { .. }) => {
-            app.homeserver.admin_room_members(room).await.map_err(|error| {
-                if error.is_not_server_admin() {
-                    AudienceError(format!(
-                        "I am not in `{shown}`, so I cannot see its members. Invite me to it (or make me a \
-                         Synapse server admin)."
-                    ))
-                } else {
-                    AudienceError(format!("Cannot read the members of `{shown}`: {error}"))
-                }
-            })?
-        }
-        Err(error) => return Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
-    };
+) -> Result<u64, StoreError> {
     let mut added = 0;
-    for chunk in members.chunks(BATCH) {
+    for chunk in users.chunks(BATCH) {
         let chunk: Vec<OwnedUserId> =
             chunk.iter().filter(|user| !exclusions.excludes(user)).cloned().collect();
-        added += app.store.add_deliveries(id, &chunk).await?;
+        added += store.add_deliveries(id, &chunk).await?;
     }
     Ok(added)
 }
 
-/// Queues every active local user, a page of the Synapse admin user list at a time.
-async fn add_server_users(
-    app: &App,
-    id: BroadcastId,
-    exclusions: &Exclusions<'_>,
-) -> Result<u64, AudienceError> {
-    let mut from = 0;
-    let mut added = 0;
-    loop {
-        let (page, next) =
-            app.homeserver.admin_users_page(from, BATCH as u32, false).await.map_err(|error| {
-                if error.is_not_server_admin() {
-                    AudienceError(not_server_admin(app))
-                } else {
-                    AudienceError(format!("Cannot list the users of the homeserver: {error}"))
-                }
-            })?;
-        let mut chunk = Vec::with_capacity(page.len());
-        for account in page {
-            if exclusions.addresses_account(app, &account).await {
-                chunk.push(account.name);
+/// The joined members of one room (`shown` names it in errors): through the bot's membership,
+/// or, when the bot is not in the room, through the Synapse admin API.
+pub async fn room_members(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    shown: &str,
+) -> Result<Vec<OwnedUserId>, AudienceError> {
+    match homeserver.joined_members(room).await {
+        Ok(members) => Ok(members.into_iter().map(|(user, _)| user).collect()),
+        Err(MatrixError::Permanent { .. }) => homeserver.admin_room_members(room).await.map_err(|error| {
+            if error.is_not_server_admin() {
+                AudienceError(format!(
+                    "I am not in `{shown}`, so I cannot see its members. Invite me to it (or make me a \
+                     Synapse server admin)."
+                ))
+            } else {
+                AudienceError(format!("Cannot read the members of `{shown}`: {error}"))
             }
-        }
-        added += app.store.add_deliveries(id, &chunk).await?;
-        match next {
-            Some(next) if next > from => from = next,
-            _ => return Ok(added),
-        }
+        }),
+        Err(error) => Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
+    }
+}
+
+/// The local accounts of the homeserver, a page of the Synapse admin user list at a time.
+pub struct AccountPages<'a> {
+    homeserver: &'a dyn Homeserver,
+    newest_first: bool,
+    /// The offset of the next page; `None` once the last page was read.
+    from: Option<u64>,
+}
+
+impl<'a> AccountPages<'a> {
+    /// By name, or newest first (for the new-user poll).
+    pub fn new(homeserver: &'a dyn Homeserver, newest_first: bool) -> Self {
+        Self { homeserver, newest_first, from: Some(0) }
+    }
+
+    /// The next page, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<AdminUser>>, MatrixError> {
+        let Some(from) = self.from else { return Ok(None) };
+        let (page, next) = self.homeserver.admin_users_page(from, BATCH as u32, self.newest_first).await?;
+        self.from = next.filter(|next| *next > from);
+        Ok(Some(page))
+    }
+}
+
+/// The answer when the user list cannot be read.
+pub fn cannot_list_users(homeserver: &dyn Homeserver, error: MatrixError) -> AudienceError {
+    if error.is_not_server_admin() {
+        AudienceError(not_server_admin(homeserver))
+    } else {
+        AudienceError(format!("Cannot list the users of the homeserver: {error}"))
     }
 }
 
 /// What the homeserver admin must do so that the bot may list every user.
-pub fn not_server_admin(app: &App) -> String {
+pub fn not_server_admin(homeserver: &dyn Homeserver) -> String {
     format!(
         "To send to `server` I must be a Synapse server admin, and I am not. A homeserver admin can make me \
          one with the admin API:\n\n```\ncurl -X PUT -H \"Authorization: Bearer <an admin's access token>\" \
          {}/_synapse/admin/v2/users/{} -d '{{\"admin\": true}}'\n```",
-        app.config.homeserver.address.as_str().trim_end_matches('/'),
-        app.bot
+        homeserver.address().trim_end_matches('/'),
+        homeserver.bot()
     )
 }
 
@@ -356,5 +378,144 @@ mod tests {
         assert!(error.0.contains("use @user:server, #room:server, !roomid or server"), "{error}");
         assert!(parse_targets(&["@nocolon".to_string()]).is_err());
         assert!(parse_users(&["bob".to_string()]).unwrap_err().0.contains("--except"));
+    }
+
+    use crate::{matrix::fake::FakeHomeserver, store::SendOptions, testing::TestApp};
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|word| word.to_string()).collect()
+    }
+
+    /// Who may address what: level × audience kind × membership × power level.
+    #[tokio::test]
+    async fn authorize_follows_the_table_of_levels_and_power() {
+        let hs = FakeHomeserver::default();
+        let owner = hs.user("owner", None);
+        let sender = hs.user("sender", None);
+        let outsider = hs.user("outsider", None);
+        // (sender's power level in the room, whether they are joined)
+        let mut rooms = Vec::new();
+        for (power, joined) in
+            [(None, true), (Some(49), true), (Some(50), true), (Some(100), true), (Some(100), false)]
+        {
+            let members: Vec<&UserId> = if joined { vec![&sender] } else { vec![] };
+            let room = hs.room(&owner, &members, true);
+            if let Some(power) = power {
+                hs.set_power(&room, &sender, power);
+            }
+            rooms.push((room, power, joined));
+        }
+        let created = hs.room(&sender, &[], true); // room version 12: the creator has unlimited power
+        for level in [Level::Broadcaster, Level::Admin] {
+            let admin = level == Level::Admin;
+            let check = |targets: Vec<String>| {
+                let hs = &hs;
+                let sender = sender.clone();
+                async move {
+                    let targets = parse_targets(&targets).unwrap();
+                    authorize(hs, &sender, level, &targets).await
+                }
+            };
+            assert!(check(words(&[outsider.as_str()])).await.is_ok(), "{level}: a user");
+            let server = check(words(&["server"])).await;
+            assert_eq!(server.is_ok(), admin, "{level}: server");
+            for (room, power, joined) in &rooms {
+                let allowed = admin || (*joined && power.unwrap_or(0) >= REQUIRED_POWER_LEVEL);
+                let result = check(words(&[room.as_str()])).await;
+                assert_eq!(result.is_ok(), allowed, "{level}, power {power:?}, joined {joined}: {result:?}");
+                if let Err(error) = result {
+                    let shown = power.unwrap_or(0);
+                    assert!(error.0.contains(&format!("you have {shown}")), "{error}");
+                    assert_eq!(error.0.contains("are not a member"), !joined, "{error}");
+                }
+            }
+            assert!(check(words(&[created.as_str()])).await.is_ok(), "{level}: the room's creator");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_the_bot_cannot_see_or_an_unknown_alias_is_refused_with_the_reason() {
+        let hs = FakeHomeserver::default();
+        let owner = hs.user("owner", None);
+        let sender = hs.user("sender", None);
+        let hidden = hs.room(&owner, &[&sender], false);
+        let targets = parse_targets(&words(&[hidden.as_str()])).unwrap();
+        let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
+        assert!(error.0.starts_with(&format!("I cannot see `{hidden}`")), "{error}");
+        let targets = parse_targets(&words(&["#nowhere:example.org"])).unwrap();
+        let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
+        assert_eq!(error.0, "There is no room `#nowhere:example.org`.");
+    }
+
+    #[tokio::test]
+    async fn resolve_queues_each_person_once_and_leaves_out_every_exclusion() {
+        let test = TestApp::new().await;
+        let (hs, store) = (&test.hs, test.store());
+        let people: Vec<OwnedUserId> =
+            ["alice", "bob", "carol", "dave"].iter().map(|name| hs.user(name, None)).collect();
+        let helper = hs.user("helper_bot", None); // broadcast.exclude's default @.*bot:.*
+        let persona = hs.user("broadcast_hr", None); // the bot's persona namespace
+        let refs: Vec<&UserId> =
+            people.iter().map(|user| user.as_ref()).chain([&*helper, &*persona]).collect();
+        let space = hs.room(&people[0], &refs, true);
+        let alias = hs.alias(&space, "company");
+        let hidden = hs.room(&people[0], &[&people[1]], false); // the bot is not in it
+        hs.with(|state| state.rooms.get_mut(&space).unwrap().children.push(hidden.clone()));
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+
+        let except = [people[3].clone()];
+        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &except);
+        let targets = parse_targets(&words(&[alias.as_str(), people[0].as_str(), space.as_str()])).unwrap();
+        let count = resolve(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        let queued = store.sample_recipients(id, 100).await.unwrap();
+        // The room's creator is people[0]; the admin of the control room is not in the space.
+        assert_eq!(queued, people[..3], "each once; no bot, persona, helper bot or --except");
+        assert_eq!(count, 3, "duplicates across words are counted once");
+
+        // --recursive reaches a room the bot is not in only through the admin API.
+        let error = resolve(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap_err();
+        assert!(error.0.contains(&format!("I am not in `{hidden}`")), "{error}");
+        hs.with(|state| state.server_admin = true);
+        assert_eq!(
+            resolve(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap(),
+            0,
+            "bob had it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_server_audience_skips_guests_deactivated_bots_and_appservice_accounts() {
+        let test = TestApp::new().await;
+        let hs = &test.hs;
+        let alice = hs.user("alice", None);
+        let bob = hs.user("bob", None);
+        for (localpart, change) in [
+            ("guest", (|account: &mut AdminUser| account.is_guest = true) as fn(&mut AdminUser)),
+            ("gone", |account| account.deactivated = true),
+            ("support", |account| account.user_type = Some("support".into())),
+            ("ghost", |account| {
+                account.appservice_id = Some("bridge".into());
+                account.last_seen_ts = None;
+            }),
+        ] {
+            let user = hs.user(localpart, None);
+            hs.with(|state| change(state.accounts.iter_mut().find(|a| a.name == user).unwrap()));
+        }
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &[]);
+        let targets = [Target::Server];
+        let error = resolve(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
+        assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
+        assert!(
+            error.0.contains("http://fake.example.org/_synapse/admin/v2/users/@broadcast:example.org"),
+            "{error}"
+        );
+
+        hs.with(|state| state.server_admin = true);
+        assert_eq!(resolve(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap(), 3);
+        let queued = test.store().sample_recipients(id, 10).await.unwrap();
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        assert_eq!(queued, [admin, alice, bob], "the bot itself is left out too");
+        assert_eq!(hs.count("admin_user"), 1, "only the never-seen account is looked up one by one");
     }
 }

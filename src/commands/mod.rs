@@ -1,8 +1,8 @@
 //! The `!bc …` commands: one clap enum whose doc comments are the help, a parser that answers
 //! mistakes with usage and a caret under the bad word, and the handlers.
 //!
-//! Handlers are thin: they take a parsed [`Command`] and return an [`Answer`]; posting the
-//! answer (reaction + notice) is the dispatcher's job.
+//! Handlers are thin: they take a parsed [`Command`], call the broadcast lifecycle or the store,
+//! and return an [`Answer`]; posting the answer (reaction + notice) is the dispatcher's job.
 
 pub mod parse;
 pub mod send;
@@ -13,7 +13,12 @@ use std::sync::Arc;
 use clap::{error::ContextKind, CommandFactory, Parser, Subcommand};
 use ruma::{EventId, OwnedEventId, RoomId, UserId};
 
-use crate::{permissions::Level, store::BroadcastId, App};
+pub use crate::notices::Answer;
+use crate::{
+    context::App,
+    permissions::Level,
+    store::{Broadcast, BroadcastId, StoreError},
+};
 
 /// Where a command was typed, by whom, and what came with it.
 pub struct Context<'a> {
@@ -37,18 +42,7 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
             let request = send::SendRequest { audience, name, except, recursive, yes, dry_run, default };
             return send::send(ctx, request).await;
         }
-        Command::Audience { audience } => {
-            let request = send::SendRequest {
-                audience,
-                name: None,
-                except: vec![],
-                recursive: false,
-                yes: false,
-                dry_run: true,
-                default: false,
-            };
-            return send::send(ctx, request).await;
-        }
+        Command::Audience { audience } => return send::send(ctx, send::SendRequest::dry_run(audience)).await,
         Command::Confirm { id } => send::confirm(ctx, id).await,
         Command::Cancel { id } => status::cancel(ctx, id).await,
         Command::List => status::list(ctx).await,
@@ -159,10 +153,13 @@ pub enum Command {
     },
 }
 
-/// The answer when the bot's own database fails; details go to the log.
-fn store_failed(error: crate::store::StoreError) -> Answer {
-    tracing::error!(%error, "store failed during a command");
-    Answer::error("The bot's database failed; see the bot's log.")
+/// Broadcast `id`, or the answer when there is none or the store failed.
+async fn find_broadcast(app: &App, id: BroadcastId) -> Result<Broadcast, Answer> {
+    match app.store.broadcast(id).await {
+        Ok(broadcast) => Ok(broadcast),
+        Err(StoreError::NotFound) => Err(Answer::error(format!("There is no broadcast {id}."))),
+        Err(error) => Err(Answer::store_failed(error)),
+    }
 }
 
 /// `#12` or `12`.
@@ -173,27 +170,6 @@ fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
         .filter(|id| *id > 0)
         .map(BroadcastId)
         .ok_or_else(|| format!("{text:?} is not a broadcast number like #12"))
-}
-
-/// What a command answers: success or failure, and Markdown text for an `m.notice`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub ok: bool,
-    pub markdown: String,
-    /// The answer is the preview of this broadcast: its event is recorded (✅ on it confirms).
-    pub preview_of: Option<BroadcastId>,
-}
-
-impl Answer {
-    pub fn ok(markdown: impl Into<String>) -> Self {
-        Self { ok: true, markdown: markdown.into(), preview_of: None }
-    }
-    pub fn error(markdown: impl Into<String>) -> Self {
-        Self { ok: false, markdown: markdown.into(), preview_of: None }
-    }
-    pub fn preview(id: BroadcastId, markdown: impl Into<String>) -> Self {
-        Self { ok: true, markdown: markdown.into(), preview_of: Some(id) }
-    }
 }
 
 /// Parses the first line of a message that starts with `prefix` (prefix included).

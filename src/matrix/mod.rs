@@ -7,6 +7,8 @@
 //! Retries belong to the callers (the delivery queue); the client only retries a couple of
 //! times on network errors.
 
+#[cfg(test)]
+pub mod fake;
 mod identity;
 mod synapse_admin;
 
@@ -27,7 +29,9 @@ use ruma::{
         error::{ErrorKind, RetryAfter},
         MatrixVersion,
     },
-    events::{AnyMessageLikeEventContent, MessageLikeEventContent, StateEventType},
+    events::{
+        room::member::MembershipState, AnyMessageLikeEventContent, MessageLikeEventContent, StateEventType,
+    },
     profile::ProfileFieldValue,
     serde::Raw,
     EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId,
@@ -140,6 +144,10 @@ pub struct RoomFacts {
 /// rest of the bot may implement it without a homeserver.
 #[async_trait]
 pub trait Homeserver: Send + Sync + 'static {
+    /// The homeserver's client-server API base URL, as configured.
+    fn address(&self) -> &str;
+    /// The bot user this client acts as.
+    fn bot(&self) -> &UserId;
     /// Registers the bot user; "already registered" is success.
     async fn register_bot(&self) -> Result<(), MatrixError>;
     /// Sets the bot's display name and avatar; `None` leaves a field as it is.
@@ -227,15 +235,20 @@ pub async fn send<C: MessageLikeEventContent>(
     homeserver.send_raw(room, txn_id, raw, content.event_type()).await
 }
 
-/// `user`'s membership in `room` (`join`, `invite`, `leave`, `ban`, …), `None` when they never
-/// had one.
+/// `user`'s membership in `room`, `None` when they never had one.
 pub async fn membership(
     homeserver: &dyn Homeserver,
     room: &RoomId,
     user: &UserId,
-) -> Result<Option<String>, MatrixError> {
+) -> Result<Option<MembershipState>, MatrixError> {
     let member = homeserver.state(room, StateEventType::RoomMember, user.as_str()).await?;
-    Ok(member.and_then(|member| member.get("membership").and_then(|m| m.as_str()).map(str::to_owned)))
+    Ok(member.and_then(|member| member.get("membership").and_then(|m| m.as_str()).map(MembershipState::from)))
+}
+
+/// The transaction ID of what the bot sends because of `event` (an answer, a reaction, a relayed
+/// copy): derived from the event, so that handling the event again never sends twice.
+pub fn txn_for(kind: &str, event: &EventId) -> OwnedTransactionId {
+    OwnedTransactionId::from(format!("{kind}.{}", event.as_str().trim_start_matches('$')))
 }
 
 /// Sends JSON content of any message-like `event_type` through any [`Homeserver`].
@@ -258,6 +271,7 @@ fn raw_json<T>(value: &serde_json::Value) -> Result<Raw<T>, MatrixError> {
 #[derive(Debug, Clone)]
 pub struct MatrixClient {
     client: Client,
+    address: String,
     bot: OwnedUserId,
     device_id: ruma::OwnedDeviceId,
     appservice_id: String,
@@ -283,6 +297,7 @@ impl MatrixClient {
         client.matrix_auth().restore_session(session, RoomLoadSettings::default()).await?;
         Ok(Self {
             client,
+            address: config.homeserver.address.to_string(),
             bot,
             device_id: config.appservice.device_id.clone(),
             appservice_id: config.appservice.id.clone(),
@@ -318,6 +333,14 @@ fn count_outcome<T>(result: &Result<T, MatrixError>) {
 
 #[async_trait]
 impl Homeserver for MatrixClient {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
+    fn bot(&self) -> &UserId {
+        &self.bot
+    }
+
     async fn register_bot(&self) -> Result<(), MatrixError> {
         let mut request = register::v3::Request::new();
         request.username = Some(self.bot_localpart.clone());
@@ -593,6 +616,13 @@ mod tests {
         HttpError::Api(Box::new(ruma::api::error::FromHttpResponseError::Server(
             matrix_sdk::RumaApiError::MatrixError(error),
         )))
+    }
+
+    #[test]
+    fn transaction_ids_of_answers_derive_from_the_event_without_its_sigil() {
+        let event = ruma::event_id!("$abc:x.org");
+        assert_eq!(txn_for("answer", event).as_str(), "answer.abc:x.org");
+        assert_ne!(txn_for("answer", event), txn_for("reaction", event));
     }
 
     #[test]

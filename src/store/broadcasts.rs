@@ -1,10 +1,39 @@
-//! Broadcasts: one row each, with the short id shown as `#12`.
+//! Broadcasts: one row each, with the short id shown as `#12`. The JSON columns (message,
+//! audience words, options) are decoded here into their types; a row that does not decode is an
+//! error naming the broadcast, never a default.
 
 use std::str::FromStr;
 
 use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, RoomId, UserId};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
+use crate::message::StoredMessage;
+
+/// Options that change who is addressed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudienceOptions {
+    /// Users left out (`--except`).
+    #[serde(default)]
+    pub except: Vec<OwnedUserId>,
+    /// Include every room in a space's hierarchy (`--recursive`).
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// What `!bc send` was asked, stored with the broadcast.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendOptions {
+    #[serde(flatten)]
+    pub audience: AudienceOptions,
+    #[serde(default)]
+    pub yes: bool,
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Also a default broadcast: people who join later get it too.
+    #[serde(default)]
+    pub default: bool,
+}
 
 /// Where a broadcast is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,20 +87,20 @@ impl FromStr for BroadcastState {
 }
 
 /// A broadcast as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Broadcast {
     pub id: BroadcastId,
     pub name: String,
     pub control_room_id: OwnedRoomId,
     pub created_by: OwnedUserId,
-    /// The message content as JSON, with `{displayname}`-style placeholders still in it.
-    pub content_json: String,
+    /// The message, with `{displayname}`-style placeholders still in it.
+    pub message: StoredMessage,
     pub state: BroadcastState,
     pub created_at: i64,
-    /// The audience words as typed, as a JSON array.
-    pub audience_json: String,
-    /// `--except`, `--recursive` and the like, as a JSON object.
-    pub options_json: String,
+    /// The audience words as typed.
+    pub audience: Vec<String>,
+    /// `--except`, `--recursive` and the like.
+    pub options: SendOptions,
     pub command_event_id: Option<OwnedEventId>,
     pub preview_event_id: Option<OwnedEventId>,
     pub progress_event_id: Option<OwnedEventId>,
@@ -85,10 +114,10 @@ pub struct NewBroadcast<'a> {
     pub name: &'a str,
     pub control_room_id: &'a RoomId,
     pub created_by: &'a UserId,
-    pub content_json: &'a str,
+    pub message: &'a StoredMessage,
     pub state: BroadcastState,
-    pub audience_json: &'a str,
-    pub options_json: &'a str,
+    pub audience: &'a [String],
+    pub options: &'a SendOptions,
     pub command_event_id: Option<&'a ruma::EventId>,
 }
 
@@ -116,6 +145,21 @@ type Row = (
     Option<i64>,
 );
 
+/// A JSON column of broadcast `id`, decoded.
+fn decode<T: DeserializeOwned>(id: i64, column: &'static str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|error| StoreError::Undecodable {
+        broadcast: BroadcastId(id),
+        column,
+        reason: error.to_string(),
+    })
+}
+
+/// A value as the JSON text of a column.
+fn encode(value: &impl Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(value)
+        .map_err(|error| StoreError::Corrupt { column: "json", value: error.to_string() })
+}
+
 fn optional<T: FromStr>(column: &'static str, value: Option<String>) -> Result<Option<T>, StoreError> {
     value.map(|value| parse(column, value)).transpose()
 }
@@ -128,11 +172,11 @@ impl TryFrom<Row> for Broadcast {
             name,
             room,
             creator,
-            content_json,
+            message,
             state,
             created_at,
-            audience_json,
-            options_json,
+            audience,
+            options,
             command,
             preview,
             progress,
@@ -144,11 +188,11 @@ impl TryFrom<Row> for Broadcast {
             name,
             control_room_id: parse("broadcasts.control_room_id", room)?,
             created_by: parse("broadcasts.created_by", creator)?,
-            content_json,
+            message: decode(id, "content_json", &message)?,
             state: parse("broadcasts.state", state)?,
             created_at,
-            audience_json,
-            options_json,
+            audience: decode(id, "audience_json", &audience)?,
+            options: decode(id, "options_json", &options)?,
             command_event_id: optional("broadcasts.command_event_id", command)?,
             preview_event_id: optional("broadcasts.preview_event_id", preview)?,
             progress_event_id: optional("broadcasts.progress_event_id", progress)?,
@@ -161,6 +205,8 @@ impl TryFrom<Row> for Broadcast {
 impl Store {
     /// Creates a broadcast and returns its new id.
     pub async fn create_broadcast(&self, new: NewBroadcast<'_>) -> Result<BroadcastId, StoreError> {
+        let (message, audience, options) =
+            (encode(new.message)?, encode(&new.audience)?, encode(new.options)?);
         let (id,): (i64,) = on_pool!(self, |pool| {
             sqlx::query_as(
                 "INSERT INTO broadcasts (name, control_room_id, created_by, content_json, state, created_at,
@@ -170,11 +216,11 @@ impl Store {
             .bind(new.name)
             .bind(new.control_room_id.as_str())
             .bind(new.created_by.as_str())
-            .bind(new.content_json)
+            .bind(&message)
             .bind(new.state.as_str())
             .bind(now_ms())
-            .bind(new.audience_json)
-            .bind(new.options_json)
+            .bind(&audience)
+            .bind(&options)
             .bind(new.command_event_id.map(|event| event.as_str()))
             .fetch_one(pool)
             .await?

@@ -4,28 +4,62 @@ use ruma::{OwnedRoomId, RoomId};
 
 use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
 
-/// The scope of a default for new accounts of the homeserver.
-pub const SERVER_SCOPE: &str = "server";
+/// The `bot_state` key of the new-user poll's high-water mark (account creation, ms).
+const NEW_USERS_SINCE: &str = "new_users_since";
+
+/// Where a default broadcast applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DefaultScope {
+    /// Everyone who joins this room or space.
+    Room(OwnedRoomId),
+    /// Every new account of the homeserver (stored as `server`).
+    Server,
+}
+
+impl DefaultScope {
+    /// As stored in `defaults.scope`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Room(room) => room.as_str(),
+            Self::Server => "server",
+        }
+    }
+}
+
+impl std::fmt::Display for DefaultScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DefaultScope {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "server" => Ok(Self::Server),
+            room => RoomId::parse(room).map(Self::Room).map_err(|_| ()),
+        }
+    }
+}
 
 /// A default broadcast and where it applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DefaultBroadcast {
     pub broadcast_id: BroadcastId,
-    /// A room ID, or [`SERVER_SCOPE`].
-    pub scope: String,
+    pub scope: DefaultScope,
     pub active: bool,
 }
 
 impl Store {
-    /// Makes broadcast `id` a default for `scope` (a room ID or [`SERVER_SCOPE`]).
-    pub async fn add_default(&self, id: BroadcastId, scope: &str) -> Result<(), StoreError> {
+    /// Makes broadcast `id` a default for `scope`.
+    pub async fn add_default(&self, id: BroadcastId, scope: &DefaultScope) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO defaults (broadcast_id, scope, active, created_at) VALUES ($1, $2, 1, $3)
                  ON CONFLICT (broadcast_id, scope) DO NOTHING",
             )
             .bind(id.0)
-            .bind(scope)
+            .bind(scope.as_str())
             .bind(now_ms())
             .execute(pool)
             .await?;
@@ -34,12 +68,12 @@ impl Store {
     }
 
     /// The active defaults for `scope`.
-    pub async fn defaults_for(&self, scope: &str) -> Result<Vec<BroadcastId>, StoreError> {
+    pub async fn defaults_for(&self, scope: &DefaultScope) -> Result<Vec<BroadcastId>, StoreError> {
         let rows: Vec<(i64,)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT broadcast_id FROM defaults WHERE scope = $1 AND active = 1 ORDER BY broadcast_id",
             )
-            .bind(scope)
+            .bind(scope.as_str())
             .fetch_all(pool)
             .await?
         });
@@ -53,14 +87,15 @@ impl Store {
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(id, scope, active)| DefaultBroadcast {
-                broadcast_id: BroadcastId(id),
-                scope,
-                active: active != 0,
+        rows.into_iter()
+            .map(|(id, scope, active)| {
+                Ok(DefaultBroadcast {
+                    broadcast_id: BroadcastId(id),
+                    scope: parse("defaults.scope", scope)?,
+                    active: active != 0,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// The rooms that have an active default.
@@ -86,30 +121,32 @@ impl Store {
         Ok(changed > 0)
     }
 
-    /// Whether `room` has an active default.
-    pub async fn has_default(&self, room: &RoomId) -> Result<bool, StoreError> {
-        Ok(!self.defaults_for(room.as_str()).await?.is_empty())
+    /// Starts the new-user poll's mark (account creation time, ms) at now, unless it is later
+    /// already: accounts made before a `server` default was made do not get it.
+    pub async fn start_new_user_mark(&self) -> Result<(), StoreError> {
+        let since = self.new_user_mark().await?.max(now_ms());
+        self.set_new_user_mark(since).await
     }
 
-    /// A named value the bot keeps, if set.
-    pub async fn state_value(&self, key: &str) -> Result<Option<i64>, StoreError> {
+    /// The creation time of the newest account the new-user poll has seen (0 before the first).
+    pub async fn new_user_mark(&self) -> Result<i64, StoreError> {
         let row: Option<(i64,)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT value FROM bot_state WHERE key = $1")
-                .bind(key)
+                .bind(NEW_USERS_SINCE)
                 .fetch_optional(pool)
                 .await?
         });
-        Ok(row.map(|(value,)| value))
+        Ok(row.map(|(value,)| value).unwrap_or(0))
     }
 
-    /// Sets a named value the bot keeps.
-    pub async fn set_state_value(&self, key: &str, value: i64) -> Result<(), StoreError> {
+    /// Moves the new-user poll's mark.
+    pub async fn set_new_user_mark(&self, value: i64) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
                 "INSERT INTO bot_state (key, value) VALUES ($1, $2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             )
-            .bind(key)
+            .bind(NEW_USERS_SINCE)
             .bind(value)
             .execute(pool)
             .await?;

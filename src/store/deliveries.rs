@@ -6,8 +6,6 @@
 //! `FOR UPDATE SKIP LOCKED`, so several processes may share one database; SQLite serialises
 //! writers, so its claim is atomic as one statement.
 
-use std::collections::BTreeMap;
-
 use ruma::{EventId, OwnedUserId, RoomId, UserId};
 
 use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
@@ -33,6 +31,51 @@ impl DeliveryState {
             Self::Skipped => "skipped",
             Self::Cancelled => "cancelled",
         }
+    }
+}
+
+impl std::str::FromStr for DeliveryState {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        [Self::Pending, Self::Sending, Self::Delivered, Self::Failed, Self::Skipped, Self::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+            .ok_or(())
+    }
+}
+
+/// How many deliveries of a broadcast are in each state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub cancelled: i64,
+}
+
+impl DeliveryCounts {
+    /// Every delivery, whatever its state.
+    pub fn total(&self) -> i64 {
+        self.pending + self.sending + self.delivered + self.failed + self.skipped + self.cancelled
+    }
+
+    /// Pending or being sent.
+    pub fn unfinished(&self) -> i64 {
+        self.pending + self.sending
+    }
+
+    fn add(&mut self, state: DeliveryState, count: i64) {
+        let slot = match state {
+            DeliveryState::Pending => &mut self.pending,
+            DeliveryState::Sending => &mut self.sending,
+            DeliveryState::Delivered => &mut self.delivered,
+            DeliveryState::Failed => &mut self.failed,
+            DeliveryState::Skipped => &mut self.skipped,
+            DeliveryState::Cancelled => &mut self.cancelled,
+        };
+        *slot += count;
     }
 }
 
@@ -90,14 +133,18 @@ impl Store {
     }
 
     /// How many deliveries of broadcast `id` are in each state.
-    pub async fn delivery_counts(&self, id: BroadcastId) -> Result<BTreeMap<String, i64>, StoreError> {
+    pub async fn delivery_counts(&self, id: BroadcastId) -> Result<DeliveryCounts, StoreError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as("SELECT state, COUNT(*) FROM deliveries WHERE broadcast_id = $1 GROUP BY state")
                 .bind(id.0)
                 .fetch_all(pool)
                 .await?
         });
-        Ok(rows.into_iter().collect())
+        let mut counts = DeliveryCounts::default();
+        for (state, count) in rows {
+            counts.add(parse("deliveries.state", state)?, count);
+        }
+        Ok(counts)
     }
 
     /// Up to `limit` recipients of broadcast `id` still to be sent to, in user ID order.

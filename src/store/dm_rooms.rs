@@ -9,6 +9,29 @@ use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use super::{now_ms, parse, Pool, Store, StoreError};
 
+/// Where a DM room is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmState {
+    /// The intent is recorded; the room may or may not exist yet.
+    Creating,
+    /// The room exists and takes messages.
+    Ready,
+    /// A third member joined: never used for delivery again.
+    Retired,
+}
+
+impl std::str::FromStr for DmState {
+    type Err = ();
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "creating" => Ok(Self::Creating),
+            "ready" => Ok(Self::Ready),
+            "retired" => Ok(Self::Retired),
+            _ => Err(()),
+        }
+    }
+}
+
 /// A recipient's DM as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DmRoom {
@@ -16,8 +39,7 @@ pub struct DmRoom {
     pub user_id: OwnedUserId,
     /// `None` while the room is being created.
     pub room_id: Option<OwnedRoomId>,
-    /// `creating`, `ready` or `retired`.
-    pub state: String,
+    pub state: DmState,
     pub created_at: i64,
 }
 
@@ -28,7 +50,7 @@ fn dm_room((nonce, user, room, state, created_at): Row) -> Result<DmRoom, StoreE
         nonce,
         user_id: parse("dm_rooms.user_id", user)?,
         room_id: room.map(|room| parse("dm_rooms.room_id", room)).transpose()?,
-        state,
+        state: parse("dm_rooms.state", state)?,
         created_at,
     })
 }

@@ -1,22 +1,28 @@
 //! The inbox: events pushed by the homeserver, kept until dispatched.
-
-use ruma::OwnedEventId;
+//!
+//! Each row has a unique key: the event ID of a timeline event, or, for a read receipt (an
+//! ephemeral event without an ID), one made from its room, reader and the event read. Receipts
+//! are stored as `{"type": RECEIPT_EVENT_TYPE, "room_id", "sender"}`.
 
 use super::{now_ms, InboxEvent, Pool, Store, StoreError};
 
+/// The `type` of a read receipt in the inbox (never the type of a timeline event).
+pub const RECEIPT_EVENT_TYPE: &str = "org.matrix_broadcast.read_receipt";
+
 impl Store {
-    /// Persists pushed events; an event already in the inbox is ignored. Returns how many were new.
-    pub async fn push_inbox(&self, events: &[(OwnedEventId, String)]) -> Result<u64, StoreError> {
+    /// Persists pushed events as (unique key, JSON); an event already in the inbox is ignored.
+    /// Returns how many were new.
+    pub async fn push_inbox(&self, events: &[(String, String)]) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut inserted = 0;
         on_pool!(self, |pool| {
             let mut transaction = pool.begin().await?;
-            for (event_id, json) in events {
+            for (key, json) in events {
                 inserted += sqlx::query(
                     "INSERT INTO inbox (event_id, event_json, received_at) VALUES ($1, $2, $3)
                      ON CONFLICT (event_id) DO NOTHING",
                 )
-                .bind(event_id.as_str())
+                .bind(key)
                 .bind(json)
                 .bind(now)
                 .execute(&mut *transaction)

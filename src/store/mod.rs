@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A stored value could not be decoded (e.g. a malformed ID written by hand).
     #[error("corrupt value in column {column}: {value:?}")]
     Corrupt { column: &'static str, value: String },
+    /// A broadcast's stored JSON (message, audience or options) could not be read.
+    #[error("broadcast {broadcast} cannot be read: its {column} is not valid ({reason})")]
+    Undecodable { broadcast: BroadcastId, column: &'static str, reason: String },
     /// Any other database error.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -84,10 +87,11 @@ mod dm_rooms;
 mod inbox;
 mod replies;
 
-pub use broadcasts::{Broadcast, BroadcastState, NewBroadcast};
-pub use defaults::{DefaultBroadcast, SERVER_SCOPE};
-pub use deliveries::{Claim, DeliveryState};
-pub use dm_rooms::DmRoom;
+pub use broadcasts::{AudienceOptions, Broadcast, BroadcastState, NewBroadcast, SendOptions};
+pub use defaults::{DefaultBroadcast, DefaultScope};
+pub use deliveries::{Claim, DeliveryCounts, DeliveryState};
+pub use dm_rooms::{DmRoom, DmState};
+pub use inbox::RECEIPT_EVENT_TYPE;
 pub use replies::ReplyThread;
 
 /// The handle to the database; cheap to clone.

@@ -3,7 +3,13 @@
 //! PostgreSQL tests use the database named by `MATRIX_BROADCAST_TEST_POSTGRES`, which
 //! `scripts/test` creates and drops; without it they fail and say so.
 
-use matrix_broadcast::store::{BroadcastId, BroadcastState, DeliveryState, NewBroadcast, Store, StoreError};
+use matrix_broadcast::{
+    message::StoredMessage,
+    store::{
+        BroadcastId, BroadcastState, DefaultScope, DeliveryCounts, DeliveryState, DmState, NewBroadcast,
+        ReplyThread, SendOptions, Store, StoreError,
+    },
+};
 use ruma::{owned_event_id, owned_room_id, owned_user_id, EventId, OwnedUserId, RoomId, UserId};
 
 fn postgres_uri() -> String {
@@ -42,17 +48,17 @@ fn new_broadcast<'a>(room: &'a RoomId, admin: &'a UserId, command: Option<&'a Ev
         name: "Welcome",
         control_room_id: room,
         created_by: admin,
-        content_json: "{}",
+        message: Box::leak(Box::new(StoredMessage::markdown("Welcome, **{displayname}**"))),
         state: BroadcastState::Resolving,
-        audience_json: "[]",
-        options_json: "{}",
+        audience: Box::leak(Box::new(["#all:example.org".to_owned()])),
+        options: Box::leak(Box::new(SendOptions { yes: true, ..SendOptions::default() })),
         command_event_id: command,
     }
 }
 
 async fn inbox_keeps_each_event_once(store: &Store) {
-    let a = (owned_event_id!("$a"), r#"{"n":1}"#.to_owned());
-    let b = (owned_event_id!("$b"), r#"{"n":2}"#.to_owned());
+    let a = ("$a".to_owned(), r#"{"n":1}"#.to_owned());
+    let b = ("receipt|!dm|@a:x.org|$e".to_owned(), r#"{"n":2}"#.to_owned());
     assert_eq!(store.push_inbox(&[a.clone(), b.clone()]).await.unwrap(), 2);
     assert_eq!(store.push_inbox(std::slice::from_ref(&b)).await.unwrap(), 0, "a re-pushed event is ignored");
     let batch = store.inbox_batch(10).await.unwrap();
@@ -88,8 +94,10 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     let stored = store.broadcast(first).await.unwrap();
     assert_eq!(
         (stored.name.as_str(), stored.state, stored.control_room_id),
-        ("Welcome", BroadcastState::Resolving, room)
+        ("Welcome", BroadcastState::Resolving, room.clone())
     );
+    assert_eq!(stored.message, StoredMessage::markdown("Welcome, **{displayname}**"), "the message is typed");
+    assert_eq!((stored.audience, stored.options.yes), (vec!["#all:example.org".to_owned()], true));
     assert_eq!(store.broadcast_by_command(&command).await.unwrap().map(|b| b.id), Some(first));
     assert!(matches!(store.broadcast(BroadcastId(999_999)).await, Err(StoreError::NotFound)));
 
@@ -98,7 +106,10 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     assert_eq!(store.add_deliveries(first, &users).await.unwrap(), 5);
     assert_eq!(store.add_deliveries(first, &users[..2]).await.unwrap(), 0, "(broadcast, user) is unique");
     assert_eq!(store.add_deliveries(second, &users[..2]).await.unwrap(), 2);
-    assert_eq!(store.delivery_counts(first).await.unwrap().get("pending"), Some(&5));
+    assert_eq!(
+        store.delivery_counts(first).await.unwrap(),
+        DeliveryCounts { pending: 5, ..Default::default() }
+    );
 
     // Nothing is claimed before the broadcast runs.
     assert_eq!(store.claim_delivery(60_000).await.unwrap(), None);
@@ -128,7 +139,7 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     assert!(store.claim_delivery(60_000).await.unwrap().is_some());
 
     let counts = store.delivery_counts(first).await.unwrap();
-    assert_eq!((counts.get("delivered"), counts.get("failed")), (Some(&1), Some(&1)));
+    assert_eq!((counts.delivered, counts.failed, counts.unfinished(), counts.total()), (1, 1, 3, 5));
     let failures = store.deliveries_with_reason(first, DeliveryState::Failed, 10).await.unwrap();
     assert_eq!(failures, [(claims[1].user_id.clone(), "this user does not exist".to_owned())]);
     assert_eq!(
@@ -151,7 +162,7 @@ async fn one_live_dm_room_per_user(store: &Store) {
     assert_eq!(store.live_dm(&user).await.unwrap(), None, "a refused creation leaves nothing behind");
     assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
     assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
-    assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some("creating".into()));
+    assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
     store.dm_created("nonce-1", &owned_room_id!("!first")).await.unwrap();
     assert_eq!(store.ready_dms().await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
     store.retire_dm(&owned_room_id!("!first")).await.unwrap();
@@ -163,8 +174,75 @@ async fn one_live_dm_room_per_user(store: &Store) {
     );
     assert_eq!(
         store.dm_by_room(&owned_room_id!("!first")).await.unwrap().map(|dm| dm.state),
-        Some("retired".into())
+        Some(DmState::Retired)
     );
+}
+
+async fn replies_reads_and_opt_outs(store: &Store) {
+    let room = owned_room_id!("!control:example.org");
+    let admin = owned_user_id!("@admin:example.org");
+    let alice = owned_user_id!("@alice:example.org");
+    let id = store.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
+    store.add_deliveries(id, std::slice::from_ref(&alice)).await.unwrap();
+    store.transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+    let claim = store.claim_delivery(60_000).await.unwrap().expect("alice's delivery");
+    let dm = owned_room_id!("!dm-alice");
+    store.mark_delivered(&claim, &dm, &owned_event_id!("$copy")).await.unwrap();
+    assert_eq!(store.last_delivered_in(&dm).await.unwrap(), Some(id));
+
+    store.mark_read(id, &alice).await.unwrap();
+    assert_eq!(store.read_and_replied(id).await.unwrap(), (1, 0));
+    store.mark_replied(id, &alice).await.unwrap();
+    assert_eq!(store.read_and_replied(id).await.unwrap(), (1, 1));
+    assert_eq!(store.repliers(id, 10).await.unwrap(), std::slice::from_ref(&alice));
+
+    let thread = ReplyThread {
+        broadcast_id: id,
+        user_id: alice.clone(),
+        control_room_id: room.clone(),
+        root_event_id: owned_event_id!("$root"),
+    };
+    store.add_reply_thread(&thread).await.unwrap();
+    assert_eq!(store.reply_thread(id, &alice).await.unwrap(), Some(thread.clone()));
+    assert_eq!(store.thread_by_root(&owned_event_id!("$root")).await.unwrap(), Some(thread));
+    store.record_relay(&owned_event_id!("$reply"), &room, &owned_event_id!("$relayed")).await.unwrap();
+    assert_eq!(
+        store.relayed(&owned_event_id!("$reply")).await.unwrap(),
+        Some((room.clone(), owned_event_id!("$relayed")))
+    );
+
+    store.opt_out(&alice).await.unwrap();
+    assert!(store.is_opted_out(&alice).await.unwrap());
+    let next = store.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
+    store.add_deliveries(next, std::slice::from_ref(&alice)).await.unwrap();
+    assert_eq!(store.skip_opted_out(next).await.unwrap(), 1);
+    assert_eq!(store.delivery_counts(next).await.unwrap().skipped, 1);
+    store.opt_in(&alice).await.unwrap();
+    assert!(!store.is_opted_out(&alice).await.unwrap());
+}
+
+async fn defaults_and_the_new_user_mark(store: &Store) {
+    let room = owned_room_id!("!control:example.org");
+    let admin = owned_user_id!("@admin:example.org");
+    let space = owned_room_id!("!space:example.org");
+    let id = store.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
+    store.add_default(id, &DefaultScope::Room(space.clone())).await.unwrap();
+    store.add_default(id, &DefaultScope::Room(space.clone())).await.unwrap();
+    store.add_default(id, &DefaultScope::Server).await.unwrap();
+    assert_eq!(store.defaults_for(&DefaultScope::Room(space.clone())).await.unwrap(), [id]);
+    assert_eq!(store.default_rooms().await.unwrap(), [(id, space.clone())], "server is no room");
+    let scopes: Vec<DefaultScope> =
+        store.all_defaults().await.unwrap().into_iter().map(|d| d.scope).collect();
+    assert_eq!(scopes, [DefaultScope::Room(space.clone()), DefaultScope::Server]);
+    assert!(store.set_default_active(id, false).await.unwrap());
+    assert!(store.defaults_for(&DefaultScope::Server).await.unwrap().is_empty());
+    assert!(!store.set_default_active(BroadcastId(999_999), false).await.unwrap(), "no such default");
+
+    assert_eq!(store.new_user_mark().await.unwrap(), 0);
+    store.set_new_user_mark(42).await.unwrap();
+    assert_eq!(store.new_user_mark().await.unwrap(), 42);
+    store.start_new_user_mark().await.unwrap();
+    assert!(store.new_user_mark().await.unwrap() > 42, "a new server default starts at now");
 }
 
 async fn every_table(store: &Store) {
@@ -172,6 +250,8 @@ async fn every_table(store: &Store) {
     control_rooms_are_remembered_and_forgotten(store).await;
     broadcasts_and_their_deliveries(store).await;
     one_live_dm_room_per_user(store).await;
+    replies_reads_and_opt_outs(store).await;
+    defaults_and_the_new_user_mark(store).await;
 }
 
 #[tokio::test]
@@ -188,6 +268,30 @@ async fn sqlite_store_works_and_survives_reopening() {
 #[tokio::test]
 async fn postgres_store_works() {
     every_table(&postgres_store().await).await;
+}
+
+/// A broadcast whose stored options were damaged is an error naming it, never "no options" (which
+/// would drop `--except` and message people who were left out).
+#[tokio::test]
+async fn a_broadcast_that_does_not_decode_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sqlite_store(&dir).await;
+    let room = owned_room_id!("!control:example.org");
+    let admin = owned_user_id!("@admin:example.org");
+    let id = store.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", dir.path().join("bot.db").display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE broadcasts SET options_json = '{\"except\": 7}'").execute(&pool).await.unwrap();
+    pool.close().await;
+    let store = sqlite_store(&dir).await;
+    let error = store.broadcast(id).await.unwrap_err();
+    assert!(
+        matches!(error, StoreError::Undecodable { broadcast, column: "options_json", .. } if broadcast == id),
+        "{error}"
+    );
+    assert!(error.to_string().contains(&format!("broadcast {id}")), "{error}");
 }
 
 #[tokio::test]

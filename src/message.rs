@@ -1,15 +1,14 @@
-//! What a broadcast sends: the stored message (event type + content) and its personalisation.
+//! What a broadcast sends: the message (event type + content) as stored, and its templates.
 //!
 //! A message is stored once, with `{displayname}`, `{localpart}` and `{user_id}` still in its
 //! `body` and `formatted_body`; each recipient's copy fills them in (HTML-escaped in the
 //! formatted body). Content copied from a replied-to message is sent as it was — an image keeps
-//! its `mxc://` URL — without the relations of the original.
+//! its `mxc://` URL — without the relations of the original. A leaf: it imports nothing of the
+//! bot and never talks to the homeserver.
 
 use ruma::{events::room::message::RoomMessageEventContent, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::{matrix::MatrixError, store::Broadcast, App};
 
 /// A message as stored in `broadcasts.content_json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,40 +64,35 @@ impl StoredMessage {
     }
 }
 
-/// The event type and content for `user`'s copy of `broadcast`.
-pub async fn personalise(
-    app: &App,
-    broadcast: &Broadcast,
-    user: &UserId,
-) -> Result<(String, Value), MatrixError> {
-    let mut message: StoredMessage =
-        serde_json::from_str(&broadcast.content_json).map_err(|error| MatrixError::Permanent {
-            errcode: None,
-            status: None,
-            message: format!("stored message unreadable: {error}"),
-        })?;
-    if !["{displayname}", "{localpart}", "{user_id}"].iter().any(|placeholder| message.uses(placeholder)) {
-        return Ok((message.event_type, message.content));
+/// The placeholders a message may use.
+const PLACEHOLDERS: [&str; 3] = ["{displayname}", "{localpart}", "{user_id}"];
+
+impl StoredMessage {
+    /// Whether the message uses `{displayname}` (its recipients' names must be looked up).
+    pub fn needs_displayname(&self) -> bool {
+        self.uses("{displayname}")
     }
-    let displayname = if message.uses("{displayname}") {
-        app.homeserver.displayname(user).await?.filter(|name| !name.trim().is_empty())
-    } else {
-        None
-    };
-    let displayname = displayname.unwrap_or_else(|| user.localpart().to_owned());
-    let values = [
-        ("{displayname}", displayname.as_str()),
-        ("{localpart}", user.localpart()),
-        ("{user_id}", user.as_str()),
-    ];
-    if let Some(object) = message.content.as_object_mut() {
-        for (field, html) in [("body", false), ("formatted_body", true)] {
-            if let Some(Value::String(text)) = object.get_mut(field) {
-                *text = fill(text, &values, html);
+
+    /// `user`'s copy: the placeholders filled in, `displayname` falling back to the localpart
+    /// when unset or blank.
+    pub fn personalised(&self, user: &UserId, displayname: Option<&str>) -> StoredMessage {
+        if !PLACEHOLDERS.iter().any(|placeholder| self.uses(placeholder)) {
+            return self.clone();
+        }
+        let displayname =
+            displayname.filter(|name| !name.trim().is_empty()).unwrap_or_else(|| user.localpart());
+        let values =
+            [("{displayname}", displayname), ("{localpart}", user.localpart()), ("{user_id}", user.as_str())];
+        let mut message = self.clone();
+        if let Some(object) = message.content.as_object_mut() {
+            for (field, html) in [("body", false), ("formatted_body", true)] {
+                if let Some(Value::String(text)) = object.get_mut(field) {
+                    *text = fill(text, &values, html);
+                }
             }
         }
+        message
     }
-    Ok((message.event_type, message.content))
 }
 
 /// `text` with each placeholder replaced; values HTML-escaped when `html`.
@@ -130,6 +124,18 @@ mod tests {
         let values = [("{displayname}", "<Bob & Co>"), ("{localpart}", "bob")];
         assert_eq!(fill("Hi {displayname} ({localpart})", &values, false), "Hi <Bob & Co> (bob)");
         assert_eq!(fill("<b>{displayname}</b>", &values, true), "<b>&lt;Bob &amp; Co&gt;</b>");
+    }
+
+    #[test]
+    fn personalised_copies_fill_every_placeholder_and_fall_back_to_the_localpart() {
+        let message = StoredMessage::markdown("Hi **{displayname}** ({localpart}, {user_id})");
+        let bob = ruma::user_id!("@bob:x.org");
+        let named = message.personalised(bob, Some("Bob <B>"));
+        assert_eq!(named.content["body"], "Hi **Bob <B>** (bob, @bob:x.org)");
+        assert_eq!(named.content["formatted_body"], "Hi <strong>Bob &lt;B&gt;</strong> (bob, @bob:x.org)");
+        assert_eq!(message.personalised(bob, Some("  ")).content["body"], "Hi **bob** (bob, @bob:x.org)");
+        assert!(message.needs_displayname());
+        assert!(!StoredMessage::markdown("plain").needs_displayname());
     }
 
     #[test]

@@ -7,20 +7,18 @@
 //! backoff with jitter (or the homeserver's `retry_after`), up to `broadcast.max_attempts`;
 //! permanent ones are recorded with a reason for `!bc status`.
 
-pub mod content;
-pub mod progress;
-
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use rand::Rng;
-use ruma::OwnedTransactionId;
+use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UserId};
 use tokio::sync::watch;
 
 use crate::{
-    dm::{ensure_dm, DmError},
-    matrix::{send_json, MatrixError},
+    context::App,
+    dm::{DmError, Dms},
+    matrix::{send_json, Homeserver, MatrixError},
+    message::StoredMessage,
     store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, StoreError},
-    App,
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
@@ -60,28 +58,39 @@ async fn worker(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             }
             continue;
         };
-        let broadcast = match broadcasts.get(&claim.broadcast_id) {
-            Some(broadcast) => broadcast.clone(),
-            None => match app.store.broadcast(claim.broadcast_id).await {
-                Ok(broadcast) => {
-                    let broadcast = Arc::new(broadcast);
-                    broadcasts.insert(claim.broadcast_id, broadcast.clone());
-                    broadcast
-                }
-                Err(error) => {
-                    tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot read a broadcast");
-                    continue;
-                }
-            },
+        let result = match broadcast_of(&app, &mut broadcasts, &claim).await {
+            Ok(broadcast) => deliver(&app, &broadcast, &claim).await,
+            Err(error @ StoreError::Undecodable { .. }) => {
+                // It will never be readable: fail the delivery instead of retrying it forever.
+                let reason = error.to_string();
+                app.store
+                    .end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason)
+                    .await
+            }
+            Err(error) => Err(error),
         };
-        if let Err(error) = deliver(&app, &broadcast, &claim).await {
-            tracing::error!(%error, "cannot record a delivery");
+        if let Err(error) = result {
+            tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot record a delivery");
         }
     }
 }
 
+/// The broadcast of a claim, read once per worker.
+async fn broadcast_of(
+    app: &App,
+    broadcasts: &mut HashMap<BroadcastId, Arc<Broadcast>>,
+    claim: &Claim,
+) -> Result<Arc<Broadcast>, StoreError> {
+    if let Some(broadcast) = broadcasts.get(&claim.broadcast_id) {
+        return Ok(broadcast.clone());
+    }
+    let broadcast = Arc::new(app.store.broadcast(claim.broadcast_id).await?);
+    broadcasts.insert(claim.broadcast_id, broadcast.clone());
+    Ok(broadcast)
+}
+
 /// The deterministic transaction ID of one delivery.
-pub fn transaction_id(broadcast: BroadcastId, user: &ruma::UserId) -> OwnedTransactionId {
+pub fn transaction_id(broadcast: BroadcastId, user: &UserId) -> OwnedTransactionId {
     OwnedTransactionId::from(format!("broadcast-{}-{}", broadcast.0, user))
 }
 
@@ -94,7 +103,7 @@ async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), 
             .end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Skipped, "opted out")
             .await;
     }
-    let failure = match send(app, broadcast, claim).await {
+    let failure = match send(&app.dms, app.hs(), broadcast, &claim.user_id).await {
         Ok((room, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
             return app.store.mark_delivered(claim, &room, &event).await;
@@ -150,15 +159,29 @@ fn human_reason(error: &MatrixError) -> String {
 
 /// Ensures the DM and sends the personalised message; returns where it went.
 async fn send(
-    app: &App,
+    dms: &Dms,
+    homeserver: &dyn Homeserver,
     broadcast: &Broadcast,
-    claim: &Claim,
-) -> Result<(ruma::OwnedRoomId, ruma::OwnedEventId), DmError> {
-    let room = ensure_dm(app, &claim.user_id).await?;
-    let (event_type, content) = content::personalise(app, broadcast, &claim.user_id).await?;
-    let txn = transaction_id(broadcast.id, &claim.user_id);
-    let event = send_json(app.homeserver.as_ref(), &room, &txn, &event_type, &content).await?;
+    user: &UserId,
+) -> Result<(OwnedRoomId, OwnedEventId), DmError> {
+    let room = dms.ensure(user).await?;
+    let copy = personalise(homeserver, &broadcast.message, user).await?;
+    let txn = transaction_id(broadcast.id, user);
+    let event = send_json(homeserver, &room, &txn, &copy.event_type, &copy.content).await?;
     Ok((room, event))
+}
+
+/// `user`'s copy of `message`, with their display name looked up when the message uses it.
+async fn personalise(
+    homeserver: &dyn Homeserver,
+    message: &StoredMessage,
+    user: &UserId,
+) -> Result<StoredMessage, MatrixError> {
+    let displayname = match message.needs_displayname() {
+        true => homeserver.displayname(user).await?,
+        false => None,
+    };
+    Ok(message.personalised(user, displayname.as_deref()))
 }
 
 #[cfg(test)]
@@ -179,7 +202,11 @@ mod tests {
     #[test]
     fn transaction_ids_are_stable_per_broadcast_and_recipient() {
         let user = ruma::user_id!("@alice:example.org");
-        assert_eq!(transaction_id(BroadcastId(3), user), transaction_id(BroadcastId(3), user));
+        assert_eq!(transaction_id(BroadcastId(3), user).as_str(), "broadcast-3-@alice:example.org");
         assert_ne!(transaction_id(BroadcastId(3), user), transaction_id(BroadcastId(4), user));
+        assert_ne!(
+            transaction_id(BroadcastId(3), user),
+            transaction_id(BroadcastId(3), ruma::user_id!("@bob:example.org"))
+        );
     }
 }

@@ -1,0 +1,276 @@
+//! The life of a broadcast: created once per command, its audience resolved into the queue,
+//! then previewed (waiting for a confirmation), started, or reported as a dry run or as empty;
+//! resumed at start-up when a stopped bot left it half-prepared; finished by [`progress`] when no
+//! delivery is left.
+//!
+//! Commands, reactions and defaults drive broadcasts through here; this module uses the audience
+//! and the store below it and answers through [`notices`](crate::notices). Resolving is
+//! idempotent because the queue is unique per (broadcast, recipient).
+
+pub mod progress;
+
+use std::sync::Arc;
+
+use ruma::{EventId, RoomId, UserId};
+
+use crate::{
+    audience::{self, AudienceError, Exclusions, Target},
+    context::App,
+    matrix::Homeserver,
+    message::StoredMessage,
+    notices::{self, thousands, Answer},
+    store::{
+        Broadcast, BroadcastId, BroadcastState, DefaultScope, NewBroadcast, SendOptions, Store, StoreError,
+    },
+};
+
+/// How many recipients a preview or dry run names.
+const SAMPLE: i64 = 10;
+
+/// A broadcast as a command asks for it, before its audience is known.
+pub struct Draft<'a> {
+    pub name: String,
+    pub control_room: &'a RoomId,
+    pub created_by: &'a UserId,
+    pub command: &'a EventId,
+    pub message: &'a StoredMessage,
+    pub audience: &'a [String],
+    pub options: &'a SendOptions,
+}
+
+/// Records the broadcast of a command and starts resolving it in a task that answers the
+/// command when done.
+pub async fn create(app: &Arc<App>, draft: Draft<'_>) -> Result<(), StoreError> {
+    let id = app
+        .store
+        .create_broadcast(NewBroadcast {
+            name: &draft.name,
+            control_room_id: draft.control_room,
+            created_by: draft.created_by,
+            message: draft.message,
+            state: BroadcastState::Resolving,
+            audience: draft.audience,
+            options: draft.options,
+            command_event_id: Some(draft.command),
+        })
+        .await?;
+    tokio::spawn(resolve_and_answer(app.clone(), id));
+    Ok(())
+}
+
+/// Resumes resolving the broadcasts a stopped bot left half-prepared (at start-up).
+pub async fn resume_preparing(app: &Arc<App>) -> Result<(), StoreError> {
+    for broadcast in app.store.broadcasts_in_state(BroadcastState::Resolving).await? {
+        tracing::info!(broadcast = %broadcast.id, "resuming the preparation of a broadcast");
+        tokio::spawn(resolve_and_answer(app.clone(), broadcast.id));
+    }
+    Ok(())
+}
+
+/// Resolves a broadcast's audience and answers its command.
+async fn resolve_and_answer(app: Arc<App>, id: BroadcastId) {
+    let broadcast = match app.store.broadcast(id).await {
+        Ok(broadcast) => broadcast,
+        Err(error) => return tracing::error!(%error, broadcast = %id, "cannot read a broadcast to resolve"),
+    };
+    let answer = finish_preparing(&app, &broadcast).await;
+    if let Some(command) = &broadcast.command_event_id {
+        answer_command(&app, &broadcast.control_room_id, command, &answer).await;
+    }
+}
+
+/// Posts a command's answer, and records it when it is the preview of a broadcast.
+pub async fn answer_command(app: &App, room: &RoomId, command: &EventId, answer: &Answer) {
+    let posted = notices::answer(app.hs(), room, command, answer).await;
+    if let (Some(preview), Some(id)) = (posted, answer.preview_of) {
+        if let Err(error) = app.store.set_preview_event(id, &preview).await {
+            tracing::error!(%error, broadcast = %id, "cannot record a preview");
+        }
+    }
+}
+
+/// Resolves the audience of a `resolving` broadcast, then previews, starts or reports it.
+async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
+    let id = broadcast.id;
+    let targets = match audience::parse_targets(&broadcast.audience) {
+        Ok(targets) => targets,
+        Err(error) => {
+            return abandon(app, id, format!("{id} cannot be sent: its audience is unreadable ({error})."))
+                .await
+        }
+    };
+    let options = &broadcast.options;
+    if options.default && !options.dry_run {
+        if let Err(error) =
+            record_defaults(&app.store, app.hs(), id, &targets, options.audience.recursive).await
+        {
+            return abandon(app, id, error.0).await;
+        }
+    }
+    let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
+    let resolved =
+        audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, options.audience.recursive).await;
+    if let Err(error) = resolved {
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
+        return abandon(app, id, error.0).await;
+    }
+    // A re-dispatched command counts what an earlier run queued too.
+    let (count, who) = match describe_queue(&app.store, broadcast, &targets).await {
+        Ok(described) => described,
+        Err(error) => return Answer::store_failed(error),
+    };
+    decide(app, broadcast, count, who).await
+}
+
+/// What happens to a resolved broadcast of `count` recipients: a dry run, nothing, a preview, or
+/// the start.
+async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> Answer {
+    let (id, name, options) = (broadcast.id, &broadcast.name, &broadcast.options);
+    if options.dry_run {
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience");
+        settle(&app.store, id, BroadcastState::DryRun).await;
+        return Answer::ok(format!("Dry run, nothing sent: {who}"));
+    }
+    if count == 0 && !options.default {
+        settle(&app.store, id, BroadcastState::Empty).await;
+        return Answer::error(format!("{id} «{name}»: nobody to send to. {who}"));
+    }
+    if count as u64 > app.config.broadcast.confirm_above && !options.yes {
+        if !settle(&app.store, id, BroadcastState::Prepared).await {
+            return Answer::error("The bot's database failed; nothing was sent.");
+        }
+        let prefix = &app.config.broadcast.command_prefix;
+        let quote = broadcast.message.summary().replace('\n', "\n> ");
+        let preview = format!(
+            "**Preview of {id} «{name}»** — {who}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
+             type `{prefix} confirm {id}` to send it; `{prefix} cancel {id}` to drop it."
+        );
+        return Answer::preview(id, preview);
+    }
+    start(app, id, BroadcastState::Resolving).await
+}
+
+/// A broadcast that cannot be prepared is cancelled; `reason` is the answer.
+async fn abandon(app: &App, id: BroadcastId, reason: String) -> Answer {
+    settle(&app.store, id, BroadcastState::Cancelled).await;
+    Answer::error(reason)
+}
+
+/// Moves a `resolving` broadcast to `to`; false (and a log line) when the store failed.
+async fn settle(store: &Store, id: BroadcastId, to: BroadcastState) -> bool {
+    match store.transition(id, BroadcastState::Resolving, to).await {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(%error, broadcast = %id, to = to.as_str(), "cannot record a broadcast's state");
+            false
+        }
+    }
+}
+
+fn log_failure(result: Result<(), StoreError>, id: BroadcastId, what: &str) {
+    if let Err(error) = result {
+        tracing::error!(%error, broadcast = %id, "cannot {what}");
+    }
+}
+
+/// How many recipients are queued, and a sentence naming some of them and the opted-out.
+async fn describe_queue(
+    store: &Store,
+    broadcast: &Broadcast,
+    targets: &[Target],
+) -> Result<(i64, String), StoreError> {
+    store.skip_opted_out(broadcast.id).await?;
+    let counts = store.delivery_counts(broadcast.id).await?;
+    let sample = store.sample_recipients(broadcast.id, SAMPLE).await?;
+    let mut who = describe_audience(counts.pending, &sample, targets);
+    if counts.skipped > 0 {
+        who.push_str(&format!(" {} opted out and will be skipped.", thousands(counts.skipped)));
+    }
+    Ok((counts.pending, who))
+}
+
+/// "42 recipients: @a, @b, … (and 32 more)".
+fn describe_audience(count: i64, sample: &[ruma::OwnedUserId], targets: &[Target]) -> String {
+    let shown: Vec<String> = sample.iter().map(|user| format!("`{user}`")).collect();
+    let more = count.saturating_sub(sample.len() as i64);
+    let noun = if count == 1 { "recipient" } else { "recipients" };
+    let mut text = format!("{} {noun}", thousands(count));
+    if !shown.is_empty() {
+        text.push_str(&format!(": {}", shown.join(", ")));
+        if more > 0 {
+            text.push_str(&format!(" and {} more", thousands(more)));
+        }
+    }
+    if targets.is_empty() {
+        text.push_str(" (no audience)");
+    }
+    text.push('.');
+    text
+}
+
+/// Starts a broadcast that is in `from` (resolving or prepared).
+pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
+    match app.store.transition(id, from, BroadcastState::Running).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let state = app.store.broadcast(id).await.map(|b| b.state.as_str()).unwrap_or("unknown");
+            return Answer::error(format!("{id} cannot be started: it is {state}."));
+        }
+        Err(error) => return Answer::store_failed(error),
+    }
+    let broadcast = match app.store.broadcast(id).await {
+        Ok(broadcast) => broadcast,
+        Err(error) => return Answer::store_failed(error),
+    };
+    progress::announce(&app.store, app.hs(), &broadcast).await;
+    app.deliveries_ready.notify_waiters();
+    tracing::info!(broadcast = %id, "broadcast started");
+    Answer::ok(format!("Sending {id} «{}».", broadcast.name))
+}
+
+/// Records broadcast `id` as a default for the rooms (and their hierarchy, with `recursive`) and
+/// the `server` among `targets`.
+async fn record_defaults(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    id: BroadcastId,
+    targets: &[Target],
+    recursive: bool,
+) -> Result<(), AudienceError> {
+    let mut scopes = 0;
+    for target in targets {
+        match target {
+            Target::User(_) => {}
+            Target::Room(room) => {
+                for room_id in audience::rooms_of(homeserver, room, recursive).await? {
+                    store.add_default(id, &DefaultScope::Room(room_id)).await?;
+                }
+                scopes += 1;
+            }
+            Target::Server => {
+                store.add_default(id, &DefaultScope::Server).await?;
+                store.start_new_user_mark().await?;
+                scopes += 1;
+            }
+        }
+    }
+    if scopes == 0 {
+        return Err(AudienceError("`--default` needs a room, a space or `server` in the audience.".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audiences_are_described_with_a_sample() {
+        let users: Vec<ruma::OwnedUserId> =
+            ["@a:x.org", "@b:x.org"].iter().map(|u| ruma::UserId::parse(*u).unwrap()).collect();
+        let text = describe_audience(1200, &users, &[Target::Server]);
+        assert_eq!(text, "1,200 recipients: `@a:x.org`, `@b:x.org` and 1,198 more.");
+        assert_eq!(describe_audience(1, &users[..1], &[Target::Server]), "1 recipient: `@a:x.org`.");
+        assert_eq!(describe_audience(0, &[], &[]), "0 recipients (no audience).");
+    }
+}

@@ -1,0 +1,540 @@
+//! An in-memory [`Homeserver`] for unit tests: rooms with members, power levels, create events
+//! and space children; aliases; profiles; the Synapse admin user list (with appservice and
+//! deactivated accounts); every event the bot sent; a count of requests per endpoint; and
+//! failures injected per call.
+//!
+//! It answers the way Synapse does where the bot's logic depends on it: `M_FORBIDDEN` for rooms
+//! the bot is not in and for admin calls without server-admin rights, one event per transaction
+//! ID, an unknown user's profile as 404.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Mutex,
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use ruma::{
+    events::{
+        room::member::MembershipState, AnyMessageLikeEventContent, MessageLikeEventType, StateEventType,
+    },
+    serde::Raw,
+    EventId, OwnedEventId, OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId,
+    RoomOrAliasId, TransactionId, UserId,
+};
+use serde_json::{json, Value};
+
+use super::{AdminUser, Homeserver, MatrixError, RoomFacts, DM_NONCE_KEY};
+
+/// One room as the fake keeps it.
+#[derive(Debug, Clone, Default)]
+pub struct FakeRoom {
+    pub creator: Option<OwnedUserId>,
+    /// The `m.room.create` content.
+    pub create: Value,
+    pub members: BTreeMap<OwnedUserId, MembershipState>,
+    /// The `m.room.power_levels` content, if any.
+    pub power_levels: Option<Value>,
+    pub public: bool,
+    pub encrypted: bool,
+    /// Rooms below this one in its space hierarchy.
+    pub children: Vec<OwnedRoomId>,
+}
+
+impl FakeRoom {
+    fn joined(&self, user: &UserId) -> bool {
+        self.members.get(user) == Some(&MembershipState::Join)
+    }
+}
+
+/// An event the bot sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sent {
+    pub room: OwnedRoomId,
+    pub event_type: String,
+    pub content: Value,
+    pub event_id: OwnedEventId,
+}
+
+/// Everything the fake holds; tests read and change it through [`FakeHomeserver::with`].
+#[derive(Debug, Default)]
+pub struct FakeState {
+    pub rooms: BTreeMap<OwnedRoomId, FakeRoom>,
+    pub aliases: HashMap<OwnedRoomAliasId, OwnedRoomId>,
+    /// Users that exist, with their display names.
+    pub profiles: HashMap<OwnedUserId, Option<String>>,
+    /// The admin API's accounts, as the single-user answer shows them (with `appservice_id`).
+    pub accounts: Vec<AdminUser>,
+    pub server_admin: bool,
+    pub sent: Vec<Sent>,
+    /// Events that exist in rooms, readable with `room_event`.
+    pub events: HashMap<OwnedEventId, Value>,
+    pub redacted: Vec<OwnedEventId>,
+    pub direct: Option<Value>,
+    /// Requests per endpoint (the trait method's name).
+    pub requests: BTreeMap<&'static str, usize>,
+    failures: HashMap<&'static str, VecDeque<MatrixError>>,
+    transactions: HashMap<String, OwnedEventId>,
+    next: u64,
+}
+
+impl FakeState {
+    fn next_id(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+}
+
+/// The fake homeserver of `example.org`, acting as `@broadcast:example.org`.
+pub struct FakeHomeserver {
+    bot: OwnedUserId,
+    state: Mutex<FakeState>,
+}
+
+impl Default for FakeHomeserver {
+    fn default() -> Self {
+        let bot: OwnedUserId = "@broadcast:example.org".try_into().expect("bot id");
+        let mut state = FakeState::default();
+        state.profiles.insert(bot.clone(), Some("Broadcast".into()));
+        Self { bot, state: Mutex::new(state) }
+    }
+}
+
+impl FakeHomeserver {
+    /// Reads or changes the fake's state.
+    pub fn with<T>(&self, change: impl FnOnce(&mut FakeState) -> T) -> T {
+        change(&mut self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Makes a user exist (profile and admin account); returns their ID.
+    pub fn user(&self, localpart: &str, displayname: Option<&str>) -> OwnedUserId {
+        let user: OwnedUserId = format!("@{localpart}:example.org").try_into().expect("user id");
+        self.with(|state| {
+            state.profiles.insert(user.clone(), displayname.map(str::to_owned));
+            let creation_ts = Some(state.next_id() as i64);
+            state.accounts.push(account(&user, displayname, creation_ts));
+        });
+        user
+    }
+
+    /// Creates a room by `creator` with `members` joined (the bot too when `bot_joined`).
+    pub fn room(&self, creator: &UserId, members: &[&UserId], bot_joined: bool) -> OwnedRoomId {
+        self.with(|state| {
+            let room: OwnedRoomId =
+                format!("!room{}:example.org", state.next_id()).try_into().expect("room id");
+            // Room version 12: the creator has unlimited power without being listed.
+            let power_levels = Some(json!({ "users": {}, "users_default": 0 }));
+            let mut fake = FakeRoom {
+                creator: Some(creator.to_owned()),
+                create: json!({}),
+                power_levels,
+                ..FakeRoom::default()
+            };
+            fake.members.insert(creator.to_owned(), MembershipState::Join);
+            for member in members {
+                fake.members.insert((*member).to_owned(), MembershipState::Join);
+            }
+            if bot_joined {
+                fake.members.insert(self.bot.clone(), MembershipState::Join);
+            }
+            state.rooms.insert(room.clone(), fake);
+            room
+        })
+    }
+
+    /// Gives `alias` (`#name:example.org`) to `room`.
+    pub fn alias(&self, room: &RoomId, name: &str) -> OwnedRoomAliasId {
+        let alias: OwnedRoomAliasId = format!("#{name}:example.org").try_into().expect("alias");
+        self.with(|state| state.aliases.insert(alias.clone(), room.to_owned()));
+        alias
+    }
+
+    /// Sets `user`'s power level in `room`.
+    pub fn set_power(&self, room: &RoomId, user: &UserId, level: i64) {
+        self.with(|state| {
+            let fake = state.rooms.get_mut(room).expect("room exists");
+            let levels = fake.power_levels.get_or_insert_with(|| json!({ "users": {}, "users_default": 0 }));
+            levels["users"][user.as_str()] = json!(level);
+        });
+    }
+
+    /// Sets `user`'s membership in `room`.
+    pub fn set_membership(&self, room: &RoomId, user: &UserId, membership: MembershipState) {
+        self.with(|state| {
+            state.rooms.get_mut(room).expect("room exists").members.insert(user.to_owned(), membership)
+        });
+    }
+
+    /// The next call of `endpoint` fails with `error` (several calls queue up).
+    pub fn fail_next(&self, endpoint: &'static str, error: MatrixError) {
+        self.with(|state| state.failures.entry(endpoint).or_default().push_back(error));
+    }
+
+    /// How many requests `endpoint` got.
+    pub fn count(&self, endpoint: &str) -> usize {
+        self.with(|state| state.requests.get(endpoint).copied().unwrap_or(0))
+    }
+
+    /// What the bot sent into `room`, oldest first.
+    pub fn sent_to(&self, room: &RoomId) -> Vec<Sent> {
+        self.with(|state| state.sent.iter().filter(|sent| sent.room == room).cloned().collect())
+    }
+
+    /// The `body` of every `m.room.message` the bot sent into `room`.
+    pub fn bodies_in(&self, room: &RoomId) -> Vec<String> {
+        self.sent_to(room)
+            .into_iter()
+            .filter(|sent| sent.event_type == "m.room.message")
+            .filter_map(|sent| sent.content["body"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The rooms whose members are exactly the bot and `user` (joined or invited).
+    pub fn dms_with(&self, user: &UserId) -> Vec<OwnedRoomId> {
+        self.with(|state| {
+            state
+                .rooms
+                .iter()
+                .filter(|(_, room)| {
+                    room.members.len() == 2 && room.members.contains_key(user) && room.joined(&self.bot)
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+    }
+
+    /// Counts a request and returns the failure injected for it, if any.
+    fn enter(&self, endpoint: &'static str) -> Result<(), MatrixError> {
+        self.with(|state| {
+            *state.requests.entry(endpoint).or_default() += 1;
+            match state.failures.get_mut(endpoint).and_then(VecDeque::pop_front) {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
+        })
+    }
+
+    /// The room, if the bot may see it (is joined); else Synapse's 403.
+    fn visible_room(&self, state: &FakeState, room: &RoomId) -> Result<FakeRoom, MatrixError> {
+        match state.rooms.get(room) {
+            Some(fake) if fake.joined(&self.bot) => Ok(fake.clone()),
+            _ => Err(forbidden("You don't have permission to access that room.")),
+        }
+    }
+}
+
+/// A permanent `M_FORBIDDEN` failure.
+pub fn forbidden(message: &str) -> MatrixError {
+    MatrixError::Permanent { errcode: Some("M_FORBIDDEN".into()), status: Some(403), message: message.into() }
+}
+
+/// A permanent `M_NOT_FOUND` failure.
+pub fn not_found(message: &str) -> MatrixError {
+    MatrixError::Permanent { errcode: Some("M_NOT_FOUND".into()), status: Some(404), message: message.into() }
+}
+
+/// An admin account of `user`.
+pub fn account(user: &UserId, displayname: Option<&str>, creation_ts: Option<i64>) -> AdminUser {
+    AdminUser {
+        name: user.to_owned(),
+        user_type: None,
+        is_guest: false,
+        deactivated: false,
+        displayname: displayname.map(str::to_owned),
+        appservice_id: None,
+        last_seen_ts: Some(1),
+        creation_ts,
+    }
+}
+
+#[async_trait]
+impl Homeserver for FakeHomeserver {
+    fn address(&self) -> &str {
+        "http://fake.example.org"
+    }
+
+    fn bot(&self) -> &UserId {
+        &self.bot
+    }
+
+    async fn register_bot(&self) -> Result<(), MatrixError> {
+        self.enter("register_bot")
+    }
+
+    async fn set_bot_profile(&self, _: Option<&str>, _: Option<OwnedMxcUri>) -> Result<(), MatrixError> {
+        self.enter("set_bot_profile")
+    }
+
+    async fn ensure_device(&self) -> Result<(), MatrixError> {
+        self.enter("ensure_device")
+    }
+
+    async fn ping(&self, _: &str) -> Result<Duration, MatrixError> {
+        self.enter("ping").map(|()| Duration::from_millis(1))
+    }
+
+    async fn join(&self, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixError> {
+        self.enter("join")?;
+        let room = match RoomId::parse(room.as_str()) {
+            Ok(room) => room,
+            Err(_) => {
+                let alias = RoomAliasId::parse(room.as_str()).map_err(MatrixError::internal)?;
+                self.with(|state| state.aliases.get(&alias).cloned())
+                    .ok_or_else(|| not_found("no such alias"))?
+            }
+        };
+        self.with(|state| match state.rooms.get_mut(&room) {
+            Some(fake) => {
+                fake.members.insert(self.bot.clone(), MembershipState::Join);
+                Ok(room)
+            }
+            None => Err(not_found("no such room")),
+        })
+    }
+
+    async fn leave(&self, room: &RoomId, _: Option<String>) -> Result<(), MatrixError> {
+        self.enter("leave")?;
+        self.with(|state| {
+            if let Some(fake) = state.rooms.get_mut(room) {
+                fake.members.insert(self.bot.clone(), MembershipState::Leave);
+            }
+        });
+        Ok(())
+    }
+
+    async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError> {
+        self.enter("room_facts")?;
+        let fake = self.with(|state| self.visible_room(state, room))?;
+        Ok(RoomFacts {
+            is_space: fake.create["type"] == "m.space",
+            is_public: fake.public,
+            is_encrypted: fake.encrypted,
+        })
+    }
+
+    async fn send_raw(
+        &self,
+        room: &RoomId,
+        txn_id: &TransactionId,
+        content: Raw<AnyMessageLikeEventContent>,
+        event_type: MessageLikeEventType,
+    ) -> Result<OwnedEventId, MatrixError> {
+        self.enter("send_raw")?;
+        let content: Value = serde_json::from_str(content.json().get()).map_err(MatrixError::internal)?;
+        self.with(|state| {
+            if let Some(event) = state.transactions.get(txn_id.as_str()) {
+                return Ok(event.clone());
+            }
+            self.visible_room(state, room)?;
+            let event_id: OwnedEventId = format!("$event{}", state.next_id()).try_into().expect("event id");
+            state.transactions.insert(txn_id.to_string(), event_id.clone());
+            let event_type = event_type.to_string();
+            let event =
+                json!({ "type": event_type, "room_id": room, "sender": self.bot, "content": content });
+            state.events.insert(event_id.clone(), event);
+            state.sent.push(Sent { room: room.to_owned(), event_type, content, event_id: event_id.clone() });
+            Ok(event_id)
+        })
+    }
+
+    async fn resolve_alias(&self, alias: &RoomAliasId) -> Result<OwnedRoomId, MatrixError> {
+        self.enter("resolve_alias")?;
+        self.with(|state| state.aliases.get(alias).cloned()).ok_or_else(|| not_found("Room alias not found"))
+    }
+
+    async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
+        self.enter("joined_members")?;
+        self.with(|state| {
+            let fake = self.visible_room(state, room)?;
+            Ok(fake
+                .members
+                .iter()
+                .filter(|(_, membership)| **membership == MembershipState::Join)
+                .map(|(user, _)| (user.clone(), state.profiles.get(user).cloned().flatten()))
+                .collect())
+        })
+    }
+
+    async fn space_rooms(&self, space: &RoomId) -> Result<Vec<OwnedRoomId>, MatrixError> {
+        self.enter("space_rooms")?;
+        self.with(|state| {
+            let mut found = Vec::new();
+            let mut queue = vec![space.to_owned()];
+            while let Some(room) = queue.pop() {
+                let children = state.rooms.get(&room).map(|fake| fake.children.clone()).unwrap_or_default();
+                for child in children {
+                    if child != space && !found.contains(&child) {
+                        found.push(child.clone());
+                        queue.push(child);
+                    }
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    async fn state(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+        state_key: &str,
+    ) -> Result<Option<Value>, MatrixError> {
+        self.enter("state")?;
+        self.with(|state| {
+            let fake = self.visible_room(state, room)?;
+            Ok(match event_type {
+                StateEventType::RoomCreate => Some(fake.create.clone()),
+                StateEventType::RoomPowerLevels => fake.power_levels.clone(),
+                StateEventType::RoomMember => {
+                    let user = UserId::parse(state_key).map_err(MatrixError::internal)?;
+                    fake.members.get(&user).map(|membership| json!({ "membership": membership.as_str() }))
+                }
+                StateEventType::RoomEncryption if fake.encrypted => {
+                    Some(json!({ "algorithm": "m.megolm.v1.aes-sha2" }))
+                }
+                _ => None,
+            })
+        })
+    }
+
+    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        self.enter("room_creators")?;
+        self.with(|state| Ok(self.visible_room(state, room)?.creator.into_iter().collect()))
+    }
+
+    async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<Value, MatrixError> {
+        self.enter("room_event")?;
+        self.with(|state| match state.events.get(event) {
+            Some(found) if found["room_id"] == room.as_str() => Ok(found.clone()),
+            _ => Err(not_found("Event not found.")),
+        })
+    }
+
+    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError> {
+        self.enter("create_dm")?;
+        self.with(|state| {
+            let room: OwnedRoomId =
+                format!("!dm{}:example.org", state.next_id()).try_into().expect("room id");
+            let mut fake = FakeRoom {
+                creator: Some(self.bot.clone()),
+                create: json!({ DM_NONCE_KEY: nonce }),
+                ..FakeRoom::default()
+            };
+            fake.members.insert(self.bot.clone(), MembershipState::Join);
+            fake.members.insert(user.to_owned(), MembershipState::Invite);
+            state.rooms.insert(room.clone(), fake);
+            Ok(room)
+        })
+    }
+
+    async fn redact(&self, room: &RoomId, event: &EventId, _: &TransactionId) -> Result<(), MatrixError> {
+        self.enter("redact")?;
+        self.with(|state| {
+            self.visible_room(state, room)?;
+            state.redacted.push(event.to_owned());
+            Ok(())
+        })
+    }
+
+    async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
+        self.enter("invite")?;
+        self.with(|state| {
+            self.visible_room(state, room)?;
+            if let Some(fake) = state.rooms.get_mut(room) {
+                fake.members.insert(user.to_owned(), MembershipState::Invite);
+            }
+            Ok(())
+        })
+    }
+
+    async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError> {
+        self.enter("joined_rooms")?;
+        self.with(|state| {
+            Ok(state
+                .rooms
+                .iter()
+                .filter(|(_, room)| room.joined(&self.bot))
+                .map(|(id, _)| id.clone())
+                .collect())
+        })
+    }
+
+    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError> {
+        self.enter("user_exists")?;
+        Ok(self.with(|state| state.profiles.contains_key(user)))
+    }
+
+    async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {
+        self.enter("displayname")?;
+        self.with(|state| match state.profiles.get(user) {
+            Some(name) => Ok(name.clone()),
+            None => Err(not_found("Profile was not found")),
+        })
+    }
+
+    async fn set_direct(&self, content: Value) -> Result<(), MatrixError> {
+        self.enter("set_direct")?;
+        self.with(|state| state.direct = Some(content));
+        Ok(())
+    }
+
+    async fn admin_users_page(
+        &self,
+        from: u64,
+        limit: u32,
+        newest_first: bool,
+    ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
+        self.enter("admin_users_page")?;
+        self.with(|state| {
+            if !state.server_admin {
+                return Err(forbidden("You are not a server admin"));
+            }
+            // Like Synapse's list: no guests or deactivated accounts, and no appservice_id.
+            let mut accounts: Vec<AdminUser> = state
+                .accounts
+                .iter()
+                .filter(|account| !account.is_guest && !account.deactivated)
+                .map(|account| AdminUser { appservice_id: None, ..account.clone() })
+                .collect();
+            match newest_first {
+                true => accounts.sort_by_key(|account| std::cmp::Reverse(account.creation_ts)),
+                false => accounts.sort_by(|a, b| a.name.cmp(&b.name)),
+            }
+            let page: Vec<AdminUser> =
+                accounts.iter().skip(from as usize).take(limit as usize).cloned().collect();
+            let end = from + page.len() as u64;
+            Ok((page, (end < accounts.len() as u64).then_some(end)))
+        })
+    }
+
+    async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError> {
+        self.enter("admin_user")?;
+        self.with(|state| {
+            if !state.server_admin {
+                return Err(forbidden("You are not a server admin"));
+            }
+            state
+                .accounts
+                .iter()
+                .find(|account| account.name == user)
+                .cloned()
+                .ok_or_else(|| not_found("User not found"))
+        })
+    }
+
+    async fn admin_room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        self.enter("admin_room_members")?;
+        self.with(|state| {
+            if !state.server_admin {
+                return Err(forbidden("You are not a server admin"));
+            }
+            let fake = state.rooms.get(room).ok_or_else(|| not_found("Room not found"))?;
+            Ok(fake
+                .members
+                .iter()
+                .filter(|(_, m)| **m == MembershipState::Join)
+                .map(|(u, _)| u.clone())
+                .collect())
+        })
+    }
+}

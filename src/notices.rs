@@ -1,0 +1,171 @@
+//! Talking back in a room: command answers (✅/❌ reaction plus an `m.notice` reply), reactions,
+//! plain and threaded notices, and edits of a notice.
+//!
+//! Everything here goes through `&dyn Homeserver` and imports nothing above `matrix`: the
+//! dispatcher, the commands, the relay and the delivery path all use it, and it uses none of
+//! them. Transaction IDs derive from the event being answered, so that handling an event twice
+//! never answers twice. Failures to post are logged, never returned: a notice that cannot be
+//! posted must not stop the work it reports on.
+
+use ruma::{
+    events::{
+        reaction::ReactionEventContent,
+        relation::{Annotation, Reply, Thread},
+        room::message::{Relation, ReplacementMetadata, RoomMessageEventContent},
+    },
+    EventId, OwnedEventId, RoomId, TransactionId,
+};
+
+use crate::{
+    matrix::{send, txn_for, Homeserver},
+    store::{BroadcastId, StoreError},
+};
+
+/// What a command answers: success or failure, and Markdown text for an `m.notice`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub ok: bool,
+    pub markdown: String,
+    /// The answer is the preview of this broadcast: its event is recorded (✅ on it confirms).
+    pub preview_of: Option<BroadcastId>,
+}
+
+impl Answer {
+    pub fn ok(markdown: impl Into<String>) -> Self {
+        Self { ok: true, markdown: markdown.into(), preview_of: None }
+    }
+
+    pub fn error(markdown: impl Into<String>) -> Self {
+        Self { ok: false, markdown: markdown.into(), preview_of: None }
+    }
+
+    pub fn preview(id: BroadcastId, markdown: impl Into<String>) -> Self {
+        Self { ok: true, markdown: markdown.into(), preview_of: Some(id) }
+    }
+
+    /// The answer when the bot's own database fails; the details go to the log.
+    pub fn store_failed(error: StoreError) -> Self {
+        tracing::error!(%error, "store failed during a command");
+        Self::error("The bot's database failed; see the bot's log.")
+    }
+}
+
+/// Answers `command`: ✅ or ❌ on it, and the text as an `m.notice` reply, whose event ID is
+/// returned.
+pub async fn answer(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    command: &EventId,
+    answer: &Answer,
+) -> Option<OwnedEventId> {
+    react(homeserver, room, command, if answer.ok { "✅" } else { "❌" }).await;
+    let mut notice = RoomMessageEventContent::notice_markdown(&answer.markdown);
+    notice.relates_to = Some(Relation::Reply(Reply::with_event_id(command.to_owned())));
+    post(homeserver, room, &txn_for("answer", command), &notice, "answer a command").await
+}
+
+/// Reacts to an event with `key` (once: the transaction ID derives from the event).
+pub async fn react(homeserver: &dyn Homeserver, room: &RoomId, event: &EventId, key: &str) {
+    let reaction = ReactionEventContent::new(Annotation::new(event.to_owned(), key.to_owned()));
+    if let Err(error) = send(homeserver, room, &txn_for("reaction", event), &reaction).await {
+        tracing::warn!(%error, "cannot react to a message");
+    }
+}
+
+/// Posts a plain notice (Markdown) into a room; returns its event ID.
+pub async fn post_notice(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    markdown: &str,
+) -> Option<OwnedEventId> {
+    let notice = RoomMessageEventContent::notice_markdown(markdown);
+    post(homeserver, room, txn_id, &notice, "post a notice").await
+}
+
+/// Posts a plain-text notice (no Markdown: names in it are shown as written); returns its
+/// event ID.
+pub async fn post_text(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    text: &str,
+) -> Option<OwnedEventId> {
+    let notice = RoomMessageEventContent::notice_plain(text);
+    post(homeserver, room, txn_id, &notice, "post a notice").await
+}
+
+/// Posts a notice in the thread of `root`, as a reply to `in_reply_to`.
+pub async fn post_in_thread(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    root: &EventId,
+    in_reply_to: &EventId,
+    text: &str,
+) -> Option<OwnedEventId> {
+    let mut notice = RoomMessageEventContent::notice_plain(text);
+    notice.relates_to = Some(Relation::Thread(Thread::reply(root.to_owned(), in_reply_to.to_owned())));
+    post(homeserver, room, txn_id, &notice, "post in a thread").await
+}
+
+/// Replaces the text of a notice the bot posted (`m.replace`).
+pub async fn edit_notice(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    original: &EventId,
+    text: &str,
+) -> Option<OwnedEventId> {
+    let edit = RoomMessageEventContent::notice_plain(text)
+        .make_replacement(ReplacementMetadata::new(original.to_owned(), None));
+    post(homeserver, room, txn_id, &edit, "edit a notice").await
+}
+
+async fn post(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    content: &RoomMessageEventContent,
+    what: &str,
+) -> Option<OwnedEventId> {
+    match send(homeserver, room, txn_id, content).await {
+        Ok(event) => Some(event),
+        Err(error) => {
+            tracing::warn!(%error, %room, "cannot {what}");
+            None
+        }
+    }
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(number: i64) -> String {
+    let digits = number.abs().to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if number < 0 {
+        format!("-{out}")
+    } else {
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(-1_234), "-1,234");
+    }
+}

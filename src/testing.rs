@@ -1,0 +1,86 @@
+//! What the unit tests stand on: the bot's context over the [fake homeserver](crate::matrix::fake)
+//! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
+//! everyone else on example.org a broadcaster, `@nobody:example.org` none.
+
+use std::{path::Path, sync::Arc};
+
+use ruma::{OwnedRoomId, OwnedUserId, RoomId};
+
+use crate::{
+    config::Config,
+    context::App,
+    matrix::fake::FakeHomeserver,
+    message::StoredMessage,
+    store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
+};
+
+/// The bot's context on a fake homeserver.
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub hs: Arc<FakeHomeserver>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        Self::with_config("").await
+    }
+
+    /// With `extra` YAML (whole top-level sections) appended to the test config.
+    pub async fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let text = format!(
+            "homeserver:\n  address: http://fake.example.org\n  domain: example.org\n\
+             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token\n  hs_token: hs-token\n\
+             database:\n  uri: sqlite://{}\n  max_connections: 4\n\
+             permissions:\n  \"*\": none\n  \"example.org\": broadcaster\n  \"@nobody:example.org\": none\n  \
+             \"@admin:example.org\": admin\n{extra}",
+            dir.path().join("bot.db").display()
+        );
+        let config = Config::parse(&text, Path::new("unit-test.yaml")).expect("test config parses");
+        let store = Store::connect(&config.database.uri, 4).await.expect("store");
+        let hs = Arc::new(FakeHomeserver::default());
+        let permissions = config.permissions().expect("permissions");
+        let bot = config.bot_user_id().expect("bot id");
+        let app = Arc::new(App::new(config, permissions, bot, store, hs.clone()));
+        Self { app, hs, _dir: dir }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.app.store
+    }
+
+    /// A control room made by `@admin:example.org`, with the bot in it, recorded as one.
+    pub async fn control_room(&self) -> OwnedRoomId {
+        let admin = self.hs.user("admin", Some("Admin"));
+        let room = self.hs.room(&admin, &[], true);
+        self.store().add_control_room(&room, &admin).await.expect("control room");
+        room
+    }
+
+    /// A broadcast of `text` from `control_room` to `users`, already running.
+    pub async fn running_broadcast(
+        &self,
+        control_room: &RoomId,
+        text: &str,
+        users: &[OwnedUserId],
+        options: SendOptions,
+    ) -> BroadcastId {
+        let admin: OwnedUserId = "@admin:example.org".try_into().expect("admin");
+        let message = StoredMessage::markdown(text);
+        let new = NewBroadcast {
+            name: text,
+            control_room_id: control_room,
+            created_by: &admin,
+            message: &message,
+            state: BroadcastState::Resolving,
+            audience: &[],
+            options: &options,
+            command_event_id: None,
+        };
+        let id = self.store().create_broadcast(new).await.expect("broadcast");
+        self.store().add_deliveries(id, users).await.expect("deliveries");
+        self.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.expect("start");
+        id
+    }
+}
