@@ -111,3 +111,92 @@ async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ruma::events::room::member::MembershipState;
+
+    use super::*;
+    use crate::{
+        store::{AudienceOptions, SendOptions},
+        testing::TestApp,
+    };
+
+    /// A finished default broadcast for `scope`, with `except` left out.
+    async fn default_for(test: &TestApp, scope: DefaultScope, except: Vec<OwnedUserId>) -> BroadcastId {
+        let options = SendOptions {
+            default: true,
+            audience: AudienceOptions { except, recursive: false },
+            ..Default::default()
+        };
+        let id = test.running_broadcast(&test.control_room().await, "Welcome", &[], options).await;
+        test.store().add_default(id, &scope).await.unwrap();
+        assert!(test.store().transition(id, BroadcastState::Running, BroadcastState::Done).await.unwrap());
+        id
+    }
+
+    async fn queued(test: &TestApp, id: BroadcastId) -> Vec<OwnedUserId> {
+        test.store().sample_recipients(id, 100).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_is_welcomed_once_even_after_leaving_and_rejoining() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let carol = test.hs.user("carol", None);
+        let id = default_for(&test, DefaultScope::Room(space.clone()), vec![]).await;
+        on_join(&test.app, &space, &carol).await;
+        assert_eq!(queued(&test, id).await, std::slice::from_ref(&carol));
+        assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running, "reopened");
+        on_join(&test.app, &space, &carol).await;
+        assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "once per person, ever");
+
+        let other = test.hs.room(&owner, &[], true);
+        on_join(&test.app, &other, &owner).await;
+        assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "only the default's rooms");
+        test.store().set_default_active(id, false).await.unwrap();
+        on_join(&test.app, &space, &owner).await;
+        assert_eq!(
+            test.store().delivery_counts(id).await.unwrap().total(),
+            1,
+            "a default switched off welcomes nobody"
+        );
+    }
+
+    #[tokio::test]
+    async fn welcomes_leave_out_the_excluded_and_catch_up_after_a_stop() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let dave = test.hs.user("dave", None);
+        let helper = test.hs.user("helper_bot", None);
+        let space = test.hs.room(&owner, &[], true);
+        let id = default_for(&test, DefaultScope::Room(space.clone()), vec![dave.clone()]).await;
+        // They joined while the bot was stopped.
+        for user in [&dave, &helper] {
+            test.hs.set_membership(&space, user, MembershipState::Join);
+        }
+        catch_up(&test.app).await.unwrap();
+        assert_eq!(queued(&test, id).await, [owner], "not --except, not a bot, not the bot itself");
+    }
+
+    #[tokio::test]
+    async fn new_accounts_get_the_server_default_and_older_ones_do_not() {
+        let test = TestApp::new().await;
+        test.hs.user("old", None);
+        let id = default_for(&test, DefaultScope::Server, vec![]).await;
+        let error = poll_new_users(&test.app).await.unwrap_err();
+        assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
+        test.hs.with(|state| state.server_admin = true);
+        // The mark is where the accounts so far end (the fake counts creation from 1).
+        let newest = test.hs.with(|state| state.accounts.iter().filter_map(|a| a.creation_ts).max().unwrap());
+        test.store().set_new_user_mark(newest).await.unwrap();
+        let erin = test.hs.user("erin", None);
+        let frank = test.hs.user("frank", None);
+        poll_new_users(&test.app).await.unwrap();
+        assert_eq!(queued(&test, id).await, [erin, frank]);
+        assert!(test.store().new_user_mark().await.unwrap() > newest, "the mark moves on");
+        poll_new_users(&test.app).await.unwrap();
+        assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 2, "nobody twice");
+    }
+}

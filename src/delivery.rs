@@ -209,4 +209,117 @@ mod tests {
             transaction_id(BroadcastId(3), ruma::user_id!("@bob:example.org"))
         );
     }
+
+    use crate::{matrix::fake::forbidden, store::SendOptions, testing::TestApp};
+
+    /// A running broadcast of `text` to a new user `alice` ("Alice Liddell"), and her claim.
+    async fn claimed(test: &TestApp, text: &str) -> (Broadcast, Claim) {
+        let alice = test.hs.user("alice", Some("Alice Liddell"));
+        let control = test.control_room().await;
+        let id = test.running_broadcast(&control, text, &[alice], SendOptions::default()).await;
+        let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("a due delivery");
+        (test.store().broadcast(id).await.unwrap(), claim)
+    }
+
+    async fn outcome(test: &TestApp, id: BroadcastId, state: DeliveryState) -> Vec<String> {
+        let rows = test.store().deliveries_with_reason(id, state, 10).await.unwrap();
+        rows.into_iter().map(|(_, reason)| reason).collect()
+    }
+
+    #[tokio::test]
+    async fn a_delivery_sends_the_personalised_copy_into_the_dm_once() {
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hello **{displayname}**").await;
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        let room = test.hs.dms_with(&claim.user_id).pop().expect("a DM");
+        assert_eq!(test.hs.bodies_in(&room), ["Hello **Alice Liddell**"]);
+        assert_eq!(test.store().delivery_counts(broadcast.id).await.unwrap().delivered, 1);
+        // Sent again after a crash: the same transaction ID gives the same event, no second copy.
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        assert_eq!(test.hs.sent_to(&room).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn temporary_failures_come_back_later_and_honour_retry_after() {
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.hs.fail_next("send_raw", MatrixError::NetworkFailure("connection reset".into()));
+        let before = now_ms();
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        let due = test.store().next_due_at().await.unwrap().expect("pending again");
+        assert!(
+            (before + 500..=now_ms() + 1_000).contains(&due),
+            "first backoff is 0.5–1 s, due in {}",
+            due - before
+        );
+        assert_eq!(
+            outcome(&test, broadcast.id, DeliveryState::Pending).await,
+            ["homeserver unreachable: connection reset"]
+        );
+
+        let limited =
+            MatrixError::Transient { retry_after: Some(Duration::from_secs(7)), message: "slow down".into() };
+        test.hs.fail_next("send_raw", limited);
+        let before = now_ms();
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        let due = test.store().next_due_at().await.unwrap().expect("pending again");
+        assert!(
+            (before + 7_000..=now_ms() + 7_000).contains(&due),
+            "retry_after wins: due in {}",
+            due - before
+        );
+    }
+
+    #[tokio::test]
+    async fn permanent_failures_and_the_last_try_are_recorded_with_a_reason() {
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.hs.fail_next("send_raw", forbidden("blocked"));
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        assert_eq!(
+            outcome(&test, broadcast.id, DeliveryState::Failed).await,
+            ["the homeserver refused (blocked)"]
+        );
+
+        let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.hs.fail_next("send_raw", MatrixError::NetworkFailure("down".into()));
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        assert_eq!(
+            outcome(&test, broadcast.id, DeliveryState::Failed).await,
+            ["gave up after 1 tries: homeserver unreachable: down"]
+        );
+    }
+
+    #[tokio::test]
+    async fn someone_who_opted_out_after_queueing_is_skipped_and_not_messaged() {
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.store().opt_out(&claim.user_id).await.unwrap();
+        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        assert_eq!(outcome(&test, broadcast.id, DeliveryState::Skipped).await, ["opted out"]);
+        assert_eq!(test.hs.count("send_raw") + test.hs.count("create_dm"), 0);
+    }
+
+    #[tokio::test]
+    async fn the_workers_deliver_a_whole_broadcast_and_stop() {
+        let test = TestApp::new().await;
+        let users: Vec<ruma::OwnedUserId> =
+            (0..20).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
+        let id =
+            test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
+        let (stop, stopped) = watch::channel(false);
+        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while test.store().delivery_counts(id).await.unwrap().delivered < 20 {
+            assert!(tokio::time::Instant::now() < until, "20 deliveries within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        workers.await.unwrap();
+        for user in &users {
+            assert_eq!(test.hs.dms_with(user).len(), 1, "{user}: exactly one DM");
+        }
+        assert_eq!(test.hs.count("send_raw"), 20, "one copy each");
+    }
 }

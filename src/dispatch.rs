@@ -274,4 +274,23 @@ mod tests {
         assert_eq!(command_line("!bc", "!bcx help"), None);
         assert_eq!(command_line("!bc", "hello !bc help"), None);
     }
+
+    #[tokio::test]
+    async fn a_read_receipt_from_the_inbox_marks_the_last_broadcast_in_that_dm_read() {
+        let test = crate::testing::TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let control = test.control_room().await;
+        let id =
+            test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
+        let claim = test.store().claim_delivery(60_000).await.unwrap().unwrap();
+        let dm = test.app.dms.ensure(&alice).await.unwrap();
+        test.store().mark_delivered(&claim, &dm, ruma::event_id!("$copy")).await.unwrap();
+        let receipt = serde_json::json!({ "type": RECEIPT_EVENT_TYPE, "room_id": dm, "sender": alice });
+        // Someone else's receipt in her DM, or hers elsewhere, counts for nothing.
+        let other = serde_json::json!({ "type": RECEIPT_EVENT_TYPE, "room_id": control, "sender": alice });
+        dispatch(&test.app, &other.to_string()).await;
+        assert_eq!(test.store().read_and_replied(id).await.unwrap(), (0, 0));
+        dispatch(&test.app, &receipt.to_string()).await;
+        assert_eq!(test.store().read_and_replied(id).await.unwrap(), (1, 0));
+    }
 }

@@ -278,3 +278,112 @@ impl Dms {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{matrix::fake::forbidden, testing::TestApp};
+
+    #[tokio::test]
+    async fn a_first_dm_is_created_private_and_recorded_then_reused() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let room = test.app.dms.ensure(&alice).await.unwrap();
+        assert_eq!(test.hs.dms_with(&alice), std::slice::from_ref(&room), "bot and alice only, alice invited");
+        let created = test.hs.with(|state| state.rooms[&room].create.clone());
+        let nonce = test.store().live_dm(&alice).await.unwrap().unwrap().nonce;
+        assert_eq!(created[DM_NONCE_KEY], nonce, "the create event carries the recorded nonce");
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room, "reused");
+        assert_eq!(test.hs.count("create_dm"), 1);
+        assert_eq!(test.hs.count("invite"), 0, "a pending invite is left as it is");
+    }
+
+    #[tokio::test]
+    async fn a_recipient_who_left_is_invited_again_into_the_same_room() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let room = test.app.dms.ensure(&alice).await.unwrap();
+        test.hs.set_membership(&room, &alice, MembershipState::Leave);
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room);
+        assert_eq!((test.hs.count("invite"), test.hs.count("create_dm")), (1, 1));
+        test.hs.set_membership(&room, &alice, MembershipState::Ban);
+        let error = test.app.dms.ensure(&alice).await.unwrap_err();
+        assert!(error.to_string().contains("banned"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_dm_with_a_third_member_is_retired_and_a_new_one_made() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let mallory = test.hs.user("mallory", None);
+        let first = test.app.dms.ensure(&alice).await.unwrap();
+        test.hs.set_membership(&first, &mallory, MembershipState::Join);
+        let second = test.app.dms.ensure(&alice).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
+        assert_eq!(
+            test.store().ready_dms().await.unwrap(),
+            [(alice, second)],
+            "m.direct lists the new one only"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_room_created_before_a_crash_is_adopted_not_made_twice() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        // The bot recorded its intent and created the room, then died before recording it.
+        assert!(test.store().begin_dm(&alice, "nonce-1").await.unwrap());
+        let room = test.hs.create_dm(&alice, "nonce-1").await.unwrap();
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room);
+        assert_eq!(test.hs.count("create_dm"), 1, "only the room made before the crash");
+        // Died before creating it: the room is made with the recorded nonce.
+        let bob = test.hs.user("bob", None);
+        assert!(test.store().begin_dm(&bob, "nonce-2").await.unwrap());
+        let made = test.app.dms.ensure(&bob).await.unwrap();
+        assert_eq!(test.hs.with(|state| state.rooms[&made].create[DM_NONCE_KEY].clone()), "nonce-2");
+        assert_eq!(test.hs.count("create_dm"), 2);
+    }
+
+    #[tokio::test]
+    async fn unknown_users_and_refused_rooms_leave_nothing_to_reconcile() {
+        let test = TestApp::new().await;
+        let ghost: OwnedUserId = "@ghost:example.org".try_into().unwrap();
+        let error = test.app.dms.ensure(&ghost).await.unwrap_err();
+        assert!(error.to_string().contains("this user does not exist"), "{error}");
+        assert_eq!(test.hs.count("create_dm"), 0, "no room for someone who does not exist");
+
+        let alice = test.hs.user("alice", None);
+        test.hs.fail_next("create_dm", forbidden("not allowed"));
+        assert!(matches!(
+            test.app.dms.ensure(&alice).await,
+            Err(DmError::Matrix(MatrixError::Permanent { .. }))
+        ));
+        assert_eq!(test.store().live_dm(&alice).await.unwrap(), None, "a refused creation is forgotten");
+
+        test.hs.fail_next("create_dm", MatrixError::NetworkFailure("connection reset".into()));
+        assert!(test.app.dms.ensure(&alice).await.is_err());
+        let kept = test.store().live_dm(&alice).await.unwrap().expect("an unknown outcome is kept");
+        assert_eq!(kept.state, DmState::Creating);
+        let room = test.app.dms.ensure(&alice).await.unwrap();
+        assert_eq!(test.hs.dms_with(&alice), [room], "reconciled into exactly one room");
+    }
+
+    #[tokio::test]
+    async fn a_chat_a_person_opens_is_adopted_unless_encrypted() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let opened = test.hs.room(&alice, &[], false);
+        test.hs.set_membership(&opened, &test.app.bot, MembershipState::Invite);
+        test.app.dms.adopt_invited(&opened, &alice, ruma::event_id!("$invite")).await;
+        assert_eq!(test.store().live_dm(&alice).await.unwrap().and_then(|dm| dm.room_id), Some(opened));
+
+        let bob = test.hs.user("bob", None);
+        let secret = test.hs.room(&bob, &[], false);
+        test.hs.with(|state| state.rooms.get_mut(&secret).unwrap().encrypted = true);
+        test.app.dms.adopt_invited(&secret, &bob, ruma::event_id!("$invite2")).await;
+        assert_eq!(test.store().live_dm(&bob).await.unwrap(), None);
+        let said = test.hs.bodies_in(&secret);
+        assert!(said[0].starts_with("This chat is encrypted"), "{said:?}");
+    }
+}

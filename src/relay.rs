@@ -255,3 +255,151 @@ pub async fn on_receipt(store: &Store, room: &RoomId, user: &UserId) -> Result<(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use ruma::{
+        events::room::member::MembershipState, owned_event_id, OwnedEventId, OwnedRoomId, OwnedUserId,
+    };
+
+    use super::*;
+    use crate::{store::SendOptions, testing::TestApp};
+
+    /// Broadcast `text` from `control` delivered to `users` in their DMs (as the workers would).
+    async fn delivered(test: &TestApp, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {
+        let id = test.running_broadcast(control, text, users, SendOptions::default()).await;
+        while let Some(claim) = test.store().claim_delivery(60_000).await.unwrap() {
+            let room = test.app.dms.ensure(&claim.user_id).await.unwrap();
+            let event: OwnedEventId =
+                format!("$copy-{}-{}", id.0, claim.user_id.localpart()).try_into().unwrap();
+            test.store().mark_delivered(&claim, &room, &event).await.unwrap();
+        }
+        id
+    }
+
+    /// `user` writes `body` in their DM; returns the event ID.
+    async fn write_in_dm(test: &TestApp, user: &UserId, body: &str, n: u32) -> OwnedEventId {
+        let dm = test.store().live_dm(user).await.unwrap().expect("a DM");
+        let room = dm.room_id.clone().expect("created");
+        let event_id: OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
+        let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
+                            "content": { "msgtype": "m.text", "body": body } });
+        on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        event_id
+    }
+
+    fn thread_of(sent: &crate::matrix::fake::Sent) -> Option<String> {
+        sent.content["m.relates_to"]["event_id"].as_str().map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn replies_go_to_the_thread_of_the_last_broadcast_and_never_cross() {
+        let test = TestApp::new().await;
+        let (room_a, room_b) = (test.control_room().await, test.control_room().await);
+        let alice = test.hs.user("alice", Some("Alice"));
+        let bob = test.hs.user("bob", None);
+        let first = delivered(&test, &room_a, "Offsite?", &[alice.clone(), bob.clone()]).await;
+        let second = delivered(&test, &room_b, "Lunch?", std::slice::from_ref(&alice)).await;
+
+        write_in_dm(&test, &alice, "Lunch yes", 1).await;
+        write_in_dm(&test, &alice, "and dessert", 2).await;
+        write_in_dm(&test, &bob, "Offsite yes", 1).await;
+
+        let in_b = test.hs.sent_to(&room_b);
+        assert_eq!(in_b[0].content["body"], "Replies from Alice (@alice:example.org) to «Lunch?» #2");
+        let root = in_b[0].event_id.to_string();
+        let replies: Vec<_> =
+            in_b[1..].iter().map(|sent| (sent.content["body"].clone(), thread_of(sent))).collect();
+        assert_eq!(replies, [(json!("Lunch yes"), Some(root.clone())), (json!("and dessert"), Some(root))]);
+        let in_a = test.hs.bodies_in(&room_a);
+        assert_eq!(
+            in_a,
+            ["Replies from bob (@bob:example.org) to «Offsite?» #1", "Offsite yes"],
+            "bob's only"
+        );
+        assert_eq!(test.store().read_and_replied(second).await.unwrap().1, 1);
+        assert_eq!(test.store().repliers(first, 10).await.unwrap(), [bob]);
+    }
+
+    #[tokio::test]
+    async fn messages_about_no_broadcast_go_to_the_default_control_room_or_get_a_polite_notice() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let dm = test.app.dms.ensure(&alice).await.unwrap();
+        write_in_dm(&test, &alice, "hello?", 1).await;
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            ["Thanks for your message. Nobody reads messages here yet, so it was not passed on."]
+        );
+        let control = test.control_room().await;
+        test.app.default_control_room.set(control.clone()).unwrap();
+        write_in_dm(&test, &alice, "anyone?", 2).await;
+        assert_eq!(
+            test.hs.bodies_in(&control),
+            ["Messages from alice (@alice:example.org), not about a broadcast", "anyone?"]
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_and_start_switch_broadcasts_off_and_on_and_are_not_relayed() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        let dm: OwnedRoomId = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
+        write_in_dm(&test, &alice, "  STOP ", 1).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap());
+        write_in_dm(&test, &alice, "start", 2).await;
+        assert!(!test.store().is_opted_out(&alice).await.unwrap());
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            [
+                "You will get no more broadcasts from here. Write `start` to get them again.",
+                "You will get broadcasts again."
+            ]
+        );
+        assert!(test.hs.sent_to(&control).is_empty(), "keywords are not replies");
+    }
+
+    #[tokio::test]
+    async fn an_answer_in_the_thread_reaches_only_that_recipient_or_says_why_not() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let bob = test.hs.user("bob", None);
+        delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
+        write_in_dm(&test, &alice, "question", 1).await;
+        let root = test.hs.sent_to(&control)[0].event_id.clone();
+        let answer = |n: u32| {
+            let event_id: OwnedEventId = format!("$answer-{n}").try_into().unwrap();
+            let event = json!({ "type": "m.room.message", "event_id": event_id, "content": {
+                "msgtype": "m.text", "body": format!("answer {n}"),
+                "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
+            (event_id, event)
+        };
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let (event_id, event) = answer(1);
+        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        let alice_dm = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
+        let bob_dm = test.store().live_dm(&bob).await.unwrap().unwrap().room_id.unwrap();
+        assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"]);
+        assert!(test.hs.bodies_in(&bob_dm).is_empty(), "never another recipient");
+        let reactions: Vec<_> =
+            test.hs.sent_to(&control).into_iter().filter(|sent| sent.event_type == "m.reaction").collect();
+        assert_eq!(reactions[0].content["m.relates_to"]["key"], "✅");
+
+        let nobody: OwnedUserId = "@nobody:example.org".try_into().unwrap();
+        let (event_id, event) = answer(2);
+        assert!(on_thread_message(&test.app, &control, &nobody, &event_id, &event).await);
+        assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "people without the level are not passed on");
+
+        test.hs.set_membership(&alice_dm, &alice, MembershipState::Leave);
+        let (event_id, event) = answer(3);
+        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        let last = test.hs.sent_to(&control).pop().unwrap();
+        assert_eq!(last.content["body"], "Not delivered: @alice:example.org has left their DM with me");
+        assert_eq!(thread_of(&last), Some(root.to_string()));
+        let not_a_thread = json!({ "content": { "body": "x" } });
+        assert!(!on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await);
+    }
+}

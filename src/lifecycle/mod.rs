@@ -273,4 +273,112 @@ mod tests {
         assert_eq!(describe_audience(1, &users[..1], &[Target::Server]), "1 recipient: `@a:x.org`.");
         assert_eq!(describe_audience(0, &[], &[]), "0 recipients (no audience).");
     }
+
+    use crate::{store::AudienceOptions, testing::TestApp};
+
+    /// A `resolving` broadcast of "Hello" to `audience` with `options`, from a control room.
+    async fn resolving(test: &TestApp, audience: &[&str], options: SendOptions) -> Broadcast {
+        let control = test.control_room().await;
+        let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let words: Vec<String> = audience.iter().map(|word| word.to_string()).collect();
+        let new = NewBroadcast {
+            name: "Hello",
+            control_room_id: &control,
+            created_by: &admin,
+            message: &StoredMessage::markdown("Hello"),
+            state: BroadcastState::Resolving,
+            audience: &words,
+            options: &options,
+            command_event_id: None,
+        };
+        let id = test.store().create_broadcast(new).await.unwrap();
+        test.store().broadcast(id).await.unwrap()
+    }
+
+    async fn state(test: &TestApp, id: BroadcastId) -> BroadcastState {
+        test.store().broadcast(id).await.unwrap().state
+    }
+
+    #[tokio::test]
+    async fn a_small_audience_starts_at_once_and_a_large_one_waits_for_confirmation() {
+        let test = TestApp::with_config("broadcast:\n  confirm_above: 2\n").await;
+        let people: Vec<String> =
+            ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
+        let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &small).await;
+        assert_eq!(answer, Answer::ok(format!("Sending {} «Hello».", small.id)));
+        assert_eq!(state(&test, small.id).await, BroadcastState::Running);
+        assert_eq!(
+            test.hs.bodies_in(&small.control_room_id),
+            [format!("«Hello» {}: 0 / 2 delivered, 0 failed", small.id)]
+        );
+
+        let words: Vec<&str> = people.iter().map(String::as_str).collect();
+        let large = resolving(&test, &words, SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &large).await;
+        assert_eq!(answer.preview_of, Some(large.id));
+        assert!(
+            answer.markdown.starts_with(&format!(
+                "**Preview of {} «Hello»** — 3 recipients: `@a:example.org`",
+                large.id
+            )),
+            "{}",
+            answer.markdown
+        );
+        assert_eq!(state(&test, large.id).await, BroadcastState::Prepared);
+
+        let yes = resolving(&test, &words, SendOptions { yes: true, ..SendOptions::default() }).await;
+        assert!(finish_preparing(&test.app, &yes).await.ok);
+        assert_eq!(state(&test, yes.id).await, BroadcastState::Running, "--yes skips the preview");
+    }
+
+    #[tokio::test]
+    async fn dry_runs_empty_audiences_and_unreadable_ones_send_nothing() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None).to_string();
+        let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
+        let answer = finish_preparing(&test.app, &dry).await;
+        assert_eq!(answer, Answer::ok("Dry run, nothing sent: 1 recipient: `@alice:example.org`."));
+        assert_eq!(state(&test, dry.id).await, BroadcastState::DryRun);
+        assert_eq!(test.store().delivery_counts(dry.id).await.unwrap().total(), 0, "nothing stays queued");
+
+        let except = AudienceOptions { except: vec![alice.as_str().try_into().unwrap()], recursive: false };
+        let empty =
+            resolving(&test, &[&alice], SendOptions { audience: except, ..SendOptions::default() }).await;
+        let answer = finish_preparing(&test.app, &empty).await;
+        assert_eq!(answer, Answer::error(format!("{} «Hello»: nobody to send to. 0 recipients.", empty.id)));
+        assert_eq!(state(&test, empty.id).await, BroadcastState::Empty);
+
+        let unreadable = resolving(&test, &["everyone"], SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &unreadable).await;
+        assert!(
+            !answer.ok && answer.markdown.starts_with(&format!("{} cannot be sent", unreadable.id)),
+            "{answer:?}"
+        );
+        assert_eq!(state(&test, unreadable.id).await, BroadcastState::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_default_is_recorded_for_its_rooms_and_needs_one() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let child = test.hs.room(&owner, &[], true);
+        test.hs.with(|state| state.rooms.get_mut(&space).unwrap().children.push(child.clone()));
+        let options = SendOptions {
+            default: true,
+            audience: AudienceOptions { recursive: true, ..Default::default() },
+            ..Default::default()
+        };
+        let welcome = resolving(&test, &[space.as_str()], options.clone()).await;
+        assert!(finish_preparing(&test.app, &welcome).await.ok);
+        for room in [&space, &child] {
+            let defaults = test.store().defaults_for(&DefaultScope::Room(room.clone())).await.unwrap();
+            assert_eq!(defaults, [welcome.id], "{room}");
+        }
+        let users_only = resolving(&test, &[owner.as_str()], options).await;
+        let answer = finish_preparing(&test.app, &users_only).await;
+        assert_eq!(answer, Answer::error("`--default` needs a room, a space or `server` in the audience."));
+        assert_eq!(state(&test, users_only.id).await, BroadcastState::Cancelled);
+    }
 }
