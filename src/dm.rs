@@ -289,7 +289,11 @@ mod tests {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
         let room = test.app.dms.ensure(&alice).await.unwrap();
-        assert_eq!(test.hs.dms_with(&alice), std::slice::from_ref(&room), "bot and alice only, alice invited");
+        assert_eq!(
+            test.hs.dms_with(&alice),
+            std::slice::from_ref(&room),
+            "bot and alice only, alice invited"
+        );
         let created = test.hs.with(|state| state.rooms[&room].create.clone());
         let nonce = test.store().live_dm(&alice).await.unwrap().unwrap().nonce;
         assert_eq!(created[DM_NONCE_KEY], nonce, "the create event carries the recorded nonce");

@@ -166,8 +166,7 @@ async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
         "m.new_content": new_content,
         "m.relates_to": { "rel_type": "m.replace", "event_id": copy },
     });
-    let txn =
-        OwnedTransactionId::from(format!("edit.{}.{}", copy.as_str().trim_start_matches('$'), now_ms()));
+    let txn = OwnedTransactionId::from(format!("{}.{}", txn_for("edit", &copy), now_ms()));
     if let Err(error) = send_json(app.hs(), &room, &txn, "m.room.message", &edit).await {
         tracing::warn!(%error, "cannot relay an edit");
     }

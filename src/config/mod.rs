@@ -289,89 +289,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.check_domain()?;
         check_http_url("homeserver.address", &self.homeserver.address)?;
-        check_http_url("appservice.address", &self.appservice.address)?;
-        for (key, token) in [
-            ("appservice.as_token", &self.appservice.as_token),
-            ("appservice.hs_token", &self.appservice.hs_token),
-        ] {
-            if token.is_empty() || token == PLACEHOLDER_TOKEN {
-                return Err(ConfigError::invalid(
-                    key,
-                    "is not set: run `matrix-broadcast generate-registration -c <config> -r registration.yaml`",
-                ));
-            }
-        }
-        if self.appservice.as_token == self.appservice.hs_token {
-            return Err(ConfigError::invalid(
-                "appservice.hs_token",
-                "equals appservice.as_token: they must differ (generate-registration makes two random tokens)",
-            ));
-        }
-        if self.appservice.port == 0 {
-            return Err(ConfigError::invalid("appservice.port", "must be between 1 and 65535"));
-        }
-        if self.appservice.max_body_bytes < 1024 {
-            return Err(ConfigError::invalid("appservice.max_body_bytes", "must be at least 1024"));
-        }
-        if self.appservice.id.is_empty() {
-            return Err(ConfigError::invalid("appservice.id", "must not be empty"));
-        }
+        self.appservice.validate()?;
         self.bot_user_id()?;
-        if !(1..=1000).contains(&self.database.max_connections) {
-            return Err(ConfigError::invalid("database.max_connections", "must be between 1 and 1000"));
-        }
-        if !(self.database.uri.starts_with("sqlite:")
-            || self.database.uri.starts_with("postgres://")
-            || self.database.uri.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::invalid(
-                "database.uri",
-                "must start with sqlite:// or postgres:// (e.g. sqlite://matrix-broadcast.db)",
-            ));
-        }
-        let prefix = &self.broadcast.command_prefix;
-        if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
-            return Err(ConfigError::invalid(
-                "broadcast.command_prefix",
-                "must be one word without spaces, e.g. \"!bc\"",
-            ));
-        }
-        for (index, room) in self.broadcast.control_rooms.iter().enumerate() {
-            if ruma::OwnedRoomOrAliasId::try_from(room.as_str()).is_err() {
-                return Err(ConfigError::invalid(
-                    format!("broadcast.control_rooms[{index}]"),
-                    format!("{room:?} is neither a room ID (!…) nor an alias (#…:server)"),
-                ));
-            }
-        }
-        if !(1..=256).contains(&self.broadcast.concurrency) {
-            return Err(ConfigError::invalid("broadcast.concurrency", "must be between 1 and 256"));
-        }
-        if !(1..=86_400).contains(&self.broadcast.new_user_poll_seconds) {
-            return Err(ConfigError::invalid(
-                "broadcast.new_user_poll_seconds",
-                "must be between 1 and 86400",
-            ));
-        }
-        if !(1..=100).contains(&self.broadcast.max_attempts) {
-            return Err(ConfigError::invalid("broadcast.max_attempts", "must be between 1 and 100"));
-        }
-        for (index, pattern) in self.broadcast.exclude.iter().enumerate() {
-            if let Err(error) = regex::Regex::new(pattern) {
-                return Err(ConfigError::invalid(
-                    format!("broadcast.exclude[{index}]"),
-                    format!("is not a valid regular expression: {error}"),
-                ));
-            }
-        }
-        for (key, words) in [
-            ("broadcast.stop_keywords", &self.broadcast.stop_keywords),
-            ("broadcast.start_keywords", &self.broadcast.start_keywords),
-        ] {
-            if words.is_empty() || words.iter().any(|word| word.trim().is_empty()) {
-                return Err(ConfigError::invalid(key, "must list at least one non-empty word"));
-            }
-        }
+        self.database.validate()?;
+        self.broadcast.validate()?;
         self.permissions()?;
         tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|error| {
             ConfigError::invalid(
@@ -414,6 +335,96 @@ impl Config {
     pub fn listen_address(&self) -> String {
         format!("{}:{}", self.appservice.hostname, self.appservice.port)
     }
+}
+
+impl AppserviceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("appservice.address", &self.address)?;
+        for (key, token) in [("appservice.as_token", &self.as_token), ("appservice.hs_token", &self.hs_token)]
+        {
+            if token.is_empty() || token == PLACEHOLDER_TOKEN {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is not set: run `matrix-broadcast generate-registration -c <config> -r registration.yaml`",
+                ));
+            }
+        }
+        if self.as_token == self.hs_token {
+            return Err(ConfigError::invalid(
+                "appservice.hs_token",
+                "equals appservice.as_token: they must differ (generate-registration makes two random tokens)",
+            ));
+        }
+        check_range("appservice.port", self.port.into(), 1..=65535)?;
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("appservice.max_body_bytes", "must be at least 1024"));
+        }
+        if self.id.is_empty() {
+            return Err(ConfigError::invalid("appservice.id", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_range("database.max_connections", self.max_connections.into(), 1..=1000)?;
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.uri.starts_with(scheme)) {
+            return Err(ConfigError::invalid(
+                "database.uri",
+                "must start with sqlite:// or postgres:// (e.g. sqlite://matrix-broadcast.db)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl BroadcastConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let prefix = &self.command_prefix;
+        if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "broadcast.command_prefix",
+                "must be one word without spaces, e.g. \"!bc\"",
+            ));
+        }
+        for (index, room) in self.control_rooms.iter().enumerate() {
+            if ruma::OwnedRoomOrAliasId::try_from(room.as_str()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.control_rooms[{index}]"),
+                    format!("{room:?} is neither a room ID (!…) nor an alias (#…:server)"),
+                ));
+            }
+        }
+        check_range("broadcast.concurrency", self.concurrency as u64, 1..=256)?;
+        check_range("broadcast.new_user_poll_seconds", self.new_user_poll_seconds, 1..=86_400)?;
+        check_range("broadcast.max_attempts", self.max_attempts.into(), 1..=100)?;
+        for (index, pattern) in self.exclude.iter().enumerate() {
+            if let Err(error) = regex::Regex::new(pattern) {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.exclude[{index}]"),
+                    format!("is not a valid regular expression: {error}"),
+                ));
+            }
+        }
+        for (key, words) in [
+            ("broadcast.stop_keywords", &self.stop_keywords),
+            ("broadcast.start_keywords", &self.start_keywords),
+        ] {
+            if words.is_empty() || words.iter().any(|word| word.trim().is_empty()) {
+                return Err(ConfigError::invalid(key, "must list at least one non-empty word"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses `value` of `key` outside `range`, naming the range.
+fn check_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(key, format!("must be between {} and {}", range.start(), range.end())))
 }
 
 fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
