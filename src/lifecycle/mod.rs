@@ -213,8 +213,12 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
     match app.store.transition(id, from, BroadcastState::Running).await {
         Ok(true) => {}
         Ok(false) => {
-            let state = app.store.broadcast(id).await.map(|b| b.state.as_str()).unwrap_or("unknown");
-            return Answer::error(format!("{id} cannot be started: it is {state}."));
+            return match app.store.broadcast(id).await {
+                Ok(broadcast) => {
+                    Answer::error(format!("{id} cannot be started: it is {}.", broadcast.state.as_str()))
+                }
+                Err(error) => Answer::store_failed(error),
+            };
         }
         Err(error) => return Answer::store_failed(error),
     }
