@@ -23,7 +23,11 @@ use crate::{
 /// the workers. Returns how many were new.
 pub async fn welcome(app: &App, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
     let broadcast = app.store.broadcast(id).await?;
-    if !matches!(broadcast.state, BroadcastState::Running | BroadcastState::Done) {
+    // Also while the default is still resolving or waiting for ✅: workers only claim deliveries
+    // of running broadcasts, so these go out when it starts.
+    let open =
+        [BroadcastState::Resolving, BroadcastState::Prepared, BroadcastState::Running, BroadcastState::Done];
+    if !open.contains(&broadcast.state) {
         return Ok(0);
     }
     let exclusions =
@@ -94,7 +98,9 @@ async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
     {
         for account in page {
             let created = account.creation_ts.unwrap_or(0);
-            if created <= since {
+            // Newest first: older accounts were seen by an earlier poll. One made in the same
+            // millisecond as the mark may be new; the queue's unique pair drops it if not.
+            if created < since {
                 break 'pages;
             }
             newest = newest.max(created);
@@ -124,14 +130,23 @@ mod tests {
 
     /// A finished default broadcast for `scope`, with `except` left out.
     async fn default_for(test: &TestApp, scope: DefaultScope, except: Vec<OwnedUserId>) -> BroadcastId {
+        default_in(test, BroadcastState::Done, scope, except).await
+    }
+
+    /// A default broadcast for `scope` in `state`.
+    async fn default_in(
+        test: &TestApp,
+        state: BroadcastState,
+        scope: DefaultScope,
+        except: Vec<OwnedUserId>,
+    ) -> BroadcastId {
         let options = SendOptions {
             default: true,
             audience: AudienceOptions { except, recursive: false },
             ..Default::default()
         };
-        let id = test.running_broadcast(&test.control_room().await, "Welcome", &[], options).await;
+        let id = test.broadcast_in(state, &test.control_room().await, "Welcome", &[], options).await;
         test.store().add_default(id, &scope).await.unwrap();
-        assert!(test.store().transition(id, BroadcastState::Running, BroadcastState::Done).await.unwrap());
         id
     }
 
@@ -188,9 +203,9 @@ mod tests {
         let error = poll_new_users(&test.app).await.unwrap_err();
         assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
         test.hs.with(|state| state.server_admin = true);
-        // The mark is where the accounts so far end (the fake counts creation from 1).
+        // The default was made after the accounts so far (the fake counts creation from 1).
         let newest = test.hs.with(|state| state.accounts.iter().filter_map(|a| a.creation_ts).max().unwrap());
-        test.store().set_new_user_mark(newest).await.unwrap();
+        test.store().set_new_user_mark(newest + 1).await.unwrap();
         let erin = test.hs.user("erin", None);
         let frank = test.hs.user("frank", None);
         poll_new_users(&test.app).await.unwrap();
@@ -198,5 +213,66 @@ mod tests {
         assert!(test.store().new_user_mark().await.unwrap() > newest, "the mark moves on");
         poll_new_users(&test.app).await.unwrap();
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 2, "nobody twice");
+    }
+
+    /// Issue 10, item 9: an account made in the same millisecond as the newest one seen, after
+    /// that poll, is still welcomed.
+    #[tokio::test]
+    async fn an_account_made_in_the_same_millisecond_as_the_mark_is_welcomed() {
+        let test = TestApp::new().await;
+        test.hs.with(|state| state.server_admin = true);
+        let id = default_for(&test, DefaultScope::Server, vec![]).await;
+        test.store().set_new_user_mark(0).await.unwrap();
+        poll_new_users(&test.app).await.unwrap();
+        let mark = test.store().new_user_mark().await.unwrap();
+        let gina = test.hs.user("gina", None);
+        test.hs.with(|state| {
+            state.accounts.iter_mut().find(|a| a.name == gina).unwrap().creation_ts = Some(mark)
+        });
+        poll_new_users(&test.app).await.unwrap();
+        assert!(queued(&test, id).await.contains(&gina), "an account at the mark is not skipped");
+    }
+
+    /// Issue 10, item 8: people who join while a default waits for confirmation (or is still
+    /// resolving) are queued, and get it once it starts.
+    #[tokio::test]
+    async fn joins_before_a_default_starts_are_queued_not_dropped() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let carol = test.hs.user("carol", None);
+        // Waiting for ✅, as a large default's preview does.
+        let id = default_in(&test, BroadcastState::Prepared, DefaultScope::Room(space.clone()), vec![]).await;
+        on_join(&test.app, &space, &carol).await;
+        assert_eq!(queued(&test, id).await, [carol], "queued while prepared");
+        assert_eq!(
+            test.store().broadcast(id).await.unwrap().state,
+            BroadcastState::Prepared,
+            "not started by a join"
+        );
+        assert_eq!(test.store().claim_delivery(60_000).await.unwrap(), None, "workers wait for the start");
+    }
+
+    /// Issue 10, item 7: a welcome queued while progress is finishing the broadcast is not
+    /// stranded in a done broadcast.
+    #[tokio::test]
+    async fn a_welcome_racing_the_finish_is_not_stranded() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let id = default_in(&test, BroadcastState::Running, DefaultScope::Room(space.clone()), vec![]).await;
+        // Progress counted nothing unfinished; then the welcome came; then progress finishes.
+        let stale = test.store().delivery_counts(id).await.unwrap();
+        on_join(&test.app, &space, &owner).await;
+        crate::lifecycle::progress::finish(
+            test.store(),
+            test.hs.as_ref(),
+            &test.store().broadcast(id).await.unwrap(),
+            &stale,
+        )
+        .await
+        .unwrap();
+        assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running, "still running");
+        assert!(test.store().claim_delivery(60_000).await.unwrap().is_some(), "the welcome can be claimed");
     }
 }

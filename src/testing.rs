@@ -66,6 +66,19 @@ impl TestApp {
         users: &[OwnedUserId],
         options: SendOptions,
     ) -> BroadcastId {
+        self.broadcast_in(BroadcastState::Running, control_room, text, users, options).await
+    }
+
+    /// A broadcast of `text` from `control_room` to `users`, moved from resolving to `state`
+    /// (prepared, running, or through running to done).
+    pub async fn broadcast_in(
+        &self,
+        state: BroadcastState,
+        control_room: &RoomId,
+        text: &str,
+        users: &[OwnedUserId],
+        options: SendOptions,
+    ) -> BroadcastId {
         let admin: OwnedUserId = "@admin:example.org".try_into().expect("admin");
         let message = StoredMessage::markdown(text);
         let new = NewBroadcast {
@@ -80,7 +93,16 @@ impl TestApp {
         };
         let id = self.store().create_broadcast(new).await.expect("broadcast");
         self.store().add_deliveries(id, users).await.expect("deliveries");
-        self.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.expect("start");
+        let path: &[BroadcastState] = match state {
+            BroadcastState::Done => &[BroadcastState::Running, BroadcastState::Done],
+            BroadcastState::Resolving => &[],
+            _ => std::slice::from_ref(&state),
+        };
+        let mut from = BroadcastState::Resolving;
+        for to in path {
+            assert!(self.store().transition(id, from, *to).await.expect("transition"), "{from:?} → {to:?}");
+            from = *to;
+        }
         id
     }
 }

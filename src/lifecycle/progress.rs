@@ -120,13 +120,13 @@ async fn refresh(
 }
 
 /// Ends a running broadcast with nothing left to deliver, and shows its summary.
-async fn finish(
+pub(crate) async fn finish(
     store: &Store,
     homeserver: &dyn Homeserver,
     broadcast: &Broadcast,
     counts: &DeliveryCounts,
 ) -> Result<(), StoreError> {
-    if store.transition(broadcast.id, BroadcastState::Running, BroadcastState::Done).await? {
+    if store.finish_if_idle(broadcast.id).await? {
         let finished = store.broadcast(broadcast.id).await?;
         let text = summary_text(&finished, counts);
         tracing::info!(broadcast = %broadcast.id, delivered = counts.delivered, failed = counts.failed, "broadcast finished");

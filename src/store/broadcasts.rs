@@ -327,6 +327,24 @@ impl Store {
         Ok(changed == 1)
     }
 
+    /// Moves a running broadcast to `done`, unless a delivery of it is pending or being sent (a
+    /// welcome may have been queued since it was counted). False when it did not move.
+    pub async fn finish_if_idle(&self, id: BroadcastId) -> Result<bool, StoreError> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE broadcasts SET state = 'done', finished_at = $1
+                 WHERE id = $2 AND state = 'running' AND NOT EXISTS (
+                     SELECT 1 FROM deliveries WHERE broadcast_id = $2 AND state IN ('pending', 'sending'))",
+            )
+            .bind(now_ms())
+            .bind(id.0)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// Remembers the preview message of a prepared broadcast (✅ on it confirms).
     pub async fn set_preview_event(&self, id: BroadcastId, event: &ruma::EventId) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
