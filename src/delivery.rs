@@ -63,9 +63,7 @@ async fn worker(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             Err(error @ StoreError::Undecodable { .. }) => {
                 // It will never be readable: fail the delivery instead of retrying it forever.
                 let reason = error.to_string();
-                app.store
-                    .end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason)
-                    .await
+                app.store.end_delivery(&claim, DeliveryState::Failed, &reason).await
             }
             Err(error) => Err(error),
         };
@@ -98,10 +96,7 @@ pub fn transaction_id(broadcast: BroadcastId, user: &UserId) -> OwnedTransaction
 async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), StoreError> {
     if app.store.is_opted_out(&claim.user_id).await? {
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
-        return app
-            .store
-            .end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Skipped, "opted out")
-            .await;
+        return app.store.end_delivery(claim, DeliveryState::Skipped, "opted out").await;
     }
     let failure = match send(&app.dms, app.hs(), broadcast, &claim.user_id).await {
         Ok((room, event)) => {
@@ -117,13 +112,13 @@ async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), 
             let reason = human_reason(&failure);
             tracing::info!(%reason, "delivery failed");
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
-            app.store.end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason).await
+            app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
         }
         _ if attempts >= app.config.broadcast.max_attempts => {
             let reason = format!("gave up after {attempts} tries: {failure}");
             tracing::warn!(%reason, "delivery failed");
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
-            app.store.end_delivery(claim.broadcast_id, &claim.user_id, DeliveryState::Failed, &reason).await
+            app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
         }
         _ => {
             let delay = retry_after_of(&failure).unwrap_or_else(|| backoff(attempts));
@@ -259,6 +254,8 @@ mod tests {
 
         let limited =
             MatrixError::Transient { retry_after: Some(Duration::from_secs(7)), message: "slow down".into() };
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
         test.hs.fail_next("send_raw", limited);
         let before = now_ms();
         deliver(&test.app, &broadcast, &claim).await.unwrap();
@@ -321,5 +318,42 @@ mod tests {
             assert_eq!(test.hs.dms_with(user).len(), 1, "{user}: exactly one DM");
         }
         assert_eq!(test.hs.count("send_raw"), 20, "one copy each");
+    }
+
+    /// Issue 10, item 11: a worker whose lease ran out cannot overwrite what the next claim
+    /// recorded, nor bring back a cancelled delivery.
+    #[tokio::test]
+    async fn an_outcome_counts_only_while_the_claim_is_still_held() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let id =
+            test.running_broadcast(&test.control_room().await, "Hi", &[alice], SendOptions::default()).await;
+        let stale = test.store().claim_delivery(-1).await.unwrap().expect("claimed, lease already over");
+        let current = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("claimed again");
+        assert_eq!(current.attempts, 2);
+        test.store()
+            .mark_delivered(&current, ruma::room_id!("!dm:example.org"), ruma::event_id!("$sent"))
+            .await
+            .unwrap();
+        test.store().end_delivery(&stale, DeliveryState::Failed, "too late").await.unwrap();
+        test.store().retry_delivery(&stale, now_ms(), "too late").await.unwrap();
+        let counts = test.store().delivery_counts(id).await.unwrap();
+        assert_eq!(
+            (counts.delivered, counts.failed, counts.pending),
+            (1, 0, 0),
+            "the stale worker changed nothing"
+        );
+
+        let bob = test.hs.user("bob", None);
+        let other =
+            test.running_broadcast(&test.control_room().await, "Hi", &[bob], SendOptions::default()).await;
+        let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().unwrap();
+        test.store().cancel_deliveries(other).await.unwrap();
+        test.store().retry_delivery(&claim, now_ms(), "busy").await.unwrap();
+        assert_eq!(
+            test.store().delivery_counts(other).await.unwrap().cancelled,
+            1,
+            "a cancelled delivery stays cancelled"
+        );
     }
 }

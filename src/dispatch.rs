@@ -138,7 +138,11 @@ async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Va
     if let MessageType::Text(text) = &message.content.msgtype {
         let reply_to = match &message.content.relates_to {
             Some(Relation::Reply(reply)) => Some(reply.in_reply_to.event_id.clone()),
-            Some(Relation::Thread(thread)) => thread.in_reply_to.as_ref().map(|reply| reply.event_id.clone()),
+            // A thread message's `in_reply_to` is only a real reply when it is not the fallback
+            // to the thread's latest event (which may be a recipient's private reply).
+            Some(Relation::Thread(thread)) if !thread.is_falling_back => {
+                thread.in_reply_to.as_ref().map(|reply| reply.event_id.clone())
+            }
             _ => None,
         };
         let body = if reply_to.is_some() { strip_reply_fallback(&text.body) } else { &text.body };
@@ -292,5 +296,34 @@ mod tests {
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (0, 0));
         dispatch(&test.app, &receipt.to_string()).await;
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (1, 0));
+    }
+
+    /// Issue 10, item 13: in a reply thread, a command without message lines is not taken as a
+    /// reply to the thread's latest event (a recipient's private reply) but asks for the message.
+    #[tokio::test]
+    async fn a_command_in_a_thread_does_not_send_the_thread_fallback() {
+        let test = crate::testing::TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let private = test.hs.with(|state| {
+            let event_id: OwnedEventId = "$private-reply".try_into().unwrap();
+            let event = serde_json::json!({ "type": "m.room.message", "room_id": control, "sender": test.app.bot,
+                                            "content": { "msgtype": "m.text", "body": "alice's secret" } });
+            state.events.insert(event_id.clone(), event);
+            event_id
+        });
+        let command = serde_json::json!({
+            "type": "m.room.message", "room_id": control, "sender": "@admin:example.org", "event_id": "$command",
+            "origin_server_ts": 1, "content": { "msgtype": "m.text", "body": format!("!bc send {alice}"),
+                "m.relates_to": { "rel_type": "m.thread", "event_id": "$root", "is_falling_back": true,
+                                  "m.in_reply_to": { "event_id": private } } } });
+        dispatch(&test.app, &command.to_string()).await;
+        let made = test.store().broadcast_by_command(ruma::event_id!("$command")).await.unwrap();
+        assert_eq!(made.map(|broadcast| broadcast.message.summary()), None, "no broadcast of the fallback");
+        let answers = test.hs.bodies_in(&control);
+        assert!(
+            answers.last().is_some_and(|answer| answer.starts_with("What should I send?")),
+            "{answers:?}"
+        );
     }
 }

@@ -59,6 +59,11 @@ pub enum DmError {
     Store(#[from] StoreError),
 }
 
+/// Whether someone besides the bot and `user` is among a DM's joined `members`.
+pub fn has_third_member(members: &[(OwnedUserId, Option<String>)], bot: &UserId, user: &UserId) -> bool {
+    members.iter().any(|(member, _)| member != user && member != bot)
+}
+
 /// The bot's DM rooms.
 pub struct Dms {
     store: Store,
@@ -167,11 +172,19 @@ impl Dms {
         Ok(None)
     }
 
-    /// Whether a stored DM can take a message: only the bot and `user` in it (else false:
-    /// retire), and `user` joined or invited (invited again when they left).
+    /// Whether a stored DM can take a message: the bot still in it and only `user` with it (else
+    /// false: retire), and `user` joined or invited (invited again when they left).
     async fn usable(&self, room: &RoomId, user: &UserId) -> Result<bool, DmError> {
-        let members = self.homeserver.joined_members(room).await?;
-        if members.iter().any(|(member, _)| member != user && *member != self.bot) {
+        let members = match self.homeserver.joined_members(room).await {
+            Ok(members) => members,
+            Err(error) if error.errcode() == Some("M_FORBIDDEN") => {
+                // The bot is no longer in the room (the recipient removed it): make a new one.
+                tracing::info!(%room, %user, "the bot is no longer in the DM; retiring it");
+                return Ok(false);
+            }
+            Err(error) => return Err(error.into()),
+        };
+        if has_third_member(&members, &self.bot, user) {
             tracing::info!(%room, %user, "DM has a third member; retiring it");
             return Ok(false);
         }
@@ -389,5 +402,18 @@ mod tests {
         assert_eq!(test.store().live_dm(&bob).await.unwrap(), None);
         let said = test.hs.bodies_in(&secret);
         assert!(said[0].starts_with("This chat is encrypted"), "{said:?}");
+    }
+
+    /// Issue 10, item 12: a DM the bot was removed from is retired and replaced, not failed
+    /// forever.
+    #[tokio::test]
+    async fn a_dm_the_bot_was_removed_from_is_replaced() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let first = test.app.dms.ensure(&alice).await.unwrap();
+        test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // kicked by alice
+        let second = test.app.dms.ensure(&alice).await.expect("a new DM");
+        assert_ne!(first, second);
+        assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
     }
 }

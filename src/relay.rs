@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::{
     config::BroadcastConfig,
     context::App,
+    dm::has_third_member,
     matrix::{membership, send_json, txn_for},
     message::StoredMessage,
     notices::{post_in_thread, post_notice, post_text, react},
@@ -236,6 +237,10 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
     if !matches!(membership, Some(MembershipState::Join | MembershipState::Invite)) {
         return Err(format!("{user} has left their DM with me"));
     }
+    let members = app.hs().joined_members(&dm_room).await.map_err(|error| error.to_string())?;
+    if has_third_member(&members, &app.bot, user) {
+        return Err(format!("the DM of {user} has a third member, so nothing is sent there"));
+    }
     let message = StoredMessage::copy_of(event).ok_or("the answer has no content")?;
     send_json(app.hs(), &dm_room, &txn_for("answer", event_id), &message.event_type, &message.content)
         .await
@@ -398,6 +403,18 @@ mod tests {
         let last = test.hs.sent_to(&control).pop().unwrap();
         assert_eq!(last.content["body"], "Not delivered: @alice:example.org has left their DM with me");
         assert_eq!(thread_of(&last), Some(root.to_string()));
+        // Issue 10, item 15: never into a DM that gained a third member.
+        test.hs.set_membership(&alice_dm, &alice, MembershipState::Join);
+        let mallory = test.hs.user("mallory", None);
+        test.hs.set_membership(&alice_dm, &mallory, MembershipState::Join);
+        let (event_id, event) = answer(4);
+        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "nothing into a room with a third member");
+        let last = test.hs.sent_to(&control).pop().unwrap();
+        assert_eq!(
+            last.content["body"],
+            "Not delivered: the DM of @alice:example.org has a third member, so nothing is sent there"
+        );
         let not_a_thread = json!({ "content": { "body": "x" } });
         assert!(!on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await);
     }

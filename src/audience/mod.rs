@@ -166,7 +166,9 @@ async fn power_level(homeserver: &dyn Homeserver, room: &RoomId, user: &UserId) 
         return Ok(level);
     }
     // Room version 12: creators have unlimited power and are not listed in the power levels.
-    if homeserver.room_creators(room).await?.iter().any(|creator| creator == user) {
+    // In older rooms a creator has only the power the power levels give them.
+    let creation = homeserver.room_creation(room).await?;
+    if creation.creators_are_privileged() && creation.creators.iter().any(|creator| creator == user) {
         return Ok(i64::MAX);
     }
     Ok(levels.get("users_default").and_then(as_int).unwrap_or(0))
@@ -430,6 +432,24 @@ mod tests {
                 }
             }
             assert!(check(words(&[created.as_str()])).await.is_ok(), "{level}: the room's creator");
+        }
+    }
+
+    /// Issue 10, item 4: a creator's unlimited power exists from room version 12 on; in an older
+    /// room a demoted creator has the power level the room gives them.
+    #[tokio::test]
+    async fn a_demoted_creator_of_an_old_room_keeps_no_rights() {
+        let hs = FakeHomeserver::default();
+        let sender = hs.user("sender", None);
+        for (version, allowed) in [("10", false), ("11", false), ("12", true)] {
+            // The creator is not listed in the power levels: removed (old rooms) or implicit (12).
+            let room = hs.room(&sender, &[], true);
+            hs.with(|state| {
+                state.rooms.get_mut(&room).unwrap().create = serde_json::json!({ "room_version": version })
+            });
+            let targets = parse_targets(&words(&[room.as_str()])).unwrap();
+            let result = authorize(&hs, &sender, Level::Broadcaster, &targets).await;
+            assert_eq!(result.is_ok(), allowed, "room version {version}: {result:?}");
         }
     }
 

@@ -24,7 +24,7 @@ use ruma::{
 };
 use serde_json::{json, Value};
 
-use super::{AdminUser, Homeserver, MatrixError, RoomFacts, DM_NONCE_KEY};
+use super::{AdminUser, Homeserver, MatrixError, RoomCreation, RoomFacts, DM_NONCE_KEY};
 
 /// One room as the fake keeps it.
 #[derive(Debug, Clone, Default)]
@@ -126,7 +126,7 @@ impl FakeHomeserver {
             let power_levels = Some(json!({ "users": {}, "users_default": 0 }));
             let mut fake = FakeRoom {
                 creator: Some(creator.to_owned()),
-                create: json!({}),
+                create: json!({ "room_version": "12" }),
                 power_levels,
                 ..FakeRoom::default()
             };
@@ -397,9 +397,13 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
-        self.enter("room_creators")?;
-        self.with(|state| Ok(self.visible_room(state, room)?.creator.into_iter().collect()))
+    async fn room_creation(&self, room: &RoomId) -> Result<RoomCreation, MatrixError> {
+        self.enter("room_creation")?;
+        self.with(|state| {
+            let fake = self.visible_room(state, room)?;
+            let room_version = fake.create["room_version"].as_str().unwrap_or("1").to_owned();
+            Ok(RoomCreation { creators: fake.creator.into_iter().collect(), room_version })
+        })
     }
 
     async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<Value, MatrixError> {
@@ -417,7 +421,7 @@ impl Homeserver for FakeHomeserver {
                 format!("!dm{}:example.org", state.next_id()).try_into().expect("room id");
             let mut fake = FakeRoom {
                 creator: Some(self.bot.clone()),
-                create: json!({ DM_NONCE_KEY: nonce }),
+                create: json!({ "room_version": "12", DM_NONCE_KEY: nonce }),
                 ..FakeRoom::default()
             };
             fake.members.insert(self.bot.clone(), MembershipState::Join);

@@ -140,6 +140,22 @@ pub struct RoomFacts {
     pub is_encrypted: bool,
 }
 
+/// A room's create event, as far as power goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCreation {
+    pub creators: Vec<OwnedUserId>,
+    pub room_version: String,
+}
+
+impl RoomCreation {
+    /// Whether the creators have unlimited power without being listed in the power levels:
+    /// room version 12 and later (and its unstable predecessor `org.matrix.hydra.11`).
+    pub fn creators_are_privileged(&self) -> bool {
+        self.room_version.starts_with("org.matrix.hydra.")
+            || self.room_version.parse::<u32>().is_ok_and(|version| version >= 12)
+    }
+}
+
 /// Everything the bot asks of the homeserver. Implemented by [`MatrixClient`]; tests of the
 /// rest of the bot may implement it without a homeserver.
 #[async_trait]
@@ -188,9 +204,9 @@ pub trait Homeserver: Send + Sync + 'static {
         event_type: StateEventType,
         state_key: &str,
     ) -> Result<Option<serde_json::Value>, MatrixError>;
-    /// The creators of a room: the sender of its create event and its `additional_creators`
-    /// (room version 12 gives them unlimited power without listing them in the power levels).
-    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError>;
+    /// Who created a room (the sender of its create event and its `additional_creators`) and
+    /// its room version.
+    async fn room_creation(&self, room: &RoomId) -> Result<RoomCreation, MatrixError>;
     /// One event of a room, as JSON.
     async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<serde_json::Value, MatrixError>;
     /// Creates a private DM with `user` (preset private_chat, is_direct, no name), tagged with
@@ -479,7 +495,7 @@ impl Homeserver for MatrixClient {
         }
     }
 
-    async fn room_creators(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+    async fn room_creation(&self, room: &RoomId) -> Result<RoomCreation, MatrixError> {
         let mut request = get_state_event_for_key::v3::Request::new(
             room.to_owned(),
             StateEventType::RoomCreate,
@@ -492,11 +508,13 @@ impl Homeserver for MatrixClient {
         let content = &event["content"];
         let creators = std::iter::once(&event["sender"])
             .chain(content["additional_creators"].as_array().into_iter().flatten())
-            .chain(std::iter::once(&content["creator"]));
-        Ok(creators
+            .chain(std::iter::once(&content["creator"]))
             .filter_map(|creator| creator.as_str())
             .filter_map(|creator| UserId::parse(creator).ok())
-            .collect())
+            .collect();
+        // A create event without a version is of room version 1.
+        let room_version = content["room_version"].as_str().unwrap_or("1").to_owned();
+        Ok(RoomCreation { creators, room_version })
     }
 
     async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<serde_json::Value, MatrixError> {

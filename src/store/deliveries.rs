@@ -6,7 +6,7 @@
 //! `FOR UPDATE SKIP LOCKED`, so several processes may share one database; SQLite serialises
 //! writers, so its claim is atomic as one statement.
 
-use ruma::{EventId, OwnedUserId, RoomId, UserId};
+use ruma::{EventId, OwnedUserId, RoomId};
 
 use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
 
@@ -243,16 +243,7 @@ impl Store {
         room: &RoomId,
         event: &EventId,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(
-            claim.broadcast_id,
-            &claim.user_id,
-            DeliveryState::Delivered,
-            Some(room),
-            Some(event),
-            None,
-            0,
-        )
-        .await
+        self.finish_delivery(claim, DeliveryState::Delivered, Some(room), Some(event), None, 0).await
     }
 
     /// Puts a delivery back in the queue, due at `next_attempt_at`.
@@ -262,45 +253,36 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(
-            claim.broadcast_id,
-            &claim.user_id,
-            DeliveryState::Pending,
-            None,
-            None,
-            Some(error),
-            next_attempt_at,
-        )
-        .await
+        self.finish_delivery(claim, DeliveryState::Pending, None, None, Some(error), next_attempt_at).await
     }
 
     /// Ends a delivery as failed or skipped, with the reason shown in `!bc status`.
     pub async fn end_delivery(
         &self,
-        id: BroadcastId,
-        user: &UserId,
+        claim: &Claim,
         state: DeliveryState,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(id, user, state, None, None, Some(reason), 0).await
+        self.finish_delivery(claim, state, None, None, Some(reason), 0).await
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Records the outcome of `claim`, only while the row is still that claim's (being sent, with
+    /// the claim's attempt): a worker whose lease ran out, or whose delivery was cancelled
+    /// meanwhile, changes nothing and is told so in the log.
     async fn finish_delivery(
         &self,
-        id: BroadcastId,
-        user: &UserId,
+        claim: &Claim,
         state: DeliveryState,
         room: Option<&RoomId>,
         event: Option<&EventId>,
         error: Option<&str>,
         next_attempt_at: i64,
     ) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
+        let recorded = on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE deliveries SET state = $1, room_id = COALESCE($2, room_id), event_id = COALESCE($3, event_id),
                         last_error = $4, next_attempt_at = $5, claimed_until = 0, updated_at = $6
-                 WHERE broadcast_id = $7 AND user_id = $8",
+                 WHERE broadcast_id = $7 AND user_id = $8 AND state = 'sending' AND attempts = $9",
             )
             .bind(state.as_str())
             .bind(room.map(|room| room.as_str()))
@@ -308,11 +290,17 @@ impl Store {
             .bind(error)
             .bind(next_attempt_at)
             .bind(now_ms())
-            .bind(id.0)
-            .bind(user.as_str())
+            .bind(claim.broadcast_id.0)
+            .bind(claim.user_id.as_str())
+            .bind(claim.attempts)
             .execute(pool)
-            .await?;
+            .await?
+            .rows_affected()
         });
+        if recorded == 0 {
+            tracing::warn!(broadcast = %claim.broadcast_id, user = %claim.user_id, outcome = state.as_str(),
+                "a delivery's outcome was not recorded: it was claimed again or cancelled meanwhile");
+        }
         Ok(())
     }
 
