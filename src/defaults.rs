@@ -145,7 +145,7 @@ mod tests {
             audience: AudienceOptions { except, recursive: false },
             ..Default::default()
         };
-        let id = test.broadcast_in(state, &test.control_room().await, "Welcome", &[], options).await;
+        let id = test.broadcast_in(state, &test.control_room().await, "Welcome", &[], &[], options).await;
         test.store().add_default(id, &scope).await.unwrap();
         id
     }

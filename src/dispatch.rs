@@ -254,6 +254,10 @@ async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation:
         Ok(_) => return,
         Err(error) => return tracing::error!(%error, "cannot look up a preview"),
     };
+    if let Err(refused) = lifecycle::may_confirm(app, &broadcast, sender, app.permissions.level(sender)).await
+    {
+        return tracing::info!(answer = %refused.markdown, "confirmation by reaction refused");
+    }
     tracing::info!(broadcast = %broadcast.id, %sender, "preview confirmed with a reaction");
     let answer = lifecycle::start(app, broadcast.id, BroadcastState::Prepared).await;
     if !answer.ok {

@@ -66,19 +66,22 @@ impl TestApp {
         users: &[OwnedUserId],
         options: SendOptions,
     ) -> BroadcastId {
-        self.broadcast_in(BroadcastState::Running, control_room, text, users, options).await
+        self.broadcast_in(BroadcastState::Running, control_room, text, &[], users, options).await
     }
 
-    /// A broadcast of `text` from `control_room` to `users`, moved from resolving to `state`
-    /// (prepared, running, or through running to done).
+    /// A broadcast of `text` from `control_room` by `@admin:example.org` to the audience words
+    /// `audience`, with `users` queued, moved from resolving to `state` (prepared, running, or
+    /// through running to done).
     pub async fn broadcast_in(
         &self,
         state: BroadcastState,
         control_room: &RoomId,
         text: &str,
+        audience: &[&str],
         users: &[OwnedUserId],
         options: SendOptions,
     ) -> BroadcastId {
+        let audience: Vec<String> = audience.iter().map(|word| word.to_string()).collect();
         let admin: OwnedUserId = "@admin:example.org".try_into().expect("admin");
         let message = StoredMessage::markdown(text);
         let new = NewBroadcast {
@@ -87,7 +90,7 @@ impl TestApp {
             created_by: &admin,
             message: &message,
             state: BroadcastState::Resolving,
-            audience: &[],
+            audience: &audience,
             options: &options,
             command_event_id: None,
         };

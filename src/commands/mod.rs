@@ -153,11 +153,14 @@ pub enum Command {
     },
 }
 
-/// Broadcast `id`, or the answer when there is none or the store failed.
-async fn find_broadcast(app: &App, id: BroadcastId) -> Result<Broadcast, Answer> {
-    match app.store.broadcast(id).await {
-        Ok(broadcast) => Ok(broadcast),
-        Err(StoreError::NotFound) => Err(Answer::error(format!("There is no broadcast {id}."))),
+/// Broadcast `id` as the command's room may see it: its own broadcasts, or any for an admin.
+/// The answer when there is none (or none here) or the store failed.
+async fn find_broadcast(ctx: &Context<'_>, id: BroadcastId) -> Result<Broadcast, Answer> {
+    match ctx.app.store.broadcast(id).await {
+        Ok(broadcast) if broadcast.control_room_id == ctx.room || ctx.level >= Level::Admin => Ok(broadcast),
+        Ok(_) | Err(StoreError::NotFound) => {
+            Err(Answer::error(format!("There is no broadcast {id} in this room.")))
+        }
         Err(error) => Err(Answer::store_failed(error)),
     }
 }
@@ -332,5 +335,99 @@ mod tests {
         let answer = help("!bc", Some("send"));
         assert!(answer.markdown.contains("--dry-run"), "{}", answer.markdown);
         assert!(!help("!bc", Some("nope")).ok);
+    }
+
+    mod rooms_and_rights {
+        use std::sync::Arc;
+
+        use ruma::{OwnedRoomId, OwnedUserId, RoomId};
+
+        use super::*;
+        use crate::{
+            store::{BroadcastState, DefaultScope, SendOptions},
+            testing::TestApp,
+        };
+
+        /// Runs `line` as `sender` typed it in `room`, and returns the answer.
+        async fn run_line(app: &Arc<App>, room: &RoomId, sender: &str, line: &str) -> Answer {
+            let sender: OwnedUserId = sender.try_into().unwrap();
+            let level = app.permissions.level(&sender);
+            let event_id: ruma::OwnedEventId = format!("$cmd{}", crate::store::now_ms()).try_into().unwrap();
+            let ctx =
+                Context { app, room, event_id: &event_id, sender: &sender, level, body: "", reply_to: None };
+            run(&ctx, parse_command("!bc", line).unwrap()).await.expect("answered at once")
+        }
+
+        /// Two control rooms; in room A, an admin's pending `server` broadcast and a default.
+        async fn two_rooms() -> (TestApp, OwnedRoomId, OwnedRoomId, BroadcastId) {
+            let test = TestApp::new().await;
+            let (room_a, room_b) = (test.control_room().await, test.control_room().await);
+            let users = [test.hs.user("alice", None)];
+            let id = test
+                .broadcast_in(
+                    BroadcastState::Prepared,
+                    &room_a,
+                    "All hands",
+                    &["server"],
+                    &users,
+                    SendOptions::default(),
+                )
+                .await;
+            test.store().add_default(id, &DefaultScope::Server).await.unwrap();
+            (test, room_a, room_b, id)
+        }
+
+        /// Issue 10, item 2: ids do not reach across control rooms, below admin.
+        #[tokio::test]
+        async fn a_broadcaster_sees_and_acts_only_on_the_broadcasts_of_their_room() {
+            let (test, room_a, room_b, id) = two_rooms().await;
+            let bob = "@bob:example.org";
+            for line in [
+                format!("!bc status {id}"),
+                format!("!bc cancel {id}"),
+                format!("!bc confirm {id}"),
+                format!("!bc default on {id}"),
+            ] {
+                let answer = run_line(&test.app, &room_b, bob, &line).await;
+                assert_eq!(
+                    answer,
+                    Answer::error(format!("There is no broadcast {id} in this room.")),
+                    "{line}"
+                );
+            }
+            let list = run_line(&test.app, &room_b, bob, "!bc list").await;
+            assert_eq!(list.markdown, "No broadcasts yet.", "room B's list shows room B's broadcasts");
+            let defaults = run_line(&test.app, &room_b, bob, "!bc defaults").await;
+            assert!(!defaults.markdown.contains("All hands"), "{}", defaults.markdown);
+            assert_eq!(
+                test.store().broadcast(id).await.unwrap().state,
+                BroadcastState::Prepared,
+                "untouched"
+            );
+            let admin = run_line(&test.app, &room_b, "@admin:example.org", &format!("!bc status {id}")).await;
+            assert!(admin.ok, "an admin may name any id: {admin:?}");
+            let own = run_line(&test.app, &room_a, bob, "!bc list").await;
+            assert!(own.markdown.contains("All hands"), "{}", own.markdown);
+        }
+
+        /// Issue 10, item 2: confirming needs the rights the audience needs.
+        #[tokio::test]
+        async fn only_the_creator_or_someone_with_the_rights_may_confirm() {
+            let test = TestApp::new().await;
+            let room = test.control_room().await;
+            let users = [test.hs.user("alice", None)];
+            let options = SendOptions::default();
+            let id = test
+                .broadcast_in(BroadcastState::Prepared, &room, "All hands", &["server"], &users, options)
+                .await;
+            let answer = run_line(&test.app, &room, "@bob:example.org", &format!("!bc confirm {id}")).await;
+            assert!(
+                !answer.ok && answer.markdown.contains("Only admins of the bot may send to `server`"),
+                "{answer:?}"
+            );
+            assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Prepared);
+            let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc confirm {id}")).await;
+            assert!(answer.ok, "{answer:?}");
+        }
     }
 }

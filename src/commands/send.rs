@@ -118,7 +118,7 @@ fn default_name(message: &StoredMessage) -> String {
 
 /// `!bc confirm <id>`.
 pub async fn confirm(ctx: &Context<'_>, id: BroadcastId) -> Answer {
-    let broadcast = match find_broadcast(ctx.app, id).await {
+    let broadcast = match find_broadcast(ctx, id).await {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
@@ -127,6 +127,9 @@ pub async fn confirm(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     }
     if broadcast.state != BroadcastState::Prepared {
         return Answer::error(format!("{id} is {}, not waiting for confirmation.", broadcast.state.as_str()));
+    }
+    if let Err(refused) = lifecycle::may_confirm(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+        return refused;
     }
     lifecycle::start(ctx.app, id, BroadcastState::Prepared).await
 }

@@ -12,7 +12,7 @@ use crate::{
 const SHOWN: i64 = 10;
 
 pub async fn list(ctx: &Context<'_>) -> Answer {
-    let broadcasts = match ctx.app.store.recent_broadcasts(SHOWN).await {
+    let broadcasts = match ctx.app.store.recent_broadcasts(ctx.room, SHOWN).await {
         Ok(broadcasts) => broadcasts,
         Err(error) => return Answer::store_failed(error),
     };
@@ -39,7 +39,7 @@ pub async fn list(ctx: &Context<'_>) -> Answer {
 }
 
 pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
-    let broadcast = match find_broadcast(ctx.app, id).await {
+    let broadcast = match find_broadcast(ctx, id).await {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
@@ -90,7 +90,7 @@ fn count_lines(counts: &DeliveryCounts) -> String {
 
 pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     let store = &ctx.app.store;
-    let broadcast = match find_broadcast(ctx.app, id).await {
+    let broadcast = match find_broadcast(ctx, id).await {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
@@ -125,6 +125,10 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
     let store = &ctx.app.store;
     let mut scopes: BTreeMap<BroadcastId, (Vec<String>, bool)> = BTreeMap::new();
     for default in store.all_defaults().await? {
+        // This room's defaults only (an admin names any id, but lists per room like everyone).
+        if store.broadcast(default.broadcast_id).await?.control_room_id != ctx.room {
+            continue;
+        }
         let entry = scopes.entry(default.broadcast_id).or_default();
         entry.0.push(format!("`{}`", default.scope));
         entry.1 |= default.active;
@@ -148,6 +152,9 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
 }
 
 pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Answer {
+    if let Err(answer) = find_broadcast(ctx, id).await {
+        return answer;
+    }
     match ctx.app.store.set_default_active(id, on).await {
         Ok(true) if on => Answer::ok(format!("{id} is a default again: people who join from now on get it.")),
         Ok(true) => Answer::ok(format!("{id} is no longer a default: nobody else will get it.")),

@@ -19,6 +19,7 @@ use crate::{
     matrix::Homeserver,
     message::StoredMessage,
     notices::{self, thousands, Answer},
+    permissions::Level,
     store::{
         Broadcast, BroadcastId, BroadcastState, DefaultScope, NewBroadcast, SendOptions, Store, StoreError,
     },
@@ -206,6 +207,26 @@ fn describe_audience(count: i64, sample: &[ruma::OwnedUserId], targets: &[Target
     }
     text.push('.');
     text
+}
+
+/// Whether `sender` (of `level`) may confirm `broadcast`: its creator, or someone who may address
+/// its whole audience. The refusal says why.
+pub async fn may_confirm(
+    app: &App,
+    broadcast: &Broadcast,
+    sender: &UserId,
+    level: Level,
+) -> Result<(), Answer> {
+    if broadcast.created_by == sender {
+        return Ok(());
+    }
+    let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.0))?;
+    audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
+        Answer::error(format!(
+            "{} was prepared by {}, and you may not send it: {error}",
+            broadcast.id, broadcast.created_by
+        ))
+    })
 }
 
 /// Starts a broadcast that is in `from` (resolving or prepared).

@@ -283,14 +283,16 @@ impl Store {
         rows.into_iter().map(Broadcast::try_from).collect()
     }
 
-    /// The `limit` newest broadcasts that were or are to be sent, newest first.
-    pub async fn recent_broadcasts(&self, limit: i64) -> Result<Vec<Broadcast>, StoreError> {
+    /// The `limit` newest broadcasts of control room `room` that were or are to be sent, newest
+    /// first.
+    pub async fn recent_broadcasts(&self, room: &RoomId, limit: i64) -> Result<Vec<Broadcast>, StoreError> {
         let rows: Vec<Row> = on_pool!(self, |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
                 broadcast_columns!(),
-                " FROM broadcasts WHERE state <> 'dry_run' ORDER BY id DESC LIMIT $1"
+                " FROM broadcasts WHERE control_room_id = $1 AND state <> 'dry_run' ORDER BY id DESC LIMIT $2"
             ))
+            .bind(room.as_str())
             .bind(limit)
             .fetch_all(pool)
             .await?
