@@ -100,19 +100,47 @@ pub async fn room_id(
     }
 }
 
-/// The rooms a room target reaches: the room itself and, with `recursive`, every room of its
-/// space hierarchy.
-pub async fn rooms_of(
+/// The rooms an audience reaches, and those `--recursive` would add but the sender may not
+/// address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rooms {
+    /// Each room with the name to show it by (the word typed, or the ID of a room below it).
+    pub reached: Vec<(OwnedRoomId, String)>,
+    /// Rooms of a space's hierarchy left out: below `admin`, the sender is not a member there
+    /// with power level 50.
+    pub left_out: Vec<OwnedRoomId>,
+}
+
+/// The rooms the room targets reach: each room typed and, with `recursive`, every room of its
+/// space hierarchy that `sender` (of `level`) may address as well. The typed rooms were checked
+/// by [`authorize`] when the command came.
+pub async fn rooms(
     homeserver: &dyn Homeserver,
-    room: &OwnedRoomOrAliasId,
+    targets: &[Target],
     recursive: bool,
-) -> Result<Vec<OwnedRoomId>, AudienceError> {
-    let room_id = room_id(homeserver, room).await?;
-    let mut rooms = vec![room_id.clone()];
-    if recursive {
-        rooms.extend(homeserver.space_rooms(&room_id).await.map_err(|error| {
+    sender: &UserId,
+    level: Level,
+) -> Result<Rooms, AudienceError> {
+    let mut rooms = Rooms::default();
+    for target in targets {
+        let Target::Room(room) = target else { continue };
+        let room_id = room_id(homeserver, room).await?;
+        rooms.reached.push((room_id.clone(), room.to_string()));
+        if !recursive {
+            continue;
+        }
+        let below = homeserver.space_rooms(&room_id).await.map_err(|error| {
             AudienceError(format!("Cannot read the rooms of the space `{room}`: {error}"))
-        })?);
+        })?;
+        for child in below {
+            if level >= Level::Admin
+                || may_address(homeserver, &child, sender).await.is_ok_and(|(ok, _, _)| ok)
+            {
+                rooms.reached.push((child.clone(), child.to_string()));
+            } else {
+                rooms.left_out.push(child);
+            }
+        }
     }
     Ok(rooms)
 }
@@ -138,13 +166,11 @@ pub async fn authorize(
             }
             Target::Room(room) => {
                 let room_id = room_id(homeserver, room).await?;
-                let cannot_see = |error: MatrixError| {
-                    AudienceError(format!("I cannot see `{room}` ({error}). Invite me to it first."))
-                };
-                let joined = membership(homeserver, &room_id, sender).await.map_err(cannot_see)?
-                    == Some(MembershipState::Join);
-                let power = power_level(homeserver, &room_id, sender).await.map_err(cannot_see)?;
-                if !joined || power < REQUIRED_POWER_LEVEL {
+                let (allowed, joined, power) =
+                    may_address(homeserver, &room_id, sender).await.map_err(|error| {
+                        AudienceError(format!("I cannot see `{room}` ({error}). Invite me to it first."))
+                    })?;
+                if !allowed {
                     return Err(AudienceError(format!(
                         "You may only send to rooms and spaces where you are a member with power level \
                          {REQUIRED_POWER_LEVEL} or more (moderator); in `{room}` you have {power}{}.",
@@ -155,6 +181,18 @@ pub async fn authorize(
         }
     }
     Ok(())
+}
+
+/// Whether a broadcaster may address the members of `room`: joined there with power level 50 or
+/// more. Also returns whether they are joined and their power level, to say why not.
+async fn may_address(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    sender: &UserId,
+) -> Result<(bool, bool, i64), MatrixError> {
+    let joined = membership(homeserver, room, sender).await? == Some(MembershipState::Join);
+    let power = power_level(homeserver, room, sender).await?;
+    Ok((joined && power >= REQUIRED_POWER_LEVEL, joined, power))
 }
 
 /// `user`'s power level in `room` (users_default when not listed; 0 without power levels).
@@ -231,46 +269,51 @@ impl<'a> Exclusions<'a> {
     }
 }
 
-/// Writes the audience of broadcast `id` into the delivery queue and returns how many
-/// recipients it has (duplicates across targets counted once).
+/// Writes the audience of broadcast `id` into the delivery queue: the users among `targets`, the
+/// members of `rooms` (see [`rooms`]) and, for `server`, every active local account. Returns how
+/// many recipients it has (duplicates across targets counted once).
 pub async fn resolve(
     store: &Store,
     homeserver: &dyn Homeserver,
     exclusions: &Exclusions<'_>,
     id: BroadcastId,
     targets: &[Target],
-    recursive: bool,
+    rooms: &Rooms,
 ) -> Result<u64, AudienceError> {
     let mut total = 0;
     for target in targets {
         match target {
-            Target::User(user) => {
-                if !exclusions.excludes(user) {
-                    total += store.add_deliveries(id, std::slice::from_ref(user)).await?;
-                }
+            Target::User(user) if !exclusions.excludes(user) => {
+                total += store.add_deliveries(id, std::slice::from_ref(user)).await?;
             }
-            Target::Room(room) => {
-                for (index, room_id) in rooms_of(homeserver, room, recursive).await?.iter().enumerate() {
-                    let shown = if index == 0 { room.to_string() } else { room_id.to_string() };
-                    let members = room_members(homeserver, room_id, &shown).await?;
-                    total += queue(store, id, &members, exclusions).await?;
-                }
-            }
-            Target::Server => {
-                let mut pages = AccountPages::new(homeserver, false);
-                while let Some(page) =
-                    pages.next().await.map_err(|error| cannot_list_users(homeserver, error))?
-                {
-                    let mut chunk = Vec::with_capacity(page.len());
-                    for account in page {
-                        if exclusions.addresses_account(homeserver, &account).await {
-                            chunk.push(account.name);
-                        }
-                    }
-                    total += store.add_deliveries(id, &chunk).await?;
-                }
+            Target::Server => total += queue_server(store, homeserver, exclusions, id).await?,
+            Target::User(_) | Target::Room(_) => {}
+        }
+    }
+    for (room, shown) in &rooms.reached {
+        let members = room_members(homeserver, room, shown).await?;
+        total += queue(store, id, &members, exclusions).await?;
+    }
+    Ok(total)
+}
+
+/// Queues every active local account that may be addressed, a page of the user list at a time.
+async fn queue_server(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    exclusions: &Exclusions<'_>,
+    id: BroadcastId,
+) -> Result<u64, AudienceError> {
+    let mut total = 0;
+    let mut pages = AccountPages::new(homeserver, false);
+    while let Some(page) = pages.next().await.map_err(|error| cannot_list_users(homeserver, error))? {
+        let mut chunk = Vec::with_capacity(page.len());
+        for account in page {
+            if exclusions.addresses_account(homeserver, &account).await {
+                chunk.push(account.name);
             }
         }
+        total += store.add_deliveries(id, &chunk).await?;
     }
     Ok(total)
 }
@@ -384,6 +427,20 @@ mod tests {
 
     use crate::{matrix::fake::FakeHomeserver, store::SendOptions, testing::TestApp};
 
+    /// Resolves as an admin would: every room of a hierarchy with `recursive`.
+    async fn resolve_as_admin(
+        store: &Store,
+        hs: &dyn Homeserver,
+        exclusions: &Exclusions<'_>,
+        id: BroadcastId,
+        targets: &[Target],
+        recursive: bool,
+    ) -> Result<u64, AudienceError> {
+        let admin = ruma::user_id!("@admin:example.org");
+        let rooms = rooms(hs, targets, recursive, admin, Level::Admin).await?;
+        resolve(store, hs, exclusions, id, targets, &rooms).await
+    }
+
     fn words(list: &[&str]) -> Vec<String> {
         list.iter().map(|word| word.to_string()).collect()
     }
@@ -486,18 +543,18 @@ mod tests {
         let except = [people[3].clone()];
         let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &except);
         let targets = parse_targets(&words(&[alias.as_str(), people[0].as_str(), space.as_str()])).unwrap();
-        let count = resolve(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        let count = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
         let queued = store.sample_recipients(id, 100).await.unwrap();
         // The room's creator is people[0]; the admin of the control room is not in the space.
         assert_eq!(queued, people[..3], "each once; no bot, persona, helper bot or --except");
         assert_eq!(count, 3, "duplicates across words are counted once");
 
         // --recursive reaches a room the bot is not in only through the admin API.
-        let error = resolve(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap_err();
+        let error = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap_err();
         assert!(error.0.contains(&format!("I am not in `{hidden}`")), "{error}");
         hs.with(|state| state.server_admin = true);
         assert_eq!(
-            resolve(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap(),
+            resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap(),
             0,
             "bob had it"
         );
@@ -524,7 +581,8 @@ mod tests {
         let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
         let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &[]);
         let targets = [Target::Server];
-        let error = resolve(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
+        let error =
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
         assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
         assert!(
             error.0.contains("http://fake.example.org/_synapse/admin/v2/users/@broadcast:example.org"),
@@ -532,7 +590,10 @@ mod tests {
         );
 
         hs.with(|state| state.server_admin = true);
-        assert_eq!(resolve(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap(), 3);
+        assert_eq!(
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap(),
+            3
+        );
         let queued = test.store().sample_recipients(id, 10).await.unwrap();
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         assert_eq!(queued, [admin, alice, bob], "the bot itself is left out too");

@@ -16,7 +16,6 @@ use ruma::{EventId, RoomId, UserId};
 use crate::{
     audience::{self, AudienceError, Exclusions, Target},
     context::App,
-    matrix::Homeserver,
     message::StoredMessage,
     notices::{self, thousands, Answer},
     permissions::Level,
@@ -101,25 +100,35 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         }
     };
     let options = &broadcast.options;
+    let level = app.permissions.level(&broadcast.created_by);
+    let recursive = options.audience.recursive;
+    let rooms = match audience::rooms(app.hs(), &targets, recursive, &broadcast.created_by, level).await {
+        Ok(rooms) => rooms,
+        Err(error) => return abandon(app, id, error.0).await,
+    };
     if options.default && !options.dry_run {
-        if let Err(error) =
-            record_defaults(&app.store, app.hs(), id, &targets, options.audience.recursive).await
-        {
+        if let Err(error) = record_defaults(&app.store, id, &targets, &rooms).await {
             return abandon(app, id, error.0).await;
         }
     }
     let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
-    let resolved =
-        audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, options.audience.recursive).await;
-    if let Err(error) = resolved {
+    if let Err(error) = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms).await {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
         return abandon(app, id, error.0).await;
     }
     // A re-dispatched command counts what an earlier run queued too.
-    let (count, who) = match describe_queue(&app.store, broadcast, &targets).await {
+    let (count, mut who) = match describe_queue(&app.store, broadcast, &targets).await {
         Ok(described) => described,
         Err(error) => return Answer::store_failed(error),
     };
+    if !rooms.left_out.is_empty() {
+        let names: Vec<String> = rooms.left_out.iter().map(|room| format!("`{room}`")).collect();
+        who.push_str(&format!(
+            " Left out: {} (rooms of the space where you are not a member with power level {}).",
+            names.join(", "),
+            audience::REQUIRED_POWER_LEVEL
+        ));
+    }
     decide(app, broadcast, count, who).await
 }
 
@@ -253,33 +262,23 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
     Answer::ok(format!("Sending {id} «{}».", broadcast.name))
 }
 
-/// Records broadcast `id` as a default for the rooms (and their hierarchy, with `recursive`) and
-/// the `server` among `targets`.
+/// Records broadcast `id` as a default for the rooms it reaches (with `--recursive`, those of the
+/// hierarchy the sender may address) and for the `server` among `targets`.
 async fn record_defaults(
     store: &Store,
-    homeserver: &dyn Homeserver,
     id: BroadcastId,
     targets: &[Target],
-    recursive: bool,
+    rooms: &audience::Rooms,
 ) -> Result<(), AudienceError> {
-    let mut scopes = 0;
-    for target in targets {
-        match target {
-            Target::User(_) => {}
-            Target::Room(room) => {
-                for room_id in audience::rooms_of(homeserver, room, recursive).await? {
-                    store.add_default(id, &DefaultScope::Room(room_id)).await?;
-                }
-                scopes += 1;
-            }
-            Target::Server => {
-                store.add_default(id, &DefaultScope::Server).await?;
-                store.start_new_user_mark().await?;
-                scopes += 1;
-            }
-        }
+    for (room, _) in &rooms.reached {
+        store.add_default(id, &DefaultScope::Room(room.clone())).await?;
     }
-    if scopes == 0 {
+    let server = targets.contains(&Target::Server);
+    if server {
+        store.add_default(id, &DefaultScope::Server).await?;
+        store.start_new_user_mark().await?;
+    }
+    if rooms.reached.is_empty() && !server {
         return Err(AudienceError("`--default` needs a room, a space or `server` in the audience.".into()));
     }
     Ok(())
@@ -303,8 +302,18 @@ mod tests {
 
     /// A `resolving` broadcast of "Hello" to `audience` with `options`, from a control room.
     async fn resolving(test: &TestApp, audience: &[&str], options: SendOptions) -> Broadcast {
+        resolving_by(test, "@admin:example.org", audience, options).await
+    }
+
+    /// [`resolving`], made by `creator`.
+    async fn resolving_by(
+        test: &TestApp,
+        creator: &str,
+        audience: &[&str],
+        options: SendOptions,
+    ) -> Broadcast {
         let control = test.control_room().await;
-        let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let admin: ruma::OwnedUserId = creator.try_into().unwrap();
         let words: Vec<String> = audience.iter().map(|word| word.to_string()).collect();
         let new = NewBroadcast {
             name: "Hello",
@@ -405,5 +414,44 @@ mod tests {
         let answer = finish_preparing(&test.app, &users_only).await;
         assert_eq!(answer, Answer::error("`--default` needs a room, a space or `server` in the audience."));
         assert_eq!(state(&test, users_only.id).await, BroadcastState::Cancelled);
+    }
+
+    /// Issue 10, item 1: below admin, every room `--recursive` adds passes the same check as the
+    /// rooms typed; the others are left out and named.
+    #[tokio::test]
+    async fn recursive_reaches_only_rooms_where_a_broadcaster_is_a_moderator() {
+        let test = TestApp::new().await;
+        let owner = test.hs.user("owner", None);
+        let broadcaster = test.hs.user("bea", None);
+        let (alice, carol) = (test.hs.user("alice", None), test.hs.user("carol", None));
+        let space = test.hs.room(&owner, &[&broadcaster, &alice], true);
+        test.hs.set_power(&space, &broadcaster, 50);
+        let board = test.hs.room(&owner, &[&carol], true); // bea is not in it
+        let team = test.hs.room(&owner, &[&broadcaster], true);
+        test.hs.set_power(&team, &broadcaster, 50);
+        test.hs.with(|state| {
+            state.rooms.get_mut(&space).unwrap().children.extend([board.clone(), team.clone()])
+        });
+        let options = SendOptions {
+            audience: AudienceOptions { recursive: true, ..Default::default() },
+            dry_run: true,
+            ..Default::default()
+        };
+        let dry = resolving_by(&test, broadcaster.as_str(), &[space.as_str()], options.clone()).await;
+        let answer = finish_preparing(&test.app, &dry).await;
+        assert!(!answer.markdown.contains("@carol"), "board's members are not shown: {}", answer.markdown);
+        assert!(answer.markdown.contains(&format!("Left out: `{board}`")), "{}", answer.markdown);
+
+        let send = resolving_by(
+            &test,
+            broadcaster.as_str(),
+            &[space.as_str()],
+            SendOptions { dry_run: false, ..options },
+        )
+        .await;
+        finish_preparing(&test.app, &send).await;
+        let queued = test.store().sample_recipients(send.id, 10).await.unwrap();
+        assert!(!queued.contains(&carol), "{queued:?}");
+        assert!(queued.contains(&alice), "{queued:?}");
     }
 }
