@@ -81,6 +81,7 @@ pub async fn run_with_listener(
             let _ = stop.send(true);
         }
     });
+    let metrics = serve_metrics(&app.config, stopped.clone()).await?;
     let address = listener.local_addr()?;
     let serve = axum::serve(listener, appservice::router(intake))
         .with_graceful_shutdown(wait_for_stop(stopped.clone()));
@@ -97,10 +98,31 @@ pub async fn run_with_listener(
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
     server.await.context("HTTP server task failed")??;
+    if let Some(metrics) = metrics {
+        metrics.await.context("metrics server task failed")??;
+    }
     app.store.close().await;
     started?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves `GET /metrics` on `metrics.listen` until `stopped`, when metrics are enabled.
+async fn serve_metrics(
+    config: &Config,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
+    if !config.metrics.enabled {
+        return Ok(None);
+    }
+    let listen = config.metrics.listen;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
+    tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
+    let serve =
+        axum::serve(listener, telemetry::metrics_router()).with_graceful_shutdown(wait_for_stop(stopped));
+    Ok(Some(tokio::spawn(async move { serve.await })))
 }
 
 /// Runs the dispatcher and the background tasks until `stopped`.

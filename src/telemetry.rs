@@ -1,7 +1,8 @@
 //! Logging (tracing) and metrics (Prometheus) set-up.
 //!
 //! Metrics are recorded with the `metrics` facade into one process-wide Prometheus recorder,
-//! rendered by `GET /metrics`.
+//! rendered by `GET /metrics` on a listener of their own (`metrics.listen`): the appservice port
+//! is reached by the homeserver and often a reverse proxy, and serves only the appservice API.
 
 use std::sync::OnceLock;
 
@@ -22,6 +23,15 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// The router of the metrics listener: `GET /metrics` in Prometheus text format.
+pub fn metrics_router() -> axum::Router {
+    use axum::{http::header::CONTENT_TYPE, routing::get};
+    axum::Router::new().route(
+        "/metrics",
+        get(|| async { ([(CONTENT_TYPE, "text/plain; version=0.0.4")], metrics_handle().render()) }),
+    )
 }
 
 /// The filter for a `logging.level` (or `RUST_LOG`) value, with matrix-sdk's request errors off

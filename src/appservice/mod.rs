@@ -1,5 +1,5 @@
-//! The inbound side: the HTTP API the homeserver calls (`/_matrix/app/v1/…`), plus `/health`
-//! and `/metrics`.
+//! The inbound side: the HTTP API the homeserver calls (`/_matrix/app/v1/…`), plus `/health`.
+//! Metrics have a listener of their own (`telemetry`), never this one.
 //!
 //! The transaction handler only authenticates, de-duplicates, parses event by event and
 //! persists into the inbox; it knows nothing of broadcasts. Work happens later in `dispatch`.
@@ -32,7 +32,6 @@ pub struct Intake {
     bot: OwnedUserId,
     hs_token: String,
     max_body_bytes: usize,
-    metrics_enabled: bool,
     recent_transactions: RecentTransactions,
     /// Woken when new events are in the inbox.
     inbox_ready: Arc<Notify>,
@@ -45,7 +44,6 @@ impl Intake {
             bot,
             hs_token: config.appservice.hs_token.clone(),
             max_body_bytes: config.appservice.max_body_bytes,
-            metrics_enabled: config.metrics.enabled,
             recent_transactions: RecentTransactions::default(),
             inbox_ready,
         }
@@ -80,11 +78,8 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route("/_matrix/app/v1/rooms/{alias}", get(query_room))
         .route("/_matrix/app/v1/ping", post(ping))
         .route_layer(axum::middleware::from_fn_with_state(intake.clone(), auth::require_hs_token));
-    let mut router = matrix.route("/health", get(health));
-    if intake.metrics_enabled {
-        router = router.route("/metrics", get(metrics));
-    }
-    router
+    matrix
+        .route("/health", get(health))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "Unrecognized request") })
         .with_state(intake)
 }
@@ -124,10 +119,4 @@ async fn health(State(intake): State<Arc<Intake>>) -> Response {
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
         }
     }
-}
-
-/// `GET /metrics`: Prometheus text format.
-async fn metrics() -> Response {
-    let text = crate::telemetry::metrics_handle().render();
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

@@ -167,12 +167,19 @@ impl Default for BroadcastConfig {
 pub struct MetricsConfig {
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Where `GET /metrics` is served: a listener of its own, never the appservice port.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: std::net::SocketAddr,
 }
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true }
+        Self { enabled: true, listen: default_metrics_listen() }
     }
+}
+
+fn default_metrics_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9100))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -294,6 +301,13 @@ impl Config {
         self.database.validate()?;
         self.broadcast.validate()?;
         self.permissions()?;
+        let metrics = self.metrics.listen;
+        if self.metrics.enabled && metrics.port() != 0 && metrics.port() == self.appservice.port {
+            return Err(ConfigError::invalid(
+                "metrics.listen",
+                "uses appservice.port: metrics need a port of their own (e.g. 127.0.0.1:9100)",
+            ));
+        }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|error| {
             ConfigError::invalid(
                 "logging.level",
@@ -483,6 +497,15 @@ mod tests {
             ),
             "{error}"
         );
+    }
+
+    #[test]
+    fn metrics_have_a_listener_of_their_own() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        assert_eq!(config.metrics.listen.to_string(), "127.0.0.1:9100");
+        let same = usable(EXAMPLE).replace("listen: 127.0.0.1:9100", "listen: 0.0.0.0:29340");
+        let error = Config::parse(&same, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("metrics.listen") && error.contains("a port of their own"), "{error}");
     }
 
     #[test]

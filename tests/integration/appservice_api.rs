@@ -133,7 +133,7 @@ async fn a_repeated_transaction_or_event_is_not_processed_twice() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_and_metrics_are_served() {
+async fn health_and_metrics_are_served_on_their_own_listeners() {
     let env = TestEnv::start().await;
     let http = reqwest::Client::new();
     let health = http.get(format!("{}/health", env.bot_url)).send().await.expect("health");
@@ -141,11 +141,15 @@ async fn health_and_metrics_are_served() {
     // A transaction shows up in the counters.
     let admin = env.user("admin").await;
     env.control_room(&admin).await;
+    // Issue 10, item 18: the appservice port, which Synapse and proxies reach, has no metrics.
+    let on_appservice_port = http.get(format!("{}/metrics", env.bot_url)).send().await.expect("metrics");
+    assert_eq!(on_appservice_port.status(), 404, "no /metrics on the appservice port");
     let metrics = wait_for("transaction metrics", || async {
-        let text = http.get(format!("{}/metrics", env.bot_url)).send().await.ok()?.text().await.ok()?;
+        let text = http.get(env.metrics_url()).send().await.ok()?.text().await.ok()?;
         text.contains("matrix_broadcast_transactions_total{result=\"accepted\"}").then_some(text)
     })
     .await;
+
     assert!(metrics.contains("matrix_broadcast_events_total"), "{metrics}");
     assert!(metrics.contains("matrix_broadcast_outbound_requests_total{outcome=\"ok\"}"), "{metrics}");
 }
