@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::TestEnv;
+use crate::harness::{client::encode, TestEnv};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_invite_is_joined_and_help_is_answered() {
@@ -34,6 +34,11 @@ async fn invite_from_someone_who_is_not_an_admin_is_declined() {
     let room = broadcaster.create_room(json!({ "preset": "private_chat" })).await;
     broadcaster.invite(&room, &env.bot_id()).await;
     broadcaster.wait_for_membership(&room, &env.bot_id(), "leave").await;
+    let path = format!("/rooms/{}/state/m.room.member/{}", encode(&room), encode(&env.bot_id()));
+    let (status, leave) = broadcaster.call(reqwest::Method::GET, &path, None).await;
+    assert_eq!(status, 200, "{leave}");
+    let reason = leave["reason"].as_str().unwrap_or_default();
+    assert!(reason.starts_with("Only admins of this bot can invite it"), "the decline says why: {leave}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

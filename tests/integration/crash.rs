@@ -18,15 +18,9 @@ async fn recipients(env: &TestEnv) -> Vec<TestUser> {
     users
 }
 
-/// How many deliveries of broadcast #1 the bot's SQLite database records as delivered.
-async fn delivered(db: &std::path::Path) -> i64 {
-    let Ok(pool) = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display())).await else { return 0 };
-    let count: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'")
-        .fetch_one(&pool)
-        .await
-        .unwrap_or((0,));
-    pool.close().await;
-    count.0
+/// How many deliveries the bot's database (SQLite or PostgreSQL) records as delivered.
+async fn delivered(env: &TestEnv) -> i64 {
+    env.count_in_bot_database("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").await
 }
 
 /// Every recipient has exactly one DM room, with only them and the bot, holding exactly one
@@ -71,12 +65,12 @@ async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
     let room = env.control_room(&admin).await;
     admin.send_text(&room, &send_command(&users, "Survives a crash")).await;
-    let db = dir.path().join("bot.db");
-    wait_for("some deliveries before the crash", || async { (delivered(&db).await >= 20).then_some(()) })
+    // The binary runs on the in-process bot's database (see `binary_config`).
+    wait_for("some deliveries before the crash", || async { (delivered(&env).await >= 20).then_some(()) })
         .await;
     child.kill().expect("SIGKILL the bot");
     child.wait().unwrap();
-    let before = delivered(&db).await;
+    let before = delivered(&env).await;
     assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
 
     let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
@@ -96,11 +90,10 @@ async fn a_synapse_restart_mid_broadcast_still_gives_exactly_one_copy_each() {
     let users = recipients(&env).await;
     let room = env.control_room(&admin).await;
     admin.send_text(&room, &send_command(&users, "Survives a homeserver restart")).await;
-    let db = env.bot_db();
-    wait_for("some deliveries before the restart", || async { (delivered(&db).await >= 20).then_some(()) })
+    wait_for("some deliveries before the restart", || async { (delivered(&env).await >= 20).then_some(()) })
         .await;
     env.synapse.restart().await;
-    let before = delivered(&db).await;
+    let before = delivered(&env).await;
     assert!(before < RECIPIENTS as i64, "restarted mid-broadcast ({before} delivered)");
 
     // New DMs go at Synapse's pace of room creation: allow minutes, not seconds.

@@ -2,32 +2,43 @@
 
 use serde_json::Value;
 
-use crate::harness::{client::encode, wait_for, TestEnv, TestUser, DEADLINE};
+use crate::harness::{bot_config, client::encode, TestEnv, TestUser, DEADLINE};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bot_registers_sets_its_profile_and_logs_in_its_device() {
-    let env = TestEnv::start().await;
+    const AVATAR: &str = "mxc://test.local/broadcast-avatar";
+    let env = TestEnv::start_with_config(|synapse_url, bot_port, dir| {
+        let mut config = bot_config(synapse_url, bot_port, dir, "");
+        config.appservice.bot.avatar = AVATAR.into();
+        config
+    })
+    .await;
     let server_admin = TestUser::register(&env.synapse, "root", true).await;
     let bot = env.bot_id();
 
-    let profile: Value = wait_for("the bot's display name", || async {
-        let (status, profile) =
-            server_admin.call(reqwest::Method::GET, &format!("/profile/{}", encode(&bot)), None).await;
-        (status == 200 && profile["displayname"] == "Broadcast").then_some(profile)
-    })
-    .await;
-    assert_eq!(profile["displayname"], "Broadcast");
+    // The bot takes commands only once start-up is done: from then on its profile and device are
+    // what start-up left, and nothing below is waited for.
+    let admin = env.user("admin").await;
+    env.control_room(&admin).await;
+
+    let (status, profile) =
+        server_admin.call(reqwest::Method::GET, &format!("/profile/{}", encode(&bot)), None).await;
+    assert_eq!(status, 200, "{profile}");
+    // Synapse's own default would be the localpart, "broadcast".
+    assert_eq!(profile["displayname"], "Broadcast", "the configured display name: {profile}");
+    assert_eq!(profile["avatar_url"], AVATAR, "the configured avatar: {profile}");
 
     let devices_path = format!("/_synapse/admin/v2/users/{}/devices", encode(&bot));
-    let devices = wait_for("the bot's device", || async {
-        let (status, devices) = server_admin.call(reqwest::Method::GET, &devices_path, None).await;
-        let has_device = devices["devices"]
-            .as_array()
-            .is_some_and(|devices| devices.iter().any(|device| device["device_id"] == "BROADCAST"));
-        (status == 200 && has_device).then_some(devices)
-    })
-    .await;
-    assert_eq!(devices["devices"].as_array().map(Vec::len), Some(1), "exactly one device: {devices}");
+    let (status, devices) = server_admin.call(reqwest::Method::GET, &devices_path, None).await;
+    assert_eq!(status, 200, "{devices}");
+    let device_ids: Vec<&str> = devices["devices"]
+        .as_array()
+        .map(|devices| devices.iter().filter_map(|device| device["device_id"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(device_ids, ["BROADCAST"], "exactly the configured device: {devices}");
+
+    let health = reqwest::get(format!("{}/health", env.bot_url)).await.expect("GET /health");
+    assert_eq!(health.status(), 200, "/health answers once the bot is up");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

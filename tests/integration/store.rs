@@ -12,12 +12,6 @@ use matrix_broadcast::{
 };
 use ruma::{owned_event_id, owned_room_id, owned_user_id, EventId, OwnedUserId, RoomId, UserId};
 
-fn postgres_uri() -> String {
-    std::env::var("MATRIX_BROADCAST_TEST_POSTGRES").expect(
-        "MATRIX_BROADCAST_TEST_POSTGRES names a throwaway PostgreSQL database (scripts/test creates one)",
-    )
-}
-
 /// A fresh PostgreSQL schema per test, so that tests do not see each other's rows.
 async fn postgres_store() -> Store {
     postgres_store_with_uri().await.0
@@ -25,15 +19,7 @@ async fn postgres_store() -> Store {
 
 /// [`postgres_store`] and the URI that opens its schema.
 async fn postgres_store_with_uri() -> (Store, String) {
-    let uri = postgres_uri();
-    let schema = format!("t_{}", crate::harness::random_secret().to_lowercase());
-    let admin = sqlx::PgPool::connect(&uri).await.expect("connect to the test database");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-        .execute(&admin)
-        .await
-        .expect("create schema");
-    let separator = if uri.contains('?') { '&' } else { '?' };
-    let uri = format!("{uri}{separator}options=-csearch_path%3D{schema}");
+    let uri = crate::harness::postgres_schema_uri();
     (Store::connect(&uri, 4).await.expect("open postgres store"), uri)
 }
 
@@ -127,10 +113,7 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     }
     assert_eq!(claims.len(), 5, "each delivery is claimed once while its lease runs");
     store.mark_delivered(&claims[0], &owned_room_id!("!dm0"), &owned_event_id!("$sent0")).await.unwrap();
-    store
-        .end_delivery(first, &claims[1].user_id, DeliveryState::Failed, "this user does not exist")
-        .await
-        .unwrap();
+    store.end_delivery(&claims[1], DeliveryState::Failed, "this user does not exist").await.unwrap();
     store.retry_delivery(&claims[2], matrix_broadcast::store::now_ms() - 1, "busy").await.unwrap();
     let again = store.claim_delivery(60_000).await.unwrap().expect("a retried delivery is due again");
     assert_eq!((again.user_id.clone(), again.attempts), (claims[2].user_id.clone(), 2));

@@ -1,14 +1,19 @@
 //! What the integration tests stand on: a real Synapse, the bot running in-process on a port of
 //! its own, and Matrix users driven through the plain client-server API, as Element would.
 //! Waiting is always "until a condition holds or a deadline passes", never a fixed sleep.
+//!
+//! The bot's database is a SQLite file per test, or with `MATRIX_BROADCAST_TEST_BACKEND=postgres`
+//! a fresh schema per test in the PostgreSQL database named by `MATRIX_BROADCAST_TEST_POSTGRES`
+//! (`scripts/test` creates and drops one).
 
 pub mod client;
 pub mod synapse;
 
-use std::{future::Future, path::Path, time::Duration};
+use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
 use matrix_broadcast::config::Config;
 use rand::{distributions::Alphanumeric, Rng};
+use sqlx::Connection;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use client::TestUser;
@@ -27,6 +32,77 @@ pub fn free_port() -> u16 {
 
 pub fn random_secret() -> String {
     rand::thread_rng().sample_iter(&Alphanumeric).take(32).map(char::from).collect()
+}
+
+/// The database the bot runs on in the tests that start it (not the `store` tests, which run on
+/// both): `MATRIX_BROADCAST_TEST_BACKEND` is `sqlite` (the default) or `postgres`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    match std::env::var("MATRIX_BROADCAST_TEST_BACKEND").as_deref() {
+        Err(_) | Ok("") | Ok("sqlite") => Backend::Sqlite,
+        Ok("postgres") => Backend::Postgres,
+        Ok(other) => {
+            panic!("MATRIX_BROADCAST_TEST_BACKEND is {other:?}: use sqlite (the default) or postgres")
+        }
+    }
+}
+
+/// The throwaway PostgreSQL database named by `MATRIX_BROADCAST_TEST_POSTGRES`.
+pub fn postgres_uri() -> String {
+    std::env::var("MATRIX_BROADCAST_TEST_POSTGRES").expect(
+        "MATRIX_BROADCAST_TEST_POSTGRES names a throwaway PostgreSQL database (scripts/test creates one)",
+    )
+}
+
+/// Creates a fresh, empty schema `t_<random>` in the test database and returns the URI that
+/// opens it (its `search_path`), so that tests do not see each other's rows. Blocking, on a
+/// runtime of its own: callable from [`bot_config`] and from inside a test's runtime alike.
+pub fn postgres_schema_uri() -> String {
+    let uri = postgres_uri();
+    let schema = format!("t_{}", random_secret().to_lowercase());
+    let create = {
+        let (uri, schema) = (uri.clone(), schema.clone());
+        move || -> Result<(), sqlx::Error> {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let mut connection = sqlx::PgConnection::connect(&uri).await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+                    .execute(&mut connection)
+                    .await?;
+                connection.close().await
+            })
+        }
+    };
+    match std::thread::spawn(create).join().expect("the thread creating the schema") {
+        Ok(()) => {}
+        Err(error) => panic!("cannot create schema {schema} in {uri}: {error}"),
+    }
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{separator}options=-csearch_path%3D{schema}")
+}
+
+/// What `sql` (a `SELECT COUNT(*) …`) counts in the database at `database_uri`, SQLite or
+/// PostgreSQL; `None` while the database or its tables do not exist yet.
+pub async fn count_rows(database_uri: &str, sql: &'static str) -> Option<i64> {
+    let count: Result<(i64,), sqlx::Error> = if database_uri.starts_with("postgres") {
+        let mut connection = sqlx::PgConnection::connect(database_uri).await.ok()?;
+        let count = sqlx::query_as(sql).fetch_one(&mut connection).await;
+        let _ = connection.close().await;
+        count
+    } else {
+        // Never creates the file: the bot does that.
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(database_uri).ok()?;
+        let mut connection = sqlx::SqliteConnection::connect_with(&options).await.ok()?;
+        let count = sqlx::query_as(sql).fetch_one(&mut connection).await;
+        let _ = connection.close().await;
+        count
+    };
+    count.ok().map(|(count,)| count)
 }
 
 /// Polls `condition` every 50 ms until it holds; `Err` with `what` when `deadline` passes.
@@ -63,9 +139,14 @@ where
     }
 }
 
-/// The bot's config for a test: `test.local`, the given ports, a database in `dir`.
+/// The bot's config for a test: `test.local`, the given ports, a database in `dir` (on
+/// PostgreSQL, a fresh schema: see [`backend`]).
 /// `@admin:test.local` is admin, everyone on test.local a broadcaster, `@nobody:test.local` none.
 pub fn bot_config(synapse_url: &str, bot_port: u16, dir: &Path, extra: &str) -> Config {
+    let database_uri = match backend() {
+        Backend::Sqlite => format!("sqlite://{}", dir.join("bot.db").display()),
+        Backend::Postgres => postgres_schema_uri(),
+    };
     let text = format!(
         r#"
 homeserver:
@@ -79,23 +160,31 @@ appservice:
     as_token: {as_token}
     hs_token: {hs_token}
 database:
-    uri: sqlite://{db}
+    uri: {database_uri}
 permissions:
     "*": none
     "{SERVER_NAME}": broadcaster
     "@nobody:{SERVER_NAME}": none
     "@admin:{SERVER_NAME}": admin
+metrics:
+    listen: 127.0.0.1:{metrics_port}
 logging:
     level: info
 {extra}
 "#,
         as_token = random_secret(),
         hs_token = random_secret(),
-        db = dir.join("bot.db").display(),
+        database_uri = yaml_string(&database_uri),
+        metrics_port = free_port(),
     );
     let config = Config::parse(&text, Path::new("test-config.yaml")).expect("test config parses");
     config.validate().expect("test config is valid");
     config
+}
+
+/// `text` as a YAML scalar (a JSON string is a double-quoted YAML one).
+fn yaml_string(text: &str) -> String {
+    serde_json::to_string(text).expect("a string serializes")
 }
 
 fn init_logging() {
@@ -110,7 +199,7 @@ pub struct TestEnv {
     pub config: Config,
     pub bot_url: String,
     bot: Option<RunningBot>,
-    /// Keeps the bot's database directory alive across bot restarts.
+    /// Keeps the bot's database directory (SQLite) alive across bot restarts.
     _bot_dir: tempfile::TempDir,
 }
 
@@ -193,28 +282,50 @@ impl TestEnv {
         self.run_bot(listener);
     }
 
-    /// Writes a config file for running the real binary against this Synapse (the in-process
-    /// bot must be stopped: they share the port), with its database in `dir`.
+    /// Writes `config.yaml` in `dir` for running the real binary against this Synapse, on the
+    /// in-process bot's database (`config.database.uri`). The in-process bot must be stopped:
+    /// they share the port and the database.
     pub fn binary_config(&self, dir: &Path) -> std::path::PathBuf {
         let config = &self.config;
         let path = dir.join("config.yaml");
         let text = format!(
             "homeserver:\n    address: {}\n    domain: {SERVER_NAME}\nappservice:\n    address: {}\n    port: {}\n    \
-             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: sqlite://{}\npermissions:\n    \"@admin:{SERVER_NAME}\": admin\n",
+             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: {}\nmetrics:\n    listen: {}\n\
+             permissions:\n    \"@admin:{SERVER_NAME}\": admin\n",
             config.homeserver.address,
             config.appservice.address,
             config.appservice.port,
             config.appservice.as_token,
             config.appservice.hs_token,
-            dir.join("bot.db").display(),
+            yaml_string(&config.database.uri),
+            config.metrics.listen,
         );
         std::fs::write(&path, text).expect("write the binary's config");
         path
     }
 
-    /// The in-process bot's SQLite database file.
+    /// The in-process bot's SQLite database file. SQLite only (`examples/throughput.rs` reads
+    /// it): tests that look into the bot's database use [`TestEnv::count_in_bot_database`] or
+    /// `config.database.uri`, which work on PostgreSQL too.
+    #[allow(dead_code)]
     pub fn bot_db(&self) -> std::path::PathBuf {
+        assert!(
+            self.config.database.uri.starts_with("sqlite:"),
+            "bot_db is the bot's SQLite file, but the bot runs on {} (MATRIX_BROADCAST_TEST_BACKEND)",
+            self.config.database.uri
+        );
         self._bot_dir.path().join("bot.db")
+    }
+
+    /// What `sql` (a `SELECT COUNT(*) …`) counts in the bot's database, on either backend; 0
+    /// while the bot has not created it yet.
+    pub async fn count_in_bot_database(&self, sql: &'static str) -> i64 {
+        count_rows(&self.config.database.uri, sql).await.unwrap_or(0)
+    }
+
+    /// Where the bot serves `/metrics` (a listener of its own).
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.config.metrics.listen)
     }
 
     /// The bot's user ID.
