@@ -303,7 +303,7 @@ impl MatrixClient {
         let client = Client::builder()
             .homeserver_url(config.homeserver.address.as_str())
             .server_versions([MatrixVersion::V1_11])
-            .request_config(RequestConfig::new().retry_limit(2).timeout(Duration::from_secs(60)).force_auth())
+            .request_config(request_config().retry_limit(2))
             .build()
             .await?;
         let session = MatrixSession {
@@ -326,6 +326,11 @@ impl MatrixClient {
     fn as_bot<R>(&self, request: R) -> AsUser<R> {
         AsUser { request, user_id: self.bot.clone(), device_id: Some(self.device_id.clone()) }
     }
+}
+
+/// How requests are sent: with the `as_token`, and a minute at most.
+fn request_config() -> RequestConfig {
+    RequestConfig::new().timeout(Duration::from_secs(60)).force_auth()
 }
 
 /// Awaits a request (`client.send(…).into_future()`), classifying and counting the outcome.
@@ -535,7 +540,10 @@ impl Homeserver for MatrixClient {
         request.is_direct = true;
         request.invite = vec![user.to_owned()];
         request.creation_content = Some(raw_json(&serde_json::json!({ DM_NONCE_KEY: nonce }))?);
-        Ok(call(self.client.send(self.as_bot(request))).await?.room_id)
+        // Not idempotent: never retried here (a slow success plus a retry would invite the
+        // recipient twice); the caller reconciles an unknown outcome through the nonce.
+        let once = request_config().disable_retry();
+        Ok(call(self.client.send(self.as_bot(request)).with_request_config(once)).await?.room_id)
     }
 
     async fn redact(
@@ -680,5 +688,44 @@ mod tests {
             MatrixError::from(http_error(403, r#"{"errcode":"M_FORBIDDEN","error":"not invited"}"#, None));
         assert_eq!(error.errcode(), Some("M_FORBIDDEN"));
         assert!(matches!(error, MatrixError::Permanent { status: Some(403), .. }));
+    }
+
+    /// A stub homeserver that answers every request with 500 and counts the requests per path.
+    async fn failing_homeserver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let record = record.clone();
+            async move {
+                record.lock().unwrap().push(request.uri().path().to_owned());
+                (http::StatusCode::INTERNAL_SERVER_ERROR, r#"{"errcode":"M_UNKNOWN","error":"boom"}"#)
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://{address}"), seen)
+    }
+
+    /// Issue 10, item 10: room creation is not idempotent, so the client never retries it (a slow
+    /// first try that succeeded plus a retry would invite a recipient twice); the DM's nonce
+    /// reconciles an unknown outcome instead.
+    #[tokio::test]
+    async fn room_creation_is_sent_once_even_when_it_fails() {
+        let (url, seen) = failing_homeserver().await;
+        let text = format!(
+            "homeserver:\n  address: {url}\n  domain: example.org\nappservice:\n  address: http://127.0.0.1:1\n  \
+             as_token: a\n  hs_token: b\n"
+        );
+        let config = Config::parse(&text, std::path::Path::new("stub.yaml")).unwrap();
+        let client = MatrixClient::new(&config).await.unwrap();
+        let error = client.create_dm(ruma::user_id!("@alice:example.org"), "nonce").await.unwrap_err();
+        assert!(matches!(error, MatrixError::Transient { .. }), "{error:?}");
+        let creates = seen.lock().unwrap().iter().filter(|path| path.ends_with("/createRoom")).count();
+        assert_eq!(creates, 1, "one createRoom request");
+        // Other requests keep the client's bounded retries.
+        let _ = client.joined_rooms().await;
+        let joined = seen.lock().unwrap().iter().filter(|path| path.ends_with("/joined_rooms")).count();
+        assert!(joined > 1, "reads are retried: {joined}");
     }
 }
