@@ -3,15 +3,25 @@
 //!
 //! Transaction IDs derive from (broadcast, recipient) and messages go out from the bot's logged-in
 //! device, so a re-send after any crash (of the bot or of the homeserver) returns the event that
-//! was already sent instead of a second copy. Temporary failures come back after an exponential
-//! backoff with jitter (or the homeserver's `retry_after`), up to `broadcast.max_attempts`;
-//! permanent ones are recorded with a reason for `!bc status`.
+//! was already sent instead of a second copy. A homeserver outage (unreachable, 5xx) pauses every
+//! worker until one probe finds it again, and uses up no try; a try that was rate-limited comes
+//! back after an exponential backoff with jitter (or the homeserver's `retry_after`), up to
+//! `broadcast.max_attempts`; permanent failures, and deliveries still not sent
+//! `broadcast.give_up_after_hours` after they were queued, are recorded with a reason for
+//! `!bc status`.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use rand::Rng;
 use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UserId};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 
 use crate::{
     context::App,
@@ -23,22 +33,29 @@ use crate::{
 
 /// How long a worker holds a claimed delivery before another may take it over.
 pub const LEASE_MS: i64 = 120_000;
+/// When a delivery whose DM another process is creating is tried again.
+const CREATING_ELSEWHERE_RETRY: Duration = Duration::from_secs(5);
+/// The first and the longest wait between two probes of a homeserver that is down.
+const PROBE_FIRST_DELAY: Duration = Duration::from_millis(500);
+const PROBE_MAX_DELAY: Duration = Duration::from_secs(30);
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Runs `broadcast.concurrency` workers until `stopped`.
 pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
+    let outage = Arc::new(Outage::default());
     let workers: Vec<_> = (0..app.config.broadcast.concurrency)
-        .map(|_| tokio::spawn(worker(app.clone(), stopped.clone())))
+        .map(|_| tokio::spawn(worker(app.clone(), outage.clone(), stopped.clone())))
         .collect();
     for worker in workers {
         let _ = worker.await;
     }
 }
 
-async fn worker(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+async fn worker(app: Arc<App>, outage: Arc<Outage>, mut stopped: watch::Receiver<bool>) {
     let mut broadcasts: HashMap<BroadcastId, Arc<Broadcast>> = HashMap::new();
     while !*stopped.borrow() {
+        outage.wait_until_over(&mut stopped).await;
         let claim = match app.store.claim_delivery(LEASE_MS).await {
             Ok(claim) => claim,
             Err(error) => {
@@ -59,7 +76,7 @@ async fn worker(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             continue;
         };
         let result = match broadcast_of(&app, &mut broadcasts, &claim).await {
-            Ok(broadcast) => deliver(&app, &broadcast, &claim).await,
+            Ok(broadcast) => deliver(&app, &outage, &broadcast, &claim).await,
             Err(error @ StoreError::Undecodable { .. }) => {
                 // It will never be readable: fail the delivery instead of retrying it forever.
                 let reason = error.to_string();
@@ -93,7 +110,12 @@ pub fn transaction_id(broadcast: BroadcastId, user: &UserId) -> OwnedTransaction
 }
 
 #[tracing::instrument(skip_all, fields(broadcast = %claim.broadcast_id, user = %claim.user_id, attempt = claim.attempts))]
-async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), StoreError> {
+async fn deliver(
+    app: &App,
+    outage: &Arc<Outage>,
+    broadcast: &Broadcast,
+    claim: &Claim,
+) -> Result<(), StoreError> {
     if app.store.is_opted_out(&claim.user_id).await? {
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
         return app.store.end_delivery(claim, DeliveryState::Skipped, "opted out").await;
@@ -104,27 +126,85 @@ async fn deliver(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(), 
             return app.store.mark_delivered(claim, &room, &event).await;
         }
         Err(DmError::Store(error)) => return Err(error),
+        Err(error @ DmError::CreatingElsewhere) => {
+            let due = now_ms() + CREATING_ELSEWHERE_RETRY.as_millis() as i64;
+            return app.store.release_delivery(claim, due, &error.to_string()).await;
+        }
         Err(DmError::Matrix(error)) => error,
     };
+    let config = &app.config.broadcast;
     let attempts = claim.attempts as u32;
-    match failure {
-        MatrixError::Permanent { .. } => {
-            let reason = human_reason(&failure);
-            tracing::info!(%reason, "delivery failed");
-            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
-            app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
+    let deadline = claim.queued_at + config.give_up_after_hours as i64 * 3_600_000;
+    let reason = match failure {
+        MatrixError::Permanent { .. } => human_reason(&failure),
+        _ if now_ms() > deadline => {
+            format!("not delivered within {} hours: {failure}", config.give_up_after_hours)
         }
-        _ if attempts >= app.config.broadcast.max_attempts => {
-            let reason = format!("gave up after {attempts} tries: {failure}");
-            tracing::warn!(%reason, "delivery failed");
-            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
-            app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
+        _ if failure.is_outage() => {
+            // Uses up no try: the workers pause until a probe finds the homeserver again.
+            outage.begin(&failure, app.homeserver.clone());
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
+            return app.store.release_delivery(claim, now_ms(), &failure.to_string()).await;
         }
+        _ if attempts >= config.max_attempts => format!("gave up after {attempts} tries: {failure}"),
         _ => {
             let delay = retry_after_of(&failure).unwrap_or_else(|| backoff(attempts));
             tracing::debug!(%failure, delay_ms = delay.as_millis() as u64, "delivery will be retried");
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "retried").increment(1);
-            app.store.retry_delivery(claim, now_ms() + delay.as_millis() as i64, &failure.to_string()).await
+            return app
+                .store
+                .retry_delivery(claim, now_ms() + delay.as_millis() as i64, &failure.to_string())
+                .await;
+        }
+    };
+    tracing::info!(%reason, "delivery failed");
+    metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
+    app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
+}
+
+/// Whether the homeserver is down, as the workers see it: the first delivery that meets an
+/// outage pauses them all and starts one probe, which resumes them when the homeserver answers
+/// again. The log says so once each way.
+#[derive(Default)]
+pub struct Outage {
+    down: AtomicBool,
+    over: Notify,
+}
+
+impl Outage {
+    /// A delivery met an outage: the first report pauses the workers and starts the probe.
+    fn begin(self: &Arc<Self>, error: &MatrixError, homeserver: Arc<dyn Homeserver>) {
+        if self.down.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
+        tokio::spawn(self.clone().probe(homeserver));
+    }
+
+    /// Asks the homeserver something cheap, with backoff, until it answers.
+    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>) {
+        let mut delay = PROBE_FIRST_DELAY;
+        loop {
+            tokio::time::sleep(delay).await;
+            match homeserver.user_exists(homeserver.bot()).await {
+                Err(error) if error.is_outage() => delay = (delay * 2).min(PROBE_MAX_DELAY),
+                _ => break,
+            }
+        }
+        self.down.store(false, Ordering::SeqCst);
+        tracing::info!("the homeserver answers again: deliveries resume");
+        self.over.notify_waiters();
+    }
+
+    /// Returns at once while the homeserver is up; otherwise when the outage is over or `stopped`.
+    async fn wait_until_over(&self, stopped: &mut watch::Receiver<bool>) {
+        while self.down.load(Ordering::SeqCst) && !*stopped.borrow() {
+            tokio::select! {
+                _ = self.over.notified() => {}
+                // In case the wake-up came between the check and the wait.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
+            }
         }
     }
 }
@@ -225,12 +305,12 @@ mod tests {
     async fn a_delivery_sends_the_personalised_copy_into_the_dm_once() {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hello **{displayname}**").await;
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         let room = test.hs.dms_with(&claim.user_id).pop().expect("a DM");
         assert_eq!(test.hs.bodies_in(&room), ["Hello **Alice Liddell**"]);
         assert_eq!(test.store().delivery_counts(broadcast.id).await.unwrap().delivered, 1);
         // Sent again after a crash: the same transaction ID gives the same event, no second copy.
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         assert_eq!(test.hs.sent_to(&room).len(), 1);
     }
 
@@ -238,9 +318,10 @@ mod tests {
     async fn temporary_failures_come_back_later_and_honour_retry_after() {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
-        test.hs.fail_next("send_raw", MatrixError::NetworkFailure("connection reset".into()));
+        let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
+        test.hs.fail_next("send_raw", busy);
         let before = now_ms();
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         let due = test.store().next_due_at().await.unwrap().expect("pending again");
         assert!(
             (before + 500..=now_ms() + 1_000).contains(&due),
@@ -249,7 +330,7 @@ mod tests {
         );
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Pending).await,
-            ["homeserver unreachable: connection reset"]
+            ["homeserver busy (too many requests)"]
         );
 
         let limited =
@@ -258,7 +339,7 @@ mod tests {
         let (broadcast, claim) = claimed(&test, "Hi").await;
         test.hs.fail_next("send_raw", limited);
         let before = now_ms();
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         let due = test.store().next_due_at().await.unwrap().expect("pending again");
         assert!(
             (before + 7_000..=now_ms() + 7_000).contains(&due),
@@ -272,7 +353,7 @@ mod tests {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
         test.hs.fail_next("send_raw", forbidden("blocked"));
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Failed).await,
             ["the homeserver refused (blocked)"]
@@ -280,12 +361,30 @@ mod tests {
 
         let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
-        test.hs.fail_next("send_raw", MatrixError::NetworkFailure("down".into()));
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
+        test.hs.fail_next("send_raw", busy);
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Failed).await,
-            ["gave up after 1 tries: homeserver unreachable: down"]
+            ["gave up after 1 tries: homeserver busy (too many requests)"]
         );
+    }
+
+    /// Issue 10, item 6: tries are not the only bound; a delivery still not sent
+    /// `give_up_after_hours` after it was queued fails, outage or not.
+    #[tokio::test]
+    async fn a_delivery_older_than_the_time_limit_fails_instead_of_waiting_longer() {
+        let test = TestApp::with_config("broadcast:\n  give_up_after_hours: 1\n").await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        let old = Claim { queued_at: now_ms() - 3_600_001, ..claim };
+        test.hs.fail_next("send_raw", MatrixError::NetworkFailure("down".into()));
+        let outage = Arc::new(Outage::default());
+        deliver(&test.app, &outage, &broadcast, &old).await.unwrap();
+        assert_eq!(
+            outcome(&test, broadcast.id, DeliveryState::Failed).await,
+            ["not delivered within 1 hours: homeserver unreachable: down"]
+        );
+        assert!(!outage.down.load(Ordering::SeqCst), "a failure past the limit pauses nobody");
     }
 
     #[tokio::test]
@@ -293,7 +392,7 @@ mod tests {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
         test.store().opt_out(&claim.user_id).await.unwrap();
-        deliver(&test.app, &broadcast, &claim).await.unwrap();
+        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
         assert_eq!(outcome(&test, broadcast.id, DeliveryState::Skipped).await, ["opted out"]);
         assert_eq!(test.hs.count("send_raw") + test.hs.count("create_dm"), 0);
     }
@@ -355,5 +454,34 @@ mod tests {
             1,
             "a cancelled delivery stays cancelled"
         );
+    }
+
+    /// Issue 10, item 6: while the homeserver cannot be reached, the workers pause (one probe
+    /// with backoff, no hot loop) and no try is used up; everything goes out once it is back.
+    #[tokio::test]
+    async fn an_outage_pauses_the_workers_and_uses_up_no_tries() {
+        let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+        let users: Vec<ruma::OwnedUserId> = (0..5).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
+        let id =
+            test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
+        test.hs.with(|state| state.down = true);
+        let (stop, stopped) = watch::channel(false);
+        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        tokio::time::sleep(Duration::from_secs(3)).await; // the outage itself
+        let during = test.hs.with(|state| state.requests.values().sum::<usize>());
+        assert!(during < 20, "no hot loop: {during} requests in a 3 s outage");
+        assert_eq!(test.store().delivery_counts(id).await.unwrap().failed, 0, "nothing failed");
+        test.hs.with(|state| state.down = false);
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while test.store().delivery_counts(id).await.unwrap().delivered < 5 {
+            assert!(
+                tokio::time::Instant::now() < until,
+                "all delivered within 10 s of the end of the outage"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        workers.await.unwrap();
+        assert_eq!(test.hs.with(|state| state.sent.len()), 5, "one copy each");
     }
 }

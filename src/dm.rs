@@ -57,6 +57,9 @@ pub enum DmError {
     Matrix(#[from] MatrixError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another process recorded the DM moments ago and may still be creating it: try later.
+    #[error("the DM is being created by another process")]
+    CreatingElsewhere,
 }
 
 /// Whether someone besides the bot and `user` is among a DM's joined `members`.
@@ -141,11 +144,7 @@ impl Dms {
         // With SQLite this process is the only one: a `creating` record it did not make itself
         // (under the per-user lock) was left by a process that died.
         if now_ms() - dm.created_at < CREATING_GRACE_MS && !self.store.is_sqlite() {
-            return Err(MatrixError::Transient {
-                retry_after: Some(Duration::from_secs(5)),
-                message: "the DM is being created by another process".into(),
-            }
-            .into());
+            return Err(DmError::CreatingElsewhere);
         }
         if let Some(room) = self.find_room_with_nonce(&dm.nonce).await? {
             tracing::info!(%user, %room, "adopted a DM created before a crash");

@@ -133,6 +133,10 @@ pub struct BroadcastConfig {
     pub concurrency: usize,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// A delivery not sent this many hours after it was queued fails (outages do not use up
+    /// `max_attempts`, so this bounds them).
+    #[serde(default = "default_give_up_after_hours")]
+    pub give_up_after_hours: u64,
     #[serde(default = "default_exclude")]
     pub exclude: Vec<String>,
     #[serde(default = "default_true")]
@@ -158,6 +162,7 @@ impl Default for BroadcastConfig {
             stop_keywords: default_stop_keywords(),
             start_keywords: default_start_keywords(),
             new_user_poll_seconds: default_new_user_poll_seconds(),
+            give_up_after_hours: default_give_up_after_hours(),
         }
     }
 }
@@ -238,6 +243,9 @@ fn default_confirm_above() -> u64 {
 }
 fn default_concurrency() -> usize {
     8
+}
+fn default_give_up_after_hours() -> u64 {
+    24
 }
 fn default_max_attempts() -> u32 {
     8
@@ -413,6 +421,7 @@ impl BroadcastConfig {
         check_range("broadcast.concurrency", self.concurrency as u64, 1..=256)?;
         check_range("broadcast.new_user_poll_seconds", self.new_user_poll_seconds, 1..=86_400)?;
         check_range("broadcast.max_attempts", self.max_attempts.into(), 1..=100)?;
+        check_range("broadcast.give_up_after_hours", self.give_up_after_hours, 1..=720)?;
         for (index, pattern) in self.exclude.iter().enumerate() {
             if let Err(error) = regex::Regex::new(pattern) {
                 return Err(ConfigError::invalid(

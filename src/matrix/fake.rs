@@ -66,6 +66,8 @@ pub struct FakeState {
     /// The admin API's accounts, as the single-user answer shows them (with `appservice_id`).
     pub accounts: Vec<AdminUser>,
     pub server_admin: bool,
+    /// While true, every request fails as if the homeserver could not be reached.
+    pub down: bool,
     pub sent: Vec<Sent>,
     /// Events that exist in rooms, readable with `room_event`.
     pub events: HashMap<OwnedEventId, Value>,
@@ -207,6 +209,9 @@ impl FakeHomeserver {
     fn enter(&self, endpoint: &'static str) -> Result<(), MatrixError> {
         self.with(|state| {
             *state.requests.entry(endpoint).or_default() += 1;
+            if state.down {
+                return Err(MatrixError::NetworkFailure("connection refused".into()));
+            }
             match state.failures.get_mut(endpoint).and_then(VecDeque::pop_front) {
                 Some(error) => Err(error),
                 None => Ok(()),

@@ -52,7 +52,11 @@ pub enum MatrixError {
     /// The homeserver could not be reached or the connection broke; worth retrying.
     #[error("homeserver unreachable: {0}")]
     NetworkFailure(String),
-    /// The homeserver is overloaded, rate-limiting or failing for now; retry after a while.
+    /// The homeserver answers but is failing (a 5xx, a proxy's error page): it is down or being
+    /// restarted; worth retrying, like [`MatrixError::NetworkFailure`].
+    #[error("homeserver unavailable: {0}")]
+    Unavailable(String),
+    /// The homeserver is rate-limiting or busy for now; retry after a while.
     #[error("homeserver busy ({message})")]
     Transient { retry_after: Option<Duration>, message: String },
     /// The request will never succeed as it is (forbidden, not found, bad request, …).
@@ -74,10 +78,17 @@ impl MatrixError {
         MatrixError::Permanent { errcode: None, status: None, message: error.to_string() }
     }
 
+    /// Whether the homeserver cannot be reached or is failing as a whole (an outage), rather than
+    /// refusing or limiting this one request.
+    pub fn is_outage(&self) -> bool {
+        matches!(self, MatrixError::NetworkFailure(_) | MatrixError::Unavailable(_))
+    }
+
     /// The metrics label of this failure.
     fn outcome(&self) -> &'static str {
         match self {
             MatrixError::NetworkFailure(_) => "network_failure",
+            MatrixError::Unavailable(_) => "unavailable",
             MatrixError::Transient { .. } => "transient",
             MatrixError::Permanent { .. } => "permanent",
         }
@@ -99,7 +110,10 @@ impl MatrixError {
             });
             return MatrixError::Transient { retry_after, message };
         }
-        if status == 429 || status >= 500 {
+        if status >= 500 {
+            return MatrixError::Unavailable(message);
+        }
+        if status == 429 {
             return MatrixError::Transient { retry_after: None, message };
         }
         MatrixError::Permanent {
@@ -120,7 +134,7 @@ impl From<HttpError> for MatrixError {
             HttpError::Api(error) => match error.as_ref() {
                 // A response that is not a Matrix error: a proxy's 502 page, a truncated body.
                 ruma::api::error::FromHttpResponseError::Server(_) => {
-                    MatrixError::Transient { retry_after: None, message: error.to_string() }
+                    MatrixError::Unavailable(error.to_string())
                 }
                 _ => MatrixError::internal(error),
             },
@@ -676,10 +690,13 @@ mod tests {
     }
 
     #[test]
-    fn server_errors_are_transient() {
+    fn server_errors_are_an_outage() {
         let error =
             MatrixError::from(http_error(502, r#"{"errcode":"M_UNKNOWN","error":"bad gateway"}"#, None));
-        assert!(matches!(error, MatrixError::Transient { retry_after: None, .. }));
+        assert!(matches!(error, MatrixError::Unavailable(_)) && error.is_outage(), "{error:?}");
+        let limited =
+            MatrixError::from(http_error(429, r#"{"errcode":"M_LIMIT_EXCEEDED","error":"x"}"#, None));
+        assert!(matches!(limited, MatrixError::Transient { .. }) && !limited.is_outage(), "{limited:?}");
     }
 
     #[test]
@@ -720,7 +737,7 @@ mod tests {
         let config = Config::parse(&text, std::path::Path::new("stub.yaml")).unwrap();
         let client = MatrixClient::new(&config).await.unwrap();
         let error = client.create_dm(ruma::user_id!("@alice:example.org"), "nonce").await.unwrap_err();
-        assert!(matches!(error, MatrixError::Transient { .. }), "{error:?}");
+        assert!(matches!(error, MatrixError::Unavailable(_)), "{error:?}");
         let creates = seen.lock().unwrap().iter().filter(|path| path.ends_with("/createRoom")).count();
         assert_eq!(creates, 1, "one createRoom request");
         // Other requests keep the client's bounded retries.

@@ -79,6 +79,24 @@ impl DeliveryCounts {
     }
 }
 
+/// What became of one try of a delivery.
+struct Outcome<'a> {
+    state: DeliveryState,
+    room: Option<&'a RoomId>,
+    event: Option<&'a EventId>,
+    /// Shown in `!bc status` for failed and skipped deliveries.
+    reason: Option<&'a str>,
+    next_attempt_at: i64,
+    /// Whether this try counts against `broadcast.max_attempts`.
+    counted: bool,
+}
+
+impl Outcome<'_> {
+    fn new(state: DeliveryState) -> Self {
+        Self { state, room: None, event: None, reason: None, next_attempt_at: 0, counted: true }
+    }
+}
+
 /// A delivery a worker holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
@@ -86,6 +104,8 @@ pub struct Claim {
     pub user_id: OwnedUserId,
     /// Tries so far, this one included.
     pub attempts: i64,
+    /// When the delivery was queued (ms).
+    pub queued_at: i64,
 }
 
 /// The claim, with the row lock that PostgreSQL needs (SQLite has one writer at a time).
@@ -100,7 +120,7 @@ macro_rules! claim_sql {
                         OR (d.state = 'sending' AND d.claimed_until < $2))
                  ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1",
             $lock,
-            ") RETURNING broadcast_id, user_id, attempts"
+            ") RETURNING broadcast_id, user_id, attempts, queued_at"
         )
     };
 }
@@ -117,7 +137,8 @@ impl Store {
             let mut transaction = pool.begin().await?;
             for user in users {
                 inserted += sqlx::query(
-                    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at) VALUES ($1, $2, 'pending', $3)
+                    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at)
+                     VALUES ($1, $2, 'pending', $3, $3)
                      ON CONFLICT (broadcast_id, user_id) DO NOTHING",
                 )
                 .bind(id.0)
@@ -198,14 +219,15 @@ impl Store {
     pub async fn claim_delivery(&self, lease_ms: i64) -> Result<Option<Claim>, StoreError> {
         let now = now_ms();
         let sql = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
-        let row: Option<(i64, String, i64)> = on_pool!(self, |pool| {
+        let row: Option<(i64, String, i64, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(sql).bind(now + lease_ms).bind(now).fetch_optional(pool).await?
         });
-        row.map(|(broadcast, user, attempts)| {
+        row.map(|(broadcast, user, attempts, queued_at)| {
             Ok(Claim {
                 broadcast_id: BroadcastId(broadcast),
                 user_id: parse("deliveries.user_id", user)?,
                 attempts,
+                queued_at,
             })
         })
         .transpose()
@@ -243,17 +265,38 @@ impl Store {
         room: &RoomId,
         event: &EventId,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(claim, DeliveryState::Delivered, Some(room), Some(event), None, 0).await
+        let outcome =
+            Outcome { room: Some(room), event: Some(event), ..Outcome::new(DeliveryState::Delivered) };
+        self.record(claim, outcome).await
     }
 
-    /// Puts a delivery back in the queue, due at `next_attempt_at`.
+    /// Puts a delivery back in the queue, due at `next_attempt_at`; this try counts.
     pub async fn retry_delivery(
         &self,
         claim: &Claim,
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(claim, DeliveryState::Pending, None, None, Some(error), next_attempt_at).await
+        let outcome =
+            Outcome { reason: Some(error), next_attempt_at, ..Outcome::new(DeliveryState::Pending) };
+        self.record(claim, outcome).await
+    }
+
+    /// Puts a delivery back in the queue without counting this try (the homeserver was down, or
+    /// another process is creating the DM), due at `next_attempt_at`.
+    pub async fn release_delivery(
+        &self,
+        claim: &Claim,
+        next_attempt_at: i64,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        let outcome = Outcome {
+            reason: Some(reason),
+            next_attempt_at,
+            counted: false,
+            ..Outcome::new(DeliveryState::Pending)
+        };
+        self.record(claim, outcome).await
     }
 
     /// Ends a delivery as failed or skipped, with the reason shown in `!bc status`.
@@ -263,33 +306,26 @@ impl Store {
         state: DeliveryState,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.finish_delivery(claim, state, None, None, Some(reason), 0).await
+        self.record(claim, Outcome { reason: Some(reason), ..Outcome::new(state) }).await
     }
 
     /// Records the outcome of `claim`, only while the row is still that claim's (being sent, with
     /// the claim's attempt): a worker whose lease ran out, or whose delivery was cancelled
     /// meanwhile, changes nothing and is told so in the log.
-    async fn finish_delivery(
-        &self,
-        claim: &Claim,
-        state: DeliveryState,
-        room: Option<&RoomId>,
-        event: Option<&EventId>,
-        error: Option<&str>,
-        next_attempt_at: i64,
-    ) -> Result<(), StoreError> {
+    async fn record(&self, claim: &Claim, outcome: Outcome<'_>) -> Result<(), StoreError> {
         let recorded = on_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE deliveries SET state = $1, room_id = COALESCE($2, room_id), event_id = COALESCE($3, event_id),
-                        last_error = $4, next_attempt_at = $5, claimed_until = 0, updated_at = $6
-                 WHERE broadcast_id = $7 AND user_id = $8 AND state = 'sending' AND attempts = $9",
+                        last_error = $4, next_attempt_at = $5, claimed_until = 0, updated_at = $6, attempts = $7
+                 WHERE broadcast_id = $8 AND user_id = $9 AND state = 'sending' AND attempts = $10",
             )
-            .bind(state.as_str())
-            .bind(room.map(|room| room.as_str()))
-            .bind(event.map(|event| event.as_str()))
-            .bind(error)
-            .bind(next_attempt_at)
+            .bind(outcome.state.as_str())
+            .bind(outcome.room.map(|room| room.as_str()))
+            .bind(outcome.event.map(|event| event.as_str()))
+            .bind(outcome.reason)
+            .bind(outcome.next_attempt_at)
             .bind(now_ms())
+            .bind(if outcome.counted { claim.attempts } else { claim.attempts - 1 })
             .bind(claim.broadcast_id.0)
             .bind(claim.user_id.as_str())
             .bind(claim.attempts)
@@ -298,7 +334,7 @@ impl Store {
             .rows_affected()
         });
         if recorded == 0 {
-            tracing::warn!(broadcast = %claim.broadcast_id, user = %claim.user_id, outcome = state.as_str(),
+            tracing::warn!(broadcast = %claim.broadcast_id, user = %claim.user_id, outcome = outcome.state.as_str(),
                 "a delivery's outcome was not recorded: it was claimed again or cancelled meanwhile");
         }
         Ok(())

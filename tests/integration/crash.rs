@@ -1,5 +1,6 @@
 //! Crashes in the middle of a broadcast: the bot killed with SIGKILL, Synapse killed and
-//! restarted. Afterwards every recipient has exactly one copy in exactly one DM room.
+//! restarted, Synapse down for longer than the retry budget. Afterwards every recipient has
+//! exactly one copy in exactly one DM room.
 
 use std::collections::HashMap;
 
@@ -9,9 +10,9 @@ use crate::harness::{wait_for, TestEnv, TestUser, DEADLINE};
 
 const RECIPIENTS: usize = 200;
 
-async fn recipients(env: &TestEnv) -> Vec<TestUser> {
-    let mut users = Vec::with_capacity(RECIPIENTS);
-    for chunk in (0..RECIPIENTS).collect::<Vec<_>>().chunks(25) {
+async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
+    let mut users = Vec::with_capacity(count);
+    for chunk in (0..count).collect::<Vec<_>>().chunks(25) {
         let names: Vec<String> = chunk.iter().map(|n| format!("person{n:03}")).collect();
         users.extend(join_all(names.iter().map(|name| env.user(name))).await);
     }
@@ -60,7 +61,7 @@ async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     let config = env.binary_config(dir.path());
     let bot = env.bot_id();
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
-    let users = recipients(&env).await;
+    let users = recipients(&env, RECIPIENTS).await;
 
     let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
     let room = env.control_room(&admin).await;
@@ -87,7 +88,7 @@ async fn a_synapse_restart_mid_broadcast_still_gives_exactly_one_copy_each() {
     let mut env = TestEnv::start().await;
     let bot = env.bot_id();
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
-    let users = recipients(&env).await;
+    let users = recipients(&env, RECIPIENTS).await;
     let room = env.control_room(&admin).await;
     admin.send_text(&room, &send_command(&users, "Survives a homeserver restart")).await;
     wait_for("some deliveries before the restart", || async { (delivered(&env).await >= 20).then_some(()) })
@@ -100,4 +101,27 @@ async fn a_synapse_restart_mid_broadcast_still_gives_exactly_one_copy_each() {
     let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 6).await.remove(0);
     assert!(summary.contains(&format!("{RECIPIENTS} delivered, 0 failed")), "{summary}");
     assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives a homeserver restart").await;
+}
+
+/// Issue 10, item 6: a homeserver outage longer than `max_attempts` tries with backoff would take
+/// pauses the deliveries instead of failing them; they resume when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_homeserver_outage_longer_than_the_retry_budget_fails_nobody() {
+    // Two tries with backoff are spent within about three seconds; the outage lasts ten.
+    let mut env = TestEnv::start_with("broadcast:\n    max_attempts: 2\n").await;
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let users = recipients(&env, 40).await;
+    let room = env.control_room(&admin).await;
+    admin.send_text(&room, &send_command(&users, "Survives an outage")).await;
+    wait_for("some deliveries before the outage", || async { (delivered(&env).await >= 5).then_some(()) })
+        .await;
+    env.synapse.stop();
+    tokio::time::sleep(std::time::Duration::from_secs(10)).await; // the outage itself, not a wait for a condition
+    let failed = env.count_in_bot_database("SELECT COUNT(*) FROM deliveries WHERE state = 'failed'").await;
+    assert_eq!(failed, 0, "nothing failed during the outage");
+    env.synapse.start_again().await;
+    let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 6).await.remove(0);
+    assert!(summary.contains(&format!("{} delivered, 0 failed", users.len())), "{summary}");
+    assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives an outage").await;
 }

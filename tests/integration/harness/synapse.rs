@@ -116,6 +116,17 @@ impl Synapse {
         self.launch().await;
     }
 
+    /// Stops Synapse (SIGKILL), as an outage or an upgrade would; [`Synapse::start_again`] brings
+    /// it back on the same port and database.
+    pub fn stop(&mut self) {
+        self.kill();
+    }
+
+    /// Starts a stopped Synapse again and waits until it answers.
+    pub async fn start_again(&mut self) {
+        self.launch().await;
+    }
+
     fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
