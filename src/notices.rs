@@ -12,13 +12,14 @@ use ruma::{
         reaction::ReactionEventContent,
         relation::{Annotation, Reply, Thread},
         room::message::{Relation, ReplacementMetadata, RoomMessageEventContent},
+        Mentions,
     },
     EventId, OwnedEventId, RoomId, TransactionId,
 };
 
 use crate::{
     matrix::{send, txn_for, Homeserver},
-    store::{BroadcastId, StoreError},
+    store::{Broadcast, BroadcastId, StoreError},
 };
 
 /// What a command answers: success or failure, and Markdown text for an `m.notice`.
@@ -129,13 +130,34 @@ async fn post(
     content: &RoomMessageEventContent,
     what: &str,
 ) -> Option<OwnedEventId> {
-    match send(homeserver, room, txn_id, content).await {
+    // The bot usually has the power to ping everyone in a control room: it mentions nobody.
+    let mut content = content.clone();
+    content.mentions = Some(Mentions::new());
+    match send(homeserver, room, txn_id, &content).await {
         Ok(event) => Some(event),
         Err(error) => {
             tracing::warn!(%error, %room, "cannot {what}");
             None
         }
     }
+}
+
+/// A broadcast as answers name it: `#12 «Welcome»`, the name escaped so that it shows as written
+/// (a name is whatever its creator typed, and answers are Markdown).
+pub fn titled(broadcast: &Broadcast) -> String {
+    format!("{} «{}»", broadcast.id, escape_markdown(&broadcast.name))
+}
+
+/// `text` with the characters that Markdown or HTML would read as markup backslash-escaped.
+pub fn escape_markdown(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for character in text.chars() {
+        if "\\`*_[]<>()#!|~&".contains(character) {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped
 }
 
 /// `1234567` as `1,234,567`.

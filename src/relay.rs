@@ -52,9 +52,36 @@ async fn dm_message(
     if !app.config.broadcast.relay_replies {
         return Ok(());
     }
-    let Some(message) = StoredMessage::copy_of(event) else { return Ok(()) };
+    let Some(message) = StoredMessage::copy_of(event).map(defused) else { return Ok(()) };
     let Some(thread) = thread_for(app, &dm.user_id, room, event_id).await? else { return Ok(()) };
     relay(app, &thread, event_id, message).await
+}
+
+/// The content keys of a message that are relayed; anything else a client put there is not.
+const RELAYED_KEYS: [&str; 9] =
+    ["msgtype", "body", "format", "formatted_body", "url", "info", "file", "filename", "geo_uri"];
+
+/// A recipient's message as it may appear in a control room, where the bot can usually ping
+/// everyone: known content keys only, HTML reduced to the tags the Matrix spec recommends, and
+/// `m.mentions: {}` so that it mentions nobody.
+fn defused(message: StoredMessage) -> StoredMessage {
+    let mut content: serde_json::Map<String, Value> = message
+        .content
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(key, _)| RELAYED_KEYS.contains(&key.as_str()))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if let Some(Value::String(html)) = content.get_mut("formatted_body") {
+        *html = ruma::html::sanitize_html(
+            html,
+            ruma::html::HtmlSanitizerMode::Strict,
+            ruma::html::RemoveReplyFallback::Yes,
+        );
+    }
+    content.insert("m.mentions".into(), json!({}));
+    StoredMessage { event_type: message.event_type, content: Value::Object(content) }
 }
 
 /// `stop` or `start` (as configured) written alone: opts `user` out or in. Returns the kind and
@@ -136,8 +163,8 @@ async fn thread_for(
     };
     let name = app.hs().displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
     let title = match &broadcast {
-        Some(broadcast) => format!("Replies from {name} ({user}) to «{}» {}", broadcast.name, broadcast.id),
-        None => format!("Messages from {name} ({user}), not about a broadcast"),
+        Some(broadcast) => format!("Replies from “{name}” ({user}) to «{}» {}", broadcast.name, broadcast.id),
+        None => format!("Messages from “{name}” ({user}), not about a broadcast"),
     };
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
     let Some(root) = post_text(app.hs(), &control_room, &root_txn, &title).await else {
@@ -310,7 +337,7 @@ mod tests {
         write_in_dm(&test, &bob, "Offsite yes", 1).await;
 
         let in_b = test.hs.sent_to(&room_b);
-        assert_eq!(in_b[0].content["body"], "Replies from Alice (@alice:example.org) to «Lunch?» #2");
+        assert_eq!(in_b[0].content["body"], "Replies from “Alice” (@alice:example.org) to «Lunch?» #2");
         let root = in_b[0].event_id.to_string();
         let replies: Vec<_> =
             in_b[1..].iter().map(|sent| (sent.content["body"].clone(), thread_of(sent))).collect();
@@ -318,7 +345,7 @@ mod tests {
         let in_a = test.hs.bodies_in(&room_a);
         assert_eq!(
             in_a,
-            ["Replies from bob (@bob:example.org) to «Offsite?» #1", "Offsite yes"],
+            ["Replies from “bob” (@bob:example.org) to «Offsite?» #1", "Offsite yes"],
             "bob's only"
         );
         assert_eq!(test.store().read_and_replied(second).await.unwrap().1, 1);
@@ -340,7 +367,7 @@ mod tests {
         write_in_dm(&test, &alice, "anyone?", 2).await;
         assert_eq!(
             test.hs.bodies_in(&control),
-            ["Messages from alice (@alice:example.org), not about a broadcast", "anyone?"]
+            ["Messages from “alice” (@alice:example.org), not about a broadcast", "anyone?"]
         );
     }
 
@@ -417,5 +444,34 @@ mod tests {
         );
         let not_a_thread = json!({ "content": { "body": "x" } });
         assert!(!on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await);
+    }
+
+    /// Issue 10, item 14: what a recipient writes cannot ping the control room or smuggle markup.
+    #[tokio::test]
+    async fn relayed_replies_cannot_ping_or_spoof() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let mallory = test.hs.user("mallory", Some("@room"));
+        delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
+        let dm = test.store().live_dm(&mallory).await.unwrap().unwrap();
+        let room = dm.room_id.clone().unwrap();
+        let event_id = owned_event_id!("$evil");
+        let event = json!({ "type": "m.room.message", "room_id": room, "sender": mallory, "event_id": event_id,
+            "content": { "msgtype": "m.text", "body": "@room look", "format": "org.matrix.custom.html",
+                "formatted_body": "<b>hi</b><script>alert(1)</script><img src=\"https://evil.example/x.png\">",
+                "m.mentions": { "room": true }, "evil.key": 1 } });
+        on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        let sent = test.hs.sent_to(&control);
+        let (title, relayed) = (&sent[0].content, &sent[1].content);
+        assert_eq!(title["body"], "Replies from “@room” (@mallory:example.org) to «News» #1");
+        assert_eq!(title["m.mentions"], json!({}), "the title mentions nobody");
+        assert_eq!(relayed["m.mentions"], json!({}), "the relayed copy mentions nobody");
+        let html = relayed["formatted_body"].as_str().unwrap();
+        assert!(
+            html.starts_with("<b>hi</b>") && !html.contains("<script") && !html.contains("<img"),
+            "{html}"
+        );
+        assert!(relayed.get("evil.key").is_none(), "only known content keys: {relayed}");
+        assert_eq!(relayed["body"], "@room look");
     }
 }

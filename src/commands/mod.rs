@@ -410,6 +410,29 @@ mod tests {
             assert!(own.markdown.contains("All hands"), "{}", own.markdown);
         }
 
+        /// Issue 10, item 14: a broadcast's name is shown as written, never as markup.
+        #[tokio::test]
+        async fn broadcast_names_are_escaped_in_answers() {
+            let test = TestApp::new().await;
+            let room = test.control_room().await;
+            let name = "<img src=x> *bold* [link](https://evil.example)";
+            let id = test
+                .broadcast_in(BroadcastState::Prepared, &room, name, &[], &[], SendOptions::default())
+                .await;
+            for line in [format!("!bc status {id}"), "!bc list".to_owned(), format!("!bc cancel {id}")] {
+                let answer = run_line(&test.app, &room, "@bob:example.org", &line).await;
+                let html =
+                    ruma::events::room::message::RoomMessageEventContent::notice_markdown(&answer.markdown);
+                let rendered = serde_json::to_value(&html).unwrap();
+                let formatted = rendered["formatted_body"].as_str().unwrap_or("");
+                assert!(
+                    !formatted.contains("<img") && !formatted.contains("<em>") && !formatted.contains("<a "),
+                    "{line}: {formatted}"
+                );
+                assert!(formatted.contains("&lt;img src=x&gt;"), "{line}: {formatted}");
+            }
+        }
+
         /// Issue 10, item 2: confirming needs the rights the audience needs.
         #[tokio::test]
         async fn only_the_creator_or_someone_with_the_rights_may_confirm() {

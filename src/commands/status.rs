@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use super::{find_broadcast, Answer, Context};
 use crate::{
-    notices::thousands,
+    notices::{thousands, titled},
     store::{BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
 };
 
@@ -26,9 +26,8 @@ pub async fn list(ctx: &Context<'_>) -> Answer {
             Err(error) => return Answer::store_failed(error),
         };
         text.push_str(&format!(
-            "- {} «{}» — {} — {} / {} delivered, {} failed\n",
-            broadcast.id,
-            broadcast.name,
+            "- {} — {} — {} / {} delivered, {} failed\n",
+            titled(&broadcast),
             broadcast.state.as_str(),
             thousands(counts.delivered),
             thousands(counts.total()),
@@ -45,7 +44,7 @@ pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     };
     match status_text(ctx, id).await {
         Ok(details) => {
-            Answer::ok(format!("**{id} «{}»** — {}\n\n{details}", broadcast.name, broadcast.state.as_str()))
+            Answer::ok(format!("**{}** — {}\n\n{details}", titled(&broadcast), broadcast.state.as_str()))
         }
         Err(error) => Answer::store_failed(error),
     }
@@ -103,8 +102,8 @@ pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     match cancelled {
         Ok(true) => match store.cancel_deliveries(id).await {
             Ok(count) => Answer::ok(format!(
-                "Cancelled {id} «{}»: {} not delivered.",
-                broadcast.name,
+                "Cancelled {}: {} not delivered.",
+                titled(&broadcast),
                 thousands(count as i64)
             )),
             Err(error) => Answer::store_failed(error),
@@ -141,8 +140,8 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
         let broadcast = store.broadcast(id).await?;
         let counts = store.delivery_counts(id).await?;
         text.push_str(&format!(
-            "- {id} «{}» — {} — {} — {} received it\n",
-            broadcast.name,
+            "- {} — {} — {} — {} received it\n",
+            titled(&broadcast),
             scopes.join(", "),
             if active { "on" } else { "off" },
             thousands(counts.delivered)

@@ -135,7 +135,7 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
 /// What happens to a resolved broadcast of `count` recipients: a dry run, nothing, a preview, or
 /// the start.
 async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> Answer {
-    let (id, name, options) = (broadcast.id, &broadcast.name, &broadcast.options);
+    let (id, options, titled) = (broadcast.id, &broadcast.options, notices::titled(broadcast));
     if options.dry_run {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience");
         settle(&app.store, id, BroadcastState::DryRun).await;
@@ -143,7 +143,7 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
     }
     if count == 0 && !options.default {
         settle(&app.store, id, BroadcastState::Empty).await;
-        return Answer::error(format!("{id} «{name}»: nobody to send to. {who}"));
+        return Answer::error(format!("{titled}: nobody to send to. {who}"));
     }
     if count as u64 > app.config.broadcast.confirm_above && !options.yes {
         if !settle(&app.store, id, BroadcastState::Prepared).await {
@@ -152,7 +152,7 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
         let prefix = &app.config.broadcast.command_prefix;
         let quote = broadcast.message.summary().replace('\n', "\n> ");
         let preview = format!(
-            "**Preview of {id} «{name}»** — {who}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
+            "**Preview of {titled}** — {who}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
              type `{prefix} confirm {id}` to send it; `{prefix} cancel {id}` to drop it."
         );
         return Answer::preview(id, preview);
@@ -259,7 +259,7 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
     progress::announce(&app.store, app.hs(), &broadcast).await;
     app.deliveries_ready.notify_waiters();
     tracing::info!(broadcast = %id, "broadcast started");
-    Answer::ok(format!("Sending {id} «{}».", broadcast.name))
+    Answer::ok(format!("Sending {}.", notices::titled(&broadcast)))
 }
 
 /// Records broadcast `id` as a default for the rooms it reaches (with `--recursive`, those of the

@@ -83,10 +83,10 @@ async fn replies_reach_their_own_thread_and_answers_go_back_to_that_person_only(
         &admin,
         &room,
         &bot,
-        "Replies from Alice Liddell (@alice:test.local) to «How was the offsite?» #1",
+        "Replies from “Alice Liddell” (@alice:test.local) to «How was the offsite?» #1",
     )
     .await;
-    let bob_root = thread_root(&admin, &room, &bot, "Replies from bob (@bob:test.local)").await;
+    let bob_root = thread_root(&admin, &room, &bot, "Replies from “bob” (@bob:test.local)").await;
     let alice_thread = wait_for("alice's two replies", || async {
         let thread = in_thread(&admin, &room, &bot, &alice_root).await;
         (thread.len() == 2).then_some(thread)
@@ -240,7 +240,7 @@ async fn a_direct_chat_opened_by_a_person_is_adopted_and_relayed_to_the_first_co
     alice.wait_for_membership(&dm, &bot, "join").await;
     alice.send_text(&dm, "Hello, who do I ask about holidays?").await;
     let root =
-        thread_root(&admin, &room, &bot, "Messages from alice (@alice:test.local), not about a broadcast")
+        thread_root(&admin, &room, &bot, "Messages from “alice” (@alice:test.local), not about a broadcast")
             .await;
     let relayed = wait_for("alice's message in the thread", || async {
         let thread = in_thread(&admin, &room, &bot, &root).await;
@@ -258,7 +258,7 @@ async fn edits_and_redactions_by_the_recipient_follow_the_relayed_copy() {
     let room = env.control_room(&admin).await;
     let dms = broadcast_and_join(&env, &admin, &root, &room, &[&alice], "Feedback please", 1).await;
     let original = alice.send_text(&dms[0], "Teh answer").await;
-    let thread = thread_root(&admin, &room, &bot, "Replies from alice").await;
+    let thread = thread_root(&admin, &room, &bot, "Replies from “alice”").await;
     let copy = wait_for("the relayed copy", || async {
         admin.events(&room).await.into_iter().find_map(|event| {
             (event["sender"] == bot.as_str()
