@@ -103,6 +103,32 @@ async fn adopt(
     Ok(())
 }
 
+/// The join rule or history visibility of `room` changed to `content`: a control room that anyone
+/// could now join, knock on, join through another room, or read without joining stops being one
+/// (replies from recipients are posted into control rooms). The bot says so there and in the log.
+pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Value) {
+    let opened = match (content["join_rule"].as_str(), content["history_visibility"].as_str()) {
+        (Some(rule), _) if !matches!(rule, "invite" | "private") => format!("its join rule is now `{rule}`"),
+        (_, Some("world_readable")) => "anyone can now read it without joining".to_owned(),
+        _ => return,
+    };
+    match app.store.is_control_room(room).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => return tracing::error!(%error, "cannot look up control rooms"),
+    }
+    if let Err(error) = app.store.remove_control_room(room).await {
+        return tracing::error!(%error, %room, "cannot forget a control room that was opened up");
+    }
+    tracing::warn!(%room, reason = %opened, "a control room was opened up; it is no longer a control room");
+    let text = format!(
+        "This room is no longer a control room: {opened}, and replies to broadcasts are private. Make it \
+         invite-only and not world-readable, then invite me again, or use another private room."
+    );
+    let txn = ruma::OwnedTransactionId::from(format!("opened.{}.{}", room, crate::store::now_ms()));
+    post_notice(app.hs(), room, &txn, &text).await;
+}
+
 /// Joins the rooms of `broadcast.control_rooms` and records them.
 pub async fn join_configured(app: &Arc<App>) {
     for room in &app.config.broadcast.control_rooms {

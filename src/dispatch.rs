@@ -87,6 +87,9 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     if is_own_user(&app.bot, event.sender()) {
         return;
     }
+    if matches!(raw["type"].as_str(), Some("m.room.join_rules" | "m.room.history_visibility")) {
+        return control_rooms::on_access_change(app, event.room_id(), &raw["content"]).await;
+    }
     match event {
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
             on_member(app, &member).await
@@ -329,5 +332,33 @@ mod tests {
             answers.last().is_some_and(|answer| answer.starts_with("What should I send?")),
             "{answers:?}"
         );
+    }
+
+    /// Issue 10, item 5: a control room that becomes public, knockable, restricted or
+    /// world-readable stops being one, says so, and gets no more replies.
+    #[tokio::test]
+    async fn a_control_room_opened_up_later_stops_being_one() {
+        for (event_type, content) in [
+            ("m.room.join_rules", serde_json::json!({ "join_rule": "public" })),
+            ("m.room.join_rules", serde_json::json!({ "join_rule": "knock" })),
+            ("m.room.join_rules", serde_json::json!({ "join_rule": "restricted", "allow": [] })),
+            ("m.room.history_visibility", serde_json::json!({ "history_visibility": "world_readable" })),
+        ] {
+            let test = crate::testing::TestApp::new().await;
+            let control = test.control_room().await;
+            let event = serde_json::json!({ "type": event_type, "state_key": "", "room_id": control,
+                "sender": "@admin:example.org", "event_id": "$opened", "origin_server_ts": 1, "content": content });
+            dispatch(&test.app, &event.to_string()).await;
+            assert!(!test.store().is_control_room(&control).await.unwrap(), "{content}");
+            let said = test.hs.bodies_in(&control);
+            assert!(said.last().is_some_and(|text| text.contains("no longer a control room")), "{said:?}");
+        }
+        let test = crate::testing::TestApp::new().await;
+        let control = test.control_room().await;
+        let event = serde_json::json!({ "type": "m.room.join_rules", "state_key": "", "room_id": control,
+            "sender": "@admin:example.org", "event_id": "$closed", "origin_server_ts": 1,
+            "content": { "join_rule": "invite" } });
+        dispatch(&test.app, &event.to_string()).await;
+        assert!(test.store().is_control_room(&control).await.unwrap(), "invite-only stays a control room");
     }
 }

@@ -147,7 +147,7 @@ async fn thread_for(
     };
     let id = broadcast.as_ref().map(|broadcast| broadcast.id).unwrap_or(NO_BROADCAST);
     if let Some(thread) = app.store.reply_thread(id, user).await? {
-        return Ok(Some(thread));
+        return Ok(still_a_control_room(&app.store, &thread.control_room_id).await?.then_some(thread));
     }
     let control_room = match &broadcast {
         Some(broadcast) => broadcast.control_room_id.clone(),
@@ -161,6 +161,9 @@ async fn thread_for(
             }
         },
     };
+    if !still_a_control_room(&app.store, &control_room).await? {
+        return Ok(None);
+    }
     let name = app.hs().displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
     let title = match &broadcast {
         Some(broadcast) => format!("Replies from “{name}” ({user}) to «{}» {}", broadcast.name, broadcast.id),
@@ -178,6 +181,16 @@ async fn thread_for(
     };
     app.store.add_reply_thread(&thread).await?;
     Ok(Some(thread))
+}
+
+/// Whether replies may still go into `room`: it stopped being a control room when it was opened
+/// up or the bot left it, and then nothing is relayed there.
+async fn still_a_control_room(store: &Store, room: &RoomId) -> Result<bool, StoreError> {
+    let control = store.is_control_room(room).await?;
+    if !control {
+        tracing::warn!(%room, "a reply was not relayed: its room is no longer a control room");
+    }
+    Ok(control)
 }
 
 /// An edit by the recipient replaces the relayed copy.
@@ -473,5 +486,17 @@ mod tests {
         );
         assert!(relayed.get("evil.key").is_none(), "only known content keys: {relayed}");
         assert_eq!(relayed["body"], "@room look");
+    }
+
+    /// Issue 10, item 5: nothing is relayed into a room that is no longer a control room.
+    #[tokio::test]
+    async fn nothing_is_relayed_into_a_room_that_stopped_being_a_control_room() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        test.store().remove_control_room(&control).await.unwrap();
+        write_in_dm(&test, &alice, "secret", 1).await;
+        assert!(test.hs.sent_to(&control).is_empty(), "{:?}", test.hs.bodies_in(&control));
     }
 }
