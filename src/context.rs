@@ -11,7 +11,13 @@ use std::sync::{Arc, OnceLock};
 use ruma::{OwnedRoomId, OwnedUserId};
 use tokio::sync::Notify;
 
-use crate::{config::Config, dm::Dms, matrix::Homeserver, permissions::Permissions, store::Store};
+use crate::{
+    config::Config, dm::Dms, matrix::Homeserver, permissions::Permissions, store::Store, throttle::Throttle,
+};
+
+/// How many messages of one person a minute are relayed into a control room; a flood beyond
+/// that folds into one notice.
+const RELAYS_PER_MINUTE: u32 = 5;
 
 /// Everything the running bot shares between its tasks.
 pub struct App {
@@ -31,6 +37,8 @@ pub struct App {
     pub progress_ready: Notify,
     /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
     pub default_control_room: OnceLock<OwnedRoomId>,
+    /// How many of a person's messages a minute are relayed into a control room.
+    pub relay_throttle: Throttle,
 }
 
 impl App {
@@ -53,6 +61,7 @@ impl App {
             deliveries_ready: Notify::new(),
             progress_ready: Notify::new(),
             default_control_room: OnceLock::new(),
+            relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
         }
     }
 

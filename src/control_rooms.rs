@@ -39,15 +39,25 @@ async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
     let (room, inviter) = (invite.room_id.as_ref(), invite.sender.as_ref());
     let level = app.permissions.level(inviter);
     if level < Level::Admin && invite.content.is_direct == Some(true) {
-        return app.dms.adopt_invited(room, inviter, &invite.event_id).await;
+        if may_open_direct_chat(app, inviter, level).await {
+            return app.dms.adopt_invited(room, inviter, &invite.event_id).await;
+        }
+        tracing::info!(%level, "direct chat declined: a stranger");
+        return decline(
+            app,
+            room,
+            "I only take direct chats from people of this server, or from people I have written to.",
+        )
+        .await;
     }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
-        let reason = "Only admins of this bot can invite it (see `permissions` in its config).".to_owned();
-        if let Err(error) = app.homeserver.leave(room, Some(reason)).await {
-            tracing::warn!(%error, "cannot decline an invite");
-        }
-        return;
+        return decline(
+            app,
+            room,
+            "Only admins of this bot can invite it (see `permissions` in its config).",
+        )
+        .await;
     }
     if let Err(error) = app.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
         tracing::warn!(%error, "cannot join a room an admin invited the bot to");
@@ -55,6 +65,28 @@ async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
     }
     if let Err(error) = adopt(app, room, inviter, &invite.event_id).await {
         tracing::warn!(%error, "joined, but cannot tell what kind of room this is");
+    }
+}
+
+/// Whether `user` may open a direct chat with the bot (which then relays what they write into a
+/// control room): local people whose level is not `none`, and anyone the bot has sent a
+/// broadcast to.
+async fn may_open_direct_chat(app: &App, user: &UserId, level: Level) -> bool {
+    if user.server_name() == app.bot.server_name() && level > Level::None {
+        return true;
+    }
+    match app.store.was_delivered_to(user).await {
+        Ok(delivered) => delivered,
+        Err(error) => {
+            tracing::error!(%error, "cannot look up past deliveries");
+            false
+        }
+    }
+}
+
+async fn decline(app: &App, room: &RoomId, reason: &str) {
+    if let Err(error) = app.hs().leave(room, Some(reason.to_owned())).await {
+        tracing::warn!(%error, "cannot decline an invite");
     }
 }
 
@@ -149,5 +181,94 @@ pub async fn join_configured(app: &Arc<App>) {
                 "cannot join a room of broadcast.control_rooms (invite the bot first if it is invite-only)"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{events::room::member::MembershipState, OwnedUserId};
+
+    use super::*;
+    use crate::{store::SendOptions, testing::TestApp};
+
+    /// `inviter` opens a direct chat with the bot in a room with `others` in it too.
+    async fn open_direct_chat(test: &TestApp, inviter: &UserId, others: &[&UserId]) -> ruma::OwnedRoomId {
+        let room = test.hs.room(inviter, others, false);
+        test.hs.set_membership(&room, &test.app.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": room,
+            "sender": inviter, "event_id": format!("$invite-{}", inviter.localpart()), "origin_server_ts": 1,
+            "content": { "membership": "invite", "is_direct": true } });
+        let event: OriginalRoomMemberEvent = serde_json::from_value(invite).unwrap();
+        on_bot_membership(&test.app, &event).await;
+        room
+    }
+
+    async fn adopted(test: &TestApp, user: &UserId) -> bool {
+        test.store().live_dm(user).await.unwrap().is_some()
+    }
+
+    /// Issue 10, item 3: strangers cannot open a line into the control rooms.
+    #[tokio::test]
+    async fn only_local_people_with_a_level_or_former_recipients_may_open_a_direct_chat() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None); // a broadcaster of example.org
+        open_direct_chat(&test, &alice, &[]).await;
+        assert!(adopted(&test, &alice).await, "a local broadcaster");
+
+        let nobody = test.hs.user("nobody", None); // level none
+        let room = open_direct_chat(&test, &nobody, &[]).await;
+        assert!(!adopted(&test, &nobody).await, "level none");
+        assert_eq!(
+            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            MembershipState::Leave
+        );
+
+        let eve: OwnedUserId = "@eve:elsewhere.org".try_into().unwrap();
+        test.hs.with(|state| state.profiles.insert(eve.clone(), None));
+        open_direct_chat(&test, &eve, &[]).await;
+        assert!(!adopted(&test, &eve).await, "a remote stranger");
+
+        let ann: OwnedUserId = "@ann:elsewhere.org".try_into().unwrap();
+        test.hs.with(|state| state.profiles.insert(ann.clone(), None));
+        let id = test
+            .running_broadcast(
+                &test.control_room().await,
+                "Hi",
+                std::slice::from_ref(&ann),
+                SendOptions::default(),
+            )
+            .await;
+        let claim = test.store().claim_delivery(60_000).await.unwrap().unwrap();
+        test.store()
+            .mark_delivered(&claim, ruma::room_id!("!old:example.org"), ruma::event_id!("$x"))
+            .await
+            .unwrap();
+        let _ = id;
+        open_direct_chat(&test, &ann, &[]).await;
+        assert!(adopted(&test, &ann).await, "a remote person the bot has sent a broadcast to");
+    }
+
+    /// Issue 10, item 3: a "direct chat" with a third person in it is no DM.
+    #[tokio::test]
+    async fn a_direct_chat_must_be_private_with_exactly_two_members() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let bob = test.hs.user("bob", None);
+        let room = open_direct_chat(&test, &alice, &[&bob]).await;
+        assert!(!adopted(&test, &alice).await);
+        assert_eq!(
+            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            MembershipState::Leave
+        );
+
+        let carol = test.hs.user("carol", None);
+        let public = test.hs.room(&carol, &[], false);
+        test.hs.with(|state| state.rooms.get_mut(&public).unwrap().public = true);
+        test.hs.set_membership(&public, &test.app.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": public,
+            "sender": carol, "event_id": "$public", "origin_server_ts": 1,
+            "content": { "membership": "invite", "is_direct": true } });
+        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await;
+        assert!(!adopted(&test, &carol).await, "a public room is no DM");
     }
 }

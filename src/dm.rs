@@ -225,6 +225,19 @@ impl Dms {
         if let Err(error) = homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
             return tracing::warn!(%error, %user, "cannot join a direct chat");
         }
+        match self.is_private_with(room, user).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%user, %room, "a direct chat that is not private between two was left");
+                let reason =
+                    "This is not a private chat between the two of us; write to me in a direct chat.";
+                if let Err(error) = homeserver.leave(room, Some(reason.to_owned())).await {
+                    tracing::warn!(%error, "cannot leave a room that is not a direct chat");
+                }
+                return;
+            }
+            Err(error) => return tracing::warn!(%error, "cannot tell who is in a direct chat"),
+        }
         match homeserver.room_facts(room).await {
             Ok(facts) if facts.is_encrypted => {
                 let text =
@@ -244,6 +257,15 @@ impl Dms {
             }
             Err(error) => tracing::error!(%error, "cannot record an adopted direct chat"),
         }
+    }
+
+    /// Whether `room` is not public and has exactly the bot and `user` joined.
+    async fn is_private_with(&self, room: &RoomId, user: &UserId) -> Result<bool, MatrixError> {
+        if self.homeserver.room_facts(room).await?.is_public {
+            return Ok(false);
+        }
+        let members = self.homeserver.joined_members(room).await?;
+        Ok(members.len() == 2 && !has_third_member(&members, &self.bot, user))
     }
 
     async fn record_adopted(&self, room: &RoomId, user: &UserId) -> Result<(), StoreError> {

@@ -33,6 +33,7 @@ pub mod store;
 pub mod telemetry;
 #[cfg(test)]
 mod testing;
+pub mod throttle;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

@@ -18,7 +18,11 @@ use crate::{
     notices::{post_in_thread, post_notice, post_text, react},
     permissions::Level,
     store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
+    throttle::Verdict,
 };
+
+/// How long a thread title waits for the writer's display name before using their localpart.
+const PROFILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The pseudo broadcast of messages that answer no broadcast.
 const NO_BROADCAST: BroadcastId = BroadcastId(0);
@@ -54,7 +58,21 @@ async fn dm_message(
     }
     let Some(message) = StoredMessage::copy_of(event).map(defused) else { return Ok(()) };
     let Some(thread) = thread_for(app, &dm.user_id, room, event_id).await? else { return Ok(()) };
-    relay(app, &thread, event_id, message).await
+    match app.relay_throttle.check(&dm.user_id, now_ms()) {
+        Verdict::Pass => relay(app, &thread, event_id, message).await,
+        Verdict::FirstHeld => {
+            let text = format!(
+                "{} sent more than {} messages within a minute; the rest of this minute's are not passed on \
+                 (they stay in their DM).",
+                dm.user_id,
+                app.relay_throttle.allowed()
+            );
+            let (root, txn) = (&thread.root_event_id, txn_for("flood", event_id));
+            post_in_thread(app.hs(), &thread.control_room_id, &txn, root, root, &text).await;
+            Ok(())
+        }
+        Verdict::Held => Ok(()),
+    }
 }
 
 /// The content keys of a message that are relayed; anything else a client put there is not.
@@ -164,7 +182,9 @@ async fn thread_for(
     if !still_a_control_room(&app.store, &control_room).await? {
         return Ok(None);
     }
-    let name = app.hs().displayname(user).await.ok().flatten().unwrap_or_else(|| user.localpart().to_owned());
+    // A remote user's profile is fetched over federation: never wait long for it.
+    let name = tokio::time::timeout(PROFILE_TIMEOUT, app.hs().displayname(user)).await;
+    let name = name.ok().and_then(Result::ok).flatten().unwrap_or_else(|| user.localpart().to_owned());
     let title = match &broadcast {
         Some(broadcast) => format!("Replies from “{name}” ({user}) to «{}» {}", broadcast.name, broadcast.id),
         None => format!("Messages from “{name}” ({user}), not about a broadcast"),
@@ -498,5 +518,35 @@ mod tests {
         test.store().remove_control_room(&control).await.unwrap();
         write_in_dm(&test, &alice, "secret", 1).await;
         assert!(test.hs.sent_to(&control).is_empty(), "{:?}", test.hs.bodies_in(&control));
+    }
+
+    /// Issue 10, item 3: a flood from one person folds into one notice per minute.
+    #[tokio::test]
+    async fn a_flood_of_replies_folds_into_one_notice() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        for n in 0..10 {
+            write_in_dm(&test, &alice, &format!("spam {n}"), n).await;
+        }
+        let bodies = test.hs.bodies_in(&control);
+        assert_eq!(bodies.len(), 1 + 5 + 1, "title, five replies, one notice: {bodies:?}");
+        assert_eq!(bodies[5], "spam 4");
+        assert!(bodies[6].contains("more than 5 messages within a minute"), "{bodies:?}");
+    }
+
+    /// Issue 10, item 3: a slow remote profile look-up does not hold up the dispatcher.
+    #[tokio::test]
+    async fn a_slow_profile_look_up_does_not_hold_up_a_reply() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        test.hs.with(|state| state.slow.insert("displayname", std::time::Duration::from_secs(30)));
+        let started = std::time::Instant::now();
+        write_in_dm(&test, &alice, "hello", 1).await;
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        assert_eq!(test.hs.bodies_in(&control)[0], "Replies from “alice” (@alice:example.org) to «News» #1");
     }
 }

@@ -68,6 +68,8 @@ pub struct FakeState {
     pub server_admin: bool,
     /// While true, every request fails as if the homeserver could not be reached.
     pub down: bool,
+    /// Endpoints that answer only after this long (a remote server that is slow).
+    pub slow: HashMap<&'static str, Duration>,
     pub sent: Vec<Sent>,
     /// Events that exist in rooms, readable with `room_event`.
     pub events: HashMap<OwnedEventId, Value>,
@@ -475,6 +477,9 @@ impl Homeserver for FakeHomeserver {
 
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {
         self.enter("displayname")?;
+        if let Some(delay) = self.with(|state| state.slow.get("displayname").copied()) {
+            tokio::time::sleep(delay).await;
+        }
         self.with(|state| match state.profiles.get(user) {
             Some(name) => Ok(name.clone()),
             None => Err(not_found("Profile was not found")),

@@ -57,6 +57,17 @@ impl Store {
         Ok(row.is_some())
     }
 
+    /// Whether the bot has ever delivered a broadcast to `user`.
+    pub async fn was_delivered_to(&self, user: &UserId) -> Result<bool, StoreError> {
+        let row: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT 1 FROM deliveries WHERE user_id = $1 AND state = 'delivered' LIMIT 1")
+                .bind(user.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(row.is_some())
+    }
+
     /// Marks the queued deliveries of broadcast `id` to people who opted out as skipped.
     pub async fn skip_opted_out(&self, id: BroadcastId) -> Result<u64, StoreError> {
         let skipped = on_pool!(self, |pool| {
