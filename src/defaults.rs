@@ -32,7 +32,13 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[OwnedUserId]) -> Resul
     }
     let exclusions =
         Exclusions::new(&app.bot, &app.config.broadcast.exclude, &broadcast.options.audience.except);
-    let users: Vec<OwnedUserId> = users.iter().filter(|user| !exclusions.excludes(user)).cloned().collect();
+    let mut addressed = Vec::with_capacity(users.len());
+    for user in users {
+        if exclusions.addresses_member(app.hs(), user).await {
+            addressed.push(user.clone());
+        }
+    }
+    let users = addressed;
     let added = app.store.add_deliveries(id, &users).await?;
     if added > 0 {
         app.store.skip_opted_out(id).await?;

@@ -225,6 +225,10 @@ pub struct Exclusions<'a> {
     bot: &'a UserId,
     patterns: Vec<Regex>,
     except: &'a [OwnedUserId],
+    /// Local accounts looked up in this run: whether each belongs to an application service.
+    bridged: std::sync::Mutex<std::collections::HashMap<OwnedUserId, bool>>,
+    /// The admin API refused a look-up in this run (the bot is no server admin): ask no more.
+    not_server_admin: std::sync::atomic::AtomicBool,
 }
 
 impl<'a> Exclusions<'a> {
@@ -232,7 +236,44 @@ impl<'a> Exclusions<'a> {
     pub fn new(bot: &'a UserId, patterns: &[String], except: &'a [OwnedUserId]) -> Self {
         let patterns =
             patterns.iter().filter_map(|pattern| Regex::new(&format!("^(?:{pattern})$")).ok()).collect();
-        Self { bot, patterns, except }
+        Self { bot, patterns, except, bridged: Default::default(), not_server_admin: Default::default() }
+    }
+
+    /// Whether a room member may be addressed: not excluded, and not an account of another
+    /// application service (a bridged ghost), which the Synapse admin API tells for local
+    /// accounts; looked up once per run. Without server-admin rights that cannot be told, and
+    /// the member is addressed.
+    pub async fn addresses_member(&self, homeserver: &dyn Homeserver, user: &UserId) -> bool {
+        if self.excludes(user) {
+            return false;
+        }
+        let no_admin_api = self.not_server_admin.load(std::sync::atomic::Ordering::Relaxed);
+        if user.server_name() != self.bot.server_name() || no_admin_api {
+            return true;
+        }
+        let known = self.bridged.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(user).copied();
+        let bridged = match known {
+            Some(bridged) => bridged,
+            None => {
+                let bridged = match homeserver.admin_user(user).await {
+                    Ok(account) => account.appservice_id.is_some(),
+                    Err(error) if error.is_not_server_admin() => {
+                        self.not_server_admin.store(true, std::sync::atomic::Ordering::Relaxed);
+                        false
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, %user, "cannot look up an account");
+                        false
+                    }
+                };
+                self.bridged
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .insert(user.to_owned(), bridged);
+                bridged
+            }
+        };
+        !bridged
     }
 
     /// Whether `user` must be left out.
@@ -292,7 +333,7 @@ pub async fn resolve(
     }
     for (room, shown) in &rooms.reached {
         let members = room_members(homeserver, room, shown).await?;
-        total += queue(store, id, &members, exclusions).await?;
+        total += queue(store, homeserver, id, &members, exclusions).await?;
     }
     Ok(total)
 }
@@ -321,15 +362,20 @@ async fn queue_server(
 /// Queues `users` (except the excluded) into broadcast `id`, a batch at a time.
 async fn queue(
     store: &Store,
+    homeserver: &dyn Homeserver,
     id: BroadcastId,
     users: &[OwnedUserId],
     exclusions: &Exclusions<'_>,
 ) -> Result<u64, StoreError> {
     let mut added = 0;
     for chunk in users.chunks(BATCH) {
-        let chunk: Vec<OwnedUserId> =
-            chunk.iter().filter(|user| !exclusions.excludes(user)).cloned().collect();
-        added += store.add_deliveries(id, &chunk).await?;
+        let mut addressed = Vec::with_capacity(chunk.len());
+        for user in chunk {
+            if exclusions.addresses_member(homeserver, user).await {
+                addressed.push(user.clone());
+            }
+        }
+        added += store.add_deliveries(id, &addressed).await?;
     }
     Ok(added)
 }
@@ -598,5 +644,36 @@ mod tests {
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         assert_eq!(queued, [admin, alice, bob], "the bot itself is left out too");
         assert_eq!(hs.count("admin_user"), 1, "only the never-seen account is looked up one by one");
+    }
+
+    /// Issue 10, item 16: other appservices' accounts (bridged ghosts) are left out of room and
+    /// space audiences too, not only of `server`.
+    #[tokio::test]
+    async fn bridged_ghosts_in_a_room_are_left_out() {
+        let test = TestApp::new().await;
+        let (hs, store) = (&test.hs, test.store());
+        hs.with(|state| state.server_admin = true);
+        let alice = hs.user("alice", None);
+        let ghost = hs.user("telegram_123", None);
+        hs.with(|state| {
+            let account = state.accounts.iter_mut().find(|account| account.name == ghost).unwrap();
+            account.appservice_id = Some("telegram".into());
+        });
+        let room = hs.room(&alice, &[&ghost], true);
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let targets = parse_targets(&words(&[room.as_str()])).unwrap();
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(store.sample_recipients(id, 10).await.unwrap(), [alice], "not the bridged ghost");
+        let looked_up = hs.count("admin_user");
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(hs.count("admin_user"), looked_up, "looked up once per run");
+
+        // Without server-admin rights nothing can be told: one refused look-up, then no more.
+        hs.with(|state| state.server_admin = false);
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let before = hs.count("admin_user");
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(hs.count("admin_user") - before, 1, "asked once, not per member");
     }
 }

@@ -391,3 +391,53 @@ async fn recursive_reaches_the_members_of_the_rooms_of_a_space() {
     let census = root.dm_census(&bot, &[&room]).await;
     assert_eq!(bodies(dms_of(&census, &dave)[0]), ["All of you"]);
 }
+
+/// Issue 10, item 16: a bridged ghost (another appservice's account) in a space is left out of a
+/// space broadcast, as it is of `server`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridged_ghosts_in_a_space_are_left_out() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    let http = reqwest::Client::new();
+    let ghost = http
+        .post(format!("{}/_matrix/client/v3/register", env.synapse.url))
+        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
+        .json(&json!({ "type": "m.login.application_service", "username": "bridge_ghost", "inhibit_login": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
+    let space = env.space(&admin, "company", &[&alice]).await;
+    let joined = http
+        .post(format!(
+            "{}/_matrix/client/v3/join/{}?user_id=%40bridge_ghost%3Atest.local",
+            env.synapse.url,
+            crate::harness::client::encode(&space)
+        ))
+        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(joined.status(), 200, "{:?}", joined.text().await);
+    let (status, _) = root
+        .call(
+            reqwest::Method::PUT,
+            &format!("/_synapse/admin/v2/users/{bot}"),
+            Some(json!({ "admin": true })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let room = env.control_room(&admin).await;
+    let command = admin.send_text(&room, &format!("!bc send {space} --yes\nHello")).await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    let summary = admin.wait_for_finished(&room, &bot).await;
+    assert!(summary.contains("2 delivered, 0 failed"), "admin and alice: {summary}");
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert!(
+        census.iter().all(|dm| !dm.others.contains(&"@bridge_ghost:test.local".to_owned())),
+        "the ghost got nothing"
+    );
+    assert_eq!(dms_of(&census, &alice).len(), 1, "alice got it");
+}
