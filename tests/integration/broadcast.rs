@@ -5,6 +5,26 @@ use serde_json::json;
 use crate::harness::{client::DmRoom, TestEnv, TestUser, DEADLINE};
 
 /// The DM rooms the bot made for `user`.
+/// Registers `@bridge_ghost:test.local` through the test Synapse's second appservice ("bridge"),
+/// as a bridge registers its ghosts.
+async fn register_bridge_ghost(env: &TestEnv) {
+    let ghost = reqwest::Client::new()
+        .post(format!("{}/_matrix/client/v3/register", env.synapse.url))
+        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
+        .json(&json!({ "type": "m.login.application_service", "username": "bridge_ghost", "inhibit_login": true }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
+}
+
+/// Makes `user` a Synapse server admin, as `root` (a server admin).
+async fn make_server_admin(root: &TestUser, user: &str) {
+    let path = format!("/_synapse/admin/v2/users/{user}");
+    let (status, _) = root.call(reqwest::Method::PUT, &path, Some(json!({ "admin": true }))).await;
+    assert_eq!(status, 200);
+}
+
 fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
     census.iter().filter(|room| room.others.contains(&user.user_id)).collect()
 }
@@ -243,16 +263,9 @@ async fn server_reaches_every_active_local_user_once_the_bot_is_a_server_admin()
     let bot = env.bot_id();
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let (alice, bob, dave) = (env.user("alice").await, env.user("bob").await, env.user("dave").await);
-    let helper_bot = env.user("helperbot").await; // matches broadcast.exclude's default "@.*bot:.*"
-                                                  // A bridged ghost, registered by another appservice.
-    let ghost = reqwest::Client::new()
-        .post(format!("{}/_matrix/client/v3/register", env.synapse.url))
-        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
-        .json(&json!({ "type": "m.login.application_service", "username": "bridge_ghost", "inhibit_login": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
+    // Matches broadcast.exclude's default "@.*bot:.*".
+    let helper_bot = env.user("helperbot").await;
+    register_bridge_ghost(&env).await;
     let room = env.control_room(&admin).await;
     let (status, _) = root
         .call(
@@ -272,14 +285,7 @@ async fn server_reaches_every_active_local_user_once_the_bot_is_a_server_admin()
         answer.body
     );
 
-    let (status, _) = root
-        .call(
-            reqwest::Method::PUT,
-            &format!("/_synapse/admin/v2/users/{bot}"),
-            Some(json!({ "admin": true })),
-        )
-        .await;
-    assert_eq!(status, 200);
+    make_server_admin(&root, &bot).await;
     let command = admin.send_text(&room, "!bc send server --yes\nHello everyone").await;
     assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
     let summary = admin.wait_for_finished(&room, &bot).await;
@@ -400,14 +406,7 @@ async fn bridged_ghosts_in_a_space_are_left_out() {
     let bot = env.bot_id();
     let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
     let http = reqwest::Client::new();
-    let ghost = http
-        .post(format!("{}/_matrix/client/v3/register", env.synapse.url))
-        .bearer_auth(crate::harness::synapse::BRIDGE_TOKEN)
-        .json(&json!({ "type": "m.login.application_service", "username": "bridge_ghost", "inhibit_login": true }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
+    register_bridge_ghost(&env).await;
     let space = env.space(&admin, "company", &[&alice]).await;
     let joined = http
         .post(format!(
@@ -421,14 +420,7 @@ async fn bridged_ghosts_in_a_space_are_left_out() {
         .await
         .unwrap();
     assert_eq!(joined.status(), 200, "{:?}", joined.text().await);
-    let (status, _) = root
-        .call(
-            reqwest::Method::PUT,
-            &format!("/_synapse/admin/v2/users/{bot}"),
-            Some(json!({ "admin": true })),
-        )
-        .await;
-    assert_eq!(status, 200);
+    make_server_admin(&root, &bot).await;
     let room = env.control_room(&admin).await;
     let command = admin.send_text(&room, &format!("!bc send {space} --yes\nHello")).await;
     assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
