@@ -20,14 +20,15 @@ use std::{
 };
 
 use rand::Rng;
-use ruma::{OwnedEventId, OwnedRoomId, OwnedTransactionId, UserId};
+use ruma::{OwnedEventId, OwnedTransactionId, UserId};
 use tokio::sync::{watch, Notify};
 
 use crate::{
     context::App,
-    dm::{DmError, Dms},
+    dm::{Dm, DmError, Dms},
     matrix::{send_json, Homeserver, MatrixError},
     message::StoredMessage,
+    notices::post_notice,
     store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, StoreError},
 };
 
@@ -121,9 +122,12 @@ async fn deliver(
         return app.store.end_delivery(claim, DeliveryState::Skipped, "opted out").await;
     }
     let failure = match send(&app.dms, app.hs(), broadcast, &claim.user_id).await {
-        Ok((room, event)) => {
+        Ok((dm, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
-            return app.store.mark_delivered(claim, &room, &event).await;
+            if dm.encrypted {
+                tell_encrypted_dms(app, broadcast).await?;
+            }
+            return app.store.mark_delivered(claim, &dm.room, &event).await;
         }
         Err(DmError::Store(error)) => return Err(error),
         Err(error @ DmError::CreatingElsewhere) => {
@@ -238,12 +242,30 @@ async fn send(
     homeserver: &dyn Homeserver,
     broadcast: &Broadcast,
     user: &UserId,
-) -> Result<(OwnedRoomId, OwnedEventId), DmError> {
-    let room = dms.ensure(user).await?;
+) -> Result<(Dm, OwnedEventId), DmError> {
+    let dm = dms.ensure(user).await?;
     let copy = personalise(homeserver, &broadcast.message, user).await?;
     let txn = transaction_id(broadcast.id, user);
-    let event = send_json(homeserver, &room, &txn, &copy.event_type, &copy.content).await?;
-    Ok((room, event))
+    let event = send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await?;
+    Ok((dm, event))
+}
+
+/// The `bot_state` key that records that the admins were told about encrypted DMs.
+const ENCRYPTED_DMS_TOLD: &str = "told_encrypted_dms";
+
+/// Tells the admins, once ever, in the control room of the broadcast that found it, that the
+/// homeserver makes the bot's DMs encrypted, and what to change.
+async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
+    if !app.store.first_time(ENCRYPTED_DMS_TOLD).await? {
+        return Ok(());
+    }
+    let text = "The homeserver makes my new DMs encrypted, and I cannot read encrypted messages: replies from \
+                those recipients cannot reach you (`!bc status` counts them). On Synapse, set \
+                `encryption_enabled_by_default_for_room_type: off` in homeserver.yaml and restart it; DMs made \
+                from then on are readable.";
+    let txn = OwnedTransactionId::from(format!("{ENCRYPTED_DMS_TOLD}-{}", broadcast.id.0));
+    post_notice(app.hs(), &broadcast.control_room_id, &txn, text).await;
+    Ok(())
 }
 
 /// `user`'s copy of `message`, with their display name looked up when the message uses it.

@@ -294,7 +294,7 @@ mod tests {
         let id =
             test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
         let claim = test.store().claim_delivery(60_000).await.unwrap().unwrap();
-        let dm = test.app.dms.ensure(&alice).await.unwrap();
+        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
         test.store().mark_delivered(&claim, &dm, ruma::event_id!("$copy")).await.unwrap();
         let receipt = serde_json::json!({ "type": RECEIPT_EVENT_TYPE, "room_id": dm, "sender": alice });
         // Someone else's receipt in her DM, or hers elsewhere, counts for nothing.

@@ -67,6 +67,14 @@ pub fn has_third_member(members: &[(OwnedUserId, Option<String>)], bot: &UserId,
     members.iter().any(|(member, _)| member != user && member != bot)
 }
 
+/// A recipient's DM, ready for a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dm {
+    pub room: OwnedRoomId,
+    /// The homeserver made it encrypted: the bot cannot read replies there.
+    pub encrypted: bool,
+}
+
 /// The bot's DM rooms.
 pub struct Dms {
     store: Store,
@@ -75,11 +83,22 @@ pub struct Dms {
     locks: DmLocks,
     /// Woken when the DM rooms changed and `m.direct` must be rewritten.
     direct_dirty: Notify,
+    /// Whether the homeserver makes new private rooms encrypted (Synapse's
+    /// `encryption_enabled_by_default_for_room_type`): looked at in the first DM made.
+    encrypted_by_default: std::sync::OnceLock<bool>,
 }
 
 impl Dms {
     pub fn new(store: Store, homeserver: Arc<dyn Homeserver>, bot: OwnedUserId) -> Self {
-        Self { store, homeserver, bot, locks: DmLocks::default(), direct_dirty: Notify::new() }
+        let encrypted_by_default = std::sync::OnceLock::new();
+        Self {
+            store,
+            homeserver,
+            bot,
+            locks: DmLocks::default(),
+            direct_dirty: Notify::new(),
+            encrypted_by_default,
+        }
     }
 
     /// Marks `m.direct` for rewriting.
@@ -88,7 +107,7 @@ impl Dms {
     }
 
     /// The DM room of `user`, ready for a message: created, adopted or re-invited as needed.
-    pub async fn ensure(&self, user: &UserId) -> Result<OwnedRoomId, DmError> {
+    pub async fn ensure(&self, user: &UserId) -> Result<Dm, DmError> {
         let lock = self.locks.lock_for(user);
         let _held = lock.lock().await;
         loop {
@@ -111,7 +130,7 @@ impl Dms {
             match dm.room_id {
                 Some(room) if dm.state == DmState::Ready => {
                     if self.usable(&room, user).await? {
-                        return Ok(room);
+                        return Ok(Dm { room, encrypted: dm.encrypted });
                     }
                     self.store.retire_dm(&room).await?;
                     self.direct_changed();
@@ -122,7 +141,7 @@ impl Dms {
     }
 
     /// Creates the room for a recorded intent.
-    async fn create(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, DmError> {
+    async fn create(&self, user: &UserId, nonce: &str) -> Result<Dm, DmError> {
         let room = match self.homeserver.create_dm(user, nonce).await {
             Ok(room) => room,
             Err(error @ MatrixError::Permanent { .. }) => {
@@ -133,14 +152,15 @@ impl Dms {
             // Unknown outcome (the room may exist): the record stays for reconciliation.
             Err(error) => return Err(error.into()),
         };
-        self.store.dm_created(nonce, &room).await?;
+        let encrypted = self.made_encrypted(&room).await;
+        self.store.dm_created(nonce, &room, encrypted).await?;
         self.direct_changed();
-        tracing::debug!(%user, %room, "DM created");
-        Ok(room)
+        tracing::debug!(%user, %room, encrypted, "DM created");
+        Ok(Dm { room, encrypted })
     }
 
     /// A `creating` record: the room may exist (the creator crashed after creating it) or not.
-    async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<OwnedRoomId, DmError> {
+    async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<Dm, DmError> {
         // With SQLite this process is the only one: a `creating` record it did not make itself
         // (under the per-user lock) was left by a process that died.
         if now_ms() - dm.created_at < CREATING_GRACE_MS && !self.store.is_sqlite() {
@@ -148,11 +168,33 @@ impl Dms {
         }
         if let Some(room) = self.find_room_with_nonce(&dm.nonce).await? {
             tracing::info!(%user, %room, "adopted a DM created before a crash");
-            self.store.dm_created(&dm.nonce, &room).await?;
+            let encrypted = self.made_encrypted(&room).await;
+            self.store.dm_created(&dm.nonce, &room, encrypted).await?;
             self.direct_changed();
-            return Ok(room);
+            return Ok(Dm { room, encrypted });
         }
         self.create(user, &dm.nonce).await
+    }
+
+    /// Whether a DM the bot just made was made encrypted by the homeserver. All DMs are made
+    /// alike, so the first one made in this process is looked at and the answer kept.
+    async fn made_encrypted(&self, room: &RoomId) -> bool {
+        if let Some(encrypted) = self.encrypted_by_default.get() {
+            return *encrypted;
+        }
+        match self.homeserver.state(room, StateEventType::RoomEncryption, "").await {
+            Ok(encryption) => {
+                let encrypted = encryption.is_some();
+                if encrypted {
+                    tracing::warn!(%room, "the homeserver makes the bot's DMs encrypted: replies there cannot be read");
+                }
+                *self.encrypted_by_default.get_or_init(|| encrypted)
+            }
+            Err(error) => {
+                tracing::warn!(%error, %room, "cannot tell whether a new DM is encrypted");
+                false
+            }
+        }
     }
 
     /// Among the bot's rooms that are not recorded yet, the one created with `nonce`.
@@ -271,7 +313,7 @@ impl Dms {
     async fn record_adopted(&self, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
         let nonce = random_token();
         if self.store.begin_dm(user, &nonce).await? {
-            self.store.dm_created(&nonce, room).await?;
+            self.store.dm_created(&nonce, room, false).await?;
         }
         Ok(())
     }
@@ -322,7 +364,7 @@ mod tests {
     async fn a_first_dm_is_created_private_and_recorded_then_reused() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let room = test.app.dms.ensure(&alice).await.unwrap();
+        let room = test.app.dms.ensure(&alice).await.unwrap().room;
         assert_eq!(
             test.hs.dms_with(&alice),
             std::slice::from_ref(&room),
@@ -331,7 +373,7 @@ mod tests {
         let created = test.hs.with(|state| state.rooms[&room].create.clone());
         let nonce = test.store().live_dm(&alice).await.unwrap().unwrap().nonce;
         assert_eq!(created[DM_NONCE_KEY], nonce, "the create event carries the recorded nonce");
-        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room, "reused");
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room, "reused");
         assert_eq!(test.hs.count("create_dm"), 1);
         assert_eq!(test.hs.count("invite"), 0, "a pending invite is left as it is");
     }
@@ -340,9 +382,9 @@ mod tests {
     async fn a_recipient_who_left_is_invited_again_into_the_same_room() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let room = test.app.dms.ensure(&alice).await.unwrap();
+        let room = test.app.dms.ensure(&alice).await.unwrap().room;
         test.hs.set_membership(&room, &alice, MembershipState::Leave);
-        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room);
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!((test.hs.count("invite"), test.hs.count("create_dm")), (1, 1));
         test.hs.set_membership(&room, &alice, MembershipState::Ban);
         let error = test.app.dms.ensure(&alice).await.unwrap_err();
@@ -354,9 +396,9 @@ mod tests {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
         let mallory = test.hs.user("mallory", None);
-        let first = test.app.dms.ensure(&alice).await.unwrap();
+        let first = test.app.dms.ensure(&alice).await.unwrap().room;
         test.hs.set_membership(&first, &mallory, MembershipState::Join);
-        let second = test.app.dms.ensure(&alice).await.unwrap();
+        let second = test.app.dms.ensure(&alice).await.unwrap().room;
         assert_ne!(first, second);
         assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
         assert_eq!(
@@ -373,12 +415,12 @@ mod tests {
         // The bot recorded its intent and created the room, then died before recording it.
         assert!(test.store().begin_dm(&alice, "nonce-1").await.unwrap());
         let room = test.hs.create_dm(&alice, "nonce-1").await.unwrap();
-        assert_eq!(test.app.dms.ensure(&alice).await.unwrap(), room);
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!(test.hs.count("create_dm"), 1, "only the room made before the crash");
         // Died before creating it: the room is made with the recorded nonce.
         let bob = test.hs.user("bob", None);
         assert!(test.store().begin_dm(&bob, "nonce-2").await.unwrap());
-        let made = test.app.dms.ensure(&bob).await.unwrap();
+        let made = test.app.dms.ensure(&bob).await.unwrap().room;
         assert_eq!(test.hs.with(|state| state.rooms[&made].create[DM_NONCE_KEY].clone()), "nonce-2");
         assert_eq!(test.hs.count("create_dm"), 2);
     }
@@ -403,7 +445,7 @@ mod tests {
         assert!(test.app.dms.ensure(&alice).await.is_err());
         let kept = test.store().live_dm(&alice).await.unwrap().expect("an unknown outcome is kept");
         assert_eq!(kept.state, DmState::Creating);
-        let room = test.app.dms.ensure(&alice).await.unwrap();
+        let room = test.app.dms.ensure(&alice).await.unwrap().room;
         assert_eq!(test.hs.dms_with(&alice), [room], "reconciled into exactly one room");
     }
 
@@ -431,9 +473,9 @@ mod tests {
     async fn a_dm_the_bot_was_removed_from_is_replaced() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let first = test.app.dms.ensure(&alice).await.unwrap();
+        let first = test.app.dms.ensure(&alice).await.unwrap().room;
         test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // kicked by alice
-        let second = test.app.dms.ensure(&alice).await.expect("a new DM");
+        let second = test.app.dms.ensure(&alice).await.expect("a new DM").room;
         assert_ne!(first, second);
         assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
     }

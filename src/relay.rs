@@ -333,7 +333,7 @@ mod tests {
     async fn delivered(test: &TestApp, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {
         let id = test.running_broadcast(control, text, users, SendOptions::default()).await;
         while let Some(claim) = test.store().claim_delivery(60_000).await.unwrap() {
-            let room = test.app.dms.ensure(&claim.user_id).await.unwrap();
+            let room = test.app.dms.ensure(&claim.user_id).await.unwrap().room;
             let event: OwnedEventId =
                 format!("$copy-{}-{}", id.0, claim.user_id.localpart()).try_into().unwrap();
             test.store().mark_delivered(&claim, &room, &event).await.unwrap();
@@ -389,7 +389,7 @@ mod tests {
     async fn messages_about_no_broadcast_go_to_the_default_control_room_or_get_a_polite_notice() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let dm = test.app.dms.ensure(&alice).await.unwrap();
+        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
         write_in_dm(&test, &alice, "hello?", 1).await;
         assert_eq!(
             test.hs.bodies_in(&dm),

@@ -56,6 +56,10 @@ async fn status_text(ctx: &Context<'_>, id: BroadcastId) -> Result<String, Store
     let mut text = count_lines(&store.delivery_counts(id).await?);
     let (read, replied) = store.read_and_replied(id).await?;
     text.push_str(&format!("- read: {}\n- replied: {}\n", thousands(read), thousands(replied)));
+    let encrypted = store.encrypted_dm_deliveries(id).await?;
+    if encrypted > 0 {
+        text.push_str(&format!("- DM is encrypted, replies cannot be read: {}\n", thousands(encrypted)));
+    }
     let repliers = store.repliers(id, SHOWN).await?;
     if !repliers.is_empty() {
         let names: Vec<String> = repliers.iter().map(|user| format!("`{user}`")).collect();

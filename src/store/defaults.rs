@@ -139,6 +139,19 @@ impl Store {
         Ok(row.map(|(value,)| value).unwrap_or(0))
     }
 
+    /// True the first time it is asked for `key`, false ever after (a one-time notice).
+    pub async fn first_time(&self, key: &str) -> Result<bool, StoreError> {
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query("INSERT INTO bot_state (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(now_ms())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
     /// Moves the new-user poll's mark.
     pub async fn set_new_user_mark(&self, value: i64) -> Result<(), StoreError> {
         on_pool!(self, |pool| {

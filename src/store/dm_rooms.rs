@@ -41,17 +41,20 @@ pub struct DmRoom {
     pub room_id: Option<OwnedRoomId>,
     pub state: DmState,
     pub created_at: i64,
+    /// The homeserver made the room encrypted: the bot cannot read what the recipient writes.
+    pub encrypted: bool,
 }
 
-type Row = (String, String, Option<String>, String, i64);
+type Row = (String, String, Option<String>, String, i64, i64);
 
-fn dm_room((nonce, user, room, state, created_at): Row) -> Result<DmRoom, StoreError> {
+fn dm_room((nonce, user, room, state, created_at, encrypted): Row) -> Result<DmRoom, StoreError> {
     Ok(DmRoom {
         nonce,
         user_id: parse("dm_rooms.user_id", user)?,
         room_id: room.map(|room| parse("dm_rooms.room_id", room)).transpose()?,
         state: parse("dm_rooms.state", state)?,
         created_at,
+        encrypted: encrypted != 0,
     })
 }
 
@@ -60,7 +63,7 @@ impl Store {
     pub async fn live_dm(&self, user: &UserId) -> Result<Option<DmRoom>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT nonce, user_id, room_id, state, created_at FROM dm_rooms
+                "SELECT nonce, user_id, room_id, state, created_at, encrypted FROM dm_rooms
                  WHERE user_id = $1 AND state <> 'retired'",
             )
             .bind(user.as_str())
@@ -74,7 +77,7 @@ impl Store {
     pub async fn dm_by_room(&self, room: &RoomId) -> Result<Option<DmRoom>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT nonce, user_id, room_id, state, created_at FROM dm_rooms WHERE room_id = $1",
+                "SELECT nonce, user_id, room_id, state, created_at, encrypted FROM dm_rooms WHERE room_id = $1",
             )
             .bind(room.as_str())
             .fetch_optional(pool)
@@ -101,16 +104,31 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Records the room created for the DM with `nonce`.
-    pub async fn dm_created(&self, nonce: &str, room: &RoomId) -> Result<(), StoreError> {
+    /// Records the room created for the DM with `nonce`, and whether it is encrypted.
+    pub async fn dm_created(&self, nonce: &str, room: &RoomId, encrypted: bool) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
-            sqlx::query("UPDATE dm_rooms SET room_id = $1, state = 'ready' WHERE nonce = $2")
+            sqlx::query("UPDATE dm_rooms SET room_id = $1, state = 'ready', encrypted = $2 WHERE nonce = $3")
                 .bind(room.as_str())
+                .bind(i64::from(encrypted))
                 .bind(nonce)
                 .execute(pool)
                 .await?;
         });
         Ok(())
+    }
+
+    /// How many deliveries of broadcast `id` went into DMs that are encrypted.
+    pub async fn encrypted_dm_deliveries(&self, id: super::BroadcastId) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM deliveries d JOIN dm_rooms r ON r.room_id = d.room_id
+                 WHERE d.broadcast_id = $1 AND d.state = 'delivered' AND r.encrypted <> 0",
+            )
+            .bind(id.0)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count)
     }
 
     /// Forgets the intent to create a DM whose creation was refused.

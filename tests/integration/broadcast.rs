@@ -433,3 +433,42 @@ async fn bridged_ghosts_in_a_space_are_left_out() {
     );
     assert_eq!(dms_of(&census, &alice).len(), 1, "alice got it");
 }
+
+/// Issue 10, item 17: a Synapse that makes private rooms encrypted by default makes the bot's
+/// DMs encrypted behind its back; replies there cannot be read. The admins are told once, and
+/// `!bc status` counts those recipients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dms_the_homeserver_makes_encrypted_are_reported() {
+    let env =
+        TestEnv::start_with_homeserver_config("encryption_enabled_by_default_for_room_type: invite\n").await;
+    let bot = env.bot_id();
+    let (admin, alice, bob) = (env.user("admin").await, env.user("alice").await, env.user("bob").await);
+    // An unencrypted, invite-only control room: made with the public preset, which the setting
+    // leaves alone.
+    let invite_only =
+        json!([{ "type": "m.room.join_rules", "state_key": "", "content": { "join_rule": "invite" } }]);
+    let room = admin.create_room(json!({ "preset": "public_chat", "initial_state": invite_only })).await;
+    admin.invite(&room, &bot).await;
+    admin.wait_for_message(&room, &bot, "This is now a control room").await;
+
+    let command =
+        admin.send_text(&room, &format!("!bc send {} {} --yes\nHello", alice.user_id, bob.user_id)).await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    admin.wait_for_finished(&room, &bot).await;
+    let warning = admin.wait_for_message(&room, &bot, "encryption_enabled_by_default_for_room_type").await;
+    assert!(warning["content"]["body"].as_str().unwrap_or("").contains("cannot read"), "{warning}");
+    let command = admin.send_text(&room, "!bc status #1").await;
+    let status = admin.wait_for_answer(&room, &bot, &command).await;
+    assert!(status.body.contains("DM is encrypted, replies cannot be read: 2"), "{}", status.body);
+    let warnings = admin
+        .events(&room)
+        .await
+        .into_iter()
+        .filter(|event| {
+            event["content"]["body"]
+                .as_str()
+                .is_some_and(|body| body.contains("encryption_enabled_by_default"))
+        })
+        .count();
+    assert_eq!(warnings, 1, "said once");
+}

@@ -146,11 +146,11 @@ async fn one_live_dm_room_per_user(store: &Store) {
     assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
     assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
     assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
-    store.dm_created("nonce-1", &owned_room_id!("!first")).await.unwrap();
+    store.dm_created("nonce-1", &owned_room_id!("!first"), false).await.unwrap();
     assert_eq!(store.ready_dms().await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
     store.retire_dm(&owned_room_id!("!first")).await.unwrap();
     assert!(store.begin_dm(&user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
-    store.dm_created("nonce-3", &owned_room_id!("!second")).await.unwrap();
+    store.dm_created("nonce-3", &owned_room_id!("!second"), true).await.unwrap();
     assert_eq!(
         store.live_dm(&user).await.unwrap().and_then(|dm| dm.room_id),
         Some(owned_room_id!("!second"))

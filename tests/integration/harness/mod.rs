@@ -222,6 +222,21 @@ impl TestEnv {
 
     /// Synapse + bot; `make_config(synapse_url, bot_port, dir)` builds the bot's config.
     pub async fn start_with_config(make_config: impl FnOnce(&str, u16, &Path) -> Config) -> TestEnv {
+        Self::start_with_homeserver(make_config, "").await
+    }
+
+    /// Synapse with `homeserver_extra` appended to its homeserver.yaml, and the bot with the
+    /// default test config.
+    pub async fn start_with_homeserver_config(homeserver_extra: &str) -> TestEnv {
+        let make_config =
+            |synapse_url: &str, bot_port, dir: &Path| bot_config(synapse_url, bot_port, dir, "");
+        Self::start_with_homeserver(make_config, homeserver_extra).await
+    }
+
+    async fn start_with_homeserver(
+        make_config: impl FnOnce(&str, u16, &Path) -> Config,
+        homeserver_extra: &str,
+    ) -> TestEnv {
         init_logging();
         let bot_dir = tempfile::Builder::new().prefix("bot-").tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the bot's port");
@@ -234,7 +249,8 @@ impl TestEnv {
             config.appservice.as_token.clone(),
             config.appservice.hs_token.clone(),
         );
-        let synapse = Synapse::start(&serde_yaml::to_string(&registration).expect("registration yaml")).await;
+        let registration = serde_yaml::to_string(&registration).expect("registration yaml");
+        let synapse = Synapse::start_with(&registration, homeserver_extra).await;
         config.homeserver.address = synapse.url.parse().expect("synapse url");
         let mut env = TestEnv {
             synapse,

@@ -60,7 +60,8 @@ pub struct Synapse {
 impl Synapse {
     /// Starts Synapse with `registration_yaml` (the bot) and a second appservice, a bridge that
     /// owns `@bridge_.*` and whose token is [`BRIDGE_TOKEN`], and waits until it answers.
-    pub async fn start(registration_yaml: &str) -> Synapse {
+    /// `extra` is appended to its homeserver.yaml (top-level settings).
+    pub async fn start_with(registration_yaml: &str, extra: &str) -> Synapse {
         let dir = tempfile::Builder::new().prefix("synapse-").tempdir().expect("temp dir");
         let port = free_port();
         let registration_secret = random_secret();
@@ -70,7 +71,9 @@ impl Synapse {
             .replace("${PORT}", &port.to_string())
             .replace("${SECRET2}", &random_secret())
             .replace("${SECRET3}", &random_secret())
-            .replace("${SECRET}", &registration_secret);
+            .replace("${SECRET}", &registration_secret)
+            + "\n"
+            + extra;
         let path = dir.path();
         std::fs::write(path.join("homeserver.yaml"), config).expect("write homeserver.yaml");
         std::fs::write(path.join("registration.yaml"), registration_yaml).expect("write registration.yaml");
