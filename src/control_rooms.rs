@@ -15,7 +15,7 @@ use ruma::{
 
 use crate::{
     context::App,
-    matrix::{txn_for, MatrixError},
+    matrix::{how_open, txn_for, MatrixError},
     notices::post_notice,
     permissions::Level,
 };
@@ -105,12 +105,13 @@ async fn adopt(
         return Ok(());
     }
     let prefix = &app.config.broadcast.command_prefix;
-    if facts.is_public {
-        tracing::info!("joined a public room; not a control room");
-        let text =
-            "I joined to see who is here. This room is public, so it is not a control room: replies to \
-                    broadcasts are private and are only posted in private rooms.";
-        post_notice(app.hs(), room, &txn_id, text).await;
+    if let Some(open) = facts.open {
+        tracing::info!(open, "joined a room that is open to others; not a control room");
+        let text = format!(
+            "I joined to see who is here. This room is {open}, so it is not a control room: replies to \
+             broadcasts are private and are only posted in closed rooms (invite-only, not readable by anyone)."
+        );
+        post_notice(app.hs(), room, &txn_id, &text).await;
         return Ok(());
     }
     if facts.is_encrypted {
@@ -139,10 +140,8 @@ async fn adopt(
 /// could now join, knock on, join through another room, or read without joining stops being one
 /// (replies from recipients are posted into control rooms). The bot says so there and in the log.
 pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Value) {
-    let opened = match (content["join_rule"].as_str(), content["history_visibility"].as_str()) {
-        (Some(rule), _) if !matches!(rule, "invite" | "private") => format!("its join rule is now `{rule}`"),
-        (_, Some("world_readable")) => "anyone can now read it without joining".to_owned(),
-        _ => return,
+    let Some(open) = how_open(content["join_rule"].as_str(), content["history_visibility"].as_str()) else {
+        return;
     };
     match app.store.is_control_room(room).await {
         Ok(true) => {}
@@ -152,9 +151,9 @@ pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Va
     if let Err(error) = app.store.remove_control_room(room).await {
         return tracing::error!(%error, %room, "cannot forget a control room that was opened up");
     }
-    tracing::warn!(%room, reason = %opened, "a control room was opened up; it is no longer a control room");
+    tracing::warn!(%room, open, "a control room was opened up; it is no longer a control room");
     let text = format!(
-        "This room is no longer a control room: {opened}, and replies to broadcasts are private. Make it \
+        "This room is no longer a control room: it is now {open}, and replies to broadcasts are private. Make it \
          invite-only and not world-readable, then invite me again, or use another private room."
     );
     let txn = ruma::OwnedTransactionId::from(format!("opened.{}.{}", room, crate::store::now_ms()));

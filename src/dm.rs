@@ -301,9 +301,10 @@ impl Dms {
         }
     }
 
-    /// Whether `room` is not public and has exactly the bot and `user` joined.
+    /// Whether `room` is closed to others (see [`crate::matrix::how_open`]) and has exactly the bot
+    /// and `user` joined.
     async fn is_private_with(&self, room: &RoomId, user: &UserId) -> Result<bool, MatrixError> {
-        if self.homeserver.room_facts(room).await?.is_public {
+        if self.homeserver.room_facts(room).await?.open.is_some() {
             return Ok(false);
         }
         let members = self.homeserver.joined_members(room).await?;

@@ -314,7 +314,7 @@ impl Homeserver for FakeHomeserver {
         let fake = self.with(|state| self.visible_room(state, room))?;
         Ok(RoomFacts {
             is_space: fake.create["type"] == "m.space",
-            is_public: fake.public,
+            open: fake.public.then_some("public"),
             is_encrypted: fake.encrypted,
         })
     }

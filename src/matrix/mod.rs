@@ -148,10 +148,26 @@ impl From<HttpError> for MatrixError {
 pub struct RoomFacts {
     /// The room is a space (`m.space` in its create event).
     pub is_space: bool,
-    /// Anyone can join (join rule `public`).
-    pub is_public: bool,
+    /// How others than its members can get in or read it (see [`how_open`]); `None` for an
+    /// invite-only room that members alone can read.
+    pub open: Option<&'static str>,
     /// The room has `m.room.encryption`: the bot cannot read it.
     pub is_encrypted: bool,
+}
+
+/// How a room with this join rule and history visibility is open to people who are not its
+/// members, as words for a notice ("public", "knockable", …); `None` when it is invite-only
+/// and not world-readable. Replies to broadcasts are posted into control rooms, so a control
+/// room must be closed.
+pub fn how_open(join_rule: Option<&str>, history_visibility: Option<&str>) -> Option<&'static str> {
+    match join_rule {
+        None | Some("invite") | Some("private") => {}
+        Some("public") => return Some("public"),
+        Some("knock") | Some("knock_restricted") => return Some("open to knocks"),
+        Some("restricted") => return Some("open to the members of other rooms"),
+        Some(_) => return Some("not invite-only"),
+    }
+    (history_visibility == Some("world_readable")).then_some("readable by anyone")
 }
 
 /// A room's create event, as far as power goes.
@@ -445,6 +461,7 @@ impl Homeserver for MatrixClient {
     async fn room_facts(&self, room: &RoomId) -> Result<RoomFacts, MatrixError> {
         let create = self.state(room, StateEventType::RoomCreate, "").await?;
         let join_rules = self.state(room, StateEventType::RoomJoinRules, "").await?;
+        let visibility = self.state(room, StateEventType::RoomHistoryVisibility, "").await?;
         let encryption = self.state(room, StateEventType::RoomEncryption, "").await?;
         let field = |content: &Option<serde_json::Value>, key: &str| {
             content
@@ -454,7 +471,10 @@ impl Homeserver for MatrixClient {
         };
         Ok(RoomFacts {
             is_space: field(&create, "type").as_deref() == Some("m.space"),
-            is_public: field(&join_rules, "join_rule").as_deref() == Some("public"),
+            open: how_open(
+                field(&join_rules, "join_rule").as_deref(),
+                field(&visibility, "history_visibility").as_deref(),
+            ),
             is_encrypted: encryption.is_some(),
         })
     }
@@ -663,6 +683,18 @@ mod tests {
         let event = ruma::event_id!("$abc:x.org");
         assert_eq!(txn_for("answer", event).as_str(), "answer.abc:x.org");
         assert_ne!(txn_for("answer", event), txn_for("reaction", event));
+    }
+
+    #[test]
+    fn only_invite_only_rooms_that_only_members_read_are_closed() {
+        for closed in [(None, None), (Some("invite"), Some("shared")), (Some("private"), Some("joined"))] {
+            assert_eq!(how_open(closed.0, closed.1), None, "{closed:?}");
+        }
+        assert_eq!(how_open(Some("public"), None), Some("public"));
+        assert_eq!(how_open(Some("knock"), None), Some("open to knocks"));
+        assert_eq!(how_open(Some("knock_restricted"), None), Some("open to knocks"));
+        assert_eq!(how_open(Some("restricted"), None), Some("open to the members of other rooms"));
+        assert_eq!(how_open(Some("invite"), Some("world_readable")), Some("readable by anyone"));
     }
 
     #[test]
