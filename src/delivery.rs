@@ -136,6 +136,16 @@ async fn deliver(
         }
         Err(DmError::Matrix(error)) => error,
     };
+    after_failure(app, outage, claim, failure).await
+}
+
+/// Records what a failed try of `claim` means: a pause for an outage, a retry, or the end.
+async fn after_failure(
+    app: &App,
+    outage: &Arc<Outage>,
+    claim: &Claim,
+    failure: MatrixError,
+) -> Result<(), StoreError> {
     let config = &app.config.broadcast;
     let attempts = claim.attempts as u32;
     let deadline = claim.queued_at + config.give_up_after_hours as i64 * 3_600_000;
