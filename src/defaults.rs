@@ -10,18 +10,18 @@
 
 use std::{sync::Arc, time::Duration};
 
-use ruma::{OwnedUserId, RoomId, UserId};
+use ruma::{RoomId, UserId};
 use tokio::sync::watch;
 
 use crate::{
     audience::{self, AccountPages, AudienceError, Exclusions},
     context::App,
-    store::{BroadcastId, BroadcastState, DefaultScope, StoreError},
+    store::{BroadcastId, BroadcastState, DefaultScope, Recipient, StoreError},
 };
 
 /// Queues `users` into default broadcast `id` (those who had it already are skipped) and wakes
 /// the workers. Returns how many were new.
-pub async fn welcome(app: &App, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
+pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<u64, StoreError> {
     let broadcast = app.store.broadcast(id).await?;
     // Also while the default is still resolving or waiting for ✅: workers only claim deliveries
     // of running broadcasts, so these go out when it starts.
@@ -34,12 +34,11 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[OwnedUserId]) -> Resul
         Exclusions::new(&app.bot, &app.config.broadcast.exclude, &broadcast.options.audience.except);
     let mut addressed = Vec::with_capacity(users.len());
     for user in users {
-        if exclusions.addresses_member(app.hs(), user).await {
+        if exclusions.addresses_member(app.hs(), &user.user).await {
             addressed.push(user.clone());
         }
     }
-    let users = addressed;
-    let added = app.store.add_deliveries(id, &users).await?;
+    let added = app.store.add_recipients(id, &addressed).await?;
     if added > 0 {
         app.store.skip_opted_out(id).await?;
         app.store.transition(id, BroadcastState::Done, BroadcastState::Running).await?;
@@ -49,11 +48,12 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[OwnedUserId]) -> Resul
     Ok(added)
 }
 
-/// `user` joined `room`: every active default of the room is queued for them.
-pub async fn on_join(app: &App, room: &RoomId, user: &UserId) {
+/// `user` joined `room` (as `displayname`): every active default of the room is queued for them.
+pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Option<&str>) {
     let result = async {
+        let newcomer = Recipient::new(user.to_owned(), displayname.map(str::to_owned));
         for id in app.store.defaults_for(&DefaultScope::Room(room.to_owned())).await? {
-            welcome(app, id, &[user.to_owned()]).await?;
+            welcome(app, id, std::slice::from_ref(&newcomer)).await?;
         }
         Ok::<_, StoreError>(())
     };
@@ -111,7 +111,7 @@ async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
             }
             newest = newest.max(created);
             if exclusions.addresses_account(app.hs(), &account).await {
-                newcomers.push(account.name);
+                newcomers.push(Recipient::new(account.name, account.displayname));
             }
         }
     }
@@ -126,7 +126,7 @@ async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
 
 #[cfg(test)]
 mod tests {
-    use ruma::events::room::member::MembershipState;
+    use ruma::{events::room::member::MembershipState, OwnedUserId};
 
     use super::*;
     use crate::{
@@ -167,17 +167,17 @@ mod tests {
         let space = test.hs.room(&owner, &[], true);
         let carol = test.hs.user("carol", None);
         let id = default_for(&test, DefaultScope::Room(space.clone()), vec![]).await;
-        on_join(&test.app, &space, &carol).await;
+        on_join(&test.app, &space, &carol, None).await;
         assert_eq!(queued(&test, id).await, std::slice::from_ref(&carol));
         assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running, "reopened");
-        on_join(&test.app, &space, &carol).await;
+        on_join(&test.app, &space, &carol, None).await;
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "once per person, ever");
 
         let other = test.hs.room(&owner, &[], true);
-        on_join(&test.app, &other, &owner).await;
+        on_join(&test.app, &other, &owner, None).await;
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "only the default's rooms");
         test.store().set_default_active(id, false).await.unwrap();
-        on_join(&test.app, &space, &owner).await;
+        on_join(&test.app, &space, &owner, None).await;
         assert_eq!(
             test.store().delivery_counts(id).await.unwrap().total(),
             1,
@@ -249,7 +249,7 @@ mod tests {
         let carol = test.hs.user("carol", None);
         // Waiting for ✅, as a large default's preview does.
         let id = default_in(&test, BroadcastState::Prepared, DefaultScope::Room(space.clone()), vec![]).await;
-        on_join(&test.app, &space, &carol).await;
+        on_join(&test.app, &space, &carol, None).await;
         assert_eq!(queued(&test, id).await, [carol], "queued while prepared");
         assert_eq!(
             test.store().broadcast(id).await.unwrap().state,
@@ -269,7 +269,7 @@ mod tests {
         let id = default_in(&test, BroadcastState::Running, DefaultScope::Room(space.clone()), vec![]).await;
         // Progress counted nothing unfinished; then the welcome came; then progress finishes.
         let stale = test.store().delivery_counts(id).await.unwrap();
-        on_join(&test.app, &space, &owner).await;
+        on_join(&test.app, &space, &owner, None).await;
         crate::lifecycle::progress::finish(
             test.store(),
             test.hs.as_ref(),

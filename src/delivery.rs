@@ -21,15 +21,15 @@ use std::{
 
 use rand::Rng;
 use ruma::{OwnedEventId, OwnedTransactionId, UserId};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use crate::{
     context::App,
-    dm::{Dm, DmError, Dms},
+    dm::{Dm, DmError},
     matrix::{send_json, Homeserver, MatrixError},
     message::StoredMessage,
     notices::post_notice,
-    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, StoreError},
+    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, StoreError},
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
@@ -39,55 +39,136 @@ const CREATING_ELSEWHERE_RETRY: Duration = Duration::from_secs(5);
 /// The first and the longest wait between two probes of a homeserver that is down.
 const PROBE_FIRST_DELAY: Duration = Duration::from_millis(500);
 const PROBE_MAX_DELAY: Duration = Duration::from_secs(30);
+/// The most outcomes recorded in one statement.
+const RECORD_BATCH: usize = 512;
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Runs `broadcast.concurrency` workers until `stopped`.
+/// Runs `broadcast.concurrency` workers until `stopped`. One task claims due deliveries in
+/// batches and hands them to the workers; another records the workers' outcomes in batches, so
+/// that a delivery costs a fraction of a database round trip besides its sends.
 pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
     let outage = Arc::new(Outage::default());
-    let workers: Vec<_> = (0..app.config.broadcast.concurrency)
-        .map(|_| tokio::spawn(worker(app.clone(), outage.clone(), stopped.clone())))
+    let concurrency = app.config.broadcast.concurrency.max(1);
+    let (claims, claimed) = mpsc::channel::<Claim>(concurrency);
+    let claimed = Arc::new(Mutex::new(claimed));
+    let (outcomes, to_record) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record_outcomes(app.clone(), to_record));
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (app, outage, claimed, outcomes) =
+                (app.clone(), outage.clone(), claimed.clone(), outcomes.clone());
+            tokio::spawn(worker(app, outage, claimed, outcomes, stopped.clone()))
+        })
         .collect();
+    drop(outcomes);
+    claim_due(&app, &outage, claims, stopped).await;
     for worker in workers {
-        let _ = worker.await;
+        if let Err(error) = worker.await {
+            tracing::error!(%error, "a delivery worker failed");
+        }
+    }
+    if let Err(error) = recorder.await {
+        tracing::error!(%error, "the outcome recorder failed");
     }
 }
 
-async fn worker(app: Arc<App>, outage: Arc<Outage>, mut stopped: watch::Receiver<bool>) {
-    let mut broadcasts: HashMap<BroadcastId, Arc<Broadcast>> = HashMap::new();
+/// Claims due deliveries, as many at once as there is room for in `claims`, until `stopped`.
+async fn claim_due(
+    app: &App,
+    outage: &Outage,
+    claims: mpsc::Sender<Claim>,
+    mut stopped: watch::Receiver<bool>,
+) {
     while !*stopped.borrow() {
         outage.wait_until_over(&mut stopped).await;
-        let claim = match app.store.claim_delivery(LEASE_MS).await {
-            Ok(claim) => claim,
+        let permit = tokio::select! {
+            permit = claims.reserve() => permit,
+            _ = stopped.wait_for(|stop| *stop) => return,
+        };
+        let Ok(permit) = permit else { return };
+        let room = claims.capacity() as i64 + 1;
+        let batch = match app.store.claim_deliveries(LEASE_MS, room).await {
+            Ok(batch) => batch,
             Err(error) => {
-                tracing::error!(%error, "cannot claim a delivery");
-                None
+                tracing::error!(%error, "cannot claim deliveries");
+                Vec::new()
             }
         };
-        let Some(claim) = claim else {
-            let wait = match app.store.next_due_at().await {
-                Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(10, 1000) as u64),
-                _ => Duration::from_secs(1),
-            };
-            tokio::select! {
-                _ = app.deliveries_ready.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
-            }
+        let mut batch = batch.into_iter();
+        let Some(first) = batch.next() else {
+            drop(permit);
+            wait_for_due(app, &mut stopped).await;
             continue;
         };
-        let result = match broadcast_of(&app, &mut broadcasts, &claim).await {
+        permit.send(first);
+        for claim in batch {
+            // Only this task sends, and it claimed no more than there was room for.
+            if let Err(error) = claims.try_send(claim) {
+                tracing::error!(%error, "a claimed delivery found no room; it is tried again after its lease");
+            }
+        }
+    }
+}
+
+/// Waits until a delivery may be due: woken when one is queued, or when the next retry is due.
+async fn wait_for_due(app: &App, stopped: &mut watch::Receiver<bool>) {
+    let wait = match app.store.next_due_at().await {
+        Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(10, 1000) as u64),
+        _ => Duration::from_secs(1),
+    };
+    tokio::select! {
+        _ = app.deliveries_ready.notified() => {}
+        _ = tokio::time::sleep(wait) => {}
+        _ = stopped.wait_for(|stop| *stop) => {}
+    }
+}
+
+/// Delivers the claims it is handed until the claimer stops, and passes on the outcomes.
+async fn worker(
+    app: Arc<App>,
+    outage: Arc<Outage>,
+    claimed: Arc<Mutex<mpsc::Receiver<Claim>>>,
+    outcomes: mpsc::UnboundedSender<(Claim, Outcome)>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut broadcasts: HashMap<BroadcastId, Arc<Broadcast>> = HashMap::new();
+    loop {
+        let Some(claim) = claimed.lock().await.recv().await else { return };
+        outage.wait_until_over(&mut stopped).await;
+        let outcome = match broadcast_of(&app, &mut broadcasts, &claim).await {
             Ok(broadcast) => deliver(&app, &outage, &broadcast, &claim).await,
+            // It will never be readable: fail the delivery instead of retrying it forever.
             Err(error @ StoreError::Undecodable { .. }) => {
-                // It will never be readable: fail the delivery instead of retrying it forever.
-                let reason = error.to_string();
-                app.store.end_delivery(&claim, DeliveryState::Failed, &reason).await
+                Ok(Outcome::end(DeliveryState::Failed, &error.to_string()))
             }
             Err(error) => Err(error),
         };
-        if let Err(error) = result {
-            tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot record a delivery");
+        match outcome {
+            Ok(outcome) => {
+                if outcomes.send((claim, outcome)).is_err() {
+                    tracing::error!(
+                        "the outcome recorder is gone; the delivery is tried again after its lease"
+                    );
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot deliver; tried again after the lease")
+            }
         }
+    }
+}
+
+/// Records the workers' outcomes, all that are waiting in one statement, until every worker
+/// stopped. An outcome that cannot be recorded leaves its delivery claimed: it is sent again
+/// after the lease, and the transaction ID makes that the same event.
+async fn record_outcomes(app: Arc<App>, mut outcomes: mpsc::UnboundedReceiver<(Claim, Outcome)>) {
+    let mut batch = Vec::new();
+    while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        if let Err(error) = app.store.record_outcomes(&batch).await {
+            tracing::error!(%error, outcomes = batch.len(), "cannot record delivery outcomes");
+        }
+        batch.clear();
     }
 }
 
@@ -116,36 +197,31 @@ async fn deliver(
     outage: &Arc<Outage>,
     broadcast: &Broadcast,
     claim: &Claim,
-) -> Result<(), StoreError> {
-    if app.store.is_opted_out(&claim.user_id).await? {
+) -> Result<Outcome, StoreError> {
+    if claim.opted_out {
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
-        return app.store.end_delivery(claim, DeliveryState::Skipped, "opted out").await;
+        return Ok(Outcome::end(DeliveryState::Skipped, "opted out"));
     }
-    let failure = match send(&app.dms, app.hs(), broadcast, &claim.user_id).await {
+    let failure = match send(app, broadcast, claim).await {
         Ok((dm, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
             if dm.encrypted {
                 tell_encrypted_dms(app, broadcast).await?;
             }
-            return app.store.mark_delivered(claim, &dm.room, &event).await;
+            return Ok(Outcome::delivered(&dm.room, &event));
         }
         Err(DmError::Store(error)) => return Err(error),
         Err(error @ DmError::CreatingElsewhere) => {
             let due = now_ms() + CREATING_ELSEWHERE_RETRY.as_millis() as i64;
-            return app.store.release_delivery(claim, due, &error.to_string()).await;
+            return Ok(Outcome::release(due, &error.to_string()));
         }
         Err(DmError::Matrix(error)) => error,
     };
-    after_failure(app, outage, claim, failure).await
+    Ok(after_failure(app, outage, claim, failure))
 }
 
-/// Records what a failed try of `claim` means: a pause for an outage, a retry, or the end.
-async fn after_failure(
-    app: &App,
-    outage: &Arc<Outage>,
-    claim: &Claim,
-    failure: MatrixError,
-) -> Result<(), StoreError> {
+/// What a failed try of `claim` means: a pause for an outage, a retry, or the end.
+fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: MatrixError) -> Outcome {
     let config = &app.config.broadcast;
     let attempts = claim.attempts as u32;
     let deadline = claim.queued_at + config.give_up_after_hours as i64 * 3_600_000;
@@ -158,22 +234,19 @@ async fn after_failure(
             // Uses up no try: the workers pause until a probe finds the homeserver again.
             outage.begin(&failure, app.homeserver.clone());
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
-            return app.store.release_delivery(claim, now_ms(), &failure.to_string()).await;
+            return Outcome::release(now_ms(), &failure.to_string());
         }
         _ if attempts >= config.max_attempts => format!("gave up after {attempts} tries: {failure}"),
         _ => {
             let delay = retry_after_of(&failure).unwrap_or_else(|| backoff(attempts));
             tracing::debug!(%failure, delay_ms = delay.as_millis() as u64, "delivery will be retried");
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "retried").increment(1);
-            return app
-                .store
-                .retry_delivery(claim, now_ms() + delay.as_millis() as i64, &failure.to_string())
-                .await;
+            return Outcome::retry(now_ms() + delay.as_millis() as i64, &failure.to_string());
         }
     };
     tracing::info!(%reason, "delivery failed");
     metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "failed").increment(1);
-    app.store.end_delivery(claim, DeliveryState::Failed, &reason).await
+    Outcome::end(DeliveryState::Failed, &reason)
 }
 
 /// Whether the homeserver is down, as the workers see it: the first delivery that meets an
@@ -200,7 +273,7 @@ impl Outage {
         let mut delay = PROBE_FIRST_DELAY;
         loop {
             tokio::time::sleep(delay).await;
-            match homeserver.user_exists(homeserver.bot()).await {
+            match homeserver.profile(homeserver.bot()).await {
                 Err(error) if error.is_outage() => delay = (delay * 2).min(PROBE_MAX_DELAY),
                 _ => break,
             }
@@ -246,18 +319,27 @@ fn human_reason(error: &MatrixError) -> String {
     }
 }
 
-/// Ensures the DM and sends the personalised message; returns where it went.
-async fn send(
-    dms: &Dms,
-    homeserver: &dyn Homeserver,
-    broadcast: &Broadcast,
-    user: &UserId,
-) -> Result<(Dm, OwnedEventId), DmError> {
-    let dm = dms.ensure(user).await?;
-    let copy = personalise(homeserver, &broadcast.message, user).await?;
+/// Ensures the DM and sends the personalised message; returns where it went. A message the
+/// homeserver refuses into a DM the bot already had (the recipient left, or removed the bot,
+/// before the store heard of it) is sent once more after the DM was checked with the
+/// homeserver: re-invited, or replaced.
+async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, OwnedEventId), DmError> {
+    let user = &claim.user_id;
+    let copy = personalise(app.hs(), &broadcast.message, claim).await?;
     let txn = transaction_id(broadcast.id, user);
-    let event = send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await?;
-    Ok((dm, event))
+    let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
+    let dm = app.dms.ensure_seen(user, claim.dm.clone()).await?;
+    match send_json(app.hs(), &dm.room, &txn, &copy.event_type, &copy.content).await {
+        Ok(event) => Ok((dm, event)),
+        Err(error) if had_dm && error.errcode() == Some("M_FORBIDDEN") => {
+            tracing::info!(%error, room = %dm.room, "a message into a DM was refused; checking the DM");
+            app.dms.refused(&dm.room, user).await?;
+            let dm = app.dms.ensure(user).await?;
+            let event = send_json(app.hs(), &dm.room, &txn, &copy.event_type, &copy.content).await?;
+            Ok((dm, event))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// The `bot_state` key that records that the admins were told about encrypted DMs.
@@ -278,17 +360,19 @@ async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), Stor
     Ok(())
 }
 
-/// `user`'s copy of `message`, with their display name looked up when the message uses it.
+/// The recipient's copy of `message`, with the display name audience resolution saw; looked up
+/// only when it was not seen and the message uses it.
 async fn personalise(
     homeserver: &dyn Homeserver,
     message: &StoredMessage,
-    user: &UserId,
+    claim: &Claim,
 ) -> Result<StoredMessage, MatrixError> {
-    let displayname = match message.needs_displayname() {
-        true => homeserver.displayname(user).await?,
-        false => None,
+    let displayname = match (message.needs_displayname(), &claim.displayname) {
+        (false, _) => None,
+        (true, Some(seen)) => Some(seen.clone()).filter(|name| !name.is_empty()),
+        (true, None) => homeserver.displayname(&claim.user_id).await?,
     };
-    Ok(message.personalised(user, displayname.as_deref()))
+    Ok(message.personalised(&claim.user_id, displayname.as_deref()))
 }
 
 #[cfg(test)]
@@ -317,15 +401,32 @@ mod tests {
         );
     }
 
-    use crate::{matrix::fake::forbidden, store::SendOptions, testing::TestApp};
+    use ruma::{events::room::member::MembershipState, OwnedUserId};
+
+    use crate::{
+        matrix::fake::forbidden,
+        store::{BroadcastState, SendOptions},
+        testing::TestApp,
+    };
 
     /// A running broadcast of `text` to a new user `alice` ("Alice Liddell"), and her claim.
     async fn claimed(test: &TestApp, text: &str) -> (Broadcast, Claim) {
         let alice = test.hs.user("alice", Some("Alice Liddell"));
+        claimed_for(test, &alice, text).await
+    }
+
+    /// A running broadcast of `text` to `user`, and the claim of it.
+    async fn claimed_for(test: &TestApp, user: &UserId, text: &str) -> (Broadcast, Claim) {
         let control = test.control_room().await;
-        let id = test.running_broadcast(&control, text, &[alice], SendOptions::default()).await;
+        let id = test.running_broadcast(&control, text, &[user.to_owned()], SendOptions::default()).await;
         let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("a due delivery");
         (test.store().broadcast(id).await.unwrap(), claim)
+    }
+
+    /// One try of `claim`, recorded as the outcome recorder would.
+    async fn try_once(test: &TestApp, outage: &Arc<Outage>, broadcast: &Broadcast, claim: &Claim) {
+        let outcome = deliver(&test.app, outage, broadcast, claim).await.expect("an outcome");
+        test.store().record_outcomes(&[(claim.clone(), outcome)]).await.expect("recorded");
     }
 
     async fn outcome(test: &TestApp, id: BroadcastId, state: DeliveryState) -> Vec<String> {
@@ -337,12 +438,12 @@ mod tests {
     async fn a_delivery_sends_the_personalised_copy_into_the_dm_once() {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hello **{displayname}**").await;
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         let room = test.hs.dms_with(&claim.user_id).pop().expect("a DM");
         assert_eq!(test.hs.bodies_in(&room), ["Hello **Alice Liddell**"]);
         assert_eq!(test.store().delivery_counts(broadcast.id).await.unwrap().delivered, 1);
         // Sent again after a crash: the same transaction ID gives the same event, no second copy.
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         assert_eq!(test.hs.sent_to(&room).len(), 1);
     }
 
@@ -353,7 +454,7 @@ mod tests {
         let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
         test.hs.fail_next("send_raw", busy);
         let before = now_ms();
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         let due = test.store().next_due_at().await.unwrap().expect("pending again");
         assert!(
             (before + 500..=now_ms() + 1_000).contains(&due),
@@ -371,7 +472,7 @@ mod tests {
         let (broadcast, claim) = claimed(&test, "Hi").await;
         test.hs.fail_next("send_raw", limited);
         let before = now_ms();
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         let due = test.store().next_due_at().await.unwrap().expect("pending again");
         assert!(
             (before + 7_000..=now_ms() + 7_000).contains(&due),
@@ -385,7 +486,7 @@ mod tests {
         let test = TestApp::new().await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
         test.hs.fail_next("send_raw", forbidden("blocked"));
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Failed).await,
             ["the homeserver refused (blocked)"]
@@ -395,7 +496,7 @@ mod tests {
         let (broadcast, claim) = claimed(&test, "Hi").await;
         let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
         test.hs.fail_next("send_raw", busy);
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Failed).await,
             ["gave up after 1 tries: homeserver busy (too many requests)"]
@@ -411,7 +512,7 @@ mod tests {
         let old = Claim { queued_at: now_ms() - 3_600_001, ..claim };
         test.hs.fail_next("send_raw", MatrixError::NetworkFailure("down".into()));
         let outage = Arc::new(Outage::default());
-        deliver(&test.app, &outage, &broadcast, &old).await.unwrap();
+        try_once(&test, &outage, &broadcast, &old).await;
         assert_eq!(
             outcome(&test, broadcast.id, DeliveryState::Failed).await,
             ["not delivered within 1 hours: homeserver unreachable: down"]
@@ -422,11 +523,106 @@ mod tests {
     #[tokio::test]
     async fn someone_who_opted_out_after_queueing_is_skipped_and_not_messaged() {
         let test = TestApp::new().await;
-        let (broadcast, claim) = claimed(&test, "Hi").await;
-        test.store().opt_out(&claim.user_id).await.unwrap();
-        deliver(&test.app, &Arc::new(Outage::default()), &broadcast, &claim).await.unwrap();
+        let alice = test.hs.user("alice", None);
+        let control = test.control_room().await;
+        let id = test
+            .running_broadcast(&control, "Hi", std::slice::from_ref(&alice), SendOptions::default())
+            .await;
+        test.store().opt_out(&alice).await.unwrap();
+        let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("a due delivery");
+        assert!(claim.opted_out, "the claim says so, without another query");
+        let broadcast = test.store().broadcast(id).await.unwrap();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         assert_eq!(outcome(&test, broadcast.id, DeliveryState::Skipped).await, ["opted out"]);
         assert_eq!(test.hs.count("send_raw") + test.hs.count("create_dm"), 0);
+    }
+
+    /// Runs the workers until broadcast `id` has `delivered` deliveries.
+    async fn deliver_all(test: &TestApp, id: BroadcastId, delivered: i64) {
+        let (stop, stopped) = watch::channel(false);
+        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while test.store().delivery_counts(id).await.unwrap().delivered < delivered {
+            assert!(tokio::time::Instant::now() < until, "{delivered} deliveries within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        workers.await.unwrap();
+    }
+
+    /// Requests per endpoint since the last call, and forgets them.
+    fn requests(test: &TestApp) -> Vec<(&'static str, usize)> {
+        test.hs.with(|state| std::mem::take(&mut state.requests)).into_iter().collect()
+    }
+
+    /// Issue 11: what a recipient costs the homeserver. Resolution checks an `@user` word and
+    /// reads its name with one profile look-up; a new DM then costs `createRoom` and the send, a
+    /// reused one the send alone (plus, once per process, a look at whether DMs are made
+    /// encrypted). No member list, no membership and no profile per send.
+    #[tokio::test]
+    async fn a_new_dm_costs_create_and_send_and_a_reused_one_the_send_alone() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let users: Vec<OwnedUserId> =
+            (0..10).map(|n| test.hs.user(&format!("user{n}"), Some(&format!("User {n}")))).collect();
+        let words: Vec<String> = users.iter().map(|user| user.to_string()).collect();
+        let targets = crate::audience::parse_targets(&words).unwrap();
+        requests(&test);
+        let mut ids = Vec::new();
+        for round in 0..2 {
+            let text = "Hello {displayname}";
+            let id = test
+                .broadcast_in(BroadcastState::Resolving, &control, text, &[], &[], SendOptions::default())
+                .await;
+            let exclusions = crate::audience::Exclusions::new(&test.app.bot, &[], &[]);
+            let rooms = crate::audience::Rooms::default();
+            crate::audience::resolve(test.store(), test.app.hs(), &exclusions, id, &targets, &rooms)
+                .await
+                .unwrap();
+            assert_eq!(requests(&test), [("profile", 10)], "round {round}: resolution, one look-up per word");
+            test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+            deliver_all(&test, id, 10).await;
+            ids.push(id);
+            let expected: &[(&str, usize)] = match round {
+                0 => &[("create_dm", 10), ("send_raw", 10), ("state", 1)],
+                _ => &[("send_raw", 10)],
+            };
+            assert_eq!(requests(&test), expected, "round {round}: delivery");
+        }
+        let bodies = test.hs.bodies_in(&test.hs.dms_with(&users[3])[0]);
+        assert_eq!(bodies, ["Hello User 3", "Hello User 3"], "names from resolution");
+    }
+
+    /// Issue 11: a message the homeserver refuses into a DM whose change the store had not heard
+    /// of yet (the recipient removed the bot) goes into a new DM.
+    #[tokio::test]
+    async fn a_send_refused_into_a_dm_the_bot_was_removed_from_goes_into_a_new_one() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let first = test.app.dms.ensure(&alice).await.unwrap().room;
+        test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // not pushed yet
+        let (broadcast, claim) = claimed_for(&test, &alice, "Hi").await;
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
+        let second = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(test.hs.bodies_in(&second), ["Hi"]);
+        assert_eq!(test.store().delivery_counts(broadcast.id).await.unwrap().delivered, 1);
+    }
+
+    /// Issue 11: a refused send into a DM the recipient left (the store had not heard) invites
+    /// them again and sends once more into the same room.
+    #[tokio::test]
+    async fn a_send_refused_into_a_dm_the_recipient_left_invites_them_again() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let room = test.app.dms.ensure(&alice).await.unwrap().room;
+        test.hs.set_membership(&room, &alice, MembershipState::Leave); // not pushed yet
+        test.hs.fail_next("send_raw", forbidden("not allowed"));
+        let (broadcast, claim) = claimed_for(&test, &alice, "Hi").await;
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
+        assert_eq!(test.hs.count("invite"), 1);
+        assert_eq!(test.hs.bodies_in(&room), ["Hi"]);
+        assert_eq!(test.store().live_dm(&alice).await.unwrap().unwrap().membership, MembershipState::Invite);
     }
 
     #[tokio::test]

@@ -23,11 +23,11 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use crate::{
-    audience::is_own_user,
     commands::{self, Answer, Context},
     context::App,
     control_rooms, defaults, lifecycle,
     permissions::Level,
+    registration::is_own_user,
     relay,
     store::{BroadcastState, RECEIPT_EVENT_TYPE},
 };
@@ -107,8 +107,20 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     }
 }
 
-/// The bot's own membership changes, and joins of others (welcome messages).
+/// Membership changes in DMs (kept, so that a send needs no request to know whether the DM is
+/// usable), the bot's own membership changes, and joins of others (welcome messages).
 async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
+    match app.store.dm_by_room(&member.room_id).await {
+        Ok(Some(dm)) => {
+            let changed = app.dms.member_changed(&dm, &member.state_key, &member.content.membership);
+            if let Err(error) = changed.await {
+                tracing::error!(%error, room = %member.room_id, "cannot record a membership in a DM");
+            }
+            return;
+        }
+        Ok(None) => {}
+        Err(error) => return tracing::error!(%error, "cannot look up DM rooms"),
+    }
     if member.state_key == app.bot {
         return control_rooms::on_bot_membership(app, member).await;
     }
@@ -118,7 +130,8 @@ async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
         .as_ref()
         .is_some_and(|before| before.membership == MembershipState::Join);
     if member.content.membership == MembershipState::Join && !was_joined {
-        defaults::on_join(app, &member.room_id, &member.state_key).await;
+        let name = member.content.displayname.as_deref();
+        defaults::on_join(app, &member.room_id, &member.state_key, name).await;
     }
 }
 
@@ -303,6 +316,29 @@ mod tests {
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (0, 0));
         dispatch(&test.app, &receipt.to_string()).await;
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (1, 0));
+    }
+
+    /// Issue 11: the member events pushed from a DM keep the recipient's membership in the store
+    /// and retire the DM when a third person comes in, so that a send needs no request to know.
+    #[tokio::test]
+    async fn member_events_in_a_dm_are_kept_and_a_third_member_retires_it() {
+        let test = crate::testing::TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        let member = |sender: &ruma::UserId, state_key: &ruma::UserId, membership: &str, n: u32| {
+            serde_json::json!({ "type": "m.room.member", "event_id": format!("$member{n}"), "room_id": dm,
+                "sender": sender, "state_key": state_key, "origin_server_ts": 1,
+                "content": { "membership": membership } })
+            .to_string()
+        };
+        dispatch(&test.app, &member(&alice, &alice, "join", 1)).await;
+        let stored = test.store().live_dm(&alice).await.unwrap().unwrap();
+        assert_eq!(stored.membership, MembershipState::Join);
+        dispatch(&test.app, &member(&alice, &alice, "leave", 2)).await;
+        assert_eq!(test.store().live_dm(&alice).await.unwrap().unwrap().membership, MembershipState::Leave);
+        let mallory = test.hs.user("mallory", None);
+        dispatch(&test.app, &member(&alice, &mallory, "invite", 3)).await;
+        assert_eq!(test.store().live_dm(&alice).await.unwrap(), None, "retired");
     }
 
     /// Issue 10, item 13: in a reply thread, a command without message lines is not taken as a

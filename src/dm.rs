@@ -31,6 +31,10 @@ use crate::{
 /// How old a `creating` record must be before another process may reconcile it (the creator
 /// might still be at work).
 const CREATING_GRACE_MS: i64 = 120_000;
+/// How long after a `creating` record was made its room may still appear: the homeserver
+/// finishes a `createRoom` whose client died. Until then a search that finds no room waits
+/// instead of creating a second one.
+const UNFINISHED_CREATION_MS: i64 = 30_000;
 /// How long `m.direct` changes are gathered before the account data is rewritten.
 const DIRECT_COALESCE: Duration = Duration::from_secs(2);
 
@@ -57,9 +61,19 @@ pub enum DmError {
     Matrix(#[from] MatrixError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Another process recorded the DM moments ago and may still be creating it: try later.
-    #[error("the DM is being created by another process")]
+    /// The DM was recorded moments ago and the homeserver may still be creating it (for another
+    /// process, or for one that died): try later.
+    #[error("the DM is still being created")]
     CreatingElsewhere,
+}
+
+/// A send into a DM whose recipient is banned from it.
+fn banned() -> MatrixError {
+    MatrixError::Permanent {
+        errcode: Some("M_FORBIDDEN".into()),
+        status: None,
+        message: "the recipient is banned from their DM with the bot".into(),
+    }
 }
 
 /// Whether someone besides the bot and `user` is among a DM's joined `members`.
@@ -83,6 +97,12 @@ pub struct Dms {
     locks: DmLocks,
     /// Woken when the DM rooms changed and `m.direct` must be rewritten.
     direct_dirty: Notify,
+    /// [`UNFINISHED_CREATION_MS`], shorter in unit tests.
+    unfinished_creation_ms: i64,
+    /// Nonces of DMs this process began creating.
+    begun: SyncMutex<std::collections::HashSet<String>>,
+    /// DMs this process retired, so that a claim's older view of them is not used.
+    retired: SyncMutex<std::collections::HashSet<OwnedRoomId>>,
     /// Whether the homeserver makes new private rooms encrypted (Synapse's
     /// `encryption_enabled_by_default_for_room_type`): looked at in the first DM made.
     encrypted_by_default: std::sync::OnceLock<bool>,
@@ -97,8 +117,18 @@ impl Dms {
             bot,
             locks: DmLocks::default(),
             direct_dirty: Notify::new(),
+            unfinished_creation_ms: UNFINISHED_CREATION_MS,
+            begun: Default::default(),
+            retired: Default::default(),
             encrypted_by_default,
         }
+    }
+
+    /// Lets a DM whose creation failed be created again at once (unit tests).
+    #[cfg(test)]
+    pub fn without_creation_wait(mut self) -> Self {
+        self.unfinished_creation_ms = 0;
+        self
     }
 
     /// Marks `m.direct` for rewriting.
@@ -110,34 +140,118 @@ impl Dms {
     pub async fn ensure(&self, user: &UserId) -> Result<Dm, DmError> {
         let lock = self.locks.lock_for(user);
         let _held = lock.lock().await;
+        let live = self.store.live_dm(user).await?;
+        self.ensure_locked(user, live).await
+    }
+
+    /// As [`Dms::ensure`], from `seen`: the user's live DM as a claim read it moments ago. A
+    /// ready DM costs no request (its usability comes from the member events the homeserver
+    /// pushes, see [`Dms::member_changed`]); a new one costs `createRoom`.
+    pub async fn ensure_seen(&self, user: &UserId, seen: Option<DmRoom>) -> Result<Dm, DmError> {
+        let lock = self.locks.lock_for(user);
+        let _held = lock.lock().await;
+        let seen = match seen {
+            // Retired by this process since the claim read it.
+            Some(dm) if dm.room_id.as_ref().is_some_and(|room| self.recently_retired(room)) => {
+                self.store.live_dm(user).await?
+            }
+            seen => seen,
+        };
+        self.ensure_locked(user, seen).await
+    }
+
+    async fn ensure_locked(&self, user: &UserId, mut live: Option<DmRoom>) -> Result<Dm, DmError> {
         loop {
-            let Some(dm) = self.store.live_dm(user).await? else {
-                // Synapse creates a room and accepts messages for an invite to an unknown user.
-                if !self.homeserver.user_exists(user).await? {
-                    return Err(MatrixError::Permanent {
-                        errcode: Some("M_NOT_FOUND".into()),
-                        status: Some(404),
-                        message: "this user does not exist".into(),
-                    }
-                    .into());
-                }
+            let Some(dm) = live else {
+                // Whether the user exists was checked when the audience was resolved.
                 let nonce = random_token();
                 if self.store.begin_dm(user, &nonce).await? {
+                    self.remember_begun(&nonce);
                     return self.create(user, &nonce).await;
                 }
-                continue; // another process recorded one first
+                live = self.store.live_dm(user).await?; // another process recorded one first
+                continue;
             };
-            match dm.room_id {
+            match &dm.room_id {
                 Some(room) if dm.state == DmState::Ready => {
-                    if self.usable(&room, user).await? {
-                        return Ok(Dm { room, encrypted: dm.encrypted });
+                    if let Some(ready) = self.usable(&dm, room, user).await? {
+                        return Ok(ready);
                     }
-                    self.store.retire_dm(&room).await?;
-                    self.direct_changed();
+                    self.retire(room).await?;
+                    live = None;
                 }
                 _ => return self.finish_creating(user, &dm).await,
             }
         }
+    }
+
+    /// Retires a DM: it is never used again, and `m.direct` loses it.
+    async fn retire(&self, room: &RoomId) -> Result<(), StoreError> {
+        self.store.retire_dm(room).await?;
+        let mut retired = self.retired.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if retired.len() > 10_000 {
+            retired.clear();
+        }
+        retired.insert(room.to_owned());
+        drop(retired);
+        self.direct_changed();
+        Ok(())
+    }
+
+    /// Records that this process began creating the DM with `nonce`: its `createRoom` calls are
+    /// over whenever the per-user lock is free, so a room not found for it will not appear.
+    fn remember_begun(&self, nonce: &str) {
+        let mut begun = self.begun.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if begun.len() > 10_000 {
+            begun.clear();
+        }
+        begun.insert(nonce.to_owned());
+    }
+
+    fn begun_here(&self, nonce: &str) -> bool {
+        self.begun.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(nonce)
+    }
+
+    fn recently_retired(&self, room: &RoomId) -> bool {
+        self.retired.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(room)
+    }
+
+    /// A member event in the DM `dm`, pushed by the homeserver: the recipient's membership is
+    /// kept; the bot's removal, or a third person invited or joined, retires the DM.
+    pub async fn member_changed(
+        &self,
+        dm: &DmRoom,
+        member: &UserId,
+        membership: &MembershipState,
+    ) -> Result<(), StoreError> {
+        let Some(room) = &dm.room_id else { return Ok(()) };
+        if dm.state == DmState::Retired {
+            return Ok(());
+        }
+        if *member == dm.user_id {
+            return self.store.set_dm_membership(room, membership).await;
+        }
+        let retire = match member == self.bot {
+            true => matches!(membership, MembershipState::Leave | MembershipState::Ban),
+            false => matches!(membership, MembershipState::Join | MembershipState::Invite),
+        };
+        if retire {
+            tracing::info!(%room, user = %dm.user_id, %member, ?membership, "the DM is no longer private with the bot; retiring it");
+            self.retire(room).await?;
+        }
+        Ok(())
+    }
+
+    /// The homeserver refused a message into the DM `room`: what the store knew was out of
+    /// date. Asks the homeserver who is in the room, retires the DM when it is no longer
+    /// private with the bot, and invites the recipient again when they left.
+    pub async fn refused(&self, room: &RoomId, user: &UserId) -> Result<(), DmError> {
+        let lock = self.locks.lock_for(user);
+        let _held = lock.lock().await;
+        if !self.check_with_homeserver(room, user).await? {
+            self.retire(room).await?;
+        }
+        Ok(())
     }
 
     /// Creates the room for a recorded intent.
@@ -163,7 +277,8 @@ impl Dms {
     async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<Dm, DmError> {
         // With SQLite this process is the only one: a `creating` record it did not make itself
         // (under the per-user lock) was left by a process that died.
-        if now_ms() - dm.created_at < CREATING_GRACE_MS && !self.store.is_sqlite() {
+        let age = now_ms() - dm.created_at;
+        if age < CREATING_GRACE_MS && !self.store.is_sqlite() {
             return Err(DmError::CreatingElsewhere);
         }
         if let Some(room) = self.find_room_with_nonce(&dm.nonce).await? {
@@ -171,7 +286,21 @@ impl Dms {
             let encrypted = self.made_encrypted(&room).await;
             self.store.dm_created(&dm.nonce, &room, encrypted).await?;
             self.direct_changed();
+            // The creation may have stopped before the invite: what the store does not know
+            // yet is asked of the homeserver (and the recipient invited when missing).
+            if !self.check_with_homeserver(&room, user).await? {
+                self.retire(&room).await?;
+                return Err(MatrixError::Transient {
+                    retry_after: None,
+                    message: "the DM found after a crash was not private; a new one is made".into(),
+                }
+                .into());
+            }
             return Ok(Dm { room, encrypted });
+        }
+        let left_by_another = !self.begun_here(&dm.nonce);
+        if left_by_another && age < self.unfinished_creation_ms {
+            return Err(DmError::CreatingElsewhere);
         }
         self.create(user, &dm.nonce).await
     }
@@ -213,9 +342,28 @@ impl Dms {
         Ok(None)
     }
 
-    /// Whether a stored DM can take a message: the bot still in it and only `user` with it (else
-    /// false: retire), and `user` joined or invited (invited again when they left).
-    async fn usable(&self, room: &RoomId, user: &UserId) -> Result<bool, DmError> {
+    /// A ready DM as it can take a message, from the recipient's stored membership: invited
+    /// again when they left; `None` when the bot can no longer invite them there (retire it).
+    async fn usable(&self, dm: &DmRoom, room: &RoomId, user: &UserId) -> Result<Option<Dm>, DmError> {
+        let ready = Dm { room: room.to_owned(), encrypted: dm.encrypted };
+        match dm.membership {
+            MembershipState::Join | MembershipState::Invite => Ok(Some(ready)),
+            MembershipState::Ban => Err(banned().into()),
+            _ => match self.homeserver.invite(room, user).await {
+                Ok(()) => {
+                    self.store.set_dm_membership(room, &MembershipState::Invite).await?;
+                    Ok(Some(ready))
+                }
+                Err(error) if error.errcode() == Some("M_FORBIDDEN") => Ok(None),
+                Err(error) => Err(error.into()),
+            },
+        }
+    }
+
+    /// Whether a DM can take a message, asked of the homeserver: the bot still in it and only
+    /// `user` with it (else false: retire), and `user` joined or invited (invited again when
+    /// they left).
+    async fn check_with_homeserver(&self, room: &RoomId, user: &UserId) -> Result<bool, DmError> {
         let members = match self.homeserver.joined_members(room).await {
             Ok(members) => members,
             Err(error) if error.errcode() == Some("M_FORBIDDEN") => {
@@ -230,19 +378,16 @@ impl Dms {
             return Ok(false);
         }
         if members.iter().any(|(member, _)| member == user) {
+            self.store.set_dm_membership(room, &MembershipState::Join).await?;
             return Ok(true);
         }
         match membership(self.homeserver.as_ref(), room, user).await? {
             Some(MembershipState::Invite) => Ok(true),
-            Some(MembershipState::Ban) => Err(MatrixError::Permanent {
-                errcode: Some("M_FORBIDDEN".into()),
-                status: None,
-                message: "the recipient is banned from their DM with the bot".into(),
-            }
-            .into()),
+            Some(MembershipState::Ban) => Err(banned().into()),
             _ => {
                 // They left (or rejected the invite): invite them again.
                 self.homeserver.invite(room, user).await?;
+                self.store.set_dm_membership(room, &MembershipState::Invite).await?;
                 Ok(true)
             }
         }
@@ -315,6 +460,7 @@ impl Dms {
         let nonce = random_token();
         if self.store.begin_dm(user, &nonce).await? {
             self.store.dm_created(&nonce, room, false).await?;
+            self.store.set_dm_membership(room, &MembershipState::Join).await?;
         }
         Ok(())
     }
@@ -379,15 +525,27 @@ mod tests {
         assert_eq!(test.hs.count("invite"), 0, "a pending invite is left as it is");
     }
 
+    /// What a member event pushed into `alice`'s DM does.
+    async fn pushed(test: &TestApp, alice: &UserId, member: &UserId, membership: MembershipState) {
+        let dm = test.store().live_dm(alice).await.unwrap().expect("a live DM");
+        test.app.dms.member_changed(&dm, member, &membership).await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_recipient_who_left_is_invited_again_into_the_same_room() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
         let room = test.app.dms.ensure(&alice).await.unwrap().room;
+        pushed(&test, &alice, &alice, MembershipState::Join).await;
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
+        assert_eq!(test.hs.count("invite"), 0, "joined: nothing to do");
         test.hs.set_membership(&room, &alice, MembershipState::Leave);
+        pushed(&test, &alice, &alice, MembershipState::Leave).await;
         assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!((test.hs.count("invite"), test.hs.count("create_dm")), (1, 1));
-        test.hs.set_membership(&room, &alice, MembershipState::Ban);
+        assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
+        assert_eq!(test.hs.count("invite"), 1, "invited once: the store knows");
+        pushed(&test, &alice, &alice, MembershipState::Ban).await;
         let error = test.app.dms.ensure(&alice).await.unwrap_err();
         assert!(error.to_string().contains("banned"), "{error}");
     }
@@ -398,7 +556,7 @@ mod tests {
         let alice = test.hs.user("alice", None);
         let mallory = test.hs.user("mallory", None);
         let first = test.app.dms.ensure(&alice).await.unwrap().room;
-        test.hs.set_membership(&first, &mallory, MembershipState::Join);
+        pushed(&test, &alice, &mallory, MembershipState::Invite).await;
         let second = test.app.dms.ensure(&alice).await.unwrap().room;
         assert_ne!(first, second);
         assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
@@ -418,22 +576,22 @@ mod tests {
         let room = test.hs.create_dm(&alice, "nonce-1").await.unwrap();
         assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!(test.hs.count("create_dm"), 1, "only the room made before the crash");
-        // Died before creating it: the room is made with the recorded nonce.
+        // Died before creating it: the homeserver might still be at it, so nothing is made while
+        // the record is young; later the room is made with the recorded nonce.
         let bob = test.hs.user("bob", None);
         assert!(test.store().begin_dm(&bob, "nonce-2").await.unwrap());
-        let made = test.app.dms.ensure(&bob).await.unwrap().room;
+        assert!(matches!(test.app.dms.ensure(&bob).await, Err(DmError::CreatingElsewhere)));
+        assert_eq!(test.hs.count("create_dm"), 1);
+        let later =
+            Dms::new(test.store().clone(), test.hs.clone(), test.app.bot.clone()).without_creation_wait();
+        let made = later.ensure(&bob).await.unwrap().room;
         assert_eq!(test.hs.with(|state| state.rooms[&made].create[DM_NONCE_KEY].clone()), "nonce-2");
         assert_eq!(test.hs.count("create_dm"), 2);
     }
 
     #[tokio::test]
-    async fn unknown_users_and_refused_rooms_leave_nothing_to_reconcile() {
+    async fn refused_rooms_leave_nothing_to_reconcile() {
         let test = TestApp::new().await;
-        let ghost: OwnedUserId = "@ghost:example.org".try_into().unwrap();
-        let error = test.app.dms.ensure(&ghost).await.unwrap_err();
-        assert!(error.to_string().contains("this user does not exist"), "{error}");
-        assert_eq!(test.hs.count("create_dm"), 0, "no room for someone who does not exist");
-
         let alice = test.hs.user("alice", None);
         test.hs.fail_next("create_dm", forbidden("not allowed"));
         assert!(matches!(
@@ -469,15 +627,17 @@ mod tests {
     }
 
     /// Issue 10, item 12: a DM the bot was removed from is retired and replaced, not failed
-    /// forever.
+    /// forever. Issue 11: the removal is known from the member event pushed to the bot.
     #[tokio::test]
     async fn a_dm_the_bot_was_removed_from_is_replaced() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
         let first = test.app.dms.ensure(&alice).await.unwrap().room;
         test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // kicked by alice
+        pushed(&test, &alice, &test.app.bot, MembershipState::Leave).await;
         let second = test.app.dms.ensure(&alice).await.expect("a new DM").room;
         assert_ne!(first, second);
         assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
+        assert_eq!(test.hs.count("joined_members"), 0, "no member list asked for");
     }
 }

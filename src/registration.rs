@@ -130,6 +130,14 @@ fn write_private(path: &Path, text: &str) -> Result<(), RegistrationError> {
     file.write_all(text.as_bytes()).map_err(write_error)
 }
 
+/// Whether `user` is the bot or one of its personas (`@<bot>_…`): never addressed, and their
+/// events are ignored.
+pub fn is_own_user(bot: &ruma::UserId, user: &ruma::UserId) -> bool {
+    user == bot
+        || (user.server_name() == bot.server_name()
+            && user.localpart().starts_with(&format!("{}_", bot.localpart())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

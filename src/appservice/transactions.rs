@@ -21,7 +21,7 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
 use serde_json::{json, Value};
 
 use super::{ApiError, Intake};
-use crate::store::RECEIPT_EVENT_TYPE;
+use crate::{registration::is_own_user, store::RECEIPT_EVENT_TYPE};
 
 /// How many transaction IDs are remembered. The homeserver retries a transaction until it is
 /// acknowledged, so only recent IDs can come again (and Synapse's counter may restart).
@@ -54,13 +54,14 @@ impl RecentTransactions {
     }
 }
 
-/// An event worth keeping: it has an ID, a type and a room. Anything else is skipped.
-fn checked_event(event: &Value) -> Option<OwnedEventId> {
+/// An event worth keeping, as its ID and sender: it has an ID, a type, a room and a sender.
+/// Anything else is skipped.
+fn checked_event(event: &Value) -> Option<(OwnedEventId, OwnedUserId)> {
     let event_id = event.get("event_id")?.as_str()?;
     event.get("type")?.as_str()?;
     event.get("room_id")?.as_str()?;
-    event.get("sender")?.as_str()?;
-    OwnedEventId::try_from(event_id).ok()
+    let sender = OwnedUserId::try_from(event.get("sender")?.as_str()?).ok()?;
+    Some((OwnedEventId::try_from(event_id).ok()?, sender))
 }
 
 #[tracing::instrument(skip_all, fields(txn_id = %txn_id))]
@@ -87,9 +88,12 @@ pub async fn push(
 
     let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let mut keep: Vec<(String, String)> = Vec::with_capacity(events.len());
+    let mut own = 0;
     for event in events {
         match checked_event(event) {
-            Some(event_id) => keep.push((event_id.to_string(), event.to_string())),
+            // The bot's own events (every message it sends comes back) need no work: not stored.
+            Some((_, sender)) if is_own_user(&intake.bot, &sender) => own += 1,
+            Some((event_id, _)) => keep.push((event_id.to_string(), event.to_string())),
             None => {
                 let shown: String = event.to_string().chars().take(200).collect();
                 tracing::warn!(event = %shown, "malformed event skipped");
@@ -97,8 +101,10 @@ pub async fn push(
             }
         }
     }
+    metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(own);
     let events = keep.len();
-    keep.extend(readers(&body).into_iter().map(|reader| reader.inbox_row()));
+    let others = readers(&body).into_iter().filter(|reader| !is_own_user(&intake.bot, &reader.user));
+    keep.extend(others.map(|reader| reader.inbox_row()));
     let new = intake.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store events")

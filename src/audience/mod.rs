@@ -4,6 +4,7 @@
 //! Never holds a whole audience in memory: room members come a room at a time and the `server`
 //! audience a page at a time; de-duplication is the queue's unique (broadcast, user) pair.
 
+use futures_util::{stream, StreamExt};
 use regex::Regex;
 use ruma::{
     events::{room::member::MembershipState, StateEventType},
@@ -13,11 +14,14 @@ use ruma::{
 use crate::{
     matrix::{membership, AdminUser, Homeserver, MatrixError},
     permissions::Level,
-    store::{BroadcastId, Store, StoreError},
+    registration::is_own_user,
+    store::{BroadcastId, Recipient, Store, StoreError},
 };
 
 /// How many users are written to the queue (and read from the user list) at once.
 const BATCH: usize = 500;
+/// How many `@user` words are looked up at once.
+const PROFILE_LOOKUPS: usize = 8;
 /// Power level a broadcaster needs in a room or space to address its members.
 pub const REQUIRED_POWER_LEVEL: i64 = 50;
 
@@ -212,14 +216,6 @@ async fn power_level(homeserver: &dyn Homeserver, room: &RoomId, user: &UserId) 
     Ok(levels.get("users_default").and_then(as_int).unwrap_or(0))
 }
 
-/// Whether `user` is the bot or one of its personas (`@<bot>_…`): never addressed, and their
-/// events are ignored.
-pub fn is_own_user(bot: &UserId, user: &UserId) -> bool {
-    user == bot
-        || (user.server_name() == bot.server_name()
-            && user.localpart().starts_with(&format!("{}_", bot.localpart())))
-}
-
 /// Who is never addressed, whatever the audience.
 pub struct Exclusions<'a> {
     bot: &'a UserId,
@@ -311,8 +307,9 @@ impl<'a> Exclusions<'a> {
 }
 
 /// Writes the audience of broadcast `id` into the delivery queue: the users among `targets`, the
-/// members of `rooms` (see [`rooms`]) and, for `server`, every active local account. Returns how
-/// many recipients it has (duplicates across targets counted once).
+/// members of `rooms` (see [`rooms`]) and, for `server`, every active local account, each with
+/// the display name the listing gave. Returns how many recipients it has (duplicates across
+/// targets counted once).
 pub async fn resolve(
     store: &Store,
     homeserver: &dyn Homeserver,
@@ -321,21 +318,57 @@ pub async fn resolve(
     targets: &[Target],
     rooms: &Rooms,
 ) -> Result<u64, AudienceError> {
-    let mut total = 0;
-    for target in targets {
-        match target {
-            Target::User(user) if !exclusions.excludes(user) => {
-                total += store.add_deliveries(id, std::slice::from_ref(user)).await?;
-            }
-            Target::Server => total += queue_server(store, homeserver, exclusions, id).await?,
-            Target::User(_) | Target::Room(_) => {}
-        }
+    let named: Vec<&OwnedUserId> = targets
+        .iter()
+        .filter_map(|target| match target {
+            Target::User(user) if !exclusions.excludes(user) => Some(user),
+            _ => None,
+        })
+        .collect();
+    let mut total = queue_named(store, homeserver, id, &named).await?;
+    if targets.contains(&Target::Server) {
+        total += queue_server(store, homeserver, exclusions, id).await?;
     }
     for (room, shown) in &rooms.reached {
         let members = room_members(homeserver, room, shown).await?;
         total += queue(store, homeserver, id, &members, exclusions).await?;
     }
     Ok(total)
+}
+
+/// Queues the users named by `@user` words. One profile look-up each, a few at a time, tells
+/// whether the user exists and their display name; someone the homeserver does not know is
+/// recorded as failed, with the reason, and gets no room.
+async fn queue_named(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    id: BroadcastId,
+    users: &[&OwnedUserId],
+) -> Result<u64, StoreError> {
+    let users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
+    let profiles: Vec<(OwnedUserId, _)> = stream::iter(users)
+        .map(|user: OwnedUserId| async move {
+            let profile = homeserver.profile(&user).await;
+            (user, profile)
+        })
+        .buffered(PROFILE_LOOKUPS)
+        .collect()
+        .await;
+    let (mut found, mut unknown) = (Vec::new(), Vec::new());
+    for (user, profile) in profiles {
+        match profile {
+            Ok(Some(displayname)) => found.push(Recipient::new(user, displayname)),
+            Ok(None) => unknown.push(user),
+            Err(error) => {
+                // The delivery will tell; the name is looked up then if the message needs it.
+                tracing::warn!(%error, %user, "cannot look up a user's profile");
+                found.push(Recipient::unnamed(user));
+            }
+        }
+    }
+    let mut added = store.add_recipients(id, &found).await?;
+    added += store.add_failed_deliveries(id, &unknown, "this user does not exist").await?;
+    Ok(added)
 }
 
 /// Queues every active local account that may be addressed, a page of the user list at a time.
@@ -351,54 +384,53 @@ async fn queue_server(
         let mut chunk = Vec::with_capacity(page.len());
         for account in page {
             if exclusions.addresses_account(homeserver, &account).await {
-                chunk.push(account.name);
+                chunk.push(Recipient::new(account.name, account.displayname));
             }
         }
-        total += store.add_deliveries(id, &chunk).await?;
+        total += store.add_recipients(id, &chunk).await?;
     }
     Ok(total)
 }
 
-/// Queues `users` (except the excluded) into broadcast `id`, a batch at a time.
+/// Queues `members` (except the excluded) into broadcast `id`, a batch at a time.
 async fn queue(
     store: &Store,
     homeserver: &dyn Homeserver,
     id: BroadcastId,
-    users: &[OwnedUserId],
+    members: &[Recipient],
     exclusions: &Exclusions<'_>,
 ) -> Result<u64, StoreError> {
     let mut added = 0;
-    for chunk in users.chunks(BATCH) {
+    for chunk in members.chunks(BATCH) {
         let mut addressed = Vec::with_capacity(chunk.len());
-        for user in chunk {
-            if exclusions.addresses_member(homeserver, user).await {
-                addressed.push(user.clone());
+        for member in chunk {
+            if exclusions.addresses_member(homeserver, &member.user).await {
+                addressed.push(member.clone());
             }
         }
-        added += store.add_deliveries(id, &addressed).await?;
+        added += store.add_recipients(id, &addressed).await?;
     }
     Ok(added)
 }
 
-/// The joined members of one room (`shown` names it in errors): through the bot's membership,
-/// or, when the bot is not in the room, through the Synapse admin API.
+/// The joined members of one room (`shown` names it in errors), with their display names:
+/// through the bot's membership, or, when the bot is not in the room, through the Synapse admin
+/// API (which gives no names).
 pub async fn room_members(
     homeserver: &dyn Homeserver,
     room: &RoomId,
     shown: &str,
-) -> Result<Vec<OwnedUserId>, AudienceError> {
+) -> Result<Vec<Recipient>, AudienceError> {
     match homeserver.joined_members(room).await {
-        Ok(members) => Ok(members.into_iter().map(|(user, _)| user).collect()),
-        Err(MatrixError::Permanent { .. }) => homeserver.admin_room_members(room).await.map_err(|error| {
-            if error.is_not_server_admin() {
-                AudienceError(format!(
-                    "I am not in `{shown}`, so I cannot see its members. Invite me to it (or make me a \
-                     Synapse server admin)."
-                ))
-            } else {
-                AudienceError(format!("Cannot read the members of `{shown}`: {error}"))
-            }
-        }),
+        Ok(members) => Ok(members.into_iter().map(|(user, name)| Recipient::new(user, name)).collect()),
+        Err(MatrixError::Permanent { .. }) => match homeserver.admin_room_members(room).await {
+            Ok(members) => Ok(members.into_iter().map(Recipient::unnamed).collect()),
+            Err(error) if error.is_not_server_admin() => Err(AudienceError(format!(
+                "I am not in `{shown}`, so I cannot see its members. Invite me to it (or make me a \
+                 Synapse server admin)."
+            ))),
+            Err(error) => Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
+        },
         Err(error) => Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
     }
 }
@@ -463,6 +495,35 @@ mod tests {
         assert_eq!(targets[3], Target::Server);
     }
 
+    /// Issue 11: an `@user` word is checked, and named, by one profile look-up at resolution;
+    /// someone the homeserver does not know is recorded as failed and never gets a room.
+    #[tokio::test]
+    async fn named_users_are_looked_up_once_and_unknown_ones_fail_with_the_reason() {
+        let test = crate::testing::TestApp::new().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        let control = test.control_room().await;
+        let id = test
+            .broadcast_in(BroadcastState::Resolving, &control, "Hi", &[], &[], SendOptions::default())
+            .await;
+        let words = ["@alice:example.org".to_owned(), "@ghost:example.org".to_owned()];
+        let targets = parse_targets(&words).unwrap();
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let total =
+            resolve(test.store(), test.app.hs(), &exclusions, id, &targets, &Rooms::default()).await.unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(test.hs.count("profile"), 2);
+        let failed = test.store().deliveries_with_reason(id, DeliveryState::Failed, 10).await.unwrap();
+        assert_eq!(
+            failed,
+            [("@ghost:example.org".try_into().unwrap(), "this user does not exist".to_owned())]
+        );
+        let claim = {
+            test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+            test.store().claim_delivery(60_000).await.unwrap().expect("alice's delivery")
+        };
+        assert_eq!((claim.user_id, claim.displayname), (alice, Some("Alice".to_owned())));
+    }
+
     #[test]
     fn bad_words_say_what_is_expected() {
         let error = parse_targets(&["everyone".to_string()]).unwrap_err();
@@ -471,7 +532,11 @@ mod tests {
         assert!(parse_users(&["bob".to_string()]).unwrap_err().0.contains("--except"));
     }
 
-    use crate::{matrix::fake::FakeHomeserver, store::SendOptions, testing::TestApp};
+    use crate::{
+        matrix::fake::FakeHomeserver,
+        store::{BroadcastState, DeliveryState, SendOptions},
+        testing::TestApp,
+    };
 
     /// Resolves as an admin would: every room of a hierarchy with `recursive`.
     async fn resolve_as_admin(

@@ -470,9 +470,9 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError> {
-        self.enter("user_exists")?;
-        Ok(self.with(|state| state.profiles.contains_key(user)))
+    async fn profile(&self, user: &UserId) -> Result<Option<Option<String>>, MatrixError> {
+        self.enter("profile")?;
+        Ok(self.with(|state| state.profiles.get(user).cloned()))
     }
 
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {

@@ -250,8 +250,9 @@ pub trait Homeserver: Send + Sync + 'static {
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError>;
     /// Every room the bot has joined.
     async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError>;
-    /// Whether the homeserver knows `user` (its profile can be read).
-    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError>;
+    /// The profile of `user`: `None` when the homeserver knows no such user, else their
+    /// display name (`None` when unset). One request tells both.
+    async fn profile(&self, user: &UserId) -> Result<Option<Option<String>>, MatrixError>;
     /// A user's display name, `None` when unset.
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError>;
     /// Replaces the bot's `m.direct` account data.
@@ -607,12 +608,15 @@ impl Homeserver for MatrixClient {
         Ok(call(self.client.send(self.as_bot(request))).await?.joined_rooms)
     }
 
-    async fn user_exists(&self, user: &UserId) -> Result<bool, MatrixError> {
+    async fn profile(&self, user: &UserId) -> Result<Option<Option<String>>, MatrixError> {
         let request = ruma::api::client::profile::get_profile::v3::Request::new(user.to_owned());
         match call(self.client.send(self.as_bot(request))).await {
-            Ok(_) => Ok(true),
+            Ok(profile) => {
+                let name = profile.get("displayname").and_then(|name| name.as_str()).map(str::to_owned);
+                Ok(Some(name))
+            }
             // Synapse answers 404 with M_NOT_FOUND or, for an unknown local user, M_UNKNOWN.
-            Err(MatrixError::Permanent { status: Some(404), .. }) => Ok(false),
+            Err(MatrixError::Permanent { status: Some(404), .. }) => Ok(None),
             Err(error) => Err(error),
         }
     }

@@ -8,7 +8,7 @@
 
 use ruma::{EventId, OwnedUserId, RoomId};
 
-use super::{now_ms, parse, BroadcastId, Pool, Store, StoreError};
+use super::{now_ms, parse, BroadcastId, DmRoom, Pool, Store, StoreError};
 
 /// Where one delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -79,25 +79,75 @@ impl DeliveryCounts {
     }
 }
 
-/// What became of one try of a delivery.
-struct Outcome<'a> {
+/// What became of one try of a delivery, to be recorded with [`Store::record_outcomes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
     state: DeliveryState,
-    room: Option<&'a RoomId>,
-    event: Option<&'a EventId>,
+    room: Option<String>,
+    event: Option<String>,
     /// Shown in `!bc status` for failed and skipped deliveries.
-    reason: Option<&'a str>,
+    reason: Option<String>,
     next_attempt_at: i64,
     /// Whether this try counts against `broadcast.max_attempts`.
     counted: bool,
 }
 
-impl Outcome<'_> {
-    fn new(state: DeliveryState) -> Self {
-        Self { state, room: None, event: None, reason: None, next_attempt_at: 0, counted: true }
+impl Outcome {
+    fn new(state: DeliveryState, reason: Option<&str>) -> Self {
+        let reason = reason.map(str::to_owned);
+        Self { state, room: None, event: None, reason, next_attempt_at: 0, counted: true }
+    }
+
+    /// The message went out as `event` in `room`.
+    pub fn delivered(room: &RoomId, event: &EventId) -> Self {
+        Self {
+            room: Some(room.to_string()),
+            event: Some(event.to_string()),
+            ..Self::new(DeliveryState::Delivered, None)
+        }
+    }
+
+    /// Back in the queue, due at `next_attempt_at`; this try counts.
+    pub fn retry(next_attempt_at: i64, error: &str) -> Self {
+        Self { next_attempt_at, ..Self::new(DeliveryState::Pending, Some(error)) }
+    }
+
+    /// Back in the queue without counting this try (the homeserver was down, or another
+    /// process is creating the DM), due at `next_attempt_at`.
+    pub fn release(next_attempt_at: i64, reason: &str) -> Self {
+        Self { next_attempt_at, counted: false, ..Self::new(DeliveryState::Pending, Some(reason)) }
+    }
+
+    /// The end: failed or skipped, with the reason shown in `!bc status`.
+    pub fn end(state: DeliveryState, reason: &str) -> Self {
+        Self::new(state, Some(reason))
+    }
+
+    pub fn state(&self) -> DeliveryState {
+        self.state
     }
 }
 
-/// A delivery a worker holds.
+/// Someone to queue, with their display name as audience resolution saw it: `None` when it
+/// was not known, `Some("")` when they have none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient {
+    pub user: OwnedUserId,
+    pub displayname: Option<String>,
+}
+
+impl Recipient {
+    pub fn new(user: OwnedUserId, displayname: Option<String>) -> Self {
+        Self { user, displayname: Some(displayname.unwrap_or_default()) }
+    }
+
+    /// Someone whose display name was not seen.
+    pub fn unnamed(user: OwnedUserId) -> Self {
+        Self { user, displayname: None }
+    }
+}
+
+/// A delivery a worker holds, with what it needs to send it without asking the database again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub broadcast_id: BroadcastId,
@@ -106,50 +156,122 @@ pub struct Claim {
     pub attempts: i64,
     /// When the delivery was queued (ms).
     pub queued_at: i64,
+    /// As [`Recipient::displayname`].
+    pub displayname: Option<String>,
+    /// The recipient said `stop` (when the claim was made).
+    pub opted_out: bool,
+    /// The recipient's live DM when the claim was made.
+    pub dm: Option<DmRoom>,
 }
 
-/// The claim, with the row lock that PostgreSQL needs (SQLite has one writer at a time).
+/// The claim of a batch of due deliveries, with the row lock that PostgreSQL needs (SQLite has
+/// one writer at a time). The running broadcasts' due rows are walked in the order of the index
+/// `deliveries_by_broadcast`, oldest broadcast first.
 macro_rules! claim_sql {
     ($lock:literal) => {
         concat!(
             "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
              WHERE (broadcast_id, user_id) IN (
-                 SELECT d.broadcast_id, d.user_id FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
-                 WHERE b.state = 'running'
-                   AND ((d.state = 'pending' AND d.next_attempt_at <= $2)
-                        OR (d.state = 'sending' AND d.claimed_until < $2))
-                 ORDER BY d.broadcast_id, d.next_attempt_at LIMIT 1",
+                 SELECT d.broadcast_id, d.user_id FROM broadcasts b JOIN deliveries d ON d.broadcast_id = b.id
+                 WHERE b.state = 'running' AND d.state = 'pending' AND d.next_attempt_at <= $2
+                 ORDER BY d.broadcast_id, d.next_attempt_at LIMIT $3",
             $lock,
-            ") RETURNING broadcast_id, user_id, attempts, queued_at"
+            ") RETURNING broadcast_id, user_id, attempts, queued_at, displayname"
         )
     };
 }
 const CLAIM_SQLITE: &str = claim_sql!("");
 const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE OF d SKIP LOCKED");
 
+/// A JSON array bound as one text parameter, read as rows by `json_each` (SQLite) or
+/// `jsonb_*` (PostgreSQL): one statement for a whole batch.
+const LIST_SQLITE: &str = "SELECT value FROM json_each($1)";
+const LIST_POSTGRES: &str = "SELECT jsonb_array_elements_text(($1::text)::jsonb)";
+
+const QUEUE_SQLITE: &str =
+    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)
+     SELECT $1, json_extract(value, '$[0]'), 'pending', $3, $3, json_extract(value, '$[1]') FROM json_each($2)
+     WHERE true ON CONFLICT (broadcast_id, user_id) DO NOTHING";
+const QUEUE_POSTGRES: &str =
+    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)
+     SELECT $1, v->>0, 'pending', $3, $3, v->>1 FROM jsonb_array_elements(($2::text)::jsonb) v
+     ON CONFLICT (broadcast_id, user_id) DO NOTHING";
+
+/// Records a batch of outcomes, each only while its row is still that claim's (being sent, with
+/// the claim's attempt).
+const RECORD_SQLITE: &str = "UPDATE deliveries SET state = v.state, room_id = COALESCE(v.room, room_id),
+        event_id = COALESCE(v.event, event_id), last_error = v.reason, next_attempt_at = v.next,
+        claimed_until = 0, updated_at = $2, attempts = v.counted
+     FROM (SELECT json_extract(value, '$.b') AS b, json_extract(value, '$.u') AS u,
+                  json_extract(value, '$.a') AS a, json_extract(value, '$.state') AS state,
+                  json_extract(value, '$.room') AS room, json_extract(value, '$.event') AS event,
+                  json_extract(value, '$.reason') AS reason, json_extract(value, '$.next') AS next,
+                  json_extract(value, '$.counted') AS counted FROM json_each($1)) AS v
+     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u
+       AND deliveries.state = 'sending' AND deliveries.attempts = v.a";
+const RECORD_POSTGRES: &str = "UPDATE deliveries SET state = v.state, room_id = COALESCE(v.room, deliveries.room_id),
+        event_id = COALESCE(v.event, deliveries.event_id), last_error = v.reason, next_attempt_at = v.next,
+        claimed_until = 0, updated_at = $2, attempts = v.counted
+     FROM jsonb_to_recordset(($1::text)::jsonb)
+          AS v(b BIGINT, u TEXT, a BIGINT, state TEXT, room TEXT, event TEXT, reason TEXT, next BIGINT, counted BIGINT)
+     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u
+       AND deliveries.state = 'sending' AND deliveries.attempts = v.a";
+
+/// A JSON array of strings.
+fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
+}
+
 impl Store {
-    /// Queues `users` for broadcast `id` in one transaction; a user already queued is skipped.
-    /// Returns how many were new.
+    /// Queues `users`, whose display names were not seen, for broadcast `id`; a user already
+    /// queued is skipped. Returns how many were new.
     pub async fn add_deliveries(&self, id: BroadcastId, users: &[OwnedUserId]) -> Result<u64, StoreError> {
-        let now = now_ms();
+        let recipients: Vec<Recipient> = users.iter().cloned().map(Recipient::unnamed).collect();
+        self.add_recipients(id, &recipients).await
+    }
+
+    /// Queues `recipients` for broadcast `id` in one statement; someone already queued is
+    /// skipped. Returns how many were new.
+    pub async fn add_recipients(&self, id: BroadcastId, recipients: &[Recipient]) -> Result<u64, StoreError> {
+        if recipients.is_empty() {
+            return Ok(0);
+        }
+        let rows: Vec<serde_json::Value> = recipients
+            .iter()
+            .map(|recipient| serde_json::json!([recipient.user, recipient.displayname]))
+            .collect();
+        let rows = serde_json::Value::from(rows).to_string();
+        let sql = if self.is_sqlite() { QUEUE_SQLITE } else { QUEUE_POSTGRES };
+        let inserted = on_pool!(self, |pool| {
+            sqlx::query(sql).bind(id.0).bind(&rows).bind(now_ms()).execute(pool).await?.rows_affected()
+        });
+        Ok(inserted)
+    }
+
+    /// Records `users` into broadcast `id` as failed already, with `reason` (they cannot be
+    /// sent to: the homeserver knows no such user). Returns how many were new.
+    pub async fn add_failed_deliveries(
+        &self,
+        id: BroadcastId,
+        users: &[OwnedUserId],
+        reason: &str,
+    ) -> Result<u64, StoreError> {
         let mut inserted = 0;
-        on_pool!(self, |pool| {
-            let mut transaction = pool.begin().await?;
-            for user in users {
-                inserted += sqlx::query(
-                    "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at)
-                     VALUES ($1, $2, 'pending', $3, $3)
-                     ON CONFLICT (broadcast_id, user_id) DO NOTHING",
+        for user in users {
+            inserted += on_pool!(self, |pool| {
+                sqlx::query(
+                    "INSERT INTO deliveries (broadcast_id, user_id, state, last_error, updated_at, queued_at)
+                     VALUES ($1, $2, 'failed', $3, $4, $4) ON CONFLICT (broadcast_id, user_id) DO NOTHING",
                 )
                 .bind(id.0)
                 .bind(user.as_str())
-                .bind(now)
-                .execute(&mut *transaction)
+                .bind(reason)
+                .bind(now_ms())
+                .execute(pool)
                 .await?
-                .rows_affected();
-            }
-            transaction.commit().await?;
-        });
+                .rows_affected()
+            });
+        }
         Ok(inserted)
     }
 
@@ -217,20 +339,74 @@ impl Store {
 
     /// Claims the next due delivery of a running broadcast for `lease_ms`, if there is one.
     pub async fn claim_delivery(&self, lease_ms: i64) -> Result<Option<Claim>, StoreError> {
+        Ok(self.claim_deliveries(lease_ms, 1).await?.pop())
+    }
+
+    /// Claims up to `limit` due deliveries of running broadcasts for `lease_ms`, each with its
+    /// recipient's live DM and whether they opted out: four statements for the whole batch.
+    /// Deliveries whose lease ran out (their worker died) are due again first.
+    pub async fn claim_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claim>, StoreError> {
         let now = now_ms();
-        let sql = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
-        let row: Option<(i64, String, i64, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(sql).bind(now + lease_ms).bind(now).fetch_optional(pool).await?
+        let claim = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
+        let rows: Vec<(i64, String, i64, i64, Option<String>)> = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET state = 'pending' WHERE state = 'sending' AND claimed_until < $1",
+            )
+            .bind(now)
+            .execute(pool)
+            .await?;
+            sqlx::query_as(claim).bind(now + lease_ms).bind(now).bind(limit).fetch_all(pool).await?
         });
-        row.map(|(broadcast, user, attempts, queued_at)| {
-            Ok(Claim {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users = json_list(rows.iter().map(|row| row.1.as_str()));
+        let mut dms = self.live_dms_of(&users).await?;
+        let opted_out = self.opted_out_of(&users).await?;
+        let mut claims = Vec::with_capacity(rows.len());
+        for (broadcast, user, attempts, queued_at, displayname) in rows {
+            let user_id: OwnedUserId = parse("deliveries.user_id", user)?;
+            claims.push(Claim {
                 broadcast_id: BroadcastId(broadcast),
-                user_id: parse("deliveries.user_id", user)?,
+                opted_out: opted_out.contains(&user_id),
+                dm: dms.remove(&user_id),
+                user_id,
                 attempts,
                 queued_at,
-            })
-        })
-        .transpose()
+                displayname,
+            });
+        }
+        claims.sort_by(|a, b| (a.broadcast_id, &a.user_id).cmp(&(b.broadcast_id, &b.user_id)));
+        Ok(claims)
+    }
+
+    /// Which of `users` (a JSON list) opted out.
+    async fn opted_out_of(&self, users: &str) -> Result<std::collections::HashSet<OwnedUserId>, StoreError> {
+        let list = if self.is_sqlite() { LIST_SQLITE } else { LIST_POSTGRES };
+        let sql = format!("SELECT user_id FROM opt_outs WHERE user_id IN ({list})");
+        let rows: Vec<(String,)> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(users)
+            .fetch_all(pool)
+            .await?);
+        rows.into_iter().map(|(user,)| parse("opt_outs.user_id", user)).collect()
+    }
+
+    /// The live DMs of `users` (a JSON list).
+    async fn live_dms_of(
+        &self,
+        users: &str,
+    ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
+        let list = if self.is_sqlite() { LIST_SQLITE } else { LIST_POSTGRES };
+        let sql = format!(
+            "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id IN ({list})",
+            super::dm_rooms::COLUMNS
+        );
+        let rows: Vec<super::dm_rooms::Row> =
+            on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(users)
+                .fetch_all(pool)
+                .await?);
+        rows.into_iter().map(|row| super::dm_rooms::dm_room(row).map(|dm| (dm.user_id.clone(), dm))).collect()
     }
 
     /// When the next pending delivery of a running broadcast becomes due, if any is waiting.
@@ -265,9 +441,7 @@ impl Store {
         room: &RoomId,
         event: &EventId,
     ) -> Result<(), StoreError> {
-        let outcome =
-            Outcome { room: Some(room), event: Some(event), ..Outcome::new(DeliveryState::Delivered) };
-        self.record(claim, outcome).await
+        self.record(claim, Outcome::delivered(room, event)).await
     }
 
     /// Puts a delivery back in the queue, due at `next_attempt_at`; this try counts.
@@ -277,26 +451,17 @@ impl Store {
         next_attempt_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
-        let outcome =
-            Outcome { reason: Some(error), next_attempt_at, ..Outcome::new(DeliveryState::Pending) };
-        self.record(claim, outcome).await
+        self.record(claim, Outcome::retry(next_attempt_at, error)).await
     }
 
-    /// Puts a delivery back in the queue without counting this try (the homeserver was down, or
-    /// another process is creating the DM), due at `next_attempt_at`.
+    /// Puts a delivery back in the queue without counting this try, due at `next_attempt_at`.
     pub async fn release_delivery(
         &self,
         claim: &Claim,
         next_attempt_at: i64,
         reason: &str,
     ) -> Result<(), StoreError> {
-        let outcome = Outcome {
-            reason: Some(reason),
-            next_attempt_at,
-            counted: false,
-            ..Outcome::new(DeliveryState::Pending)
-        };
-        self.record(claim, outcome).await
+        self.record(claim, Outcome::release(next_attempt_at, reason)).await
     }
 
     /// Ends a delivery as failed or skipped, with the reason shown in `!bc status`.
@@ -306,36 +471,42 @@ impl Store {
         state: DeliveryState,
         reason: &str,
     ) -> Result<(), StoreError> {
-        self.record(claim, Outcome { reason: Some(reason), ..Outcome::new(state) }).await
+        self.record(claim, Outcome::end(state, reason)).await
     }
 
-    /// Records the outcome of `claim`, only while the row is still that claim's (being sent, with
-    /// the claim's attempt): a worker whose lease ran out, or whose delivery was cancelled
-    /// meanwhile, changes nothing and is told so in the log.
-    async fn record(&self, claim: &Claim, outcome: Outcome<'_>) -> Result<(), StoreError> {
+    async fn record(&self, claim: &Claim, outcome: Outcome) -> Result<(), StoreError> {
+        self.record_outcomes(&[(claim.clone(), outcome)]).await
+    }
+
+    /// Records the outcomes of a batch of claims in one statement, each only while its row is
+    /// still that claim's (being sent, with the claim's attempt): a worker whose lease ran out,
+    /// or whose delivery was cancelled meanwhile, changes nothing and is told so in the log.
+    pub async fn record_outcomes(&self, outcomes: &[(Claim, Outcome)]) -> Result<(), StoreError> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|(claim, outcome)| {
+                serde_json::json!({
+                    "b": claim.broadcast_id.0, "u": claim.user_id, "a": claim.attempts,
+                    "state": outcome.state.as_str(), "room": outcome.room, "event": outcome.event,
+                    "reason": outcome.reason, "next": outcome.next_attempt_at,
+                    "counted": if outcome.counted { claim.attempts } else { claim.attempts - 1 },
+                })
+            })
+            .collect();
+        let rows = serde_json::Value::from(rows).to_string();
+        let sql = if self.is_sqlite() { RECORD_SQLITE } else { RECORD_POSTGRES };
         let recorded = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE deliveries SET state = $1, room_id = COALESCE($2, room_id), event_id = COALESCE($3, event_id),
-                        last_error = $4, next_attempt_at = $5, claimed_until = 0, updated_at = $6, attempts = $7
-                 WHERE broadcast_id = $8 AND user_id = $9 AND state = 'sending' AND attempts = $10",
-            )
-            .bind(outcome.state.as_str())
-            .bind(outcome.room.map(|room| room.as_str()))
-            .bind(outcome.event.map(|event| event.as_str()))
-            .bind(outcome.reason)
-            .bind(outcome.next_attempt_at)
-            .bind(now_ms())
-            .bind(if outcome.counted { claim.attempts } else { claim.attempts - 1 })
-            .bind(claim.broadcast_id.0)
-            .bind(claim.user_id.as_str())
-            .bind(claim.attempts)
-            .execute(pool)
-            .await?
-            .rows_affected()
+            sqlx::query(sql).bind(&rows).bind(now_ms()).execute(pool).await?.rows_affected()
         });
-        if recorded == 0 {
-            tracing::warn!(broadcast = %claim.broadcast_id, user = %claim.user_id, outcome = outcome.state.as_str(),
-                "a delivery's outcome was not recorded: it was claimed again or cancelled meanwhile");
+        if recorded < outcomes.len() as u64 {
+            tracing::warn!(
+                outcomes = outcomes.len(),
+                recorded,
+                "some outcomes were not recorded: their deliveries were claimed again or cancelled meanwhile"
+            );
         }
         Ok(())
     }

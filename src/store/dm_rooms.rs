@@ -5,7 +5,7 @@
 //! most one room per user is not retired (a partial unique index), so two workers can never
 //! both create a room for one person.
 
-use ruma::{OwnedRoomId, OwnedUserId, RoomId, UserId};
+use ruma::{events::room::member::MembershipState, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
 use super::{now_ms, parse, Pool, Store, StoreError};
 
@@ -43,11 +43,17 @@ pub struct DmRoom {
     pub created_at: i64,
     /// The homeserver made the room encrypted: the bot cannot read what the recipient writes.
     pub encrypted: bool,
+    /// The recipient's membership, as the last member event pushed to the bot said.
+    pub membership: MembershipState,
 }
 
-type Row = (String, String, Option<String>, String, i64, i64);
+pub(super) type Row = (String, String, Option<String>, String, i64, i64, String);
+/// The columns of [`Row`].
+pub(super) const COLUMNS: &str = "nonce, user_id, room_id, state, created_at, encrypted, membership";
 
-fn dm_room((nonce, user, room, state, created_at, encrypted): Row) -> Result<DmRoom, StoreError> {
+pub(super) fn dm_room(
+    (nonce, user, room, state, created_at, encrypted, membership): Row,
+) -> Result<DmRoom, StoreError> {
     Ok(DmRoom {
         nonce,
         user_id: parse("dm_rooms.user_id", user)?,
@@ -55,6 +61,7 @@ fn dm_room((nonce, user, room, state, created_at, encrypted): Row) -> Result<DmR
         state: parse("dm_rooms.state", state)?,
         created_at,
         encrypted: encrypted != 0,
+        membership: MembershipState::from(membership.as_str()),
     })
 }
 
@@ -62,10 +69,9 @@ impl Store {
     /// The DM of `user` that is not retired, if any.
     pub async fn live_dm(&self, user: &UserId) -> Result<Option<DmRoom>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT nonce, user_id, room_id, state, created_at, encrypted FROM dm_rooms
-                 WHERE user_id = $1 AND state <> 'retired'",
-            )
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM dm_rooms WHERE user_id = $1 AND state <> 'retired'"
+            )))
             .bind(user.as_str())
             .fetch_optional(pool)
             .await?
@@ -76,12 +82,10 @@ impl Store {
     /// The DM whose room is `room`, in any state.
     pub async fn dm_by_room(&self, room: &RoomId) -> Result<Option<DmRoom>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT nonce, user_id, room_id, state, created_at, encrypted FROM dm_rooms WHERE room_id = $1",
-            )
-            .bind(room.as_str())
-            .fetch_optional(pool)
-            .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM dm_rooms WHERE room_id = $1")))
+                .bind(room.as_str())
+                .fetch_optional(pool)
+                .await?
         });
         row.map(dm_room).transpose()
     }
@@ -136,6 +140,22 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::query("DELETE FROM dm_rooms WHERE nonce = $1 AND state = 'creating'")
                 .bind(nonce)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records the recipient's membership in their DM `room`, as a pushed member event said.
+    pub async fn set_dm_membership(
+        &self,
+        room: &RoomId,
+        membership: &MembershipState,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE dm_rooms SET membership = $1 WHERE room_id = $2")
+                .bind(membership.as_str())
+                .bind(room.as_str())
                 .execute(pool)
                 .await?;
         });

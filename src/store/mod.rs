@@ -89,7 +89,7 @@ mod replies;
 
 pub use broadcasts::{AudienceOptions, Broadcast, BroadcastState, NewBroadcast, SendOptions};
 pub use defaults::{DefaultBroadcast, DefaultScope};
-pub use deliveries::{Claim, DeliveryCounts, DeliveryState};
+pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, Recipient};
 pub use dm_rooms::{DmRoom, DmState};
 pub use inbox::RECEIPT_EVENT_TYPE;
 pub use replies::ReplyThread;

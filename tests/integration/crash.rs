@@ -41,7 +41,7 @@ async fn assert_exactly_one_copy_each(
     }
     for user in users {
         let rooms = by_user.get(user.user_id.as_str()).cloned().unwrap_or_default();
-        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot", user.user_id);
+        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot: {rooms:?}", user.user_id);
         let copies = rooms[0].messages.iter().filter(|content| content["body"] == body).count();
         assert_eq!(copies, 1, "{} has exactly one copy", user.user_id);
     }
