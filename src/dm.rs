@@ -37,6 +37,8 @@ const CREATING_GRACE_MS: i64 = 120_000;
 const UNFINISHED_CREATION_MS: i64 = 30_000;
 /// How long `m.direct` changes are gathered before the account data is rewritten.
 const DIRECT_COALESCE: Duration = Duration::from_secs(2);
+/// A rewrite of `m.direct` that took `t` is followed by at least this many times `t` without one.
+const DIRECT_COST_FACTOR: u32 = 100;
 
 /// Serialises DM work per recipient within this process.
 #[derive(Default)]
@@ -480,8 +482,13 @@ impl Dms {
         Ok(())
     }
 
-    /// Rewrites `m.direct` at most every two seconds while DMs change, until `stopped`.
+    /// Rewrites `m.direct` while DMs change, until `stopped`: changes are gathered for two
+    /// seconds, and after a rewrite that took `t` the next waits at least 100 × `t`, so that
+    /// the rewrites cost the homeserver about 1% of its time whatever the number of DMs. (On
+    /// Synapse 1.163 one rewrite took 0.02 s at 1,000 DMs, 0.04 s at 10,000 and 0.31 s at
+    /// 100,000, 7.6 MB: `bench/run`.)
     pub async fn run_direct_writer(&self, mut stopped: watch::Receiver<bool>) {
+        self.direct_changed(); // what changed after the last rewrite before a stop
         loop {
             tokio::select! {
                 _ = self.direct_dirty.notified() => {}
@@ -491,9 +498,15 @@ impl Dms {
                 _ = tokio::time::sleep(DIRECT_COALESCE) => {}
                 _ = stopped.wait_for(|stop| *stop) => {}
             }
+            let started = tokio::time::Instant::now();
             if let Err(error) = self.write_direct().await {
                 tracing::warn!(%error, "cannot update the bot's m.direct; will retry with the next change");
                 self.direct_changed();
+            }
+            let rest = (started.elapsed() * DIRECT_COST_FACTOR).saturating_sub(DIRECT_COALESCE);
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = stopped.wait_for(|stop| *stop) => {}
             }
             if *stopped.borrow() {
                 return;

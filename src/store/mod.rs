@@ -9,7 +9,7 @@ use std::{str::FromStr, time::Duration};
 
 use sqlx::{
     postgres::{PgPool, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -139,6 +139,11 @@ impl Store {
                 .map_err(open_error)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
+                // FULL, not NORMAL: the HTTP edge acknowledges pushed events once their commit
+                // returns, and the homeserver never sends an acknowledged event again; NORMAL
+                // in WAL can lose the last commits on power loss. Claims and outcomes are
+                // written in batches, so the extra sync costs little per delivery.
+                .synchronous(SqliteSynchronous::Full)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
