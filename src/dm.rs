@@ -25,7 +25,7 @@ use crate::{
     matrix::{membership, txn_for, Homeserver, MatrixError, DM_NONCE_KEY},
     notices::post_notice,
     registration::random_token,
-    store::{now_ms, DmRoom, DmState, Store, StoreError},
+    store::{now_ms, Claim, DmRoom, DmState, Store, StoreError},
 };
 
 /// How old a `creating` record must be before another process may reconcile it (the creator
@@ -103,6 +103,8 @@ pub struct Dms {
     unfinished_creation_ms: i64,
     /// Nonces of DMs this process began creating.
     begun: SyncMutex<std::collections::HashSet<String>>,
+    /// Of those, the ones whose room was not asked for yet (see [`Dms::begin_for`]).
+    untried: SyncMutex<std::collections::HashSet<String>>,
     /// DMs this process retired, so that a claim's older view of them is not used.
     retired: SyncMutex<std::collections::HashSet<OwnedRoomId>>,
     /// Whether the homeserver makes new private rooms encrypted (Synapse's
@@ -121,6 +123,7 @@ impl Dms {
             direct_dirty: Notify::new(),
             unfinished_creation_ms: UNFINISHED_CREATION_MS,
             begun: Default::default(),
+            untried: Default::default(),
             retired: Default::default(),
             encrypted_by_default,
         }
@@ -275,8 +278,40 @@ impl Dms {
         Ok(Dm { room, encrypted })
     }
 
+    /// Records, in one statement, the intent to create a DM for everyone among `claims` who has
+    /// none (and did not opt out), so that their deliveries need no round trip for it; their
+    /// claims then carry the `creating` DM.
+    pub async fn begin_for(&self, claims: &mut [Claim]) -> Result<(), StoreError> {
+        let intents: Vec<(OwnedUserId, String)> = claims
+            .iter()
+            .filter(|claim| claim.dm.is_none() && !claim.opted_out)
+            .map(|claim| (claim.user_id.clone(), random_token()))
+            .collect();
+        let mut begun: HashMap<OwnedUserId, DmRoom> =
+            self.store.begin_dms(&intents).await?.into_iter().map(|dm| (dm.user_id.clone(), dm)).collect();
+        let mut untried = self.untried.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if untried.len() > 10_000 {
+            untried.clear();
+        }
+        for claim in claims.iter_mut() {
+            if let Some(dm) = begun.remove(&claim.user_id) {
+                self.remember_begun(&dm.nonce);
+                untried.insert(dm.nonce.clone());
+                claim.dm = Some(dm);
+            }
+        }
+        Ok(())
+    }
+
+    fn take_untried(&self, nonce: &str) -> bool {
+        self.untried.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(nonce)
+    }
+
     /// A `creating` record: the room may exist (the creator crashed after creating it) or not.
     async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<Dm, DmError> {
+        if self.take_untried(&dm.nonce) {
+            return self.create(user, &dm.nonce).await; // recorded by this process, never asked for
+        }
         // With SQLite this process is the only one: a `creating` record it did not make itself
         // (under the per-user lock) was left by a process that died.
         let age = now_ms() - dm.created_at;
@@ -578,6 +613,29 @@ mod tests {
             [(alice, second)],
             "m.direct lists the new one only"
         );
+    }
+
+    /// Issue 11: the intents for a batch of claims are recorded at once, for those without a DM
+    /// only; the room is then made with the recorded nonce, without a search.
+    #[tokio::test]
+    async fn intents_are_recorded_for_a_batch_and_used_by_the_deliveries() {
+        let test = TestApp::new().await;
+        let (alice, bob, carol) =
+            (test.hs.user("alice", None), test.hs.user("bob", None), test.hs.user("carol", None));
+        let bobs = test.app.dms.ensure(&bob).await.unwrap().room;
+        test.store().opt_out(&carol).await.unwrap();
+        let users = [alice.clone(), bob.clone(), carol.clone()];
+        let control = test.control_room().await;
+        test.running_broadcast(&control, "Hi", &users, Default::default()).await;
+        let mut claims = test.store().claim_deliveries(60_000, 10).await.unwrap();
+        test.app.dms.begin_for(&mut claims).await.unwrap();
+        let states: Vec<_> = claims.iter().map(|claim| claim.dm.as_ref().map(|dm| dm.state)).collect();
+        assert_eq!(states, [Some(DmState::Creating), Some(DmState::Ready), None], "alice, bob, carol");
+        let nonce = claims[0].dm.as_ref().unwrap().nonce.clone();
+        let room = test.app.dms.ensure_seen(&alice, claims[0].dm.clone()).await.unwrap().room;
+        assert_eq!(test.hs.with(|state| state.rooms[&room].create[DM_NONCE_KEY].clone()), nonce.as_str());
+        assert_eq!(test.hs.count("joined_rooms"), 0, "no search for a room never asked for");
+        assert_eq!(test.app.dms.ensure_seen(&bob, claims[1].dm.clone()).await.unwrap().room, bobs);
     }
 
     #[tokio::test]

@@ -308,8 +308,8 @@ impl<'a> Exclusions<'a> {
 
 /// Writes the audience of broadcast `id` into the delivery queue: the users among `targets`, the
 /// members of `rooms` (see [`rooms`]) and, for `server`, every active local account, each with
-/// the display name the listing gave. Returns how many recipients it has (duplicates across
-/// targets counted once).
+/// the display name the listing gave (`needs_names`: whether the message uses them). Returns how
+/// many recipients it has (duplicates across targets counted once).
 pub async fn resolve(
     store: &Store,
     homeserver: &dyn Homeserver,
@@ -317,6 +317,7 @@ pub async fn resolve(
     id: BroadcastId,
     targets: &[Target],
     rooms: &Rooms,
+    needs_names: bool,
 ) -> Result<u64, AudienceError> {
     let named: Vec<&OwnedUserId> = targets
         .iter()
@@ -325,7 +326,7 @@ pub async fn resolve(
             _ => None,
         })
         .collect();
-    let mut total = queue_named(store, homeserver, id, &named).await?;
+    let mut total = queue_named(store, homeserver, id, &named, needs_names).await?;
     if targets.contains(&Target::Server) {
         total += queue_server(store, homeserver, exclusions, id).await?;
     }
@@ -338,14 +339,25 @@ pub async fn resolve(
 
 /// Queues the users named by `@user` words. One profile look-up each, a few at a time, tells
 /// whether the user exists and their display name; someone the homeserver does not know is
-/// recorded as failed, with the reason, and gets no room.
+/// recorded as failed, with the reason, and gets no room. Someone the bot has a DM with exists:
+/// unless the message needs their name, they are not looked up.
 async fn queue_named(
     store: &Store,
     homeserver: &dyn Homeserver,
     id: BroadcastId,
     users: &[&OwnedUserId],
+    needs_names: bool,
 ) -> Result<u64, StoreError> {
-    let users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
+    let mut users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
+    let mut added = 0;
+    if !needs_names {
+        let known = store.live_dms_of(&users).await?;
+        let (have_dm, others): (Vec<_>, Vec<_>) =
+            users.into_iter().partition(|user| known.contains_key(user));
+        let have_dm: Vec<Recipient> = have_dm.into_iter().map(Recipient::unnamed).collect();
+        added += store.add_recipients(id, &have_dm).await?;
+        users = others;
+    }
     let profiles: Vec<(OwnedUserId, _)> = stream::iter(users)
         .map(|user: OwnedUserId| async move {
             let profile = homeserver.profile(&user).await;
@@ -366,7 +378,7 @@ async fn queue_named(
             }
         }
     }
-    let mut added = store.add_recipients(id, &found).await?;
+    added += store.add_recipients(id, &found).await?;
     added += store.add_failed_deliveries(id, &unknown, "this user does not exist").await?;
     Ok(added)
 }
@@ -508,8 +520,9 @@ mod tests {
         let words = ["@alice:example.org".to_owned(), "@ghost:example.org".to_owned()];
         let targets = parse_targets(&words).unwrap();
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
-        let total =
-            resolve(test.store(), test.app.hs(), &exclusions, id, &targets, &Rooms::default()).await.unwrap();
+        let total = resolve(test.store(), test.app.hs(), &exclusions, id, &targets, &Rooms::default(), true)
+            .await
+            .unwrap();
         assert_eq!(total, 2);
         assert_eq!(test.hs.count("profile"), 2);
         let failed = test.store().deliveries_with_reason(id, DeliveryState::Failed, 10).await.unwrap();
@@ -549,7 +562,7 @@ mod tests {
     ) -> Result<u64, AudienceError> {
         let admin = ruma::user_id!("@admin:example.org");
         let rooms = rooms(hs, targets, recursive, admin, Level::Admin).await?;
-        resolve(store, hs, exclusions, id, targets, &rooms).await
+        resolve(store, hs, exclusions, id, targets, &rooms, true).await
     }
 
     fn words(list: &[&str]) -> Vec<String> {

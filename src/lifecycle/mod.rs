@@ -112,7 +112,9 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         }
     }
     let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
-    if let Err(error) = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms).await {
+    let needs_names = broadcast.message.needs_displayname();
+    let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names);
+    if let Err(error) = resolved.await {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
         return abandon(app, id, error.0).await;
     }

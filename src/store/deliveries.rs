@@ -361,7 +361,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let users = json_list(rows.iter().map(|row| row.1.as_str()));
-        let mut dms = self.live_dms_of(&users).await?;
+        let mut dms = self.live_dms_of_list(&users).await?;
         let opted_out = self.opted_out_of(&users).await?;
         let mut claims = Vec::with_capacity(rows.len());
         for (broadcast, user, attempts, queued_at, displayname) in rows {
@@ -391,8 +391,16 @@ impl Store {
         rows.into_iter().map(|(user,)| parse("opt_outs.user_id", user)).collect()
     }
 
+    /// The live DMs of `users`, in one statement.
+    pub async fn live_dms_of(
+        &self,
+        users: &[OwnedUserId],
+    ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
+        self.live_dms_of_list(&json_list(users.iter().map(|user| user.as_str()))).await
+    }
+
     /// The live DMs of `users` (a JSON list).
-    async fn live_dms_of(
+    async fn live_dms_of_list(
         &self,
         users: &str,
     ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {

@@ -108,6 +108,31 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// Records the intents to create DMs for many users, as (user, nonce), in one statement;
+    /// returns those recorded (the others have a live DM, or one being created). Each recorded
+    /// intent is returned as its new `creating` DM.
+    pub async fn begin_dms(&self, intents: &[(OwnedUserId, String)]) -> Result<Vec<DmRoom>, StoreError> {
+        if intents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = serde_json::Value::from(
+            intents.iter().map(|(user, nonce)| serde_json::json!([user, nonce])).collect::<Vec<_>>(),
+        )
+        .to_string();
+        let sql = if self.is_sqlite() {
+            "INSERT INTO dm_rooms (nonce, user_id, state, created_at)
+             SELECT json_extract(value, '$[1]'), json_extract(value, '$[0]'), 'creating', $2 FROM json_each($1)
+             WHERE true ON CONFLICT DO NOTHING RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership"
+        } else {
+            "INSERT INTO dm_rooms (nonce, user_id, state, created_at)
+             SELECT v->>1, v->>0, 'creating', $2 FROM jsonb_array_elements(($1::text)::jsonb) v
+             ON CONFLICT DO NOTHING RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership"
+        };
+        let rows: Vec<Row> =
+            on_pool!(self, |pool| sqlx::query_as(sql).bind(&rows).bind(now_ms()).fetch_all(pool).await?);
+        rows.into_iter().map(dm_room).collect()
+    }
+
     /// Records the room created for the DM with `nonce`, and whether it is encrypted.
     pub async fn dm_created(&self, nonce: &str, room: &RoomId, encrypted: bool) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
