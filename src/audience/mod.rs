@@ -20,7 +20,7 @@ use crate::{
 
 /// How many users are written to the queue (and read from the user list) at once.
 const BATCH: usize = 500;
-/// How many `@user` words are looked up at once.
+/// How many users are looked up at once (`@user` words, accounts of room members).
 const PROFILE_LOOKUPS: usize = 8;
 /// Power level a broadcaster needs in a room or space to address its members.
 pub const REQUIRED_POWER_LEVEL: i64 = 50;
@@ -414,12 +414,14 @@ async fn queue(
 ) -> Result<u64, StoreError> {
     let mut added = 0;
     for chunk in members.chunks(BATCH) {
-        let mut addressed = Vec::with_capacity(chunk.len());
-        for member in chunk {
-            if exclusions.addresses_member(homeserver, &member.user).await {
-                addressed.push(member.clone());
-            }
-        }
+        let addressed: Vec<Recipient> = stream::iter(chunk.iter().cloned())
+            .map(|member: Recipient| async move {
+                exclusions.addresses_member(homeserver, &member.user).await.then_some(member)
+            })
+            .buffered(PROFILE_LOOKUPS)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
         added += store.add_recipients(id, &addressed).await?;
     }
     Ok(added)
