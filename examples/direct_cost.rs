@@ -26,7 +26,8 @@ fn direct_content(dms: usize) -> Value {
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |both| both.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
+    let ticks: f64 =
+        fields.get(11..13).map_or(0.0, |both| both.iter().filter_map(|t| t.parse::<f64>().ok()).sum());
     ticks / 100.0
 }
 
@@ -35,7 +36,8 @@ async fn main() {
     let env = TestEnv::start().await;
     let user = env.user("direct_bench").await;
     let synapse = env.synapse.pid().expect("Synapse runs");
-    let path = format!("/_matrix/client/v3/user/{}/account_data/m.direct", harness::client::encode(&user.user_id));
+    let path =
+        format!("/_matrix/client/v3/user/{}/account_data/m.direct", harness::client::encode(&user.user_id));
     println!("m.direct rewrite on Synapse 1.163 (SQLite), one PUT of the whole object");
     println!("{:>8} {:>10} {:>10} {:>14}", "DMs", "bytes", "PUT s", "Synapse CPU s");
     for dms in [1_000, 10_000, 100_000] {

@@ -54,6 +54,18 @@ impl TestUser {
         }
     }
 
+    /// A client acting with an existing access token, e.g. an appservice's `as_token` (then it
+    /// acts as the appservice's sender; `examples/throughput.rs` uses [`super::synapse::BRIDGE_TOKEN`]).
+    #[allow(dead_code)]
+    pub fn with_token(synapse: &Synapse, user_id: &str, token: &str) -> TestUser {
+        TestUser {
+            user_id: user_id.to_owned(),
+            token: token.to_owned(),
+            base: synapse.url.clone(),
+            http: reqwest::Client::new(),
+        }
+    }
+
     /// A request to the client-server API as this user; `path` starts after `/_matrix/client/v3`.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let url = if path.starts_with("/_") {

@@ -137,6 +137,12 @@ impl Synapse {
         }
     }
 
+    /// The process id of the running Synapse (`examples/throughput.rs` reads its CPU time).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The shared secret of `POST /_synapse/admin/v1/register`.
     pub fn registration_secret(&self) -> &str {
         &self.registration_secret
