@@ -164,29 +164,30 @@ pub struct Claim {
     pub dm: Option<DmRoom>,
 }
 
-/// The claim of a batch of due deliveries, with the row lock that PostgreSQL needs (SQLite has
-/// one writer at a time). The running broadcasts' due rows are walked in the order of the index
-/// `deliveries_by_broadcast`, oldest broadcast first.
-macro_rules! claim_sql {
-    ($lock:literal) => {
-        concat!(
-            "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
-             WHERE (broadcast_id, user_id) IN (
-                 SELECT d.broadcast_id, d.user_id FROM broadcasts b JOIN deliveries d ON d.broadcast_id = b.id
-                 WHERE b.state = 'running' AND d.state = 'pending' AND d.next_attempt_at <= $2
-                 ORDER BY d.broadcast_id, d.next_attempt_at LIMIT $3",
-            $lock,
-            ") RETURNING broadcast_id, user_id, attempts, queued_at, displayname"
-        )
-    };
-}
-const CLAIM_SQLITE: &str = claim_sql!("");
-const CLAIM_POSTGRES: &str = claim_sql!(" FOR UPDATE OF d SKIP LOCKED");
+/// The claim of a batch of due deliveries. Both walk the running broadcasts in order and, in
+/// each, the index `deliveries_by_broadcast` (broadcast, state, due) in order, so a claim reads
+/// about as many rows as it takes however long the queue; PostgreSQL locks the rows it takes
+/// (`SKIP LOCKED`: several processes may share the queue), SQLite has one writer at a time.
+const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+     WHERE (broadcast_id, user_id) IN (
+         SELECT d.broadcast_id, d.user_id FROM broadcasts b
+         JOIN deliveries d INDEXED BY deliveries_by_broadcast ON d.broadcast_id = b.id
+         WHERE b.state = 'running' AND d.state = 'pending' AND d.next_attempt_at <= $2
+         ORDER BY b.id, d.next_attempt_at LIMIT $3)
+     RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
+const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+     WHERE (broadcast_id, user_id) IN (
+         SELECT d.broadcast_id, d.user_id FROM broadcasts b, LATERAL (
+             SELECT broadcast_id, user_id, next_attempt_at FROM deliveries
+             WHERE broadcast_id = b.id AND state = 'pending' AND next_attempt_at <= $2
+             ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) d
+         WHERE b.state = 'running' ORDER BY b.id, d.next_attempt_at LIMIT $3)
+     RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
 
-/// A JSON array bound as one text parameter, read as rows by `json_each` (SQLite) or
-/// `jsonb_*` (PostgreSQL): one statement for a whole batch.
-const LIST_SQLITE: &str = "SELECT value FROM json_each($1)";
-const LIST_POSTGRES: &str = "SELECT jsonb_array_elements_text(($1::text)::jsonb)";
+/// "Is among the JSON array bound as `$1`" (one text parameter): one statement for a whole
+/// batch, looked up in the column's index (PostgreSQL's planner scans the table for `IN`).
+const IN_LIST_SQLITE: &str = "IN (SELECT value FROM json_each($1))";
+const IN_LIST_POSTGRES: &str = "= ANY(ARRAY(SELECT jsonb_array_elements_text(($1::text)::jsonb)))";
 
 const QUEUE_SQLITE: &str =
     "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)
@@ -382,8 +383,8 @@ impl Store {
 
     /// Which of `users` (a JSON list) opted out.
     async fn opted_out_of(&self, users: &str) -> Result<std::collections::HashSet<OwnedUserId>, StoreError> {
-        let list = if self.is_sqlite() { LIST_SQLITE } else { LIST_POSTGRES };
-        let sql = format!("SELECT user_id FROM opt_outs WHERE user_id IN ({list})");
+        let in_list = if self.is_sqlite() { IN_LIST_SQLITE } else { IN_LIST_POSTGRES };
+        let sql = format!("SELECT user_id FROM opt_outs WHERE user_id {in_list}");
         let rows: Vec<(String,)> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(users)
             .fetch_all(pool)
@@ -404,9 +405,9 @@ impl Store {
         &self,
         users: &str,
     ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
-        let list = if self.is_sqlite() { LIST_SQLITE } else { LIST_POSTGRES };
+        let in_list = if self.is_sqlite() { IN_LIST_SQLITE } else { IN_LIST_POSTGRES };
         let sql = format!(
-            "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id IN ({list})",
+            "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id {in_list}",
             super::dm_rooms::COLUMNS
         );
         let rows: Vec<super::dm_rooms::Row> =
