@@ -32,12 +32,7 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<
     }
     let exclusions =
         Exclusions::new(&app.bot, &app.config.broadcast.exclude, &broadcast.options.audience.except);
-    let mut addressed = Vec::with_capacity(users.len());
-    for user in users {
-        if exclusions.addresses_member(app.hs(), &user.user).await {
-            addressed.push(user.clone());
-        }
-    }
+    let addressed = exclusions.addressable(&app.store, app.hs(), users).await?;
     let added = app.store.add_recipients(id, &addressed).await?;
     if added > 0 {
         app.store.skip_opted_out(id).await?;

@@ -221,8 +221,6 @@ pub struct Exclusions<'a> {
     bot: &'a UserId,
     patterns: Vec<Regex>,
     except: &'a [OwnedUserId],
-    /// Local accounts looked up in this run: whether each belongs to an application service.
-    bridged: std::sync::Mutex<std::collections::HashMap<OwnedUserId, bool>>,
     /// The admin API refused a look-up in this run (the bot is no server admin): ask no more.
     not_server_admin: std::sync::atomic::AtomicBool,
 }
@@ -232,44 +230,77 @@ impl<'a> Exclusions<'a> {
     pub fn new(bot: &'a UserId, patterns: &[String], except: &'a [OwnedUserId]) -> Self {
         let patterns =
             patterns.iter().filter_map(|pattern| Regex::new(&format!("^(?:{pattern})$")).ok()).collect();
-        Self { bot, patterns, except, bridged: Default::default(), not_server_admin: Default::default() }
+        Self { bot, patterns, except, not_server_admin: Default::default() }
     }
 
-    /// Whether a room member may be addressed: not excluded, and not an account of another
-    /// application service (a bridged ghost), which the Synapse admin API tells for local
-    /// accounts; looked up once per run. Without server-admin rights that cannot be told, and
-    /// the member is addressed.
-    pub async fn addresses_member(&self, homeserver: &dyn Homeserver, user: &UserId) -> bool {
-        if self.excludes(user) {
-            return false;
+    /// The `members` that may be addressed: not excluded, and not accounts of another
+    /// application service (bridged ghosts). The Synapse admin API tells that for local
+    /// accounts, and the store keeps the answer (it never changes), so an account is looked up
+    /// once ever, eight at a time. Without server-admin rights it cannot be told, and the
+    /// member is addressed.
+    pub async fn addressable(
+        &self,
+        store: &Store,
+        homeserver: &dyn Homeserver,
+        members: &[Recipient],
+    ) -> Result<Vec<Recipient>, StoreError> {
+        let members: Vec<&Recipient> = members.iter().filter(|member| !self.excludes(&member.user)).collect();
+        let local: Vec<OwnedUserId> = members
+            .iter()
+            .filter(|member| member.user.server_name() == self.bot.server_name())
+            .map(|member| member.user.clone())
+            .collect();
+        let mut bridged = store.bridged_accounts(&local).await?;
+        let unknown: Vec<OwnedUserId> =
+            local.into_iter().filter(|user| !bridged.contains_key(user)).collect();
+        let found = self.look_up_bridged(homeserver, unknown).await;
+        store.remember_accounts(&found).await?;
+        bridged.extend(found);
+        let addressed =
+            members.into_iter().filter(|member| !bridged.get(&member.user).copied().unwrap_or(false));
+        Ok(addressed.cloned().collect())
+    }
+
+    /// Whether each of `users` is an account of an application service, as far as the admin
+    /// API tells (those it does not are left out of the answer). The first is asked alone: when
+    /// it finds that the bot is no server admin, nobody else is asked.
+    async fn look_up_bridged(
+        &self,
+        homeserver: &dyn Homeserver,
+        users: Vec<OwnedUserId>,
+    ) -> Vec<(OwnedUserId, bool)> {
+        let mut users = users.into_iter();
+        let Some(first) = users.next() else { return Vec::new() };
+        let mut found: Vec<_> = self.look_up_one(homeserver, first).await.into_iter().collect();
+        let rest: Vec<_> = stream::iter(users)
+            .map(|user: OwnedUserId| self.look_up_one(homeserver, user))
+            .buffered(PROFILE_LOOKUPS)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        found.extend(rest);
+        found
+    }
+
+    async fn look_up_one(
+        &self,
+        homeserver: &dyn Homeserver,
+        user: OwnedUserId,
+    ) -> Option<(OwnedUserId, bool)> {
+        if self.not_server_admin.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
         }
-        let no_admin_api = self.not_server_admin.load(std::sync::atomic::Ordering::Relaxed);
-        if user.server_name() != self.bot.server_name() || no_admin_api {
-            return true;
-        }
-        let known = self.bridged.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).get(user).copied();
-        let bridged = match known {
-            Some(bridged) => bridged,
-            None => {
-                let bridged = match homeserver.admin_user(user).await {
-                    Ok(account) => account.appservice_id.is_some(),
-                    Err(error) if error.is_not_server_admin() => {
-                        self.not_server_admin.store(true, std::sync::atomic::Ordering::Relaxed);
-                        false
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, %user, "cannot look up an account");
-                        false
-                    }
-                };
-                self.bridged
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .insert(user.to_owned(), bridged);
-                bridged
+        match homeserver.admin_user(&user).await {
+            Ok(account) => Some((user, account.appservice_id.is_some())),
+            Err(error) if error.is_not_server_admin() => {
+                self.not_server_admin.store(true, std::sync::atomic::Ordering::Relaxed);
+                None
             }
-        };
-        !bridged
+            Err(error) => {
+                tracing::warn!(%error, %user, "cannot look up an account");
+                None
+            }
+        }
     }
 
     /// Whether `user` must be left out.
@@ -414,14 +445,7 @@ async fn queue(
 ) -> Result<u64, StoreError> {
     let mut added = 0;
     for chunk in members.chunks(BATCH) {
-        let addressed: Vec<Recipient> = stream::iter(chunk.iter().cloned())
-            .map(|member: Recipient| async move {
-                exclusions.addresses_member(homeserver, &member.user).await.then_some(member)
-            })
-            .buffered(PROFILE_LOOKUPS)
-            .filter_map(std::future::ready)
-            .collect()
-            .await;
+        let addressed = exclusions.addressable(store, homeserver, chunk).await?;
         added += store.add_recipients(id, &addressed).await?;
     }
     Ok(added)
@@ -744,13 +768,17 @@ mod tests {
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
         let targets = parse_targets(&words(&[room.as_str()])).unwrap();
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
-        assert_eq!(store.sample_recipients(id, 10).await.unwrap(), [alice], "not the bridged ghost");
+        assert_eq!(store.sample_recipients(id, 10).await.unwrap(), [alice.clone()], "not the bridged ghost");
         let looked_up = hs.count("admin_user");
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
-        assert_eq!(hs.count("admin_user"), looked_up, "looked up once per run");
+        assert_eq!(hs.count("admin_user"), looked_up, "issue 11: looked up once ever, not per broadcast");
 
         // Without server-admin rights nothing can be told: one refused look-up, then no more.
         hs.with(|state| state.server_admin = false);
+        let others: Vec<OwnedUserId> = (0..20).map(|n| hs.user(&format!("new{n}"), None)).collect();
+        let others: Vec<&UserId> = others.iter().map(|user| user.as_ref()).collect();
+        let targets = parse_targets(&words(&[hs.room(&alice, &others, true).as_str()])).unwrap();
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
         let before = hs.count("admin_user");
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();

@@ -8,7 +8,7 @@
 
 use ruma::{EventId, OwnedUserId, RoomId};
 
-use super::{now_ms, parse, BroadcastId, DmRoom, Pool, Store, StoreError};
+use super::{in_list, json_list, now_ms, parse, BroadcastId, DmRoom, Pool, Store, StoreError};
 
 /// Where one delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -168,14 +168,16 @@ pub struct Claim {
 /// each, the index `deliveries_by_broadcast` (broadcast, state, due) in order, so a claim reads
 /// about as many rows as it takes however long the queue; PostgreSQL locks the rows it takes
 /// (`SKIP LOCKED`: several processes may share the queue), SQLite has one writer at a time.
-const CLAIM_SQLITE: &str = "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+const CLAIM_SQLITE: &str =
+    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
      WHERE (broadcast_id, user_id) IN (
          SELECT d.broadcast_id, d.user_id FROM broadcasts b
          JOIN deliveries d INDEXED BY deliveries_by_broadcast ON d.broadcast_id = b.id
          WHERE b.state = 'running' AND d.state = 'pending' AND d.next_attempt_at <= $2
          ORDER BY b.id, d.next_attempt_at LIMIT $3)
      RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
-const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
+const CLAIM_POSTGRES: &str =
+    "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
      WHERE (broadcast_id, user_id) IN (
          SELECT d.broadcast_id, d.user_id FROM broadcasts b, LATERAL (
              SELECT broadcast_id, user_id, next_attempt_at FROM deliveries
@@ -183,11 +185,6 @@ const CLAIM_POSTGRES: &str = "UPDATE deliveries SET state = 'sending', claimed_u
              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) d
          WHERE b.state = 'running' ORDER BY b.id, d.next_attempt_at LIMIT $3)
      RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
-
-/// "Is among the JSON array bound as `$1`" (one text parameter): one statement for a whole
-/// batch, looked up in the column's index (PostgreSQL's planner scans the table for `IN`).
-const IN_LIST_SQLITE: &str = "IN (SELECT value FROM json_each($1))";
-const IN_LIST_POSTGRES: &str = "= ANY(ARRAY(SELECT jsonb_array_elements_text(($1::text)::jsonb)))";
 
 const QUEUE_SQLITE: &str =
     "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)
@@ -217,11 +214,6 @@ const RECORD_POSTGRES: &str = "UPDATE deliveries SET state = v.state, room_id = 
           AS v(b BIGINT, u TEXT, a BIGINT, state TEXT, room TEXT, event TEXT, reason TEXT, next BIGINT, counted BIGINT)
      WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u
        AND deliveries.state = 'sending' AND deliveries.attempts = v.a";
-
-/// A JSON array of strings.
-fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
-    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
-}
 
 impl Store {
     /// Queues `users`, whose display names were not seen, for broadcast `id`; a user already
@@ -383,8 +375,7 @@ impl Store {
 
     /// Which of `users` (a JSON list) opted out.
     async fn opted_out_of(&self, users: &str) -> Result<std::collections::HashSet<OwnedUserId>, StoreError> {
-        let in_list = if self.is_sqlite() { IN_LIST_SQLITE } else { IN_LIST_POSTGRES };
-        let sql = format!("SELECT user_id FROM opt_outs WHERE user_id {in_list}");
+        let sql = format!("SELECT user_id FROM opt_outs WHERE user_id {}", in_list(self));
         let rows: Vec<(String,)> = on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
             .bind(users)
             .fetch_all(pool)
@@ -405,10 +396,10 @@ impl Store {
         &self,
         users: &str,
     ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
-        let in_list = if self.is_sqlite() { IN_LIST_SQLITE } else { IN_LIST_POSTGRES };
         let sql = format!(
-            "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id {in_list}",
-            super::dm_rooms::COLUMNS
+            "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id {}",
+            super::dm_rooms::COLUMNS,
+            in_list(self)
         );
         let rows: Vec<super::dm_rooms::Row> =
             on_pool!(self, |pool| sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))

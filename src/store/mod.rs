@@ -79,6 +79,7 @@ macro_rules! on_pool {
     };
 }
 
+mod accounts;
 mod broadcasts;
 mod control_rooms;
 mod defaults;
@@ -107,6 +108,21 @@ impl std::fmt::Debug for Store {
             Pool::Postgres(_) => "Store(postgres)",
         })
     }
+}
+
+/// "Is among the JSON array bound as `$1`" (one text parameter), for the dialect of `store`: one
+/// statement for a whole batch, looked up in the column's index (PostgreSQL's planner scans the
+/// table for `IN` over a set-returning function, so it gets `= ANY(ARRAY(...))`).
+fn in_list(store: &Store) -> &'static str {
+    match *store.pool {
+        Pool::Sqlite(_) => "IN (SELECT value FROM json_each($1))",
+        Pool::Postgres(_) => "= ANY(ARRAY(SELECT jsonb_array_elements_text(($1::text)::jsonb)))",
+    }
+}
+
+/// A JSON array of strings.
+fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
+    serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
 }
 
 /// Milliseconds since the Unix epoch.
