@@ -59,11 +59,15 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
-        for event in batch {
+        // Removed together once the batch is dispatched: one commit per batch. After a crash
+        // the batch is dispatched again, which every handler allows (answers and copies have
+        // transaction IDs made from the event, broadcasts are found by their command).
+        for event in &batch {
             dispatch(&app, &event.event_json).await;
-            if let Err(error) = app.store.remove_inbox(event.seq).await {
-                tracing::error!(%error, seq = event.seq, "cannot remove a dispatched event from the inbox");
-            }
+        }
+        let seqs: Vec<i64> = batch.iter().map(|event| event.seq).collect();
+        if let Err(error) = app.store.remove_inbox(&seqs).await {
+            tracing::error!(%error, "cannot remove dispatched events from the inbox");
         }
     }
 }

@@ -3,5 +3,5 @@
 -- account's appservice never changes, so each is looked up once ever, not once per broadcast.
 CREATE TABLE accounts (
     user_id TEXT    PRIMARY KEY,
-    bridged INTEGER NOT NULL
+    bridged BIGINT  NOT NULL
 );

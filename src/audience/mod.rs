@@ -768,7 +768,11 @@ mod tests {
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
         let targets = parse_targets(&words(&[room.as_str()])).unwrap();
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
-        assert_eq!(store.sample_recipients(id, 10).await.unwrap(), std::slice::from_ref(&alice), "not the bridged ghost");
+        assert_eq!(
+            store.sample_recipients(id, 10).await.unwrap(),
+            std::slice::from_ref(&alice),
+            "not the bridged ghost"
+        );
         let looked_up = hs.count("admin_user");
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();

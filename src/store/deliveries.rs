@@ -341,14 +341,23 @@ impl Store {
     pub async fn claim_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claim>, StoreError> {
         let now = now_ms();
         let claim = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
+        // One transaction, one commit.
         let rows: Vec<(i64, String, i64, i64, Option<String>)> = on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
             sqlx::query(
                 "UPDATE deliveries SET state = 'pending' WHERE state = 'sending' AND claimed_until < $1",
             )
             .bind(now)
-            .execute(pool)
+            .execute(&mut *transaction)
             .await?;
-            sqlx::query_as(claim).bind(now + lease_ms).bind(now).bind(limit).fetch_all(pool).await?
+            let rows = sqlx::query_as(claim)
+                .bind(now + lease_ms)
+                .bind(now)
+                .bind(limit)
+                .fetch_all(&mut *transaction)
+                .await?;
+            transaction.commit().await?;
+            rows
         });
         if rows.is_empty() {
             return Ok(Vec::new());

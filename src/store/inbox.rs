@@ -45,11 +45,23 @@ impl Store {
         Ok(rows.into_iter().map(|(seq, event_json)| InboxEvent { seq, event_json }).collect())
     }
 
-    /// Removes a dispatched event from the inbox.
-    pub async fn remove_inbox(&self, seq: i64) -> Result<(), StoreError> {
-        on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM inbox WHERE seq = $1").bind(seq).execute(pool).await?;
-        });
+    /// Removes dispatched events from the inbox, in one statement.
+    pub async fn remove_inbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        match &*self.pool {
+            Pool::Sqlite(pool) => {
+                let list = serde_json::Value::from(seqs.to_vec()).to_string();
+                sqlx::query("DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each($1))")
+                    .bind(list)
+                    .execute(pool)
+                    .await?;
+            }
+            Pool::Postgres(pool) => {
+                sqlx::query("DELETE FROM inbox WHERE seq = ANY($1)")
+                    .bind(seqs.to_vec())
+                    .execute(pool)
+                    .await?;
+            }
+        }
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ async fn inbox_keeps_each_event_once(store: &Store) {
         batch.iter().map(|event| event.event_json.as_str()).collect::<Vec<_>>(),
         [r#"{"n":1}"#, r#"{"n":2}"#]
     );
-    store.remove_inbox(batch[0].seq).await.unwrap();
+    store.remove_inbox(&[batch[0].seq]).await.unwrap();
     assert_eq!(store.inbox_batch(10).await.unwrap().len(), 1);
 }
 
