@@ -122,10 +122,6 @@ impl Outcome {
     pub fn end(state: DeliveryState, reason: &str) -> Self {
         Self::new(state, Some(reason))
     }
-
-    pub fn state(&self) -> DeliveryState {
-        self.state
-    }
 }
 
 /// Someone to queue, with their display name as audience resolution saw it: `None` when it
