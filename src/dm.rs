@@ -56,6 +56,44 @@ impl DmLocks {
     }
 }
 
+/// A set this process remembers things in, forgotten all at once beyond 10,000 (what it holds
+/// only matters for moments).
+struct Recent<T>(SyncMutex<std::collections::HashSet<T>>);
+
+impl<T> Default for Recent<T> {
+    fn default() -> Self {
+        Self(SyncMutex::default())
+    }
+}
+
+impl<T: std::hash::Hash + Eq> Recent<T> {
+    fn held(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<T>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn insert(&self, item: T) {
+        let mut held = self.held();
+        if held.len() > 10_000 {
+            held.clear();
+        }
+        held.insert(item);
+    }
+
+    fn contains<Q: std::hash::Hash + Eq + ?Sized>(&self, item: &Q) -> bool
+    where
+        T: std::borrow::Borrow<Q>,
+    {
+        self.held().contains(item)
+    }
+
+    fn remove<Q: std::hash::Hash + Eq + ?Sized>(&self, item: &Q) -> bool
+    where
+        T: std::borrow::Borrow<Q>,
+    {
+        self.held().remove(item)
+    }
+}
+
 /// Why a DM could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum DmError {
@@ -101,12 +139,13 @@ pub struct Dms {
     direct_dirty: Notify,
     /// [`UNFINISHED_CREATION_MS`], shorter in unit tests.
     unfinished_creation_ms: i64,
-    /// Nonces of DMs this process began creating.
-    begun: SyncMutex<std::collections::HashSet<String>>,
+    /// Nonces of DMs this process began creating: its `createRoom` calls for them are over
+    /// whenever the per-user lock is free, so a room not found for one will not appear.
+    begun: Recent<String>,
     /// Of those, the ones whose room was not asked for yet (see [`Dms::begin_for`]).
-    untried: SyncMutex<std::collections::HashSet<String>>,
+    untried: Recent<String>,
     /// DMs this process retired, so that a claim's older view of them is not used.
-    retired: SyncMutex<std::collections::HashSet<OwnedRoomId>>,
+    retired: Recent<OwnedRoomId>,
     /// Whether the homeserver makes new private rooms encrypted (Synapse's
     /// `encryption_enabled_by_default_for_room_type`): looked at in the first DM made.
     encrypted_by_default: std::sync::OnceLock<bool>,
@@ -157,7 +196,7 @@ impl Dms {
         let _held = lock.lock().await;
         let seen = match seen {
             // Retired by this process since the claim read it.
-            Some(dm) if dm.room_id.as_ref().is_some_and(|room| self.recently_retired(room)) => {
+            Some(dm) if dm.room_id.as_ref().is_some_and(|room| self.retired.contains(room)) => {
                 self.store.live_dm(user).await?
             }
             seen => seen,
@@ -171,7 +210,7 @@ impl Dms {
                 // Whether the user exists was checked when the audience was resolved.
                 let nonce = random_token();
                 if self.store.begin_dm(user, &nonce).await? {
-                    self.remember_begun(&nonce);
+                    self.begun.insert(nonce.clone());
                     return self.create(user, &nonce).await;
                 }
                 live = self.store.live_dm(user).await?; // another process recorded one first
@@ -193,32 +232,9 @@ impl Dms {
     /// Retires a DM: it is never used again, and `m.direct` loses it.
     async fn retire(&self, room: &RoomId) -> Result<(), StoreError> {
         self.store.retire_dm(room).await?;
-        let mut retired = self.retired.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if retired.len() > 10_000 {
-            retired.clear();
-        }
-        retired.insert(room.to_owned());
-        drop(retired);
+        self.retired.insert(room.to_owned());
         self.direct_changed();
         Ok(())
-    }
-
-    /// Records that this process began creating the DM with `nonce`: its `createRoom` calls are
-    /// over whenever the per-user lock is free, so a room not found for it will not appear.
-    fn remember_begun(&self, nonce: &str) {
-        let mut begun = self.begun.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if begun.len() > 10_000 {
-            begun.clear();
-        }
-        begun.insert(nonce.to_owned());
-    }
-
-    fn begun_here(&self, nonce: &str) -> bool {
-        self.begun.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(nonce)
-    }
-
-    fn recently_retired(&self, room: &RoomId) -> bool {
-        self.retired.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(room)
     }
 
     /// A member event in the DM `dm`, pushed by the homeserver: the recipient's membership is
@@ -289,27 +305,19 @@ impl Dms {
             .collect();
         let mut begun: HashMap<OwnedUserId, DmRoom> =
             self.store.begin_dms(&intents).await?.into_iter().map(|dm| (dm.user_id.clone(), dm)).collect();
-        let mut untried = self.untried.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if untried.len() > 10_000 {
-            untried.clear();
-        }
         for claim in claims.iter_mut() {
             if let Some(dm) = begun.remove(&claim.user_id) {
-                self.remember_begun(&dm.nonce);
-                untried.insert(dm.nonce.clone());
+                self.begun.insert(dm.nonce.clone());
+                self.untried.insert(dm.nonce.clone());
                 claim.dm = Some(dm);
             }
         }
         Ok(())
     }
 
-    fn take_untried(&self, nonce: &str) -> bool {
-        self.untried.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(nonce)
-    }
-
     /// A `creating` record: the room may exist (the creator crashed after creating it) or not.
     async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<Dm, DmError> {
-        if self.take_untried(&dm.nonce) {
+        if self.untried.remove(dm.nonce.as_str()) {
             return self.create(user, &dm.nonce).await; // recorded by this process, never asked for
         }
         // With SQLite this process is the only one: a `creating` record it did not make itself
@@ -335,7 +343,7 @@ impl Dms {
             }
             return Ok(Dm { room, encrypted });
         }
-        let left_by_another = !self.begun_here(&dm.nonce);
+        let left_by_another = !self.begun.contains(dm.nonce.as_str());
         if left_by_another && age < self.unfinished_creation_ms {
             return Err(DmError::CreatingElsewhere);
         }
