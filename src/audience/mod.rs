@@ -34,7 +34,12 @@ pub enum Target {
     Room(OwnedRoomOrAliasId),
     /// `server`: every active local user.
     Server,
+    /// `search:<text>`: every active local user whose user ID or display name contains the text.
+    Search(String),
 }
+
+/// The audience word of a search: `search:` and the text.
+const SEARCH: &str = "search:";
 
 /// Why an audience cannot be used; the text is shown to the person who typed the command.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +60,13 @@ pub fn parse_targets(words: &[String]) -> Result<Vec<Target>, AudienceError> {
         .map(|word| {
             if word == "server" {
                 Ok(Target::Server)
+            } else if let Some(text) = word.strip_prefix(SEARCH) {
+                match text.trim() {
+                    "" => Err(AudienceError(format!(
+                        "`{word}` searches for nothing: write the text after it, like `search:smith`"
+                    ))),
+                    text => Ok(Target::Search(text.to_owned())),
+                }
             } else if word.starts_with('@') {
                 UserId::parse(word.as_str()).map(Target::User).map_err(|_| {
                     AudienceError(format!("`{word}` is not a valid user ID (like @alice:example.org)"))
@@ -67,7 +79,8 @@ pub fn parse_targets(words: &[String]) -> Result<Vec<Target>, AudienceError> {
                 })
             } else {
                 Err(AudienceError(format!(
-                    "`{word}` is not an audience: use @user:server, #room:server, !roomid or server"
+                    "`{word}` is not an audience: use @user:server, #room:server, !roomid, server or \
+                     search:<text>"
                 )))
             }
         })
@@ -167,6 +180,12 @@ pub async fn authorize(
                 return Err(AudienceError(
                     "Only admins of the bot may send to `server` (everyone on the homeserver).".into(),
                 ))
+            }
+            Target::Search(text) => {
+                return Err(AudienceError(format!(
+                    "Only admins of the bot may send to `search:{text}` (a search of every account on the \
+                     homeserver)."
+                )))
             }
             Target::Room(room) => {
                 let room_id = room_id(homeserver, room).await?;
@@ -359,7 +378,12 @@ pub async fn resolve(
         .collect();
     let mut total = queue_named(store, homeserver, id, &named, needs_names).await?;
     if targets.contains(&Target::Server) {
-        total += queue_server(store, homeserver, exclusions, id).await?;
+        total += queue_accounts(store, homeserver, exclusions, id, None).await?;
+    }
+    for target in targets {
+        if let Target::Search(text) = target {
+            total += queue_accounts(store, homeserver, exclusions, id, Some(text)).await?;
+        }
     }
     for (room, shown) in &rooms.reached {
         let members = room_members(homeserver, room, shown).await?;
@@ -414,15 +438,18 @@ async fn queue_named(
     Ok(added)
 }
 
-/// Queues every active local account that may be addressed, a page of the user list at a time.
-async fn queue_server(
+/// Queues every active local account that may be addressed (with `search`, those whose user ID
+/// or display name contains it), a page of the user list at a time.
+async fn queue_accounts(
     store: &Store,
     homeserver: &dyn Homeserver,
     exclusions: &Exclusions<'_>,
     id: BroadcastId,
+    search: Option<&str>,
 ) -> Result<u64, AudienceError> {
     let mut total = 0;
     let mut pages = AccountPages::new(homeserver, false);
+    pages.search = search;
     while let Some(page) = pages.next().await.map_err(|error| cannot_list_users(homeserver, error))? {
         let mut chunk = Vec::with_capacity(page.len());
         for account in page {
@@ -477,6 +504,8 @@ pub async fn room_members(
 pub struct AccountPages<'a> {
     homeserver: &'a dyn Homeserver,
     newest_first: bool,
+    /// Only accounts whose user ID or display name contains this.
+    pub search: Option<&'a str>,
     /// The offset of the next page; `None` once the last page was read.
     from: Option<u64>,
 }
@@ -484,13 +513,14 @@ pub struct AccountPages<'a> {
 impl<'a> AccountPages<'a> {
     /// By name, or newest first (for the new-user poll).
     pub fn new(homeserver: &'a dyn Homeserver, newest_first: bool) -> Self {
-        Self { homeserver, newest_first, from: Some(0) }
+        Self { homeserver, newest_first, search: None, from: Some(0) }
     }
 
     /// The next page, `None` after the last.
     pub async fn next(&mut self) -> Result<Option<Vec<AdminUser>>, MatrixError> {
         let Some(from) = self.from else { return Ok(None) };
-        let (page, next) = self.homeserver.admin_users_page(from, BATCH as u32, self.newest_first).await?;
+        let (page, next) =
+            self.homeserver.admin_users_page(from, BATCH as u32, self.newest_first, self.search).await?;
         self.from = next.filter(|next| *next > from);
         Ok(Some(page))
     }
@@ -508,7 +538,7 @@ pub fn cannot_list_users(homeserver: &dyn Homeserver, error: MatrixError) -> Aud
 /// What the homeserver admin must do so that the bot may list every user.
 pub fn not_server_admin(homeserver: &dyn Homeserver) -> String {
     format!(
-        "To send to `server` I must be a Synapse server admin, and I am not. A homeserver admin can make me \
+        "To send to `server` or `search:…` I must be a Synapse server admin, and I am not. A homeserver admin can make me \
          one with the admin API:\n\n```\ncurl -X PUT -H \"Authorization: Bearer <an admin's access token>\" \
          {}/_synapse/admin/v2/users/{} -d '{{\"admin\": true}}'\n```",
         homeserver.address().trim_end_matches('/'),
@@ -531,6 +561,42 @@ mod tests {
         assert!(matches!(&targets[1], Target::Room(room) if room.as_str() == "#team:example.org"));
         assert!(matches!(&targets[2], Target::Room(room) if room.as_str().starts_with("!31hne")));
         assert_eq!(targets[3], Target::Server);
+    }
+
+    /// Issue 12: `search:<text>` is an audience for admins; an empty search is refused.
+    #[tokio::test]
+    async fn searches_parse_and_need_an_admin() {
+        let targets = parse_targets(&words(&["search:Smith"])).unwrap();
+        assert_eq!(targets, [Target::Search("Smith".into())]);
+        let error = parse_targets(&words(&["search:"])).unwrap_err();
+        assert!(error.0.contains("searches for nothing"), "{error}");
+        let test = TestApp::new().await;
+        let bob = ruma::user_id!("@bob:example.org");
+        let refused = authorize(test.hs.as_ref(), bob, Level::Broadcaster, &targets).await.unwrap_err();
+        assert!(refused.0.starts_with("Only admins of the bot may send to `search:Smith`"), "{refused}");
+        assert!(authorize(test.hs.as_ref(), bob, Level::Admin, &targets).await.is_ok());
+    }
+
+    /// Issue 12: a search reaches the active local accounts whose ID or display name contains
+    /// the text, with the exclusions of `server`.
+    #[tokio::test]
+    async fn a_search_reaches_exactly_the_matching_accounts() {
+        let test = TestApp::new().await;
+        let hs = &test.hs;
+        hs.with(|state| state.server_admin = true);
+        let anna = hs.user("anna.smith", None);
+        let ben = hs.user("ben", Some("Ben Smithers"));
+        hs.user("carol", Some("Carol Jones"));
+        let gone = hs.user("dan.smith", None);
+        hs.with(|state| state.accounts.iter_mut().find(|a| a.name == gone).unwrap().deactivated = true);
+        let except = [hs.user("eve.smith", None)];
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &[], &except);
+        let targets = parse_targets(&words(&["search:smith"])).unwrap();
+        let count =
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(test.store().sample_recipients(id, 10).await.unwrap(), [anna, ben]);
     }
 
     /// Issue 11: an `@user` word is checked, and named, by one profile look-up at resolution;
@@ -566,7 +632,10 @@ mod tests {
     #[test]
     fn bad_words_say_what_is_expected() {
         let error = parse_targets(&["everyone".to_string()]).unwrap_err();
-        assert!(error.0.contains("use @user:server, #room:server, !roomid or server"), "{error}");
+        assert!(
+            error.0.contains("use @user:server, #room:server, !roomid, server or search:<text>"),
+            "{error}"
+        );
         assert!(parse_targets(&["@nocolon".to_string()]).is_err());
         assert!(parse_users(&["bob".to_string()]).unwrap_err().0.contains("--except"));
     }

@@ -77,10 +77,11 @@ pub enum Command {
     /// Prepare a broadcast: the lines after the command are the message
     ///
     /// Audience words: @user:server (one person), #alias:server or !roomid (the joined members
-    /// of a room or space), server (every active local user; admins only).
+    /// of a room or space), server (every active local user; admins only), search:<text> (every
+    /// active local user whose ID or display name contains the text; admins only).
     /// Without a message, when the command replies to a message, that message is sent.
     Send {
-        /// Who gets it: @user:server, #room:server, !roomid, or server
+        /// Who gets it: @user:server, #room:server, !roomid, server, or search:<text>
         #[arg(required = true, value_name = "AUDIENCE")]
         audience: Vec<String>,
         /// A name for the broadcast, shown in lists and replies
@@ -147,7 +148,7 @@ pub enum Command {
     },
     /// Count and sample an audience without sending anything
     Audience {
-        /// Who: @user:server, #room:server, !roomid, or server
+        /// Who: @user:server, #room:server, !roomid, server, or search:<text>
         #[arg(required = true, value_name = "AUDIENCE")]
         audience: Vec<String>,
     },

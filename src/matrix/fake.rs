@@ -497,8 +497,11 @@ impl Homeserver for FakeHomeserver {
         from: u64,
         limit: u32,
         newest_first: bool,
+        name: Option<&str>,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
         self.enter("admin_users_page")?;
+        let contains =
+            |text: &str| name.is_none_or(|name| text.to_lowercase().contains(&name.to_lowercase()));
         self.with(|state| {
             if !state.server_admin {
                 return Err(forbidden("You are not a server admin"));
@@ -508,6 +511,9 @@ impl Homeserver for FakeHomeserver {
                 .accounts
                 .iter()
                 .filter(|account| !account.is_guest && !account.deactivated)
+                .filter(|account| {
+                    contains(account.name.as_str()) || account.displayname.as_deref().is_some_and(contains)
+                })
                 .map(|account| AdminUser { appservice_id: None, ..account.clone() })
                 .collect();
             match newest_first {

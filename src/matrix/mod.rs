@@ -258,12 +258,14 @@ pub trait Homeserver: Send + Sync + 'static {
     /// Replaces the bot's `m.direct` account data.
     async fn set_direct(&self, content: serde_json::Value) -> Result<(), MatrixError>;
     /// One page of local accounts (Synapse admin API; active, non-guest), by name or newest
-    /// first, and the next offset.
+    /// first, and the next offset. With `name`, only accounts whose user ID or display name
+    /// contains it.
     async fn admin_users_page(
         &self,
         from: u64,
         limit: u32,
         newest_first: bool,
+        name: Option<&str>,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError>;
     /// One local account (Synapse admin API), including its appservice.
     async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError>;
@@ -653,8 +655,9 @@ impl Homeserver for MatrixClient {
         from: u64,
         limit: u32,
         newest_first: bool,
+        name: Option<&str>,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
-        self.admin_users_page_impl(from, limit, newest_first).await
+        self.admin_users_page_impl(from, limit, newest_first, name).await
     }
 
     async fn admin_user(&self, user: &UserId) -> Result<AdminUser, MatrixError> {

@@ -114,11 +114,16 @@ impl MatrixClient {
         from: u64,
         limit: u32,
         newest_first: bool,
+        name: Option<&str>,
     ) -> Result<(Vec<AdminUser>, Option<u64>), MatrixError> {
         let order = if newest_first { "order_by=creation_ts&dir=b" } else { "order_by=name" };
-        let path = format!(
+        let mut path = format!(
             "/_synapse/admin/v2/users?from={from}&limit={limit}&guests=false&deactivated=false&{order}"
         );
+        if let Some(name) = name {
+            // Synapse matches it anywhere in the user ID or the display name.
+            path.push_str(&format!("&name={}", encode(name)));
+        }
         let page: UsersPage = self.admin_get(&path).await?;
         let next = page.next_token.and_then(|token| match token {
             serde_json::Value::Number(number) => number.as_u64(),
