@@ -16,7 +16,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rand::Rng;
@@ -43,6 +43,8 @@ const PROBE_MAX_DELAY: Duration = Duration::from_secs(30);
 const RECORD_BATCH: usize = 512;
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long a worker sends from the broadcast as it read it.
+const BROADCAST_FRESH: Duration = Duration::from_secs(2);
 
 /// Runs `broadcast.concurrency` workers until `stopped`. One task claims due deliveries in
 /// batches and hands them to the workers; another records the workers' outcomes in batches, so
@@ -143,7 +145,7 @@ async fn worker(
     outcomes: mpsc::UnboundedSender<(Claim, Outcome)>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut broadcasts: HashMap<BroadcastId, Arc<Broadcast>> = HashMap::new();
+    let mut broadcasts = HashMap::new();
     loop {
         let Some(claim) = claimed.lock().await.recv().await else { return };
         outage.wait_until_over(&mut stopped).await;
@@ -183,17 +185,21 @@ async fn record_outcomes(app: Arc<App>, mut outcomes: mpsc::UnboundedReceiver<(C
     }
 }
 
-/// The broadcast of a claim, read once per worker.
+/// The broadcast of a claim, read again by a worker after [`BROADCAST_FRESH`]: an edit reaches
+/// the copies not yet sent soon, and a copy sent with the text before it is edited afterwards
+/// (it records the revision it showed).
 async fn broadcast_of(
     app: &App,
-    broadcasts: &mut HashMap<BroadcastId, Arc<Broadcast>>,
+    broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
     claim: &Claim,
 ) -> Result<Arc<Broadcast>, StoreError> {
-    if let Some(broadcast) = broadcasts.get(&claim.broadcast_id) {
-        return Ok(broadcast.clone());
+    if let Some((broadcast, read)) = broadcasts.get(&claim.broadcast_id) {
+        if read.elapsed() < BROADCAST_FRESH {
+            return Ok(broadcast.clone());
+        }
     }
     let broadcast = Arc::new(app.store.broadcast(claim.broadcast_id).await?);
-    broadcasts.insert(claim.broadcast_id, broadcast.clone());
+    broadcasts.insert(claim.broadcast_id, (broadcast.clone(), Instant::now()));
     Ok(broadcast)
 }
 
@@ -220,7 +226,7 @@ async fn deliver(
             if dm.encrypted {
                 tell_encrypted_dms(app, broadcast).await?;
             }
-            return Ok(Outcome::delivered(&dm.room, &event));
+            return Ok(Outcome::delivered(&dm.room, &event, broadcast.revision));
         }
         Err(DmError::Store(error)) => return Err(error),
         Err(error @ DmError::CreatingElsewhere) => {

@@ -27,6 +27,7 @@ pub mod matrix;
 pub mod message;
 pub mod notices;
 pub mod permissions;
+pub mod poll;
 pub mod registration;
 pub mod relay;
 pub mod store;
@@ -34,6 +35,7 @@ pub mod telemetry;
 #[cfg(test)]
 mod testing;
 pub mod throttle;
+pub mod when;
 
 use std::{future::Future, sync::Arc, time::Duration};
 

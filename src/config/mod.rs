@@ -147,6 +147,9 @@ pub struct BroadcastConfig {
     pub start_keywords: Vec<String>,
     #[serde(default = "default_new_user_poll_seconds")]
     pub new_user_poll_seconds: u64,
+    /// The time zone of `--at` times and of the times the bot shows (an IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
 }
 
 impl Default for BroadcastConfig {
@@ -163,6 +166,7 @@ impl Default for BroadcastConfig {
             start_keywords: default_start_keywords(),
             new_user_poll_seconds: default_new_user_poll_seconds(),
             give_up_after_hours: default_give_up_after_hours(),
+            timezone: default_timezone(),
         }
     }
 }
@@ -238,6 +242,10 @@ fn default_max_connections() -> u32 {
 fn default_command_prefix() -> String {
     "!bc".into()
 }
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
 fn default_confirm_above() -> u64 {
     10
 }
@@ -402,6 +410,11 @@ impl DatabaseConfig {
 }
 
 impl BroadcastConfig {
+    /// The configured time zone (checked when the config was loaded; UTC otherwise).
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        crate::when::zone(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let prefix = &self.command_prefix;
         if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
@@ -422,6 +435,8 @@ impl BroadcastConfig {
         check_range("broadcast.new_user_poll_seconds", self.new_user_poll_seconds, 1..=86_400)?;
         check_range("broadcast.max_attempts", self.max_attempts.into(), 1..=100)?;
         check_range("broadcast.give_up_after_hours", self.give_up_after_hours, 1..=720)?;
+        crate::when::zone(&self.timezone)
+            .map_err(|error| ConfigError::invalid("broadcast.timezone", error))?;
         for (index, pattern) in self.exclude.iter().enumerate() {
             if let Err(error) = regex::Regex::new(pattern) {
                 return Err(ConfigError::invalid(

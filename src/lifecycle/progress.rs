@@ -156,6 +156,9 @@ mod tests {
             progress_event_id: None,
             started_at: Some(1_000),
             finished_at: Some(3_500),
+            revision: 0,
+            retracted_at: None,
+            poll_closed_at: None,
         };
         let counts =
             DeliveryCounts { delivered: 1_200, failed: 2, skipped: 3, cancelled: 4, ..Default::default() };

@@ -33,6 +33,9 @@ pub struct SendOptions {
     /// Also a default broadcast: people who join later get it too.
     #[serde(default)]
     pub default: bool,
+    /// `--at` / `--in`: when to send it (Unix milliseconds); `None`: when confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_at: Option<i64>,
 }
 
 /// Where a broadcast is in its life.
@@ -42,6 +45,8 @@ pub enum BroadcastState {
     Resolving,
     /// Waiting for `!bc confirm` (or ✅ on the preview).
     Prepared,
+    /// Confirmed, waiting for its `send_at` time.
+    Scheduled,
     /// Workers are delivering it.
     Running,
     /// Every delivery ended (delivered, failed, skipped or cancelled).
@@ -59,6 +64,7 @@ impl BroadcastState {
         match self {
             Self::Resolving => "resolving",
             Self::Prepared => "prepared",
+            Self::Scheduled => "scheduled",
             Self::Running => "running",
             Self::Done => "done",
             Self::Cancelled => "cancelled",
@@ -74,6 +80,7 @@ impl FromStr for BroadcastState {
         [
             Self::Resolving,
             Self::Prepared,
+            Self::Scheduled,
             Self::Running,
             Self::Done,
             Self::Cancelled,
@@ -106,6 +113,12 @@ pub struct Broadcast {
     pub progress_event_id: Option<OwnedEventId>,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// Raised by each `!bc edit`; a delivered copy shows the message of one revision.
+    pub revision: i64,
+    /// When `!bc redact` retracted it.
+    pub retracted_at: Option<i64>,
+    /// When `!bc poll close` ended its poll.
+    pub poll_closed_at: Option<i64>,
 }
 
 /// What is needed to create a broadcast.
@@ -124,26 +137,32 @@ pub struct NewBroadcast<'a> {
 macro_rules! broadcast_columns {
     () => {
         "id, name, control_room_id, created_by, content_json, state, created_at, audience_json, options_json, \
-         command_event_id, preview_event_id, progress_event_id, started_at, finished_at"
+         command_event_id, preview_event_id, progress_event_id, started_at, finished_at, revision, \
+         retracted_at, poll_closed_at"
     };
 }
 
-type Row = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<i64>,
-    Option<i64>,
-);
+/// A row of `broadcast_columns!()`.
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    name: String,
+    control_room_id: String,
+    created_by: String,
+    content_json: String,
+    state: String,
+    created_at: i64,
+    audience_json: String,
+    options_json: String,
+    command_event_id: Option<String>,
+    preview_event_id: Option<String>,
+    progress_event_id: Option<String>,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    revision: i64,
+    retracted_at: Option<i64>,
+    poll_closed_at: Option<i64>,
+}
 
 /// A JSON column of broadcast `id`, decoded.
 fn decode<T: DeserializeOwned>(id: i64, column: &'static str, json: &str) -> Result<T, StoreError> {
@@ -167,37 +186,25 @@ fn optional<T: FromStr>(column: &'static str, value: Option<String>) -> Result<O
 impl TryFrom<Row> for Broadcast {
     type Error = StoreError;
     fn try_from(row: Row) -> Result<Self, StoreError> {
-        let (
-            id,
-            name,
-            room,
-            creator,
-            message,
-            state,
-            created_at,
-            audience,
-            options,
-            command,
-            preview,
-            progress,
-            started_at,
-            finished_at,
-        ) = row;
+        let id = row.id;
         Ok(Broadcast {
             id: BroadcastId(id),
-            name,
-            control_room_id: parse("broadcasts.control_room_id", room)?,
-            created_by: parse("broadcasts.created_by", creator)?,
-            message: decode(id, "content_json", &message)?,
-            state: parse("broadcasts.state", state)?,
-            created_at,
-            audience: decode(id, "audience_json", &audience)?,
-            options: decode(id, "options_json", &options)?,
-            command_event_id: optional("broadcasts.command_event_id", command)?,
-            preview_event_id: optional("broadcasts.preview_event_id", preview)?,
-            progress_event_id: optional("broadcasts.progress_event_id", progress)?,
-            started_at,
-            finished_at,
+            name: row.name,
+            control_room_id: parse("broadcasts.control_room_id", row.control_room_id)?,
+            created_by: parse("broadcasts.created_by", row.created_by)?,
+            message: decode(id, "content_json", &row.content_json)?,
+            state: parse("broadcasts.state", row.state)?,
+            created_at: row.created_at,
+            audience: decode(id, "audience_json", &row.audience_json)?,
+            options: decode(id, "options_json", &row.options_json)?,
+            command_event_id: optional("broadcasts.command_event_id", row.command_event_id)?,
+            preview_event_id: optional("broadcasts.preview_event_id", row.preview_event_id)?,
+            progress_event_id: optional("broadcasts.progress_event_id", row.progress_event_id)?,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            revision: row.revision,
+            retracted_at: row.retracted_at,
+            poll_closed_at: row.poll_closed_at,
         })
     }
 }

@@ -90,19 +90,22 @@ pub struct Outcome {
     next_attempt_at: i64,
     /// Whether this try counts against `broadcast.max_attempts`.
     counted: bool,
+    /// The revision of the message that was sent.
+    revision: i64,
 }
 
 impl Outcome {
     fn new(state: DeliveryState, reason: Option<&str>) -> Self {
         let reason = reason.map(str::to_owned);
-        Self { state, room: None, event: None, reason, next_attempt_at: 0, counted: true }
+        Self { state, room: None, event: None, reason, next_attempt_at: 0, counted: true, revision: 0 }
     }
 
-    /// The message went out as `event` in `room`.
-    pub fn delivered(room: &RoomId, event: &EventId) -> Self {
+    /// Revision `revision` of the message went out as `event` in `room`.
+    pub fn delivered(room: &RoomId, event: &EventId, revision: i64) -> Self {
         Self {
             room: Some(room.to_string()),
             event: Some(event.to_string()),
+            revision,
             ..Self::new(DeliveryState::Delivered, None)
         }
     }
@@ -195,21 +198,22 @@ const QUEUE_POSTGRES: &str =
 /// the claim's attempt).
 const RECORD_SQLITE: &str = "UPDATE deliveries SET state = v.state, room_id = COALESCE(v.room, room_id),
         event_id = COALESCE(v.event, event_id), last_error = v.reason, next_attempt_at = v.next,
-        claimed_until = 0, updated_at = $2, attempts = v.counted
-     FROM (SELECT json_extract(value, '$.b') AS b, json_extract(value, '$.u') AS u,
+        claimed_until = 0, updated_at = $2, attempts = v.counted, shown_revision = v.rev
+     FROM (SELECT json_extract(value, '$.b') AS b, json_extract(value, '$.u') AS u, json_extract(value, '$.rev') AS rev,
                   json_extract(value, '$.a') AS a, json_extract(value, '$.state') AS state,
                   json_extract(value, '$.room') AS room, json_extract(value, '$.event') AS event,
                   json_extract(value, '$.reason') AS reason, json_extract(value, '$.next') AS next,
                   json_extract(value, '$.counted') AS counted FROM json_each($1)) AS v
-     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u
-       AND deliveries.state = 'sending' AND deliveries.attempts = v.a";
+     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u AND deliveries.attempts = v.a
+       AND (deliveries.state = 'sending' OR (deliveries.state = 'cancelled' AND v.state = 'delivered'))";
 const RECORD_POSTGRES: &str = "UPDATE deliveries SET state = v.state, room_id = COALESCE(v.room, deliveries.room_id),
         event_id = COALESCE(v.event, deliveries.event_id), last_error = v.reason, next_attempt_at = v.next,
-        claimed_until = 0, updated_at = $2, attempts = v.counted
+        claimed_until = 0, updated_at = $2, attempts = v.counted, shown_revision = v.rev
      FROM jsonb_to_recordset(($1::text)::jsonb)
-          AS v(b BIGINT, u TEXT, a BIGINT, state TEXT, room TEXT, event TEXT, reason TEXT, next BIGINT, counted BIGINT)
-     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u
-       AND deliveries.state = 'sending' AND deliveries.attempts = v.a";
+          AS v(b BIGINT, u TEXT, a BIGINT, state TEXT, room TEXT, event TEXT, reason TEXT, next BIGINT, counted BIGINT,
+               rev BIGINT)
+     WHERE deliveries.broadcast_id = v.b AND deliveries.user_id = v.u AND deliveries.attempts = v.a
+       AND (deliveries.state = 'sending' OR (deliveries.state = 'cancelled' AND v.state = 'delivered'))";
 
 impl Store {
     /// Queues `users`, whose display names were not seen, for broadcast `id`; a user already
@@ -446,7 +450,7 @@ impl Store {
         room: &RoomId,
         event: &EventId,
     ) -> Result<(), StoreError> {
-        self.record(claim, Outcome::delivered(room, event)).await
+        self.record(claim, Outcome::delivered(room, event, 0)).await
     }
 
     /// Puts a delivery back in the queue, due at `next_attempt_at`; this try counts.
@@ -485,7 +489,9 @@ impl Store {
 
     /// Records the outcomes of a batch of claims in one statement, each only while its row is
     /// still that claim's (being sent, with the claim's attempt): a worker whose lease ran out,
-    /// or whose delivery was cancelled meanwhile, changes nothing and is told so in the log.
+    /// or whose delivery was cancelled meanwhile, changes nothing and is told so in the log. A
+    /// copy that went out although its delivery was cancelled meanwhile is recorded as
+    /// delivered, as it was: `!bc redact` must find it.
     pub async fn record_outcomes(&self, outcomes: &[(Claim, Outcome)]) -> Result<(), StoreError> {
         if outcomes.is_empty() {
             return Ok(());
@@ -498,6 +504,7 @@ impl Store {
                     "state": outcome.state.as_str(), "room": outcome.room, "event": outcome.event,
                     "reason": outcome.reason, "next": outcome.next_attempt_at,
                     "counted": if outcome.counted { claim.attempts } else { claim.attempts - 1 },
+                    "rev": outcome.revision,
                 })
             })
             .collect();

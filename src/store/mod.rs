@@ -85,13 +85,16 @@ mod control_rooms;
 mod defaults;
 mod deliveries;
 mod dm_rooms;
+mod followups;
 mod inbox;
+mod polls;
 mod replies;
 
 pub use broadcasts::{AudienceOptions, Broadcast, BroadcastState, NewBroadcast, SendOptions};
 pub use defaults::{DefaultBroadcast, DefaultScope};
 pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, Recipient};
 pub use dm_rooms::{DmRoom, DmState};
+pub use followups::{Followup, FollowupCounts, FollowupDone};
 pub use inbox::RECEIPT_EVENT_TYPE;
 pub use replies::ReplyThread;
 

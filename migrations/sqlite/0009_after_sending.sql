@@ -1,0 +1,33 @@
+-- After sending (issue #12; sqlite dialect, migrations/postgres has its twin): edits, retractions,
+-- schedules and polls.
+
+-- Each `!bc edit` raises the revision; each delivered copy remembers the revision it shows, so
+-- that copies sent before an edit (or while it was being made) are replaced, once each.
+ALTER TABLE broadcasts ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+-- `!bc redact`: when every copy was to be retracted, and why.
+ALTER TABLE broadcasts ADD COLUMN retracted_at INTEGER;
+ALTER TABLE broadcasts ADD COLUMN retract_reason TEXT;
+-- `!bc poll close`: when the poll was ended; answers after it do not count.
+ALTER TABLE broadcasts ADD COLUMN poll_closed_at INTEGER;
+-- Whether delivered copies may still need an edit, a retraction or a poll end: the follow-up
+-- task looks at these broadcasts only, and clears the mark when nothing is left.
+ALTER TABLE broadcasts ADD COLUMN followups_open INTEGER NOT NULL DEFAULT 0;
+
+ALTER TABLE deliveries ADD COLUMN shown_revision INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN poll_ended INTEGER NOT NULL DEFAULT 0;
+-- Failed tries of the follow-up a copy needs now, and the reason of the last failure.
+ALTER TABLE deliveries ADD COLUMN followup_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE deliveries ADD COLUMN followup_error TEXT;
+-- A poll's answer is looked up by the copy it refers to.
+CREATE INDEX deliveries_by_event ON deliveries (event_id);
+
+-- The last answer of each recipient to a poll broadcast (the choices as a JSON list of answer
+-- IDs), by the time their client gave it.
+CREATE TABLE poll_answers (
+    broadcast_id INTEGER NOT NULL,
+    user_id      TEXT    NOT NULL,
+    choices_json TEXT    NOT NULL,
+    answered_at  INTEGER NOT NULL,
+    PRIMARY KEY (broadcast_id, user_id)
+);
