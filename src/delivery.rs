@@ -343,7 +343,7 @@ fn human_reason(error: &MatrixError) -> String {
 /// homeserver: re-invited, or replaced.
 async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, OwnedEventId), DmError> {
     let user = &claim.user_id;
-    let copy = personalise(app.hs(), &broadcast.message, claim).await?;
+    let copy = personalise(app.hs(), &broadcast.message, user, &claim.displayname).await?;
     let txn = transaction_id(broadcast.id, user);
     let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
     let dm = app.dms.ensure_seen(user, claim.dm.clone()).await?;
@@ -378,19 +378,20 @@ async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), Stor
     Ok(())
 }
 
-/// The recipient's copy of `message`, with the display name audience resolution saw; looked up
-/// only when it was not seen and the message uses it.
-async fn personalise(
+/// `user`'s copy of `message`, with the display name audience resolution saw (`seen`, as
+/// [`Claim::displayname`]); looked up only when it was not seen and the message uses it.
+pub async fn personalise(
     homeserver: &dyn Homeserver,
     message: &StoredMessage,
-    claim: &Claim,
+    user: &UserId,
+    seen: &Option<String>,
 ) -> Result<StoredMessage, MatrixError> {
-    let displayname = match (message.needs_displayname(), &claim.displayname) {
+    let displayname = match (message.needs_displayname(), seen) {
         (false, _) => None,
         (true, Some(seen)) => Some(seen.clone()).filter(|name| !name.is_empty()),
-        (true, None) => homeserver.displayname(&claim.user_id).await?,
+        (true, None) => homeserver.displayname(user).await?,
     };
-    Ok(message.personalised(&claim.user_id, displayname.as_deref()))
+    Ok(message.personalised(user, displayname.as_deref()))
 }
 
 #[cfg(test)]

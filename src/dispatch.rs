@@ -27,6 +27,7 @@ use crate::{
     context::App,
     control_rooms, defaults, lifecycle,
     permissions::Level,
+    poll,
     registration::is_own_user,
     relay,
     store::{BroadcastState, RECEIPT_EVENT_TYPE},
@@ -79,6 +80,9 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     };
     if raw["type"] == RECEIPT_EVENT_TYPE {
         return on_receipt(app, &raw).await;
+    }
+    if let Some(event_type) = raw["type"].as_str().filter(|kind| poll::RESPONSE_TYPES.contains(kind)) {
+        return relay::on_poll_answer(app, event_type, &raw).await;
     }
     let event: AnyTimelineEvent = match serde_json::from_value(raw.clone()) {
         Ok(event) => event,
@@ -274,7 +278,7 @@ async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation:
         Ok(_) => return,
         Err(error) => return tracing::error!(%error, "cannot look up a preview"),
     };
-    if let Err(refused) = lifecycle::may_confirm(app, &broadcast, sender, app.permissions.level(sender)).await
+    if let Err(refused) = lifecycle::may_manage(app, &broadcast, sender, app.permissions.level(sender)).await
     {
         return tracing::info!(answer = %refused.markdown, "confirmation by reaction refused");
     }

@@ -22,6 +22,7 @@ pub mod defaults;
 pub mod delivery;
 pub mod dispatch;
 pub mod dm;
+pub mod followup;
 pub mod lifecycle;
 pub mod matrix;
 pub mod message;
@@ -137,8 +138,10 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
         async move { app.dms.run_direct_writer(stopped).await }
     });
     let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
+    let followups = tokio::spawn(followup::run(app.clone(), stopped.clone()));
+    let schedule = tokio::spawn(lifecycle::schedule::run(app.clone(), stopped.clone()));
     dispatch::run(app.clone(), stopped).await;
-    let _ = tokio::join!(workers, progress, direct, new_users);
+    let _ = tokio::join!(workers, progress, direct, new_users, followups, schedule);
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {

@@ -57,6 +57,31 @@ impl StoredMessage {
         }
     }
 
+    /// The content of an edit (`m.replace`) that makes `original` show this message: a
+    /// fallback starting with `* ` for clients without edits, and the message as new content.
+    pub fn replacing(&self, original: &ruma::EventId) -> Value {
+        let mut content = self.content.clone();
+        if let Some(object) = content.as_object_mut() {
+            for field in ["body", "formatted_body"] {
+                if let Some(Value::String(text)) = object.get_mut(field) {
+                    *text = format!("* {text}");
+                }
+            }
+            object.insert("m.new_content".into(), self.content.clone());
+            object.insert(
+                "m.relates_to".into(),
+                serde_json::json!({ "rel_type": "m.replace", "event_id": original }),
+            );
+        }
+        content
+    }
+
+    /// Whether this is a text message (which `!bc edit` can replace).
+    pub fn is_text(&self) -> bool {
+        self.event_type == "m.room.message"
+            && matches!(self.content.get("msgtype").and_then(Value::as_str), Some("m.text" | "m.notice"))
+    }
+
     fn uses(&self, placeholder: &str) -> bool {
         ["body", "formatted_body"].iter().any(|field| {
             self.content.get(*field).and_then(Value::as_str).is_some_and(|text| text.contains(placeholder))
@@ -136,6 +161,21 @@ mod tests {
         assert_eq!(message.personalised(bob, Some("  ")).content["body"], "Hi **bob** (bob, @bob:x.org)");
         assert!(message.needs_displayname());
         assert!(!StoredMessage::markdown("plain").needs_displayname());
+    }
+
+    #[test]
+    fn an_edit_replaces_the_original_with_the_new_content_and_a_fallback() {
+        let message = StoredMessage::markdown("New **text**");
+        let edit = message.replacing(ruma::event_id!("$original"));
+        assert_eq!(edit["body"], "* New **text**");
+        assert_eq!(edit["formatted_body"], "* New <strong>text</strong>");
+        assert_eq!(edit["m.new_content"]["body"], "New **text**");
+        assert!(edit["m.new_content"].get("m.relates_to").is_none());
+        assert_eq!(
+            edit["m.relates_to"],
+            serde_json::json!({ "rel_type": "m.replace", "event_id": "$original" })
+        );
+        assert!(message.is_text());
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crate::{
     message::StoredMessage,
     notices::{post_in_thread, post_notice, post_text, react},
     permissions::Level,
+    poll::{self, Poll},
     store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
     throttle::Verdict,
 };
@@ -238,7 +239,7 @@ async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
 pub async fn on_dm_redaction(app: &App, redacts: &EventId) {
     match app.store.relayed(redacts).await {
         Ok(Some((room, copy))) => {
-            if let Err(error) = app.hs().redact(&room, &copy, &txn_for("redact", redacts)).await {
+            if let Err(error) = app.hs().redact(&room, &copy, &txn_for("redact", redacts), None).await {
                 tracing::warn!(%error, "cannot retract a relayed message");
             }
         }
@@ -306,6 +307,37 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
         .await
         .map(|_| ())
         .map_err(|error| error.to_string())
+}
+
+/// An answer to a poll broadcast (`event`, of `event_type`) in a DM: tallied, never relayed.
+/// It counts when its writer is the recipient of the copy it answers, and it was given before
+/// the poll was closed; a later answer of the same person replaces it.
+pub async fn on_poll_answer(app: &App, event_type: &str, event: &Value) {
+    if let Err(error) = poll_answer(app, event_type, event).await {
+        tracing::error!(%error, "cannot record an answer to a poll");
+    }
+}
+
+async fn poll_answer(app: &App, event_type: &str, event: &Value) -> Result<(), StoreError> {
+    let room = event["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
+    let sender = event["sender"].as_str().and_then(|user| UserId::parse(user).ok());
+    let answered_at = event["origin_server_ts"].as_i64().unwrap_or_else(now_ms);
+    let (Some(room), Some(sender), Some((start, choices))) =
+        (room, sender, poll::response(event_type, &event["content"]))
+    else {
+        return Ok(());
+    };
+    let Some((id, recipient)) = app.store.copy_of(&room, &start).await? else { return Ok(()) };
+    if recipient != sender {
+        return Ok(());
+    }
+    let broadcast = app.store.broadcast(id).await?;
+    let Some(poll) = Poll::of(&broadcast.message) else { return Ok(()) };
+    if broadcast.poll_closed_at.is_some_and(|closed| answered_at > closed) {
+        tracing::debug!(broadcast = %id, "an answer after the poll was closed does not count");
+        return Ok(());
+    }
+    app.store.record_poll_answer(id, &sender, &poll.valid_choices(&choices), answered_at).await
 }
 
 /// A read receipt by `user` in `room`: their copy of the broadcast last delivered there is read.

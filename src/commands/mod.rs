@@ -4,6 +4,7 @@
 //! Handlers are thin: they take a parsed [`Command`], call the broadcast lifecycle or the store,
 //! and return an [`Answer`]; posting the answer (reaction + notice) is the dispatcher's job.
 
+pub mod after;
 pub mod parse;
 pub mod send;
 pub mod status;
@@ -38,8 +39,10 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
     Some(match command {
         Command::Help { command } => help(prefix, command.as_deref()),
-        Command::Send { audience, name, default, except, recursive, yes, dry_run } => {
-            let request = send::SendRequest { audience, name, except, recursive, yes, dry_run, default };
+        Command::Send { audience, name, default, except, recursive, at, r#in, yes, dry_run } => {
+            let when = send::When { at, r#in };
+            let request =
+                send::SendRequest { audience, name, except, recursive, when, yes, dry_run, default };
             return send::send(ctx, request).await;
         }
         Command::Audience { audience } => return send::send(ctx, send::SendRequest::dry_run(audience)).await,
@@ -49,7 +52,11 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
         Command::Status { id } => status::status(ctx, id).await,
         Command::Defaults => status::defaults(ctx).await,
         Command::Default { switch, id } => status::switch_default(ctx, id, switch == "on").await,
-        Command::Edit { .. } | Command::Redact { .. } => Answer::error("This command is not available yet."),
+        Command::Edit { id, dry_run } => after::edit(ctx, id, dry_run).await,
+        Command::Redact { id, reason, dry_run } => after::redact(ctx, id, &reason, dry_run).await,
+        Command::Poll { action: PollAction::Close { id, dry_run } } => {
+            after::close_poll(ctx, id, dry_run).await
+        }
     })
 }
 
@@ -96,6 +103,12 @@ pub enum Command {
         /// Include the members of every room in a space's hierarchy
         #[arg(long)]
         recursive: bool,
+        /// Send it at this time ("2026-12-01 09:00", or "09:00" for today), in the configured time zone
+        #[arg(long, value_name = "TIME", conflicts_with = "in")]
+        at: Option<String>,
+        /// Send it after this long (30m, 2h, 1d)
+        #[arg(long, value_name = "DURATION")]
+        r#in: Option<String>,
         /// Start without waiting for confirmation
         #[arg(long)]
         yes: bool,
@@ -124,16 +137,35 @@ pub enum Command {
         id: BroadcastId,
     },
     /// Replace the text in every recipient's copy (the new text on the following lines)
+    ///
+    /// Delivered copies are edited (clients show "(edited)"), copies not yet delivered go out
+    /// with the new text, and a default welcomes people who join later with it.
     Edit {
         /// The broadcast, e.g. #12
         #[arg(value_parser = parse_broadcast_id)]
         id: BroadcastId,
+        /// Show how many copies would change and change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
-    /// Retract every copy of a broadcast
+    /// Retract every copy of a broadcast and cancel what is not delivered yet
+    ///
+    /// A default broadcast stops welcoming people who join.
     Redact {
         /// The broadcast, e.g. #12
         #[arg(value_parser = parse_broadcast_id)]
         id: BroadcastId,
+        /// Why, shown to recipients whose client shows reasons
+        #[arg(value_name = "REASON", trailing_var_arg = true)]
+        reason: Vec<String>,
+        /// Show how many copies would change and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Polls: reply to a poll in this room with `send` to send it; close one here
+    Poll {
+        #[command(subcommand)]
+        action: PollAction,
     },
     /// List default broadcasts (welcome messages)
     Defaults,
@@ -151,6 +183,20 @@ pub enum Command {
         /// Who: @user:server, #room:server, !roomid, server, or search:<text>
         #[arg(required = true, value_name = "AUDIENCE")]
         audience: Vec<String>,
+    },
+}
+
+/// What `!bc poll` does.
+#[derive(Debug, Subcommand, PartialEq, Eq)]
+pub enum PollAction {
+    /// End a poll broadcast in every DM and post the final tally
+    Close {
+        /// The broadcast, e.g. #12
+        #[arg(value_parser = parse_broadcast_id)]
+        id: BroadcastId,
+        /// Show how many DMs would change and change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -271,6 +317,8 @@ mod tests {
                 default: false,
                 except: vec![],
                 recursive: false,
+                at: None,
+                r#in: None,
                 yes: true,
                 dry_run: false,
             }

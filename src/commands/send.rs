@@ -7,7 +7,8 @@ use crate::{
     audience,
     lifecycle::{self, Draft},
     message::StoredMessage,
-    store::{AudienceOptions, BroadcastId, BroadcastState, SendOptions},
+    store::{now_ms, AudienceOptions, BroadcastId, BroadcastState, SendOptions},
+    when,
 };
 
 /// The words and switches of a `send` (or `audience`) command.
@@ -16,9 +17,30 @@ pub struct SendRequest {
     pub name: Option<String>,
     pub except: Vec<String>,
     pub recursive: bool,
+    pub when: When,
     pub yes: bool,
     pub dry_run: bool,
     pub default: bool,
+}
+
+/// `--at TIME` or `--in DURATION`, as typed.
+#[derive(Default)]
+pub struct When {
+    pub at: Option<String>,
+    pub r#in: Option<String>,
+}
+
+impl When {
+    /// When to send (Unix milliseconds), `None` for now; the refusal names the formats.
+    fn send_at(&self, zone: &jiff::tz::TimeZone) -> Result<Option<i64>, Answer> {
+        let now = now_ms();
+        let parsed = match (&self.at, &self.r#in) {
+            (Some(at), _) => when::parse_at(at, zone, now),
+            (None, Some(after)) => when::parse_in(after, zone, now),
+            (None, None) => return Ok(None),
+        };
+        parsed.map(Some).map_err(Answer::error)
+    }
 }
 
 impl SendRequest {
@@ -29,6 +51,7 @@ impl SendRequest {
             name: None,
             except: vec![],
             recursive: false,
+            when: When::default(),
             yes: false,
             dry_run: true,
             default: false,
@@ -53,13 +76,14 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
         audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
+        let send_at = request.when.send_at(&ctx.app.config.broadcast.time_zone())?;
         let message = message(ctx, request.dry_run).await?;
         let options = SendOptions {
             audience: AudienceOptions { except, recursive: request.recursive },
             yes: request.yes,
             dry_run: request.dry_run,
             default: request.default,
-            send_at: None,
+            send_at,
         };
         Ok::<_, Answer>((message, options))
     };
@@ -129,7 +153,7 @@ pub async fn confirm(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     if broadcast.state != BroadcastState::Prepared {
         return Answer::error(format!("{id} is {}, not waiting for confirmation.", broadcast.state.as_str()));
     }
-    if let Err(refused) = lifecycle::may_confirm(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
         return refused;
     }
     lifecycle::start(ctx.app, id, BroadcastState::Prepared).await

@@ -2,10 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use ruma::OwnedUserId;
+
 use super::{find_broadcast, Answer, Context};
 use crate::{
     notices::{thousands, titled},
-    store::{BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
+    poll::Poll,
+    store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
+    when,
 };
 
 /// How many broadcasts `list` shows, and how many failures `status` names.
@@ -28,7 +32,7 @@ pub async fn list(ctx: &Context<'_>) -> Answer {
         text.push_str(&format!(
             "- {} — {} — {} / {} delivered, {} failed\n",
             titled(&broadcast),
-            broadcast.state.as_str(),
+            state_text(ctx, &broadcast),
             thousands(counts.delivered),
             thousands(counts.total()),
             thousands(counts.failed)
@@ -42,18 +46,38 @@ pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
-    match status_text(ctx, id).await {
+    match status_text(ctx, &broadcast).await {
         Ok(details) => {
-            Answer::ok(format!("**{}** — {}\n\n{details}", titled(&broadcast), broadcast.state.as_str()))
+            Answer::ok(format!("**{}** — {}\n\n{details}", titled(&broadcast), state_text(ctx, &broadcast)))
         }
         Err(error) => Answer::store_failed(error),
     }
 }
 
-/// The counts, who replied, and who failed or was skipped, with reasons.
-async fn status_text(ctx: &Context<'_>, id: BroadcastId) -> Result<String, StoreError> {
-    let store = &ctx.app.store;
-    let mut text = count_lines(&store.delivery_counts(id).await?);
+/// A broadcast's state as `list` and `status` show it: when it is due, whether it was edited,
+/// retracted, or its poll closed.
+fn state_text(ctx: &Context<'_>, broadcast: &Broadcast) -> String {
+    let mut text = broadcast.state.as_str().to_owned();
+    if let (BroadcastState::Scheduled, Some(at)) = (broadcast.state, broadcast.options.send_at) {
+        text.push_str(&format!(" for {}", when::show(at, &ctx.app.config.broadcast.time_zone())));
+    }
+    if broadcast.revision > 0 {
+        text.push_str(", edited");
+    }
+    if broadcast.poll_closed_at.is_some() {
+        text.push_str(", poll closed");
+    }
+    if broadcast.retracted_at.is_some() {
+        text.push_str(", retracted");
+    }
+    text
+}
+
+/// The counts, a poll's tally, who replied, and who failed or was skipped, with reasons.
+async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String, StoreError> {
+    let (store, id) = (&ctx.app.store, broadcast.id);
+    let counts = store.delivery_counts(id).await?;
+    let mut text = count_lines(&counts);
     let (read, replied) = store.read_and_replied(id).await?;
     text.push_str(&format!("- read: {}\n- replied: {}\n", thousands(read), thousands(replied)));
     let encrypted = store.encrypted_dm_deliveries(id).await?;
@@ -67,14 +91,25 @@ async fn status_text(ctx: &Context<'_>, id: BroadcastId) -> Result<String, Store
     }
     for (state, title) in [(DeliveryState::Failed, "Failed"), (DeliveryState::Skipped, "Skipped")] {
         let rows = store.deliveries_with_reason(id, state, SHOWN).await?;
-        if !rows.is_empty() {
-            text.push_str(&format!("\n{title}:\n"));
-            for (user, reason) in rows {
-                text.push_str(&format!("- `{user}`: {reason}\n"));
-            }
-        }
+        reasons(&mut text, title, rows);
+    }
+    let title = "Copies that could not be changed (edit, retraction or poll end)";
+    reasons(&mut text, title, store.failed_followups(id, SHOWN).await?);
+    if let Some(poll) = Poll::of(&broadcast.message) {
+        let tally = poll.tally(&store.poll_answers(id).await?);
+        text.push_str(&format!("\n**Poll**: {}\n", poll.tally_text(&tally, counts.delivered)));
     }
     Ok(text)
+}
+
+/// Appends `title` and a line per (user, reason), when there are any.
+fn reasons(text: &mut String, title: &str, rows: Vec<(OwnedUserId, String)>) {
+    if !rows.is_empty() {
+        text.push_str(&format!("\n{title}:\n"));
+        for (user, reason) in rows {
+            text.push_str(&format!("- `{user}`: {reason}\n"));
+        }
+    }
 }
 
 fn count_lines(counts: &DeliveryCounts) -> String {
@@ -98,7 +133,7 @@ pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         Err(answer) => return answer,
     };
     let cancelled = match broadcast.state {
-        BroadcastState::Running | BroadcastState::Prepared => {
+        BroadcastState::Running | BroadcastState::Prepared | BroadcastState::Scheduled => {
             store.transition(id, broadcast.state, BroadcastState::Cancelled).await
         }
         state => return Answer::error(format!("{id} is {}: nothing to cancel.", state.as_str())),
@@ -155,8 +190,12 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
 }
 
 pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Answer {
-    if let Err(answer) = find_broadcast(ctx, id).await {
-        return answer;
+    match find_broadcast(ctx, id).await {
+        Err(answer) => return answer,
+        Ok(broadcast) if on && broadcast.retracted_at.is_some() => {
+            return Answer::error(format!("{id} was retracted; it cannot welcome anyone again."))
+        }
+        Ok(_) => {}
     }
     match ctx.app.store.set_default_active(id, on).await {
         Ok(true) if on => Answer::ok(format!("{id} is a default again: people who join from now on get it.")),

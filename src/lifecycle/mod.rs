@@ -8,6 +8,7 @@
 //! idempotent because the queue is unique per (broadcast, recipient).
 
 pub mod progress;
+pub mod schedule;
 
 use std::sync::Arc;
 
@@ -20,8 +21,10 @@ use crate::{
     notices::{self, thousands, Answer},
     permissions::Level,
     store::{
-        Broadcast, BroadcastId, BroadcastState, DefaultScope, NewBroadcast, SendOptions, Store, StoreError,
+        now_ms, Broadcast, BroadcastId, BroadcastState, DefaultScope, NewBroadcast, SendOptions, Store,
+        StoreError,
     },
+    when,
 };
 
 /// How many recipients a preview or dry run names.
@@ -153,8 +156,14 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
         }
         let prefix = &app.config.broadcast.command_prefix;
         let quote = broadcast.message.summary().replace('\n', "\n> ");
+        let when = match options.send_at {
+            Some(at) => {
+                format!(" It is to be sent at {}.", when::show(at, &app.config.broadcast.time_zone()))
+            }
+            None => String::new(),
+        };
         let preview = format!(
-            "**Preview of {titled}** — {who}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
+            "**Preview of {titled}** — {who}{when}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
              type `{prefix} confirm {id}` to send it; `{prefix} cancel {id}` to drop it."
         );
         return Answer::preview(id, preview);
@@ -220,9 +229,9 @@ fn describe_audience(count: i64, sample: &[ruma::OwnedUserId], targets: &[Target
     text
 }
 
-/// Whether `sender` (of `level`) may confirm `broadcast`: its creator, or someone who may address
-/// its whole audience. The refusal says why.
-pub async fn may_confirm(
+/// Whether `sender` (of `level`) may manage `broadcast` (confirm, edit, retract, close its
+/// poll): its creator, or someone who may address its whole audience. The refusal says why.
+pub async fn may_manage(
     app: &App,
     broadcast: &Broadcast,
     sender: &UserId,
@@ -234,15 +243,24 @@ pub async fn may_confirm(
     let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.0))?;
     audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
         Answer::error(format!(
-            "{} was prepared by {}, and you may not send it: {error}",
+            "{} was prepared by {}, and you may not manage it: {error}",
             broadcast.id, broadcast.created_by
         ))
     })
 }
 
-/// Starts a broadcast that is in `from` (resolving or prepared).
+/// Starts a broadcast that is in `from` (resolving, prepared or scheduled), or schedules it when
+/// its `--at` time is still to come.
 pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
-    match app.store.transition(id, from, BroadcastState::Running).await {
+    let send_at = match app.store.broadcast(id).await {
+        Ok(broadcast) => broadcast.options.send_at,
+        Err(error) => return Answer::store_failed(error),
+    };
+    let to = match send_at {
+        Some(at) if at > now_ms() => BroadcastState::Scheduled,
+        _ => BroadcastState::Running,
+    };
+    match app.store.transition(id, from, to).await {
         Ok(true) => {}
         Ok(false) => {
             return match app.store.broadcast(id).await {
@@ -258,6 +276,17 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
         Ok(broadcast) => broadcast,
         Err(error) => return Answer::store_failed(error),
     };
+    if let (BroadcastState::Scheduled, Some(at)) = (to, send_at) {
+        let zone = app.config.broadcast.time_zone();
+        tracing::info!(broadcast = %id, send_at = at, "broadcast scheduled");
+        return Answer::ok(format!(
+            "Scheduled {} for {} (in {}). `{} cancel {id}` drops it.",
+            notices::titled(&broadcast),
+            when::show(at, &zone),
+            when::show_length(at - now_ms()),
+            app.config.broadcast.command_prefix
+        ));
+    }
     progress::announce(&app.store, app.hs(), &broadcast).await;
     app.deliveries_ready.notify_waiters();
     tracing::info!(broadcast = %id, "broadcast started");

@@ -438,7 +438,13 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn redact(&self, room: &RoomId, event: &EventId, _: &TransactionId) -> Result<(), MatrixError> {
+    async fn redact(
+        &self,
+        room: &RoomId,
+        event: &EventId,
+        _: &TransactionId,
+        _: Option<&str>,
+    ) -> Result<(), MatrixError> {
         self.enter("redact")?;
         self.with(|state| {
             self.visible_room(state, room)?;

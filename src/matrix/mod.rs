@@ -243,9 +243,14 @@ pub trait Homeserver: Send + Sync + 'static {
     /// `nonce` in its create event so that a crash between creating and recording it can be
     /// reconciled.
     async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError>;
-    /// Redacts an event the bot sent.
-    async fn redact(&self, room: &RoomId, event: &EventId, txn_id: &TransactionId)
-        -> Result<(), MatrixError>;
+    /// Redacts an event the bot sent, with an optional reason.
+    async fn redact(
+        &self,
+        room: &RoomId,
+        event: &EventId,
+        txn_id: &TransactionId,
+        reason: Option<&str>,
+    ) -> Result<(), MatrixError>;
     /// Invites `user` into `room`.
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError>;
     /// Every room the bot has joined.
@@ -588,12 +593,14 @@ impl Homeserver for MatrixClient {
         room: &RoomId,
         event: &EventId,
         txn_id: &TransactionId,
+        reason: Option<&str>,
     ) -> Result<(), MatrixError> {
-        let request = ruma::api::client::redact::redact_event::v3::Request::new(
+        let mut request = ruma::api::client::redact::redact_event::v3::Request::new(
             room.to_owned(),
             event.to_owned(),
             txn_id.to_owned(),
         );
+        request.reason = reason.map(str::to_owned);
         call(self.client.send(self.as_bot(request))).await?;
         Ok(())
     }
