@@ -15,7 +15,7 @@ use crate::{
     context::App,
     delivery::personalise,
     matrix::{send_json, MatrixError},
-    notices::{post_notice, thousands, titled},
+    notices::{counted, post_notice, thousands, titled},
     poll::{Poll, Tally},
     store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
 };
@@ -133,16 +133,20 @@ fn txn(kind: &str, id: BroadcastId, copy: &Followup, revision: i64) -> OwnedTran
 /// Tells the control room that every copy of a broadcast was followed up.
 async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     let counts = app.store.followup_counts(broadcast.id).await?;
-    let (done, failed) = (thousands(counts.done), thousands(counts.failed));
     let mut text = if broadcast.retracted_at.is_some() {
-        format!("Retracted {}: {done} copies removed", titled(broadcast))
+        format!("Retracted {}: {} removed", titled(broadcast), counted(counts.done, "copy", "copies"))
     } else if broadcast.poll_closed_at.is_some() {
-        format!("Closed the poll {}: ended in {done} DMs", titled(broadcast))
+        format!("Closed the poll {}: ended in {}", titled(broadcast), counted(counts.done, "DM", "DMs"))
     } else {
-        format!("Edited {}: {done} copies show the new text", titled(broadcast))
+        let copies = counted(counts.done, "copy shows", "copies show");
+        format!("Edited {}: {copies} the new text", titled(broadcast))
     };
     if counts.failed > 0 {
-        text.push_str(&format!(", {failed} failed (reasons: `!bc status {}`)", broadcast.id));
+        text.push_str(&format!(
+            ", {} failed (reasons: `!bc status {}`)",
+            thousands(counts.failed),
+            broadcast.id
+        ));
     }
     text.push('.');
     let kind = (broadcast.revision, broadcast.retracted_at.is_some(), broadcast.poll_closed_at.is_some());
@@ -151,4 +155,159 @@ async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     tracing::info!(broadcast = %broadcast.id, done = counts.done, failed = counts.failed, "follow-ups finished");
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{OwnedUserId, RoomId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        delivery::transaction_id,
+        matrix::fake::{forbidden, Sent},
+        message::StoredMessage,
+        poll::tests::element_poll,
+        store::{NewBroadcast, Outcome, SendOptions},
+        testing::TestApp,
+    };
+
+    /// Delivers the next due copy as a worker does, from the broadcast as it reads it now, or
+    /// as it read it earlier (`read`); returns the copy.
+    async fn deliver_next(test: &TestApp, read: Option<&Broadcast>) -> Sent {
+        let claim = test.store().claim_delivery(60_000).await.unwrap().expect("a due delivery");
+        let broadcast = match read {
+            Some(read) => read.clone(),
+            None => test.store().broadcast(claim.broadcast_id).await.unwrap(),
+        };
+        let message = personalise(test.hs.as_ref(), &broadcast.message, &claim.user_id, &claim.displayname)
+            .await
+            .unwrap();
+        let room = test.app.dms.ensure(&claim.user_id).await.unwrap().room;
+        let txn = transaction_id(claim.broadcast_id, &claim.user_id);
+        let event =
+            send_json(test.hs.as_ref(), &room, &txn, &message.event_type, &message.content).await.unwrap();
+        let outcome = Outcome::delivered(&room, &event, broadcast.revision);
+        test.store().record_outcomes(&[(claim, outcome)]).await.unwrap();
+        test.hs.sent_to(&room).into_iter().find(|sent| sent.event_id == event).unwrap()
+    }
+
+    /// What the bot sent into `room` after `event` (edits, poll ends), by type.
+    fn later(test: &TestApp, room: &RoomId, event_type: &str) -> Vec<serde_json::Value> {
+        test.hs
+            .sent_to(room)
+            .into_iter()
+            .filter(|sent| sent.event_type == event_type)
+            .map(|sent| sent.content)
+            .collect()
+    }
+
+    fn people(test: &TestApp) -> Vec<OwnedUserId> {
+        vec![test.hs.user("alice", Some("Alice")), test.hs.user("bob", Some("Bob"))]
+    }
+
+    #[tokio::test]
+    async fn an_edit_replaces_every_delivered_copy_once_even_one_sent_with_the_old_text_meanwhile() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let id = test
+            .running_broadcast(&control, "Hi {displayname}", &people(&test), SendOptions::default())
+            .await;
+        let alices = deliver_next(&test, None).await;
+        assert_eq!(alices.content["body"], "Hi Alice");
+        let before_the_edit = test.store().broadcast(id).await.unwrap();
+
+        let revision =
+            test.store().edit_broadcast(id, &StoredMessage::markdown("Bye **{displayname}**")).await;
+        assert_eq!(revision.unwrap(), 1);
+        // A worker that read the broadcast before the edit sends Bob the old text.
+        let bobs = deliver_next(&test, Some(&before_the_edit)).await;
+        assert_eq!(bobs.content["body"], "Hi Bob");
+        round(&test.app).await.unwrap();
+        for (copy, name) in [(&alices, "Alice"), (&bobs, "Bob")] {
+            let edits = later(&test, &copy.room, "m.room.message");
+            let edit = edits.iter().find(|content| content.get("m.new_content").is_some()).expect("an edit");
+            assert_eq!(edit["m.new_content"]["body"], format!("Bye **{name}**"));
+            assert_eq!(edit["m.new_content"]["formatted_body"], format!("Bye <strong>{name}</strong>"));
+            assert_eq!(edit["m.relates_to"], json!({ "rel_type": "m.replace", "event_id": copy.event_id }));
+        }
+        let sends = test.hs.count("send_raw");
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        assert_eq!(test.hs.count("send_raw"), sends + 1, "no copy is edited twice; one summary");
+        assert_eq!(
+            test.hs.bodies_in(&control).last().unwrap(),
+            &format!("Edited {id} «Hi {{displayname}}»: 2 copies show the new text.")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retraction_removes_every_copy_and_names_the_ones_that_failed() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let mut users = people(&test);
+        users.push(test.hs.user("carol", None));
+        let id = test.running_broadcast(&control, "Oops", &users, SendOptions::default()).await;
+        let (alices, bobs) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
+        assert_eq!(test.store().cancel_deliveries(id).await.unwrap(), 1, "carol's is not delivered yet");
+        assert!(test.store().retract_broadcast(id, Some("sent by mistake")).await.unwrap());
+        assert!(!test.store().retract_broadcast(id, None).await.unwrap(), "once");
+        test.hs.fail_next("redact", forbidden("not yours"));
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        let redacted = test.hs.with(|state| state.redacted.clone());
+        assert_eq!(redacted.len(), 1, "{redacted:?}");
+        assert!(redacted.contains(&alices.event_id) || redacted.contains(&bobs.event_id));
+        assert_eq!(
+            test.hs.bodies_in(&control).last().unwrap(),
+            &format!("Retracted {id} «Oops»: 1 copy removed, 1 failed (reasons: `!bc status {id}`).")
+        );
+        let failed = test.store().failed_followups(id, 10).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0].1.contains("not yours"), "{failed:?}");
+    }
+
+    #[tokio::test]
+    async fn closing_a_poll_ends_it_in_every_dm_with_the_top_answer() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let new = NewBroadcast {
+            name: "Lunch",
+            control_room_id: &control,
+            created_by: &admin,
+            message: &element_poll(1),
+            state: crate::store::BroadcastState::Running,
+            audience: &[],
+            options: &SendOptions::default(),
+            command_event_id: None,
+        };
+        let id = test.store().create_broadcast(new).await.unwrap();
+        let users = people(&test);
+        test.store().add_deliveries(id, &users).await.unwrap();
+        let copies = [deliver_next(&test, None).await, deliver_next(&test, None).await];
+        assert_eq!(copies[0].event_type, "org.matrix.msc3381.poll.start");
+        for (copy, user) in copies.iter().zip(&users) {
+            let answer = json!({
+                "type": "org.matrix.msc3381.poll.response", "room_id": copy.room, "sender": user,
+                "origin_server_ts": crate::store::now_ms(),
+                "content": { "m.relates_to": { "rel_type": "m.reference", "event_id": copy.event_id },
+                             "org.matrix.msc3381.poll.response": { "answers": ["salad"] } },
+            });
+            crate::relay::on_poll_answer(&test.app, "org.matrix.msc3381.poll.response", &answer).await;
+        }
+        assert!(test.store().close_poll(id).await.unwrap());
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        for copy in &copies {
+            let ends = later(&test, &copy.room, "org.matrix.msc3381.poll.end");
+            assert_eq!(ends.len(), 1, "{ends:?}");
+            assert_eq!(ends[0]["m.relates_to"]["event_id"], copy.event_id.as_str());
+            assert_eq!(ends[0]["org.matrix.msc1767.text"], "The poll has ended. Top answer: Salad");
+        }
+        assert_eq!(
+            test.hs.bodies_in(&control).last().unwrap(),
+            &format!("Closed the poll {id} «Lunch»: ended in 2 DMs.")
+        );
+    }
 }

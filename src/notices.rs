@@ -160,6 +160,11 @@ pub fn escape_markdown(text: &str) -> String {
     escaped
 }
 
+/// `number` (as [`thousands`]) with the noun in the right form: "1 copy", "1,200 copies".
+pub fn counted(number: i64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(number), if number == 1 { one } else { many })
+}
+
 /// `1234567` as `1,234,567`.
 pub fn thousands(number: i64) -> String {
     let digits = number.abs().to_string();

@@ -6,7 +6,7 @@ use super::{find_broadcast, Answer, Context};
 use crate::{
     lifecycle,
     message::StoredMessage,
-    notices::{thousands, titled},
+    notices::{counted, thousands, titled},
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts},
 };
@@ -46,11 +46,12 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
             ctx.app.config.broadcast.command_prefix
         ));
     }
-    let (delivered, waiting) = (thousands(counts.delivered), thousands(counts.unfinished()));
+    let delivered = counted(counts.delivered, "delivered copy", "delivered copies");
+    let waiting = thousands(counts.unfinished());
     if dry_run {
         return Answer::ok(format!(
-            "Dry run, nothing changed: {delivered} delivered copies of {} would be edited; {waiting} not yet \
-             delivered would get the new text.",
+            "Dry run, nothing changed: {delivered} of {} would be edited; {waiting} not yet delivered would \
+             get the new text.",
             titled(&broadcast)
         ));
     }
@@ -58,7 +59,7 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
         return Answer::store_failed(error);
     }
     let mut text = format!(
-        "Editing {delivered} delivered copies of {}; {waiting} not yet delivered get the new text.",
+        "Editing {delivered} of {}; {waiting} not yet delivered get the new text.",
         titled(&broadcast)
     );
     if broadcast.options.default {
@@ -75,11 +76,12 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (delivered, waiting) = (thousands(counts.delivered), thousands(counts.unfinished()));
+    let delivered = counted(counts.delivered, "delivered copy", "delivered copies");
+    let waiting = thousands(counts.unfinished());
     if dry_run {
         return Answer::ok(format!(
-            "Dry run, nothing changed: {delivered} delivered copies of {} would be retracted and {waiting} not \
-             yet delivered cancelled.",
+            "Dry run, nothing changed: {delivered} of {} would be retracted and {waiting} not yet delivered \
+             cancelled.",
             titled(&broadcast)
         ));
     }
@@ -105,7 +107,7 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
         Err(error) => return Answer::store_failed(error),
     };
     let mut text = format!(
-        "Retracting {delivered} delivered copies of {}; {} not yet delivered were cancelled.",
+        "Retracting {delivered} of {}; {} not yet delivered were cancelled.",
         titled(&broadcast),
         thousands(cancelled as i64)
     );
@@ -128,10 +130,10 @@ pub async fn close_poll(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> An
     if broadcast.poll_closed_at.is_some() {
         return Answer::error(format!("The poll {} is closed already.", titled(&broadcast)));
     }
-    let delivered = thousands(counts.delivered);
+    let delivered = counted(counts.delivered, "DM", "DMs");
     if dry_run {
         return Answer::ok(format!(
-            "Dry run, nothing changed: the poll {} would be ended in {delivered} DMs.",
+            "Dry run, nothing changed: the poll {} would be ended in {delivered}.",
             titled(&broadcast)
         ));
     }
@@ -142,7 +144,7 @@ pub async fn close_poll(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> An
     };
     match answers.await {
         Ok(answers) => Answer::ok(format!(
-            "Closed the poll {}; ending it in {delivered} DMs. Answers from now on do not count.\n\n**Final \
+            "Closed the poll {}; ending it in {delivered}. Answers from now on do not count.\n\n**Final \
              tally**: {}",
             titled(&broadcast),
             poll.tally_text(&poll.tally(&answers), counts.delivered)

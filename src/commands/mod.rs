@@ -367,8 +367,8 @@ mod tests {
         let answer = help("!bc", None);
         assert!(answer.ok);
         for name in [
-            "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "defaults", "default",
-            "audience",
+            "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "poll", "defaults",
+            "default", "audience",
         ] {
             assert!(
                 answer.markdown.contains(&format!("`!bc {name}")),
@@ -399,11 +399,22 @@ mod tests {
 
         /// Runs `line` as `sender` typed it in `room`, and returns the answer.
         async fn run_line(app: &Arc<App>, room: &RoomId, sender: &str, line: &str) -> Answer {
+            run_with_body(app, room, sender, line, "").await
+        }
+
+        /// [`run_line`] with `body` on the lines after the command.
+        async fn run_with_body(
+            app: &Arc<App>,
+            room: &RoomId,
+            sender: &str,
+            line: &str,
+            body: &str,
+        ) -> Answer {
             let sender: OwnedUserId = sender.try_into().unwrap();
             let level = app.permissions.level(&sender);
             let event_id: ruma::OwnedEventId = format!("$cmd{}", crate::store::now_ms()).try_into().unwrap();
             let ctx =
-                Context { app, room, event_id: &event_id, sender: &sender, level, body: "", reply_to: None };
+                Context { app, room, event_id: &event_id, sender: &sender, level, body, reply_to: None };
             run(&ctx, parse_command("!bc", line).unwrap()).await.expect("answered at once")
         }
 
@@ -436,6 +447,9 @@ mod tests {
                 format!("!bc cancel {id}"),
                 format!("!bc confirm {id}"),
                 format!("!bc default on {id}"),
+                format!("!bc edit {id}"),
+                format!("!bc redact {id}"),
+                format!("!bc poll close {id}"),
             ] {
                 let answer = run_line(&test.app, &room_b, bob, &line).await;
                 assert_eq!(
@@ -457,6 +471,75 @@ mod tests {
             assert!(admin.ok, "an admin may name any id: {admin:?}");
             let own = run_line(&test.app, &room_a, bob, "!bc list").await;
             assert!(own.markdown.contains("All hands"), "{}", own.markdown);
+        }
+
+        /// Issue 12: edit, redact and poll close need the rights to manage the broadcast, refuse
+        /// what they cannot do, and change nothing in a dry run.
+        #[tokio::test]
+        async fn edits_retractions_and_poll_closes_are_refused_when_they_cannot_be_made() {
+            let (test, room_a, _, id) = two_rooms().await;
+            let store = test.store();
+            let bob = "@bob:example.org";
+            let answer = run_with_body(&test.app, &room_a, bob, &format!("!bc edit {id}"), "New").await;
+            assert!(!answer.ok && answer.markdown.contains("you may not manage it"), "{answer:?}");
+            let answer = run_line(&test.app, &room_a, bob, &format!("!bc redact {id}")).await;
+            assert!(!answer.ok && answer.markdown.contains("you may not manage it"), "{answer:?}");
+            let answer = run_line(&test.app, &room_a, bob, "!bc edit #99").await;
+            assert_eq!(answer, Answer::error("There is no broadcast #99 in this room."));
+
+            let admin = "@admin:example.org";
+            let answer = run_line(&test.app, &room_a, admin, &format!("!bc edit {id}")).await;
+            assert!(!answer.ok && answer.markdown.starts_with("What is the new text?"), "{answer:?}");
+            let answer = run_line(&test.app, &room_a, admin, &format!("!bc poll close {id}")).await;
+            assert_eq!(answer, Answer::error(format!("{id} «All hands» is not a poll.")));
+            let dry =
+                run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id} --dry-run"), "New").await;
+            assert!(
+                dry.ok && dry.markdown.starts_with("Dry run, nothing changed: 0 delivered copies"),
+                "{dry:?}"
+            );
+            let dry = run_line(&test.app, &room_a, admin, &format!("!bc redact {id} --dry-run")).await;
+            assert!(dry.ok && dry.markdown.contains("1 not yet delivered cancelled"), "{dry:?}");
+            let broadcast = store.broadcast(id).await.unwrap();
+            assert_eq!((broadcast.revision, broadcast.retracted_at), (0, None), "dry runs change nothing");
+
+            let edited =
+                run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id}"), "All **hands**").await;
+            assert!(edited.ok, "{edited:?}");
+            let broadcast = store.broadcast(id).await.unwrap();
+            assert_eq!(
+                (broadcast.revision, broadcast.message.content["body"].as_str()),
+                (1, Some("All **hands**"))
+            );
+            let retracted =
+                run_line(&test.app, &room_a, admin, &format!("!bc redact {id} sent by mistake")).await;
+            assert!(retracted.ok && retracted.markdown.contains("no longer welcomes"), "{retracted:?}");
+            assert_eq!(store.retract_reason(id).await.unwrap().as_deref(), Some("sent by mistake"));
+            assert_eq!(store.broadcast(id).await.unwrap().state, BroadcastState::Cancelled);
+            let again = run_line(&test.app, &room_a, admin, &format!("!bc default on {id}")).await;
+            assert!(!again.ok, "a retracted default stays off: {again:?}");
+            let late = run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id}"), "x").await;
+            assert!(!late.ok && late.markdown.contains("was retracted"), "{late:?}");
+        }
+
+        /// Issue 12: a time in the past or an unreadable one is refused with the formats.
+        #[tokio::test]
+        async fn send_times_in_the_past_or_unreadable_are_refused() {
+            let test = TestApp::new().await;
+            let room = test.control_room().await;
+            let admin = "@admin:example.org";
+            let line = "!bc send @alice:example.org --at \"2020-01-01 09:00\"";
+            let answer = run_with_body(&test.app, &room, admin, line, "Hi").await;
+            assert!(!answer.ok && answer.markdown.contains("is not in the future"), "{answer:?}");
+            assert!(answer.markdown.contains("YYYY-MM-DD HH:MM"), "{answer:?}");
+            let answer =
+                run_with_body(&test.app, &room, admin, "!bc send @alice:example.org --in soon", "Hi").await;
+            assert!(
+                !answer.ok && answer.markdown.contains("I cannot read the duration `soon`"),
+                "{answer:?}"
+            );
+            let both = parse_command("!bc", "!bc send @a:b --at 09:00 --in 2h").unwrap_err();
+            assert!(both.markdown.contains("cannot be used with"), "{}", both.markdown);
         }
 
         /// Issue 10, item 14: a broadcast's name is shown as written, never as markup.

@@ -59,3 +59,55 @@ async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
     let txn = OwnedTransactionId::from(format!("scheduled-{}", broadcast.id.0));
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{store::SendOptions, testing::TestApp};
+
+    /// A broadcast of "Hello" to alice, moved from resolving to `state`, to be sent at `send_at`.
+    async fn scheduled(test: &TestApp, state: BroadcastState, send_at: i64) -> Broadcast {
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let options = SendOptions { send_at: Some(send_at), ..SendOptions::default() };
+        let id = test.broadcast_in(state, &control, "Hello", &[], &[alice], options).await;
+        test.store().broadcast(id).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_due_later_waits_and_starts_once_when_due() {
+        let test = TestApp::with_config("broadcast:\n  timezone: Europe/Berlin\n").await;
+        let broadcast = scheduled(&test, BroadcastState::Resolving, now_ms() + 1_500).await;
+        let answer = start(&test.app, broadcast.id, BroadcastState::Resolving).await;
+        assert!(
+            answer.markdown.starts_with(&format!("Scheduled {} «Hello» for ", broadcast.id)),
+            "{answer:?}"
+        );
+        assert!(answer.markdown.contains(" Europe/Berlin (in 1 s)"), "{answer:?}");
+        let state = || async { test.store().broadcast(broadcast.id).await.unwrap().state };
+        assert_eq!(state().await, BroadcastState::Scheduled);
+        start_due(&test.app).await.unwrap();
+        assert_eq!(state().await, BroadcastState::Scheduled, "not due yet");
+        assert!(test.hs.bodies_in(&broadcast.control_room_id).is_empty(), "no progress message yet");
+
+        tokio::time::sleep(Duration::from_millis(1_600)).await;
+        start_due(&test.app).await.unwrap();
+        start_due(&test.app).await.unwrap();
+        assert_eq!(state().await, BroadcastState::Running);
+        let said = test.hs.bodies_in(&broadcast.control_room_id);
+        let starts: Vec<&String> = said.iter().filter(|text| text.starts_with("Sending")).collect();
+        assert_eq!(starts.len(), 1, "started once: {said:?}");
+        assert!(starts[0].contains("(scheduled for "), "{said:?}");
+    }
+
+    #[tokio::test]
+    async fn a_broadcast_whose_time_passed_while_the_bot_was_stopped_goes_out_and_says_it_is_late() {
+        let test = TestApp::new().await;
+        let broadcast = scheduled(&test, BroadcastState::Scheduled, now_ms() - 5 * 60_000).await;
+        start_due(&test.app).await.unwrap();
+        assert_eq!(test.store().broadcast(broadcast.id).await.unwrap().state, BroadcastState::Running);
+        let said = test.hs.bodies_in(&broadcast.control_room_id);
+        let start = said.iter().find(|text| text.starts_with("Sending")).expect("a start notice");
+        assert!(start.contains(" UTC: 5 min late, because the bot was not running then."), "{start}");
+    }
+}
