@@ -7,6 +7,7 @@ use crate::{
     audience,
     lifecycle::{self, Draft},
     message::StoredMessage,
+    poll::Poll,
     store::{now_ms, AudienceOptions, BroadcastId, BroadcastState, SendOptions},
     when,
 };
@@ -126,9 +127,9 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
     )))
 }
 
-/// The first line of the message, shortened.
+/// The first line of the message (a poll's question), shortened.
 fn default_name(message: &StoredMessage) -> String {
-    let summary = message.summary();
+    let summary = Poll::of(message).map(|poll| poll.question).unwrap_or_else(|| message.summary());
     let first = summary.lines().next().unwrap_or("").trim();
     let mut name: String = first.chars().take(40).collect();
     if first.chars().count() > 40 {
@@ -170,5 +171,6 @@ mod tests {
         let long = StoredMessage::markdown(&"x".repeat(60));
         assert_eq!(default_name(&long).chars().count(), 41);
         assert_eq!(default_name(&StoredMessage::markdown("")), "Broadcast");
+        assert_eq!(default_name(&crate::poll::tests::element_poll(1)), "Lunch?");
     }
 }

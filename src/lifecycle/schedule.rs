@@ -46,16 +46,14 @@ pub async fn start_due(app: &App) -> Result<(), StoreError> {
 
 async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
     let late = now_ms() - at;
-    let mut text = start(app, broadcast.id, BroadcastState::Scheduled).await.markdown;
+    let answer = start(app, broadcast.id, BroadcastState::Scheduled).await.markdown;
     let due = when::show(at, &app.config.broadcast.time_zone());
-    if late > LATE_MS {
-        text.push_str(&format!(
-            " It was due at {due}: {} late, because the bot was not running then.",
-            when::show_length(late)
-        ));
+    let text = if late > LATE_MS {
+        let late = when::show_length(late);
+        format!("{answer} It was due at {due}: {late} late, because the bot was not running then.")
     } else {
-        text.push_str(&format!(" (scheduled for {due})"));
-    }
+        format!("{} (scheduled for {due}).", answer.trim_end_matches('.'))
+    };
     let txn = OwnedTransactionId::from(format!("scheduled-{}", broadcast.id.0));
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
 }

@@ -19,17 +19,17 @@ async fn register_bridge_ghost(env: &TestEnv) {
 }
 
 /// Makes `user` a Synapse server admin, as `root` (a server admin).
-async fn make_server_admin(root: &TestUser, user: &str) {
+pub async fn make_server_admin(root: &TestUser, user: &str) {
     let path = format!("/_synapse/admin/v2/users/{user}");
     let (status, _) = root.call(reqwest::Method::PUT, &path, Some(json!({ "admin": true }))).await;
     assert_eq!(status, 200);
 }
 
-fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
+pub fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
     census.iter().filter(|room| room.others.contains(&user.user_id)).collect()
 }
 
-fn bodies(room: &DmRoom) -> Vec<String> {
+pub fn bodies(room: &DmRoom) -> Vec<String> {
     room.messages.iter().map(|content| content["body"].as_str().unwrap_or_default().to_owned()).collect()
 }
 

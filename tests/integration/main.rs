@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod after_sending;
 mod appservice_api;
 mod binary;
 mod broadcast;

@@ -7,7 +7,7 @@ use crate::harness::{client::encode, wait_for, TestEnv, TestUser};
 
 /// Sends broadcast `body` to `users` and returns each user's DM room (they join it, as they
 /// would by accepting the invite in their client).
-async fn broadcast_and_join(
+pub async fn broadcast_and_join(
     env: &TestEnv,
     admin: &TestUser,
     root: &TestUser,

@@ -140,6 +140,12 @@ impl TestUser {
         events
     }
 
+    /// One event of `room` as this user's client reads it (edits and redactions applied in
+    /// `unsigned`, as Synapse bundles them).
+    pub async fn event(&self, room: &str, event: &str) -> Value {
+        self.ok(reqwest::Method::GET, &format!("/rooms/{}/event/{}", encode(room), encode(event)), None).await
+    }
+
     /// Waits for a message from `sender` in `room` whose body contains `text`.
     pub async fn wait_for_message(&self, room: &str, sender: &str, text: &str) -> Value {
         wait_for(&format!("a message from {sender} containing {text:?}"), || async {
@@ -290,8 +296,13 @@ impl TestUser {
 
     /// Sends any message content and returns its event ID.
     pub async fn send_content(&self, room: &str, content: Value) -> String {
+        self.send_event(room, "m.room.message", content).await
+    }
+
+    /// Sends an event of any message-like type and returns its event ID.
+    pub async fn send_event(&self, room: &str, event_type: &str, content: Value) -> String {
         let txn = super::random_secret();
-        let path = format!("/rooms/{}/send/m.room.message/{txn}", encode(room));
+        let path = format!("/rooms/{}/send/{event_type}/{txn}", encode(room));
         self.ok(reqwest::Method::PUT, &path, Some(content)).await["event_id"]
             .as_str()
             .expect("event_id")
