@@ -522,6 +522,23 @@ mod tests {
             assert!(!late.ok && late.markdown.contains("was retracted"), "{late:?}");
         }
 
+        /// Issue 12: a scheduled broadcast can be cancelled, and is then never sent.
+        #[tokio::test]
+        async fn a_cancelled_scheduled_broadcast_is_never_sent() {
+            let test = TestApp::new().await;
+            let room = test.control_room().await;
+            let users = [test.hs.user("alice", None)];
+            let options = SendOptions { send_at: Some(crate::store::now_ms() - 1), ..SendOptions::default() };
+            let id = test.broadcast_in(BroadcastState::Scheduled, &room, "Later", &[], &users, options).await;
+            let list = run_line(&test.app, &room, "@admin:example.org", "!bc list").await;
+            assert!(list.markdown.contains("scheduled for "), "{}", list.markdown);
+            let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc cancel {id}")).await;
+            assert!(answer.ok, "{answer:?}");
+            crate::lifecycle::schedule::start_due(&test.app).await.unwrap();
+            assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Cancelled);
+            assert_eq!(test.hs.count("send_raw"), 0, "nothing was sent or announced");
+        }
+
         /// Issue 12: a time in the past or an unreadable one is refused with the formats.
         #[tokio::test]
         async fn send_times_in_the_past_or_unreadable_are_refused() {
