@@ -19,8 +19,6 @@ ALTER TABLE deliveries ADD COLUMN poll_ended INTEGER NOT NULL DEFAULT 0;
 -- Failed tries of the follow-up a copy needs now, and the reason of the last failure.
 ALTER TABLE deliveries ADD COLUMN followup_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE deliveries ADD COLUMN followup_error TEXT;
--- A poll's answer is looked up by the copy it refers to.
-CREATE INDEX deliveries_by_event ON deliveries (event_id);
 
 -- The last answer of each recipient to a poll broadcast (the choices as a JSON list of answer
 -- IDs), by the time their client gave it.

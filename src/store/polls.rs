@@ -6,7 +6,8 @@ use ruma::{EventId, OwnedUserId, RoomId, UserId};
 use super::{parse, BroadcastId, Pool, Store, StoreError};
 
 impl Store {
-    /// The broadcast and recipient of the copy `event` in DM `room`, if it is one.
+    /// The broadcast and recipient of the copy `event` in DM `room`, if it is one (found through
+    /// the room's few deliveries, `deliveries_by_room`).
     pub async fn copy_of(
         &self,
         room: &RoomId,
