@@ -103,7 +103,7 @@ pub enum Command {
         /// Include the members of every room in a space's hierarchy
         #[arg(long)]
         recursive: bool,
-        /// Send it at this time ("2026-12-01 09:00", or "09:00" for today), in the configured time zone
+        /// Send it at this time ("2026-12-01 09:00", or "09:00" for today) in broadcast.timezone
         #[arg(long, value_name = "TIME", conflicts_with = "in")]
         at: Option<String>,
         /// Send it after this long (30m, 2h, 1d)
