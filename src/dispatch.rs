@@ -1,7 +1,7 @@
 //! Takes events out of the inbox, oldest first, and routes each to the module that owns it: the
 //! bot's own memberships to `control_rooms`, other joins to `defaults`, `!bc` lines in control
-//! rooms to `commands`, messages in DMs and reply threads to `relay`, read receipts to `relay`,
-//! ✅ on a preview to the broadcast `lifecycle`.
+//! rooms to `commands`, messages in DMs and reply threads to `relay`, read receipts and answers
+//! to polls to `relay`, ✅ on a preview to the broadcast `lifecycle`.
 //!
 //! An event is removed from the inbox once handled, whatever the outcome: a failure is logged
 //! and answered where a person is waiting, never retried forever.
