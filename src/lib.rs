@@ -135,8 +135,19 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
         async move { app.dms.run_direct_writer(stopped).await }
     });
     let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
+    let personas_direct: Vec<_> = (app.personas.keys().cloned())
+        .map(|name| {
+            let (app, stopped) = (app.clone(), stopped.clone());
+            tokio::spawn(async move {
+                if let Some(persona) = app.persona(&name) {
+                    persona.run_direct_writer(stopped).await
+                }
+            })
+        })
+        .collect();
     dispatch::run(app.clone(), stopped).await;
-    let _ = tokio::join!(workers, progress, direct, new_users);
+    let _ =
+        tokio::join!(workers, progress, direct, new_users, futures_util::future::join_all(personas_direct));
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -150,12 +161,7 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     until_reachable("register the bot user", || homeserver.register_bot()).await?;
     // The device must exist before any request names it.
     until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
-    let bot = &app.config.appservice.bot;
-    let displayname = Some(bot.displayname.as_str()).filter(|name| !name.is_empty());
-    let avatar = match bot.avatar.as_str() {
-        "" => None,
-        avatar => Some(ruma::OwnedMxcUri::from(avatar)),
-    };
+    let (displayname, avatar) = app.config.appservice.bot.profile();
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
     control_rooms::join_configured(app).await;

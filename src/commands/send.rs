@@ -59,6 +59,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
             yes: request.yes,
             dry_run: request.dry_run,
             default: request.default,
+            persona: None,
         };
         Ok::<_, Answer>((message, options))
     };

@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use ruma::{OwnedDeviceId, OwnedMxcUri, OwnedServerName, OwnedUserId, UserId};
 use serde::Deserialize;
 use url::Url;
 
@@ -111,6 +111,25 @@ pub struct PersonaConfig {
     pub displayname: String,
     #[serde(default)]
     pub avatar: String,
+}
+
+impl BotConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+}
+
+impl PersonaConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+}
+
+fn profile<'a>(displayname: &'a str, avatar: &str) -> (Option<&'a str>, Option<OwnedMxcUri>) {
+    let displayname = Some(displayname).filter(|name| !name.is_empty());
+    (displayname, Some(avatar).filter(|avatar| !avatar.is_empty()).map(OwnedMxcUri::from))
 }
 
 impl Default for BotConfig {

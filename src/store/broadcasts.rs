@@ -33,6 +33,9 @@ pub struct SendOptions {
     /// Also a default broadcast: people who join later get it too.
     #[serde(default)]
     pub default: bool,
+    /// Sent as this persona (`--as`, its name in the config); `None`: as the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persona: Option<String>,
 }
 
 /// Where a broadcast is in its life.

@@ -139,20 +139,20 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
 
 async fn one_live_dm_room_per_user(store: &Store) {
     let user = owned_user_id!("@alice:example.org");
-    assert_eq!(store.live_dm(&user).await.unwrap(), None);
-    assert!(store.begin_dm(&user, "nonce-0").await.unwrap());
+    assert_eq!(store.live_dm(None, &user).await.unwrap(), None);
+    assert!(store.begin_dm(None, &user, "nonce-0").await.unwrap());
     store.abandon_dm("nonce-0").await.unwrap();
-    assert_eq!(store.live_dm(&user).await.unwrap(), None, "a refused creation leaves nothing behind");
-    assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
-    assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
-    assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
+    assert_eq!(store.live_dm(None, &user).await.unwrap(), None, "a refused creation leaves nothing behind");
+    assert!(store.begin_dm(None, &user, "nonce-1").await.unwrap());
+    assert!(!store.begin_dm(None, &user, "nonce-2").await.unwrap(), "a second DM cannot be started");
+    assert_eq!(store.live_dm(None, &user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
     store.dm_created("nonce-1", &owned_room_id!("!first"), false).await.unwrap();
-    assert_eq!(store.ready_dms().await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
+    assert_eq!(store.ready_dms(None).await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
     store.retire_dm(&owned_room_id!("!first")).await.unwrap();
-    assert!(store.begin_dm(&user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
+    assert!(store.begin_dm(None, &user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
     store.dm_created("nonce-3", &owned_room_id!("!second"), true).await.unwrap();
     assert_eq!(
-        store.live_dm(&user).await.unwrap().and_then(|dm| dm.room_id),
+        store.live_dm(None, &user).await.unwrap().and_then(|dm| dm.room_id),
         Some(owned_room_id!("!second"))
     );
     assert_eq!(
@@ -245,7 +245,7 @@ async fn sqlite_store_works_and_survives_reopening() {
     store.close().await;
     // Reopening runs no migration twice and keeps the rows.
     let store = sqlite_store(&dir).await;
-    assert!(store.live_dm(&owned_user_id!("@alice:example.org")).await.unwrap().is_some());
+    assert!(store.live_dm(None, &owned_user_id!("@alice:example.org")).await.unwrap().is_some());
 }
 
 #[tokio::test]
