@@ -38,8 +38,9 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
     Some(match command {
         Command::Help { command } => help(prefix, command.as_deref()),
-        Command::Send { audience, name, default, except, recursive, yes, dry_run } => {
-            let request = send::SendRequest { audience, name, except, recursive, yes, dry_run, default };
+        Command::Send { audience, name, default, except, recursive, persona, yes, dry_run } => {
+            let request =
+                send::SendRequest { audience, name, except, recursive, persona, yes, dry_run, default };
             return send::send(ctx, request).await;
         }
         Command::Audience { audience } => return send::send(ctx, send::SendRequest::dry_run(audience)).await,
@@ -95,6 +96,9 @@ pub enum Command {
         /// Include the members of every room in a space's hierarchy
         #[arg(long)]
         recursive: bool,
+        /// Send it as this persona (a name under `personas:` in the config), from its own DMs
+        #[arg(long = "as", value_name = "PERSONA")]
+        persona: Option<String>,
         /// Start without waiting for confirmation
         #[arg(long)]
         yes: bool,
@@ -270,10 +274,13 @@ mod tests {
                 default: false,
                 except: vec![],
                 recursive: false,
+                persona: None,
                 yes: true,
                 dry_run: false,
             }
         );
+        let command = parse_command("!bc", "!bc send @a:b --as hr").unwrap();
+        assert!(matches!(&command, Command::Send { persona: Some(name), .. } if name == "hr"), "{command:?}");
     }
 
     #[test]
@@ -334,6 +341,7 @@ mod tests {
     fn help_of_one_command_shows_its_options() {
         let answer = help("!bc", Some("send"));
         assert!(answer.markdown.contains("--dry-run"), "{}", answer.markdown);
+        assert!(answer.markdown.contains("--as <PERSONA>"), "{}", answer.markdown);
         assert!(!help("!bc", Some("nope")).ok);
     }
 
