@@ -10,6 +10,7 @@ mod cli;
 mod control;
 mod crash;
 mod defaults;
+mod personas;
 mod replies;
 mod startup;
 mod store;
