@@ -112,7 +112,8 @@ async fn dispatch(app: &Arc<App>, json: &str) {
 }
 
 /// Membership changes in DMs of the bot or a persona (kept, so that a send needs no request to
-/// know whether the DM is usable), the bot's own membership changes, and joins of others (welcome messages).
+/// know whether the DM is usable), the bot's own membership changes, and joins of others
+/// (welcome messages).
 async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
     match app.store.dm_by_room(&member.room_id).await {
         Ok(Some(dm)) => {

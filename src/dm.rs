@@ -311,9 +311,10 @@ impl Dms {
         Ok(Dm { room, encrypted })
     }
 
-    /// Records, in one statement, the intent to create a DM for everyone among `claims` sent by
-    /// this DMs' owner who has none (and did not opt out), so that their deliveries need no round
-    /// trip for it; their claims then carry the `creating` DM.
+    /// Records, in one statement, the intent to create a DM for everyone among `claims` who has
+    /// none with the owner of these DMs (and did not opt out), so that their deliveries need no
+    /// round trip for it; their claims then carry the `creating` DM. Claims of other senders
+    /// are left as they are.
     pub async fn begin_for(&self, claims: &mut [Claim]) -> Result<(), StoreError> {
         let intents: Vec<(OwnedUserId, String)> = claims
             .iter()

@@ -135,19 +135,16 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
         async move { app.dms.run_direct_writer(stopped).await }
     });
     let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
-    let personas_direct: Vec<_> = (app.personas.keys().cloned())
-        .map(|name| {
-            let (app, stopped) = (app.clone(), stopped.clone());
-            tokio::spawn(async move {
-                if let Some(persona) = app.persona(&name) {
-                    persona.run_direct_writer(stopped).await
-                }
-            })
+    let personas_direct = futures_util::future::join_all(app.personas.keys().map(|name| {
+        let (app, stopped, name) = (app.clone(), stopped.clone(), name.clone());
+        tokio::spawn(async move {
+            if let Some(persona) = app.persona(&name) {
+                persona.run_direct_writer(stopped).await
+            }
         })
-        .collect();
+    }));
     dispatch::run(app.clone(), stopped).await;
-    let _ =
-        tokio::join!(workers, progress, direct, new_users, futures_util::future::join_all(personas_direct));
+    let _ = tokio::join!(workers, progress, direct, new_users, personas_direct);
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
