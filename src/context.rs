@@ -1,18 +1,26 @@
 //! The shared context of the running bot's tasks (dispatcher, command tasks, delivery workers,
-//! progress, new-user poll): its config, store, homeserver, DM rooms and the wake-ups between
-//! tasks.
+//! progress, new-user poll): its config, store, homeserver, DM rooms, personas and the wake-ups
+//! between tasks.
 //!
 //! Tasks hold an `Arc<App>`; the functions they call take only what they use (`&Store`,
 //! `&dyn Homeserver`, a config section, [`Dms`]). This module imports nothing above the store,
 //! the homeserver client and the DM rooms.
 
-use std::sync::{Arc, OnceLock};
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, OnceLock},
+};
 
-use ruma::{OwnedRoomId, OwnedUserId};
-use tokio::sync::Notify;
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::{
-    config::Config, dm::Dms, matrix::Homeserver, permissions::Permissions, store::Store, throttle::Throttle,
+    config::{Config, PersonaConfig},
+    dm::Dms,
+    matrix::{Homeserver, MatrixError},
+    permissions::Permissions,
+    store::{Claim, Store, StoreError},
+    throttle::Throttle,
 };
 
 /// How many messages of one person a minute are relayed into a control room; a flood beyond
@@ -29,6 +37,8 @@ pub struct App {
     pub homeserver: Arc<dyn Homeserver>,
     /// The bot's DM rooms with recipients.
     pub dms: Dms,
+    /// The personas of `personas:`, by name, each with its own DMs.
+    pub personas: BTreeMap<String, Persona>,
     /// Woken when new events are in the inbox (shared with the HTTP edge).
     pub inbox_ready: Arc<Notify>,
     /// Woken when deliveries may be due (a broadcast started).
@@ -50,6 +60,7 @@ impl App {
         homeserver: Arc<dyn Homeserver>,
     ) -> Self {
         let dms = Dms::new(store.clone(), homeserver.clone(), bot.clone());
+        let personas = Persona::all_of(&config, &store, homeserver.as_ref());
         Self {
             config,
             permissions,
@@ -57,6 +68,7 @@ impl App {
             store,
             homeserver,
             dms,
+            personas,
             inbox_ready: Arc::new(Notify::new()),
             deliveries_ready: Notify::new(),
             progress_ready: Notify::new(),
@@ -68,5 +80,302 @@ impl App {
     /// The homeserver as the functions below the tasks take it.
     pub fn hs(&self) -> &dyn Homeserver {
         self.homeserver.as_ref()
+    }
+
+    /// The persona `name` of the config, if there is one.
+    pub fn persona(&self, name: &str) -> Option<&Persona> {
+        self.personas.get(name)
+    }
+
+    /// The DMs of the bot (`persona` `None`) or of a persona of the config.
+    pub fn dms_of(&self, persona: Option<&str>) -> Option<&Dms> {
+        match persona {
+            None => Some(&self.dms),
+            Some(name) => self.persona(name).map(|persona| &persona.dms),
+        }
+    }
+
+    /// Who writes as the bot (`persona` `None`) or as a persona of the config; a persona is
+    /// registered, logged in and given its profile first, once (see [`Persona::ready`]).
+    pub async fn sender(&self, persona: Option<&str>) -> Result<Sender<'_>, MatrixError> {
+        let Some(name) = persona else {
+            return Ok(Sender { homeserver: self.hs(), dms: &self.dms });
+        };
+        let persona = self.persona(name).ok_or_else(|| {
+            MatrixError::internal(format!("the persona {name} is no longer in the config (personas:)"))
+        })?;
+        persona.ready().await?;
+        Ok(Sender { homeserver: persona.homeserver.as_ref(), dms: &persona.dms })
+    }
+
+    /// Records the intents to create the DMs a batch of claims needs, with the bot's DMs and
+    /// with each persona's (see [`Dms::begin_for`]).
+    pub async fn begin_dms_for(&self, claims: &mut [Claim]) -> Result<(), StoreError> {
+        self.dms.begin_for(claims).await?;
+        for persona in self.personas.values() {
+            if claims.iter().any(|claim| claim.persona.as_deref() == Some(persona.name.as_str())) {
+                persona.dms.begin_for(claims).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The bot or a persona, as it writes into its DMs.
+pub struct Sender<'a> {
+    pub homeserver: &'a dyn Homeserver,
+    pub dms: &'a Dms,
+}
+
+/// A persona of the bot (`personas:` in the config): a user of the bot's namespace that
+/// broadcasts may be sent as, with a homeserver handle acting as it and DMs of its own. It is
+/// registered, logs in its device and gets its profile the first time it is used.
+pub struct Persona {
+    /// Its name in the config, what `--as` takes.
+    pub name: String,
+    pub config: PersonaConfig,
+    /// The homeserver, acting as the persona from `appservice.device_id`.
+    pub homeserver: Arc<dyn Homeserver>,
+    pub dms: Dms,
+    /// Set once the persona is registered, logged in and has its profile, in this process.
+    ready: OnceCell<()>,
+    /// Woken when it is ready, for the `m.direct` writer.
+    became_ready: Notify,
+}
+
+impl Persona {
+    /// The personas of `config` (validated: each has a user ID).
+    fn all_of(config: &Config, store: &Store, homeserver: &dyn Homeserver) -> BTreeMap<String, Persona> {
+        let device = &config.appservice.device_id;
+        let personas = config.personas.iter().filter_map(|(name, persona)| {
+            let user = config.persona_user_id(name)?;
+            let homeserver = homeserver.acting_as(&user, device);
+            let dms = Dms::for_persona(store.clone(), homeserver.clone(), name);
+            let persona = Persona {
+                name: name.clone(),
+                config: persona.clone(),
+                homeserver,
+                dms,
+                ready: OnceCell::new(),
+                became_ready: Notify::new(),
+            };
+            Some((name.clone(), persona))
+        });
+        personas.collect()
+    }
+
+    /// `@<username>:<domain>`.
+    pub fn user_id(&self) -> &UserId {
+        self.homeserver.bot()
+    }
+
+    /// Registers the persona ("already registered" is fine), logs in its device (so that the
+    /// homeserver de-duplicates its transaction IDs across restarts) and sets its display name
+    /// and avatar: the first time it is used in this process; tried again at the next use when
+    /// a step failed.
+    pub async fn ready(&self) -> Result<(), MatrixError> {
+        self.ready
+            .get_or_try_init(|| async {
+                self.homeserver.register_bot().await?;
+                self.homeserver.ensure_device().await?;
+                let (displayname, avatar) = self.config.profile();
+                self.homeserver.set_bot_profile(displayname, avatar).await?;
+                tracing::info!(persona = %self.name, user = %self.user_id(), "persona registered and logged in");
+                self.became_ready.notify_one();
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Rewrites the persona's `m.direct` while its DMs change, until `stopped`; from the moment
+    /// it is ready (before, the homeserver may not know the user).
+    pub async fn run_direct_writer(&self, mut stopped: watch::Receiver<bool>) {
+        if !self.ready.initialized() {
+            tokio::select! {
+                _ = self.became_ready.notified() => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
+        }
+        self.dms.run_direct_writer(stopped).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ruma::{owned_event_id, OwnedUserId};
+    use serde_json::json;
+
+    use super::*;
+    use crate::{
+        matrix::fake::{FakeHomeserver, Sent},
+        store::SendOptions,
+        testing::{TestApp, HR_PERSONA},
+    };
+
+    fn hr() -> OwnedUserId {
+        "@broadcast_hr:example.org".try_into().unwrap()
+    }
+
+    /// Options that send as the persona `hr`.
+    fn as_hr() -> SendOptions {
+        SendOptions { persona: Some("hr".into()), ..SendOptions::default() }
+    }
+
+    /// What `sender` sent into `room`.
+    fn sent_by(hs: &FakeHomeserver, sender: &UserId, room: &ruma::RoomId) -> Vec<Sent> {
+        hs.sent_to(room).into_iter().filter(|sent| sent.sender == sender).collect()
+    }
+
+    #[tokio::test]
+    async fn a_persona_is_registered_logged_in_and_given_its_profile_on_first_use_only() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        assert!(test.hs.with(|state| state.registered.is_empty()), "nothing before the first use");
+        test.hs.fail_next("register_bot", MatrixError::NetworkFailure("connection refused".into()));
+        assert!(test.app.sender(Some("hr")).await.is_err(), "a failed registration fails the use");
+        for _ in 0..3 {
+            let sender = test.app.sender(Some("hr")).await.expect("ready");
+            assert_eq!(sender.homeserver.bot(), hr(), "acts as the persona");
+        }
+        let (registered, devices, profile) = test.hs.with(|state| {
+            (state.registered.clone(), state.devices.clone(), state.profiles.get(&hr()).cloned().flatten())
+        });
+        assert_eq!(registered, [hr()], "registered once, tried again after the failure");
+        assert_eq!(devices, [(hr(), "BROADCAST".into())], "its own device, logged in once");
+        assert_eq!(profile.as_deref(), Some("HR Team"));
+        assert_eq!((test.hs.count("set_bot_profile"), test.hs.count("ensure_device")), (1, 1));
+        let bot = test.app.sender(None).await.unwrap();
+        assert_eq!(bot.homeserver.bot(), test.app.bot, "None is the bot");
+        let error = test.app.sender(Some("it")).await.err().expect("no such persona");
+        assert!(error.to_string().contains("the persona it is no longer in the config"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_persona_broadcast_goes_into_the_personas_own_dm_sent_as_the_persona() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        let from_bot = test
+            .running_broadcast(&control, "From the bot", std::slice::from_ref(&alice), Default::default())
+            .await;
+        test.deliver_all(from_bot, 1).await;
+        let from_hr = test
+            .running_broadcast(&control, "Hello {displayname}", std::slice::from_ref(&alice), as_hr())
+            .await;
+        test.deliver_all(from_hr, 1).await;
+        let again = test.running_broadcast(&control, "Again", std::slice::from_ref(&alice), as_hr()).await;
+        test.deliver_all(again, 1).await;
+
+        let bot_dm = test.hs.dms_with(&alice);
+        let hr_dm = test.hs.dms_between(&hr(), &alice);
+        assert_eq!((bot_dm.len(), hr_dm.len()), (1, 1), "one DM with each sender");
+        assert_ne!(bot_dm, hr_dm, "two different rooms");
+        let hr_room = &hr_dm[0];
+        let bodies: Vec<_> =
+            sent_by(&test.hs, &hr(), hr_room).iter().map(|sent| sent.content["body"].clone()).collect();
+        assert_eq!(bodies, [json!("Hello Alice"), json!("Again")], "sent as the persona, DM reused");
+        assert_eq!(test.hs.sent_to(hr_room).len(), 2, "nothing else, nobody else, in the persona's DM");
+        assert_eq!(test.hs.bodies_in(&bot_dm[0]), ["From the bot"]);
+        let stored = test.store().live_dm(Some("hr"), &alice).await.unwrap().expect("recorded");
+        assert_eq!((stored.room_id.as_ref(), stored.persona.as_deref()), (Some(hr_room), Some("hr")));
+        assert_eq!(
+            test.store().live_dm(None, &alice).await.unwrap().and_then(|dm| dm.room_id).as_ref(),
+            Some(&bot_dm[0])
+        );
+        assert_eq!(test.hs.count("create_dm"), 2);
+        assert_eq!(
+            test.hs.with(|state| state.registered.clone()),
+            [hr()],
+            "registered at its first broadcast"
+        );
+    }
+
+    /// A message `user` writes in their DM with `owner` (the bot or a persona).
+    async fn write_in_dm(test: &TestApp, persona: Option<&str>, user: &UserId, body: &str, n: u32) {
+        let dm = test.store().live_dm(persona, user).await.unwrap().expect("a DM");
+        let room = dm.room_id.clone().expect("created");
+        let event_id: ruma::OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
+        let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
+                            "content": { "msgtype": "m.text", "body": body } });
+        crate::relay::on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+    }
+
+    #[tokio::test]
+    async fn replies_in_a_persona_dm_reach_the_control_room_and_answers_go_back_as_the_persona() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        let id = test.running_broadcast(&control, "Survey", std::slice::from_ref(&alice), as_hr()).await;
+        test.deliver_all(id, 1).await;
+        let hr_room = test.hs.dms_between(&hr(), &alice).pop().expect("the persona's DM");
+
+        write_in_dm(&test, Some("hr"), &alice, "my answer", 1).await;
+        let in_control = test.hs.sent_to(&control);
+        let root = in_control[0].event_id.clone();
+        assert_eq!(in_control[0].content["body"], format!("Replies from “Alice” ({alice}) to «Survey» {id}"));
+        assert_eq!(in_control[1].content["body"], "my answer");
+        assert!(in_control.iter().all(|sent| sent.sender == test.app.bot), "the bot relays");
+
+        let answer = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
+            "msgtype": "m.text", "body": "thanks!", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        assert!(
+            crate::relay::on_thread_message(
+                &test.app,
+                &control,
+                &admin,
+                &owned_event_id!("$answer"),
+                &answer
+            )
+            .await
+        );
+        let bodies: Vec<_> =
+            sent_by(&test.hs, &hr(), &hr_room).iter().map(|sent| sent.content["body"].clone()).collect();
+        assert_eq!(bodies, [json!("Survey"), json!("thanks!")], "the answer, sent as the persona");
+
+        write_in_dm(&test, Some("hr"), &alice, "stop", 2).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap());
+        let notice = sent_by(&test.hs, &hr(), &hr_room).pop().unwrap();
+        assert!(
+            notice.content["body"].as_str().unwrap().starts_with("You will get no more broadcasts"),
+            "{notice:?}"
+        );
+    }
+
+    /// A member event pushed from a persona's DM is the persona's: the persona leaving retires
+    /// that DM (not the bot's), and the next broadcast makes a new one.
+    #[tokio::test]
+    async fn a_persona_removed_from_its_dm_gets_a_new_one() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let first = test.running_broadcast(&control, "One", std::slice::from_ref(&alice), as_hr()).await;
+        test.deliver_all(first, 1).await;
+        let dm = test.store().live_dm(Some("hr"), &alice).await.unwrap().unwrap();
+        let dms = test.app.dms_of(dm.persona.as_deref()).expect("the persona's DMs");
+        dms.member_changed(&dm, &hr(), &ruma::events::room::member::MembershipState::Leave).await.unwrap();
+        assert_eq!(test.store().live_dm(Some("hr"), &alice).await.unwrap(), None, "retired");
+        let second = test.running_broadcast(&control, "Two", std::slice::from_ref(&alice), as_hr()).await;
+        test.deliver_all(second, 1).await;
+        let now = test.store().live_dm(Some("hr"), &alice).await.unwrap().unwrap().room_id.unwrap();
+        assert_ne!(Some(now), dm.room_id);
+    }
+
+    /// A default sent `--as` a persona welcomes newcomers as that persona.
+    #[tokio::test]
+    async fn a_persona_default_welcomes_newcomers_as_the_persona() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let options = SendOptions { default: true, ..as_hr() };
+        let id = test.running_broadcast(&control, "Welcome", &[], options).await;
+        test.store().add_default(id, &crate::store::DefaultScope::Room(space.clone())).await.unwrap();
+        let carol = test.hs.user("carol", None);
+        crate::defaults::on_join(&test.app, &space, &carol, None).await;
+        test.deliver_all(id, 1).await;
+        let hr_room = test.hs.dms_between(&hr(), &carol).pop().expect("a DM with the persona");
+        assert_eq!(sent_by(&test.hs, &hr(), &hr_room)[0].content["body"], "Welcome");
+        assert!(test.hs.dms_with(&carol).is_empty(), "none with the bot");
     }
 }

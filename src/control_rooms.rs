@@ -203,7 +203,7 @@ mod tests {
     }
 
     async fn adopted(test: &TestApp, user: &UserId) -> bool {
-        test.store().live_dm(user).await.unwrap().is_some()
+        test.store().live_dm(None, user).await.unwrap().is_some()
     }
 
     /// Issue 10, item 3: strangers cannot open a line into the control rooms.

@@ -24,7 +24,7 @@ use ruma::{OwnedEventId, OwnedTransactionId, UserId};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use crate::{
-    context::App,
+    context::{App, Sender},
     dm::{Dm, DmError},
     matrix::{send_json, Homeserver, MatrixError},
     message::StoredMessage,
@@ -117,7 +117,7 @@ async fn claim_due(
 /// has none: a handful of statements for the whole batch.
 async fn claim_batch(app: &App, limit: i64) -> Result<Vec<Claim>, StoreError> {
     let mut batch = app.store.claim_deliveries(LEASE_MS, limit).await?;
-    if let Err(error) = app.dms.begin_for(&mut batch).await {
+    if let Err(error) = app.begin_dms_for(&mut batch).await {
         // Each delivery records its own intent instead.
         tracing::warn!(%error, "cannot record the intents to create DMs for a batch");
     }
@@ -337,23 +337,24 @@ fn human_reason(error: &MatrixError) -> String {
     }
 }
 
-/// Ensures the DM and sends the personalised message; returns where it went. A message the
-/// homeserver refuses into a DM the bot already had (the recipient left, or removed the bot,
-/// before the store heard of it) is sent once more after the DM was checked with the
-/// homeserver: re-invited, or replaced.
+/// Ensures the DM and sends the personalised message, as the bot or the broadcast's persona
+/// (into that one's DM); returns where it went. A message the homeserver refuses into a DM the
+/// sender already had (the recipient left, or removed the sender, before the store heard of
+/// it) is sent once more after the DM was checked with the homeserver: re-invited, or replaced.
 async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, OwnedEventId), DmError> {
     let user = &claim.user_id;
     let copy = personalise(app.hs(), &broadcast.message, user, &claim.displayname).await?;
     let txn = transaction_id(broadcast.id, user);
     let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
-    let dm = app.dms.ensure_seen(user, claim.dm.clone()).await?;
-    match send_json(app.hs(), &dm.room, &txn, &copy.event_type, &copy.content).await {
+    let Sender { homeserver, dms } = app.sender(broadcast.options.persona.as_deref()).await?;
+    let dm = dms.ensure_seen(user, claim.dm.clone()).await?;
+    match send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await {
         Ok(event) => Ok((dm, event)),
         Err(error) if had_dm && error.errcode() == Some("M_FORBIDDEN") => {
             tracing::info!(%error, room = %dm.room, "a message into a DM was refused; checking the DM");
-            app.dms.refused(&dm.room, user).await?;
-            let dm = app.dms.ensure(user).await?;
-            let event = send_json(app.hs(), &dm.room, &txn, &copy.event_type, &copy.content).await?;
+            dms.refused(&dm.room, user).await?;
+            let dm = dms.ensure(user).await?;
+            let event = send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await?;
             Ok((dm, event))
         }
         Err(error) => Err(error.into()),
@@ -556,19 +557,6 @@ mod tests {
         assert_eq!(test.hs.count("send_raw") + test.hs.count("create_dm"), 0);
     }
 
-    /// Runs the workers until broadcast `id` has `delivered` deliveries.
-    async fn deliver_all(test: &TestApp, id: BroadcastId, delivered: i64) {
-        let (stop, stopped) = watch::channel(false);
-        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
-        let until = tokio::time::Instant::now() + Duration::from_secs(10);
-        while test.store().delivery_counts(id).await.unwrap().delivered < delivered {
-            assert!(tokio::time::Instant::now() < until, "{delivered} deliveries within 10 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        stop.send(true).unwrap();
-        workers.await.unwrap();
-    }
-
     /// Requests per endpoint since the last call, and forgets them.
     fn requests(test: &TestApp) -> Vec<(&'static str, usize)> {
         test.hs.with(|state| std::mem::take(&mut state.requests)).into_iter().collect()
@@ -594,7 +582,7 @@ mod tests {
             .unwrap();
         let resolution = requests(test);
         test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
-        deliver_all(test, id, count).await;
+        test.deliver_all(id, count).await;
         (resolution, requests(test))
     }
 
@@ -631,7 +619,7 @@ mod tests {
         test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // not pushed yet
         let (broadcast, claim) = claimed_for(&test, &alice, "Hi").await;
         try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
-        let second = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
+        let second = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
         assert_ne!(first, second);
         assert_eq!(test.hs.bodies_in(&second), ["Hi"]);
         assert_eq!(test.store().delivery_counts(broadcast.id).await.unwrap().delivered, 1);
@@ -650,7 +638,10 @@ mod tests {
         try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         assert_eq!(test.hs.count("invite"), 1);
         assert_eq!(test.hs.bodies_in(&room), ["Hi"]);
-        assert_eq!(test.store().live_dm(&alice).await.unwrap().unwrap().membership, MembershipState::Invite);
+        assert_eq!(
+            test.store().live_dm(None, &alice).await.unwrap().unwrap().membership,
+            MembershipState::Invite
+        );
     }
 
     #[tokio::test]

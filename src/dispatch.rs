@@ -115,12 +115,16 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     }
 }
 
-/// Membership changes in DMs (kept, so that a send needs no request to know whether the DM is
-/// usable), the bot's own membership changes, and joins of others (welcome messages).
+/// Membership changes in DMs of the bot or a persona (kept, so that a send needs no request to
+/// know whether the DM is usable), the bot's own membership changes, and joins of others
+/// (welcome messages).
 async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
     match app.store.dm_by_room(&member.room_id).await {
         Ok(Some(dm)) => {
-            let changed = app.dms.member_changed(&dm, &member.state_key, &member.content.membership);
+            let Some(dms) = app.dms_of(dm.persona.as_deref()) else {
+                return tracing::warn!(room = %member.room_id, "a DM of a persona no longer in the config");
+            };
+            let changed = dms.member_changed(&dm, &member.state_key, &member.content.membership);
             if let Err(error) = changed.await {
                 tracing::error!(%error, room = %member.room_id, "cannot record a membership in a DM");
             }
@@ -340,13 +344,16 @@ mod tests {
             .to_string()
         };
         dispatch(&test.app, &member(&alice, &alice, "join", 1)).await;
-        let stored = test.store().live_dm(&alice).await.unwrap().unwrap();
+        let stored = test.store().live_dm(None, &alice).await.unwrap().unwrap();
         assert_eq!(stored.membership, MembershipState::Join);
         dispatch(&test.app, &member(&alice, &alice, "leave", 2)).await;
-        assert_eq!(test.store().live_dm(&alice).await.unwrap().unwrap().membership, MembershipState::Leave);
+        assert_eq!(
+            test.store().live_dm(None, &alice).await.unwrap().unwrap().membership,
+            MembershipState::Leave
+        );
         let mallory = test.hs.user("mallory", None);
         dispatch(&test.app, &member(&alice, &mallory, "invite", 3)).await;
-        assert_eq!(test.store().live_dm(&alice).await.unwrap(), None, "retired");
+        assert_eq!(test.store().live_dm(None, &alice).await.unwrap(), None, "retired");
     }
 
     /// Issue 10, item 13: in a reply thread, a command without message lines is not taken as a

@@ -7,7 +7,9 @@
 //! created again. A room that gained a third member is retired and a new one made; a recipient
 //! who left is invited again; a pending invite is left as it is.
 //!
-//! [`Dms`] owns this: it takes the store and the homeserver and nothing else of the bot.
+//! [`Dms`] owns this: it takes the store and the homeserver and nothing else of the bot. Each
+//! persona has a `Dms` of its own, over a homeserver handle acting as the persona: its DMs, its
+//! `m.direct`, never the bot's.
 
 use std::{
     collections::HashMap,
@@ -129,11 +131,14 @@ pub struct Dm {
     pub encrypted: bool,
 }
 
-/// The bot's DM rooms.
+/// The DM rooms of the bot, or of one persona.
 pub struct Dms {
     store: Store,
     homeserver: Arc<dyn Homeserver>,
+    /// The user whose DMs these are: the bot, or the persona.
     bot: OwnedUserId,
+    /// The persona's name, `None` for the bot's DMs.
+    persona: Option<String>,
     locks: DmLocks,
     /// Woken when the DM rooms changed and `m.direct` must be rewritten.
     direct_dirty: Notify,
@@ -158,6 +163,7 @@ impl Dms {
             store,
             homeserver,
             bot,
+            persona: None,
             locks: DmLocks::default(),
             direct_dirty: Notify::new(),
             unfinished_creation_ms: UNFINISHED_CREATION_MS,
@@ -166,6 +172,17 @@ impl Dms {
             retired: Default::default(),
             encrypted_by_default,
         }
+    }
+
+    /// The DMs of the persona `name`, whose user `homeserver` acts as.
+    pub fn for_persona(store: Store, homeserver: Arc<dyn Homeserver>, name: &str) -> Self {
+        let user = homeserver.bot().to_owned();
+        Self { persona: Some(name.to_owned()), ..Self::new(store, homeserver, user) }
+    }
+
+    /// The persona whose DMs these are, `None` for the bot's.
+    pub fn persona(&self) -> Option<&str> {
+        self.persona.as_deref()
     }
 
     /// Lets a DM whose creation failed be created again at once (unit tests).
@@ -184,7 +201,7 @@ impl Dms {
     pub async fn ensure(&self, user: &UserId) -> Result<Dm, DmError> {
         let lock = self.locks.lock_for(user);
         let _held = lock.lock().await;
-        let live = self.store.live_dm(user).await?;
+        let live = self.store.live_dm(self.persona(), user).await?;
         self.ensure_locked(user, live).await
     }
 
@@ -197,7 +214,7 @@ impl Dms {
         let seen = match seen {
             // Retired by this process since the claim read it.
             Some(dm) if dm.room_id.as_ref().is_some_and(|room| self.retired.contains(room)) => {
-                self.store.live_dm(user).await?
+                self.store.live_dm(self.persona(), user).await?
             }
             seen => seen,
         };
@@ -209,11 +226,11 @@ impl Dms {
             let Some(dm) = live else {
                 // Whether the user exists was checked when the audience was resolved.
                 let nonce = random_token();
-                if self.store.begin_dm(user, &nonce).await? {
+                if self.store.begin_dm(self.persona(), user, &nonce).await? {
                     self.begun.insert(nonce.clone());
                     return self.create(user, &nonce).await;
                 }
-                live = self.store.live_dm(user).await?; // another process recorded one first
+                live = self.store.live_dm(self.persona(), user).await?; // another process recorded one first
                 continue;
             };
             match &dm.room_id {
@@ -295,17 +312,24 @@ impl Dms {
     }
 
     /// Records, in one statement, the intent to create a DM for everyone among `claims` who has
-    /// none (and did not opt out), so that their deliveries need no round trip for it; their
-    /// claims then carry the `creating` DM.
+    /// none with the owner of these DMs (and did not opt out), so that their deliveries need no
+    /// round trip for it; their claims then carry the `creating` DM. Claims of other senders
+    /// are left as they are.
     pub async fn begin_for(&self, claims: &mut [Claim]) -> Result<(), StoreError> {
         let intents: Vec<(OwnedUserId, String)> = claims
             .iter()
+            .filter(|claim| claim.persona == self.persona)
             .filter(|claim| claim.dm.is_none() && !claim.opted_out)
             .map(|claim| (claim.user_id.clone(), random_token()))
             .collect();
-        let mut begun: HashMap<OwnedUserId, DmRoom> =
-            self.store.begin_dms(&intents).await?.into_iter().map(|dm| (dm.user_id.clone(), dm)).collect();
-        for claim in claims.iter_mut() {
+        let mut begun: HashMap<OwnedUserId, DmRoom> = self
+            .store
+            .begin_dms(self.persona(), &intents)
+            .await?
+            .into_iter()
+            .map(|dm| (dm.user_id.clone(), dm))
+            .collect();
+        for claim in claims.iter_mut().filter(|claim| claim.persona == self.persona) {
             if let Some(dm) = begun.remove(&claim.user_id) {
                 self.begun.insert(dm.nonce.clone());
                 self.untried.insert(dm.nonce.clone());
@@ -443,7 +467,7 @@ impl Dms {
     /// own.
     pub async fn adopt_invited(&self, room: &RoomId, user: &UserId, invite: &EventId) {
         let homeserver = self.homeserver.as_ref();
-        match self.store.live_dm(user).await {
+        match self.store.live_dm(self.persona(), user).await {
             Ok(None) => {}
             Ok(Some(_)) => {
                 let reason = "I already have a direct chat with you; please write there.".to_owned();
@@ -503,18 +527,18 @@ impl Dms {
 
     async fn record_adopted(&self, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
         let nonce = random_token();
-        if self.store.begin_dm(user, &nonce).await? {
+        if self.store.begin_dm(self.persona(), user, &nonce).await? {
             self.store.dm_created(&nonce, room, false).await?;
             self.store.set_dm_membership(room, &MembershipState::Join).await?;
         }
         Ok(())
     }
 
-    /// Writes the bot's `m.direct` account data from the store: every ready DM. The whole object
+    /// Writes the owner's `m.direct` account data from the store: every ready DM. The whole object
     /// is rewritten each time, so calls are coalesced by [`Dms::run_direct_writer`].
     async fn write_direct(&self) -> Result<(), DmError> {
         let mut direct: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
-        for (user, room) in self.store.ready_dms().await? {
+        for (user, room) in self.store.ready_dms(self.persona()).await? {
             if let Some(rooms) =
                 direct.entry(user.to_string()).or_insert_with(|| serde_json::json!([])).as_array_mut()
             {
@@ -574,7 +598,7 @@ mod tests {
             "bot and alice only, alice invited"
         );
         let created = test.hs.with(|state| state.rooms[&room].create.clone());
-        let nonce = test.store().live_dm(&alice).await.unwrap().unwrap().nonce;
+        let nonce = test.store().live_dm(None, &alice).await.unwrap().unwrap().nonce;
         assert_eq!(created[DM_NONCE_KEY], nonce, "the create event carries the recorded nonce");
         assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room, "reused");
         assert_eq!(test.hs.count("create_dm"), 1);
@@ -583,7 +607,7 @@ mod tests {
 
     /// What a member event pushed into `alice`'s DM does.
     async fn pushed(test: &TestApp, alice: &UserId, member: &UserId, membership: MembershipState) {
-        let dm = test.store().live_dm(alice).await.unwrap().expect("a live DM");
+        let dm = test.store().live_dm(None, alice).await.unwrap().expect("a live DM");
         test.app.dms.member_changed(&dm, member, &membership).await.unwrap();
     }
 
@@ -617,7 +641,7 @@ mod tests {
         assert_ne!(first, second);
         assert_eq!(test.store().dm_by_room(&first).await.unwrap().unwrap().state, DmState::Retired);
         assert_eq!(
-            test.store().ready_dms().await.unwrap(),
+            test.store().ready_dms(None).await.unwrap(),
             [(alice, second)],
             "m.direct lists the new one only"
         );
@@ -651,14 +675,14 @@ mod tests {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
         // The bot recorded its intent and created the room, then died before recording it.
-        assert!(test.store().begin_dm(&alice, "nonce-1").await.unwrap());
+        assert!(test.store().begin_dm(None, &alice, "nonce-1").await.unwrap());
         let room = test.hs.create_dm(&alice, "nonce-1").await.unwrap();
         assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!(test.hs.count("create_dm"), 1, "only the room made before the crash");
         // Died before creating it: the homeserver might still be at it, so nothing is made while
         // the record is young; later the room is made with the recorded nonce.
         let bob = test.hs.user("bob", None);
-        assert!(test.store().begin_dm(&bob, "nonce-2").await.unwrap());
+        assert!(test.store().begin_dm(None, &bob, "nonce-2").await.unwrap());
         assert!(matches!(test.app.dms.ensure(&bob).await, Err(DmError::CreatingElsewhere)));
         assert_eq!(test.hs.count("create_dm"), 1);
         let later =
@@ -677,11 +701,15 @@ mod tests {
             test.app.dms.ensure(&alice).await,
             Err(DmError::Matrix(MatrixError::Permanent { .. }))
         ));
-        assert_eq!(test.store().live_dm(&alice).await.unwrap(), None, "a refused creation is forgotten");
+        assert_eq!(
+            test.store().live_dm(None, &alice).await.unwrap(),
+            None,
+            "a refused creation is forgotten"
+        );
 
         test.hs.fail_next("create_dm", MatrixError::NetworkFailure("connection reset".into()));
         assert!(test.app.dms.ensure(&alice).await.is_err());
-        let kept = test.store().live_dm(&alice).await.unwrap().expect("an unknown outcome is kept");
+        let kept = test.store().live_dm(None, &alice).await.unwrap().expect("an unknown outcome is kept");
         assert_eq!(kept.state, DmState::Creating);
         let room = test.app.dms.ensure(&alice).await.unwrap().room;
         assert_eq!(test.hs.dms_with(&alice), [room], "reconciled into exactly one room");
@@ -694,13 +722,13 @@ mod tests {
         let opened = test.hs.room(&alice, &[], false);
         test.hs.set_membership(&opened, &test.app.bot, MembershipState::Invite);
         test.app.dms.adopt_invited(&opened, &alice, ruma::event_id!("$invite")).await;
-        assert_eq!(test.store().live_dm(&alice).await.unwrap().and_then(|dm| dm.room_id), Some(opened));
+        assert_eq!(test.store().live_dm(None, &alice).await.unwrap().and_then(|dm| dm.room_id), Some(opened));
 
         let bob = test.hs.user("bob", None);
         let secret = test.hs.room(&bob, &[], false);
         test.hs.with(|state| state.rooms.get_mut(&secret).unwrap().encrypted = true);
         test.app.dms.adopt_invited(&secret, &bob, ruma::event_id!("$invite2")).await;
-        assert_eq!(test.store().live_dm(&bob).await.unwrap(), None);
+        assert_eq!(test.store().live_dm(None, &bob).await.unwrap(), None);
         let said = test.hs.bodies_in(&secret);
         assert!(said[0].starts_with("This chat is encrypted"), "{said:?}");
     }

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::{
     context::App,
     delivery::personalise,
-    matrix::{send_json, MatrixError},
+    matrix::{send_json, Homeserver, MatrixError},
     notices::{counted, post_notice, thousands, titled},
     poll::{Poll, Tally},
     store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
@@ -45,31 +45,7 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 /// left.
 pub async fn round(app: &App) -> Result<(), StoreError> {
     for id in app.store.broadcasts_with_followups().await? {
-        let broadcast = app.store.broadcast(id).await?;
-        let copies = app.store.followups(id, BATCH).await?;
-        if copies.is_empty() {
-            if app.store.close_followups_if_done(id).await? {
-                report(app, &broadcast).await?;
-            }
-            continue;
-        }
-        let ending = match Poll::of(&broadcast.message) {
-            Some(poll) if broadcast.poll_closed_at.is_some() => {
-                let tally = poll.tally(&app.store.poll_answers(id).await?);
-                Some((poll, tally))
-            }
-            _ => None,
-        };
-        let reason = app.store.retract_reason(id).await?;
-        let (broadcast, ending, reason) = (&broadcast, ending.as_ref(), reason.as_deref());
-        let outages: Vec<bool> = stream::iter(copies)
-            .map(|copy| async move { follow_up(app, broadcast, &copy, ending, reason).await })
-            .buffer_unordered(AT_ONCE)
-            .collect::<Vec<Result<bool, StoreError>>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        if outages.contains(&true) {
+        if !batch(app, id).await? {
             tracing::warn!(broadcast = %id, "the homeserver cannot be reached; follow-ups wait for it");
             return Ok(());
         }
@@ -77,31 +53,63 @@ pub async fn round(app: &App) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Retracts, edits or ends the poll of one copy and records it; true when the homeserver could
+/// What every follow-up of one broadcast needs to know.
+struct Job<'a> {
+    broadcast: Broadcast,
+    /// Who sent the copies (the bot or the broadcast's persona), who must change them; the
+    /// reason when it cannot write.
+    author: Result<&'a dyn Homeserver, MatrixError>,
+    /// The poll and its final tally, when the poll was closed.
+    ending: Option<(Poll, Tally)>,
+    /// Why the copies are retracted.
+    reason: Option<String>,
+}
+
+/// One batch of follow-ups of broadcast `id`, or its summary when none is left; false when the
+/// homeserver could not be reached.
+async fn batch(app: &App, id: BroadcastId) -> Result<bool, StoreError> {
+    let broadcast = app.store.broadcast(id).await?;
+    let copies = app.store.followups(id, BATCH).await?;
+    if copies.is_empty() {
+        if app.store.close_followups_if_done(id).await? {
+            report(app, &broadcast).await?;
+        }
+        return Ok(true);
+    }
+    let author = app.sender(broadcast.options.persona.as_deref()).await.map(|sender| sender.homeserver);
+    if author.as_ref().is_err_and(MatrixError::is_outage) {
+        return Ok(false);
+    }
+    let ending = match Poll::of(&broadcast.message) {
+        Some(poll) if broadcast.poll_closed_at.is_some() => {
+            let tally = poll.tally(&app.store.poll_answers(id).await?);
+            Some((poll, tally))
+        }
+        _ => None,
+    };
+    let reason = app.store.retract_reason(id).await?;
+    let job = &Job { broadcast, author, ending, reason };
+    let reached: Vec<bool> = stream::iter(copies)
+        .map(|copy| async move { follow_up(app, job, &copy).await })
+        .buffer_unordered(AT_ONCE)
+        .collect::<Vec<Result<bool, StoreError>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    Ok(!reached.contains(&false))
+}
+
+/// Retracts, edits or ends the poll of one copy and records it; false when the homeserver could
 /// not be reached (nothing recorded, tried again next round).
-async fn follow_up(
-    app: &App,
-    broadcast: &Broadcast,
-    copy: &Followup,
-    ending: Option<&(Poll, Tally)>,
-    reason: Option<&str>,
-) -> Result<bool, StoreError> {
-    let (done, result) = if broadcast.retracted_at.is_some() {
-        let txn = txn("retract", broadcast.id, copy, 0);
-        (FollowupDone::Retracted, app.hs().redact(&copy.room_id, &copy.event_id, &txn, reason).await)
-    } else if copy.shown_revision < broadcast.revision {
-        (FollowupDone::Edited { revision: broadcast.revision }, edit(app, broadcast, copy).await)
-    } else if let Some((poll, tally)) = ending {
-        let (event_type, content) = poll.end_event(&copy.event_id, tally);
-        let txn = txn("poll-end", broadcast.id, copy, 0);
-        let sent = send_json(app.hs(), &copy.room_id, &txn, event_type, &content).await;
-        (FollowupDone::PollEnded, sent.map(|_| ()))
-    } else {
-        return Ok(false); // the broadcast changed since the copies were read
+async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<bool, StoreError> {
+    let Some(done) = needed(job, copy) else { return Ok(true) };
+    let result = match &job.author {
+        Ok(author) => make(*author, job, copy, done).await,
+        Err(error) => Err(error.clone()),
     };
     match result {
         Ok(()) => app.store.record_followup(copy, done, None).await?,
-        Err(error) if error.is_outage() => return Ok(true),
+        Err(error) if error.is_outage() => return Ok(false),
         Err(error @ MatrixError::Permanent { .. }) => {
             app.store.record_followup(copy, done, Some(&error.to_string())).await?
         }
@@ -114,15 +122,47 @@ async fn follow_up(
             app.store.retry_followup(copy).await?
         }
     }
-    Ok(false)
+    Ok(true)
 }
 
-/// Replaces a copy with the broadcast's current message, filled in for its recipient.
-async fn edit(app: &App, broadcast: &Broadcast, copy: &Followup) -> Result<(), MatrixError> {
-    let message = personalise(app.hs(), &broadcast.message, &copy.user_id, &copy.displayname).await?;
-    let txn = txn("edit", broadcast.id, copy, broadcast.revision);
-    send_json(app.hs(), &copy.room_id, &txn, &message.event_type, &message.replacing(&copy.event_id)).await?;
-    Ok(())
+/// What a copy needs: a retraction wins over an edit, an edit comes before the poll's end.
+fn needed(job: &Job<'_>, copy: &Followup) -> Option<FollowupDone> {
+    let broadcast = &job.broadcast;
+    if broadcast.retracted_at.is_some() {
+        Some(FollowupDone::Retracted)
+    } else if copy.shown_revision < broadcast.revision {
+        Some(FollowupDone::Edited { revision: broadcast.revision })
+    } else {
+        job.ending.is_some().then_some(FollowupDone::PollEnded)
+    }
+}
+
+/// Makes follow-up `done` of a copy, as its author.
+async fn make(
+    author: &dyn Homeserver,
+    job: &Job<'_>,
+    copy: &Followup,
+    done: FollowupDone,
+) -> Result<(), MatrixError> {
+    let broadcast = &job.broadcast;
+    match (done, &job.ending) {
+        (FollowupDone::Retracted, _) => {
+            let txn = txn("retract", broadcast.id, copy, 0);
+            author.redact(&copy.room_id, &copy.event_id, &txn, job.reason.as_deref()).await
+        }
+        (FollowupDone::Edited { revision }, _) => {
+            let message = personalise(author, &broadcast.message, &copy.user_id, &copy.displayname).await?;
+            let txn = txn("edit", broadcast.id, copy, revision);
+            let edit = message.replacing(&copy.event_id);
+            send_json(author, &copy.room_id, &txn, &message.event_type, &edit).await.map(|_| ())
+        }
+        (FollowupDone::PollEnded, Some((poll, tally))) => {
+            let (event_type, content) = poll.end_event(&copy.event_id, tally);
+            let txn = txn("poll-end", broadcast.id, copy, 0);
+            send_json(author, &copy.room_id, &txn, event_type, &content).await.map(|_| ())
+        }
+        (FollowupDone::PollEnded, None) => Ok(()),
+    }
 }
 
 /// The transaction ID of follow-up `kind` (of `revision`) of a copy.
@@ -183,10 +223,11 @@ mod tests {
         let message = personalise(test.hs.as_ref(), &broadcast.message, &claim.user_id, &claim.displayname)
             .await
             .unwrap();
-        let room = test.app.dms.ensure(&claim.user_id).await.unwrap().room;
+        let sender = test.app.sender(broadcast.options.persona.as_deref()).await.unwrap();
+        let room = sender.dms.ensure(&claim.user_id).await.unwrap().room;
         let txn = transaction_id(claim.broadcast_id, &claim.user_id);
         let event =
-            send_json(test.hs.as_ref(), &room, &txn, &message.event_type, &message.content).await.unwrap();
+            send_json(sender.homeserver, &room, &txn, &message.event_type, &message.content).await.unwrap();
         let outcome = Outcome::delivered(&room, &event, broadcast.revision);
         test.store().record_outcomes(&[(claim, outcome)]).await.unwrap();
         test.hs.sent_to(&room).into_iter().find(|sent| sent.event_id == event).unwrap()
@@ -239,6 +280,34 @@ mod tests {
             test.hs.bodies_in(&control).last().unwrap(),
             &format!("Edited {id} «Hi {{displayname}}»: 2 copies show the new text.")
         );
+    }
+
+    /// The copies of a persona's broadcast are the persona's: it edits and retracts them.
+    #[tokio::test]
+    async fn a_personas_copies_are_edited_and_retracted_by_the_persona() {
+        let test = TestApp::with_config(
+            "personas:\n  hr: { username: broadcast_hr, displayname: HR Team, avatar: \"\" }\n",
+        )
+        .await;
+        let control = test.control_room().await;
+        let options = SendOptions { persona: Some("hr".into()), ..SendOptions::default() };
+        let id = test.running_broadcast(&control, "Hi", &people(&test)[..1], options).await;
+        let copy = deliver_next(&test, None).await;
+        let hr: OwnedUserId = "@broadcast_hr:example.org".try_into().unwrap();
+        assert_eq!(copy.sender, hr);
+        test.store().edit_broadcast(id, &StoredMessage::markdown("Hello")).await.unwrap();
+        round(&test.app).await.unwrap();
+        let edits = test.hs.sent_to(&copy.room);
+        let edit = edits.iter().find(|sent| sent.content.get("m.new_content").is_some()).expect("an edit");
+        assert_eq!((&edit.sender, &edit.content["m.new_content"]["body"]), (&hr, &json!("Hello")));
+        test.store().retract_broadcast(id, None).await.unwrap();
+        round(&test.app).await.unwrap();
+        assert_eq!(
+            test.hs.with(|state| state.redacted.clone()),
+            [copy.event_id],
+            "the bot is not in HR's DM"
+        );
+        assert!(test.store().failed_followups(id, 10).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -138,10 +138,18 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
         async move { app.dms.run_direct_writer(stopped).await }
     });
     let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
+    let personas_direct = futures_util::future::join_all(app.personas.keys().map(|name| {
+        let (app, stopped, name) = (app.clone(), stopped.clone(), name.clone());
+        tokio::spawn(async move {
+            if let Some(persona) = app.persona(&name) {
+                persona.run_direct_writer(stopped).await
+            }
+        })
+    }));
     let followups = tokio::spawn(followup::run(app.clone(), stopped.clone()));
     let schedule = tokio::spawn(lifecycle::schedule::run(app.clone(), stopped.clone()));
     dispatch::run(app.clone(), stopped).await;
-    let _ = tokio::join!(workers, progress, direct, new_users, followups, schedule);
+    let _ = tokio::join!(workers, progress, direct, new_users, personas_direct, followups, schedule);
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -155,12 +163,7 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     until_reachable("register the bot user", || homeserver.register_bot()).await?;
     // The device must exist before any request names it.
     until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
-    let bot = &app.config.appservice.bot;
-    let displayname = Some(bot.displayname.as_str()).filter(|name| !name.is_empty());
-    let avatar = match bot.avatar.as_str() {
-        "" => None,
-        avatar => Some(ruma::OwnedMxcUri::from(avatar)),
-    };
+    let (displayname, avatar) = app.config.appservice.bot.profile();
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
     control_rooms::join_configured(app).await;

@@ -151,6 +151,18 @@ mod tests {
     }
 
     #[test]
+    fn personas_the_config_accepts_are_in_the_registered_namespace() {
+        let text = crate::config::EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let config = Config::parse(&text, Path::new("c.yaml")).unwrap();
+        let registration = registration(&config, "a".into(), "b".into());
+        let persona = config.persona_user_id("hr").unwrap();
+        let claimed = registration.namespaces.users.iter().filter(|namespace| namespace.exclusive);
+        let patterns: Vec<Regex> = claimed.map(|namespace| Regex::new(&namespace.regex).unwrap()).collect();
+        assert!(patterns.iter().any(|pattern| pattern.is_match(persona.as_str())), "{persona}");
+        assert!(is_own_user(&config.bot_user_id().unwrap(), &persona), "never addressed, events ignored");
+    }
+
+    #[test]
     fn tokens_are_64_alphanumerics_and_differ() {
         let (a, b) = (random_token(), random_token());
         assert_eq!(a.len(), 64);

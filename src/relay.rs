@@ -4,9 +4,12 @@
 //! in a DM count as "read".
 //!
 //! A relayed message only ever goes to a control room, and an answer only to the one recipient
-//! whose thread it is: replies never reach another recipient.
+//! whose thread it is: replies never reach another recipient. A persona's DMs work alike: the
+//! bot relays from them, and the persona writes into them (answers, `stop`/`start` notices).
 
-use ruma::{events::room::member::MembershipState, EventId, OwnedTransactionId, RoomId, UserId};
+use ruma::{
+    events::room::member::MembershipState, EventId, OwnedTransactionId, RoomId, TransactionId, UserId,
+};
 use serde_json::{json, Value};
 
 use crate::{
@@ -51,14 +54,14 @@ async fn dm_message(
     if let Some(confirmation) =
         switch_broadcasts(&app.store, &app.config.broadcast, &dm.user_id, &word).await?
     {
-        post_notice(app.hs(), room, &txn_for(confirmation.0, event_id), &confirmation.1).await;
+        notice_in_dm(app, dm, room, &txn_for(confirmation.0, event_id), &confirmation.1).await;
         return Ok(());
     }
     if !app.config.broadcast.relay_replies {
         return Ok(());
     }
     let Some(message) = StoredMessage::copy_of(event).map(defused) else { return Ok(()) };
-    let Some(thread) = thread_for(app, &dm.user_id, room, event_id).await? else { return Ok(()) };
+    let Some(thread) = thread_for(app, dm, room, event_id).await? else { return Ok(()) };
     match app.relay_throttle.check(&dm.user_id, now_ms()) {
         Verdict::Pass => relay(app, &thread, event_id, message).await,
         Verdict::FirstHeld => {
@@ -73,6 +76,16 @@ async fn dm_message(
             Ok(())
         }
         Verdict::Held => Ok(()),
+    }
+}
+
+/// Posts a notice into the DM `room` as its owner: the bot, or the persona whose DM it is.
+async fn notice_in_dm(app: &App, dm: &DmRoom, room: &RoomId, txn: &TransactionId, text: &str) {
+    match app.sender(dm.persona.as_deref()).await {
+        Ok(owner) => {
+            post_notice(owner.homeserver, room, txn, text).await;
+        }
+        Err(error) => tracing::warn!(%error, %room, "cannot write into a DM as its owner"),
     }
 }
 
@@ -152,14 +165,16 @@ async fn relay(
     Ok(())
 }
 
-/// The thread for `user`'s messages in DM `room`: the one for the broadcast last delivered there,
-/// or for messages that answer none (in the first configured control room). Started when new.
+/// The thread for the messages of `dm`'s recipient in it (`room`): the one for the broadcast last
+/// delivered there, or for messages that answer none (in the first configured control room).
+/// Started when new.
 async fn thread_for(
     app: &App,
-    user: &UserId,
+    dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
 ) -> Result<Option<ReplyThread>, StoreError> {
+    let user = &dm.user_id;
     let broadcast = match app.store.last_delivered_in(room).await? {
         Some(id) => Some(app.store.broadcast(id).await?),
         None => None,
@@ -175,7 +190,7 @@ async fn thread_for(
             None => {
                 let text =
                     "Thanks for your message. Nobody reads messages here yet, so it was not passed on.";
-                post_notice(app.hs(), room, &txn_for("unread", event_id), text).await;
+                notice_in_dm(app, dm, room, &txn_for("unread", event_id), text).await;
                 return Ok(None);
             }
         },
@@ -287,23 +302,30 @@ pub async fn on_thread_message(
     true
 }
 
-/// Sends an answer into the recipient's DM; the error is the reason shown in the thread.
+/// Sends an answer into the recipient's DM with the sender of the thread's broadcast (the bot
+/// or a persona), as that sender; the error is the reason shown in the thread.
 async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Value) -> Result<(), String> {
     let user = &thread.user_id;
-    let dm = app.store.live_dm(user).await.map_err(|error| error.to_string())?;
+    let persona = match thread.broadcast_id {
+        NO_BROADCAST => None,
+        id => app.store.broadcast(id).await.map_err(|error| error.to_string())?.options.persona,
+    };
+    let owner = app.sender(persona.as_deref()).await.map_err(|error| error.to_string())?;
+    let dm = app.store.live_dm(persona.as_deref(), user).await.map_err(|error| error.to_string())?;
     let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
         return Err(format!("{user} has no DM with me"));
     };
-    let membership = membership(app.hs(), &dm_room, user).await.map_err(|error| error.to_string())?;
+    let homeserver = owner.homeserver;
+    let membership = membership(homeserver, &dm_room, user).await.map_err(|error| error.to_string())?;
     if !matches!(membership, Some(MembershipState::Join | MembershipState::Invite)) {
         return Err(format!("{user} has left their DM with me"));
     }
-    let members = app.hs().joined_members(&dm_room).await.map_err(|error| error.to_string())?;
-    if has_third_member(&members, &app.bot, user) {
+    let members = homeserver.joined_members(&dm_room).await.map_err(|error| error.to_string())?;
+    if has_third_member(&members, homeserver.bot(), user) {
         return Err(format!("the DM of {user} has a third member, so nothing is sent there"));
     }
     let message = StoredMessage::copy_of(event).ok_or("the answer has no content")?;
-    send_json(app.hs(), &dm_room, &txn_for("answer", event_id), &message.event_type, &message.content)
+    send_json(homeserver, &dm_room, &txn_for("answer", event_id), &message.event_type, &message.content)
         .await
         .map(|_| ())
         .map_err(|error| error.to_string())
@@ -375,7 +397,7 @@ mod tests {
 
     /// `user` writes `body` in their DM; returns the event ID.
     async fn write_in_dm(test: &TestApp, user: &UserId, body: &str, n: u32) -> OwnedEventId {
-        let dm = test.store().live_dm(user).await.unwrap().expect("a DM");
+        let dm = test.store().live_dm(None, user).await.unwrap().expect("a DM");
         let room = dm.room_id.clone().expect("created");
         let event_id: OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
@@ -442,7 +464,7 @@ mod tests {
         let control = test.control_room().await;
         let alice = test.hs.user("alice", None);
         delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
-        let dm: OwnedRoomId = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
+        let dm: OwnedRoomId = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
         write_in_dm(&test, &alice, "  STOP ", 1).await;
         assert!(test.store().is_opted_out(&alice).await.unwrap());
         write_in_dm(&test, &alice, "start", 2).await;
@@ -476,8 +498,8 @@ mod tests {
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let (event_id, event) = answer(1);
         assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
-        let alice_dm = test.store().live_dm(&alice).await.unwrap().unwrap().room_id.unwrap();
-        let bob_dm = test.store().live_dm(&bob).await.unwrap().unwrap().room_id.unwrap();
+        let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        let bob_dm = test.store().live_dm(None, &bob).await.unwrap().unwrap().room_id.unwrap();
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"]);
         assert!(test.hs.bodies_in(&bob_dm).is_empty(), "never another recipient");
         let reactions: Vec<_> =
@@ -518,7 +540,7 @@ mod tests {
         let control = test.control_room().await;
         let mallory = test.hs.user("mallory", Some("@room"));
         delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
-        let dm = test.store().live_dm(&mallory).await.unwrap().unwrap();
+        let dm = test.store().live_dm(None, &mallory).await.unwrap().unwrap();
         let room = dm.room_id.clone().unwrap();
         let event_id = owned_event_id!("$evil");
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": mallory, "event_id": event_id,

@@ -2,7 +2,7 @@
 //! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
 //! everyone else on example.org a broadcaster, `@nobody:example.org` none.
 
-use std::{path::Path, sync::Arc};
+use std::{path::Path, sync::Arc, time::Duration};
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 
@@ -13,6 +13,10 @@ use crate::{
     message::StoredMessage,
     store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
 };
+
+/// A `personas:` section for [`TestApp::with_config`]: `hr` is `@broadcast_hr:example.org`,
+/// "HR Team".
+pub const HR_PERSONA: &str = "personas:\n  hr: { username: broadcast_hr, displayname: \"HR Team\" }\n";
 
 /// The bot's context on a fake homeserver.
 pub struct TestApp {
@@ -48,6 +52,19 @@ impl TestApp {
 
     pub fn store(&self) -> &Store {
         &self.app.store
+    }
+
+    /// Runs the delivery workers until broadcast `id` has `delivered` deliveries.
+    pub async fn deliver_all(&self, id: BroadcastId, delivered: i64) {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let workers = tokio::spawn(crate::delivery::run_workers(self.app.clone(), stopped));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.store().delivery_counts(id).await.expect("counts").delivered < delivered {
+            assert!(tokio::time::Instant::now() < until, "{delivered} deliveries within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).expect("workers listen");
+        workers.await.expect("workers stop");
     }
 
     /// A control room made by `@admin:example.org`, with the bot in it, recorded as one.

@@ -39,10 +39,10 @@ pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
     Some(match command {
         Command::Help { command } => help(prefix, command.as_deref()),
-        Command::Send { audience, name, default, except, recursive, at, r#in, yes, dry_run } => {
+        Command::Send { audience, name, default, except, recursive, persona, at, r#in, yes, dry_run } => {
             let when = send::When { at, r#in };
             let request =
-                send::SendRequest { audience, name, except, recursive, when, yes, dry_run, default };
+                send::SendRequest { audience, name, except, recursive, persona, when, yes, dry_run, default };
             return send::send(ctx, request).await;
         }
         Command::Audience { audience } => return send::send(ctx, send::SendRequest::dry_run(audience)).await,
@@ -103,6 +103,9 @@ pub enum Command {
         /// Include the members of every room in a space's hierarchy
         #[arg(long)]
         recursive: bool,
+        /// Send it as this persona (a name under `personas:` in the config), from its own DMs
+        #[arg(long = "as", value_name = "PERSONA")]
+        persona: Option<String>,
         /// Send it at this time ("2026-12-01 09:00", or "09:00" for today) in broadcast.timezone
         #[arg(long, value_name = "TIME", conflicts_with = "in")]
         at: Option<String>,
@@ -317,12 +320,15 @@ mod tests {
                 default: false,
                 except: vec![],
                 recursive: false,
+                persona: None,
                 at: None,
                 r#in: None,
                 yes: true,
                 dry_run: false,
             }
         );
+        let command = parse_command("!bc", "!bc send @a:b --as hr").unwrap();
+        assert!(matches!(&command, Command::Send { persona: Some(name), .. } if name == "hr"), "{command:?}");
     }
 
     #[test]
@@ -383,6 +389,7 @@ mod tests {
     fn help_of_one_command_shows_its_options() {
         let answer = help("!bc", Some("send"));
         assert!(answer.markdown.contains("--dry-run"), "{}", answer.markdown);
+        assert!(answer.markdown.contains("--as <PERSONA>"), "{}", answer.markdown);
         assert!(!help("!bc", Some("nope")).ok);
     }
 

@@ -19,6 +19,8 @@ pub struct SendRequest {
     pub except: Vec<String>,
     pub recursive: bool,
     pub when: When,
+    /// `--as`: the persona to send as.
+    pub persona: Option<String>,
     pub yes: bool,
     pub dry_run: bool,
     pub default: bool,
@@ -53,6 +55,7 @@ impl SendRequest {
             except: vec![],
             recursive: false,
             when: When::default(),
+            persona: None,
             yes: false,
             dry_run: true,
             default: false,
@@ -78,6 +81,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         let except = audience::parse_users(&request.except).map_err(refuse)?;
         audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
         let send_at = request.when.send_at(&ctx.app.config.broadcast.time_zone())?;
+        let persona = persona(ctx, request.persona.as_deref())?;
         let message = message(ctx, request.dry_run).await?;
         let options = SendOptions {
             audience: AudienceOptions { except, recursive: request.recursive },
@@ -85,6 +89,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
             dry_run: request.dry_run,
             default: request.default,
             send_at,
+            persona,
         };
         Ok::<_, Answer>((message, options))
     };
@@ -102,6 +107,21 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         options: &options,
     };
     lifecycle::create(ctx.app, draft).await.err().map(Answer::store_failed)
+}
+
+/// Who a `send` is sent as: the persona `--as` names, else `broadcast.default_persona` (`None`:
+/// the bot). A name that is not a persona is refused with the list of personas.
+fn persona(ctx: &Context<'_>, name: Option<&str>) -> Result<Option<String>, Answer> {
+    let config = &ctx.app.config;
+    let Some(name) = name else { return Ok(config.default_persona().map(str::to_owned)) };
+    if ctx.app.persona(name).is_some() {
+        return Ok(Some(name.to_owned()));
+    }
+    let known: Vec<String> = config.personas.keys().map(|known| format!("`{known}`")).collect();
+    Err(Answer::error(match known.is_empty() {
+        true => format!("There is no persona `{name}`: none is configured (`personas:` in the config)."),
+        false => format!("There is no persona `{name}`. The personas are {}.", known.join(", ")),
+    }))
 }
 
 /// The message of a `send`: the lines after the command, or the message the command replies to.
@@ -172,5 +192,57 @@ mod tests {
         assert_eq!(default_name(&long).chars().count(), 41);
         assert_eq!(default_name(&StoredMessage::markdown("")), "Broadcast");
         assert_eq!(default_name(&crate::poll::tests::element_poll(1)), "Lunch?");
+    }
+
+    use crate::testing::{TestApp, HR_PERSONA};
+
+    /// `!bc send @alice:example.org` + `extra` by an admin, with "Hi" as the message: the
+    /// answer, and the options of the broadcast it made.
+    async fn send_line(test: &TestApp, extra: &str) -> (Option<Answer>, Option<SendOptions>) {
+        let room = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let line = format!("!bc send {alice} {extra}");
+        let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let event_id: ruma::OwnedEventId = format!("$send{}", crate::store::now_ms()).try_into().unwrap();
+        let level = test.app.permissions.level(&admin);
+        let ctx = Context {
+            app: &test.app,
+            room: &room,
+            event_id: &event_id,
+            sender: &admin,
+            level,
+            body: "Hi",
+            reply_to: None,
+        };
+        let answer = crate::commands::run(&ctx, crate::commands::parse_command("!bc", &line).unwrap()).await;
+        let made = test.store().broadcast_by_command(&event_id).await.unwrap();
+        (answer, made.map(|broadcast| broadcast.options))
+    }
+
+    #[tokio::test]
+    async fn an_unknown_persona_is_refused_with_the_list_and_nothing_is_made() {
+        let test = TestApp::with_config(&format!("{HR_PERSONA}  it: {{ username: broadcast_it }}\n")).await;
+        let (answer, made) = send_line(&test, "--as finance").await;
+        assert_eq!(
+            answer,
+            Some(Answer::error("There is no persona `finance`. The personas are `hr`, `it`."))
+        );
+        assert_eq!(made, None);
+        let test = TestApp::new().await;
+        let (answer, _) = send_line(&test, "--as hr").await;
+        let answer = answer.expect("refused");
+        assert!(!answer.ok && answer.markdown.contains("none is configured"), "{answer:?}");
+    }
+
+    #[tokio::test]
+    async fn as_names_the_persona_and_without_it_the_default_persona_or_the_bot_sends() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let (answer, made) = send_line(&test, "--as hr").await;
+        assert_eq!((answer, made.and_then(|options| options.persona)), (None, Some("hr".into())));
+        let (_, made) = send_line(&test, "").await;
+        assert_eq!(made.expect("made").persona, None, "the bot");
+        let test = TestApp::with_config(&format!("{HR_PERSONA}broadcast:\n  default_persona: hr\n")).await;
+        let (_, made) = send_line(&test, "").await;
+        assert_eq!(made.expect("made").persona.as_deref(), Some("hr"), "broadcast.default_persona");
     }
 }

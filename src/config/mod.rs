@@ -9,7 +9,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use ruma::{OwnedDeviceId, OwnedServerName, OwnedUserId, UserId};
+use ruma::{OwnedDeviceId, OwnedMxcUri, OwnedServerName, OwnedUserId, UserId};
 use serde::Deserialize;
 use url::Url;
 
@@ -55,6 +55,9 @@ pub struct Config {
     pub broadcast: BroadcastConfig,
     #[serde(default)]
     pub permissions: BTreeMap<String, Level>,
+    /// Senders besides the bot, by the name `--as NAME` uses.
+    #[serde(default)]
+    pub personas: BTreeMap<String, PersonaConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
     #[serde(default)]
@@ -97,6 +100,36 @@ pub struct BotConfig {
     pub displayname: String,
     #[serde(default)]
     pub avatar: String,
+}
+
+/// A persona: a user of the bot's namespace (`@<bot>_…`) that broadcasts may be sent as.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaConfig {
+    pub username: String,
+    #[serde(default)]
+    pub displayname: String,
+    #[serde(default)]
+    pub avatar: String,
+}
+
+impl BotConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+}
+
+impl PersonaConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+}
+
+fn profile<'a>(displayname: &'a str, avatar: &str) -> (Option<&'a str>, Option<OwnedMxcUri>) {
+    let displayname = Some(displayname).filter(|name| !name.is_empty());
+    (displayname, Some(avatar).filter(|avatar| !avatar.is_empty()).map(OwnedMxcUri::from))
 }
 
 impl Default for BotConfig {
@@ -150,6 +183,9 @@ pub struct BroadcastConfig {
     /// The time zone of `--at` times and of the times the bot shows (an IANA name).
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// The persona broadcasts are sent as without `--as`; empty: the bot.
+    #[serde(default)]
+    pub default_persona: String,
 }
 
 impl Default for BroadcastConfig {
@@ -167,6 +203,7 @@ impl Default for BroadcastConfig {
             new_user_poll_seconds: default_new_user_poll_seconds(),
             give_up_after_hours: default_give_up_after_hours(),
             timezone: default_timezone(),
+            default_persona: String::new(),
         }
     }
 }
@@ -316,6 +353,7 @@ impl Config {
         self.bot_user_id()?;
         self.database.validate()?;
         self.broadcast.validate()?;
+        self.check_personas()?;
         self.permissions()?;
         let metrics = self.metrics.listen;
         if self.metrics.enabled && metrics.port() != 0 && metrics.port() == self.appservice.port {
@@ -352,6 +390,62 @@ impl Config {
                 "is not a valid localpart: use lower-case letters, digits and ._=-/",
             )
         })
+    }
+
+    /// `@<username>:<domain>` of persona `name`, if there is one by that name.
+    pub fn persona_user_id(&self, name: &str) -> Option<OwnedUserId> {
+        let persona = self.personas.get(name)?;
+        UserId::parse(format!("@{}:{}", persona.username, self.homeserver.domain)).ok()
+    }
+
+    /// The persona broadcasts are sent as without `--as`; `None`: the bot.
+    pub fn default_persona(&self) -> Option<&str> {
+        Some(self.broadcast.default_persona.as_str()).filter(|name| !name.is_empty())
+    }
+
+    /// Every persona is a valid user of the registration's persona namespace `@<bot>_…`, each
+    /// user only once, and `broadcast.default_persona` names one of them.
+    fn check_personas(&self) -> Result<(), ConfigError> {
+        let prefix = format!("{}_", self.appservice.bot.username);
+        let mut users = std::collections::BTreeSet::new();
+        for (name, persona) in &self.personas {
+            let key = format!("personas.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(ConfigError::invalid(key, "is not a usable name: use letters, digits, _ and -"));
+            }
+            let Some(user) = self.persona_user_id(name) else {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    "is not a valid localpart: use lower-case letters, digits and ._=-/",
+                ));
+            };
+            if !persona.username.starts_with(&prefix) || persona.username.len() == prefix.len() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    format!(
+                        "{:?} is outside the bot's namespace: it must start with \"{prefix}\" (the registration \
+                         claims @{prefix}.*:{}), e.g. {prefix}{name}",
+                        persona.username, self.homeserver.domain
+                    ),
+                ));
+            }
+            if !users.insert(user) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    "is the username of another persona",
+                ));
+            }
+            if !persona.avatar.is_empty() && !persona.avatar.starts_with("mxc://") {
+                return Err(ConfigError::invalid(format!("{key}.avatar"), "must be an mxc:// URI or empty"));
+            }
+        }
+        match self.default_persona() {
+            Some(name) if !self.personas.contains_key(name) => Err(ConfigError::invalid(
+                "broadcast.default_persona",
+                format!("{name:?} is not a persona: name one of `personas:` or leave it empty for the bot"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The resolved permission table.
@@ -561,6 +655,48 @@ mod tests {
         let text = usable(EXAMPLE).replace("\"*\": none", "\"not a server!\": none");
         let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
         assert!(error.contains("permissions.\"not a server!\""), "{error}");
+    }
+
+    #[test]
+    fn example_personas_are_valid_users_of_the_namespace() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        assert_eq!(config.persona_user_id("hr").unwrap().as_str(), "@broadcast_hr:test.local");
+        assert_eq!(config.personas["hr"].displayname, "HR Team");
+        assert_eq!(config.default_persona(), None, "empty: the bot");
+    }
+
+    #[test]
+    fn a_persona_outside_the_namespace_is_refused_with_the_fix() {
+        for username in ["hr", "broadcasthr", "broadcast_", "other_hr"] {
+            let text = usable(EXAMPLE).replace("username: broadcast_hr", &format!("username: {username}"));
+            let error =
+                Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "config: personas.hr.username {username:?} is outside the bot's namespace: it must start with \
+                     \"broadcast_\" (the registration claims @broadcast_.*:test.local), e.g. broadcast_hr"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_default_persona_must_be_one_of_the_personas() {
+        let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: it");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.starts_with("config: broadcast.default_persona \"it\" is not a persona"), "{error}");
+        let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: hr");
+        let config = Config::parse(&text, Path::new("c.yaml")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.default_persona(), Some("hr"));
+    }
+
+    #[test]
+    fn two_personas_cannot_share_a_user() {
+        let text = usable(EXAMPLE).replace("personas:\n", "personas:\n    hr2: { username: broadcast_hr }\n");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("is the username of another persona"), "{error}");
     }
 
     #[test]

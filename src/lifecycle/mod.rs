@@ -156,6 +156,7 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
         }
         let prefix = &app.config.broadcast.command_prefix;
         let quote = broadcast.message.summary().replace('\n', "\n> ");
+        let from = from_whom(app, options);
         let when = match options.send_at {
             Some(at) => {
                 format!(" It is to be sent at {}.", when::show(at, &app.config.broadcast.time_zone()))
@@ -163,7 +164,7 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
             None => String::new(),
         };
         let preview = format!(
-            "**Preview of {titled}** — {who}{when}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
+            "**Preview of {titled}**{from} — {who}{when}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
              type `{prefix} confirm {id}` to send it; `{prefix} cancel {id}` to drop it."
         );
         return Answer::preview(id, preview);
@@ -290,7 +291,25 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
     progress::announce(&app.store, app.hs(), &broadcast).await;
     app.deliveries_ready.notify_waiters();
     tracing::info!(broadcast = %id, "broadcast started");
-    Answer::ok(format!("Sending {}.", notices::titled(&broadcast)))
+    Answer::ok(format!("Sending {}{}.", notices::titled(&broadcast), from_whom(app, &broadcast.options)))
+}
+
+/// Who a broadcast is sent as, for its preview and start: " from HR Team
+/// (`@broadcast_hr:example.org`)" for a persona, and for the bot too when there are personas;
+/// nothing when the bot is the only sender.
+fn from_whom(app: &App, options: &SendOptions) -> String {
+    let (name, user) = match options.persona.as_deref() {
+        None if app.personas.is_empty() => return String::new(),
+        None => (app.config.appservice.bot.displayname.as_str(), app.bot.as_ref()),
+        Some(persona) => match app.persona(persona) {
+            Some(persona) => (persona.config.displayname.as_str(), persona.user_id()),
+            None => return format!(" from the persona `{persona}`, which is no longer configured"),
+        },
+    };
+    match name {
+        "" => format!(" from `{user}`"),
+        name => format!(" from {} (`{user}`)", notices::escape_markdown(name)),
+    }
 }
 
 /// Records broadcast `id` as a default for the rooms it reaches (with `--recursive`, those of the
@@ -395,6 +414,28 @@ mod tests {
         let yes = resolving(&test, &words, SendOptions { yes: true, ..SendOptions::default() }).await;
         assert!(finish_preparing(&test.app, &yes).await.ok);
         assert_eq!(state(&test, yes.id).await, BroadcastState::Running, "--yes skips the preview");
+    }
+
+    #[tokio::test]
+    async fn the_preview_and_the_start_say_which_persona_sends() {
+        let config = format!("{}broadcast:\n  confirm_above: 1\n", crate::testing::HR_PERSONA);
+        let test = TestApp::with_config(&config).await;
+        let people: Vec<String> =
+            ["a", "b"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
+        let words: Vec<&str> = people.iter().map(String::as_str).collect();
+        let as_hr = SendOptions { persona: Some("hr".into()), ..SendOptions::default() };
+        let large = resolving(&test, &words, as_hr.clone()).await;
+        let answer = finish_preparing(&test.app, &large).await;
+        let from = "from HR Team (`@broadcast_hr:example.org`)";
+        let preview = format!("**Preview of {} «Hello»** {from} — 2 recipients", large.id);
+        assert!(answer.markdown.starts_with(&preview), "{}", answer.markdown);
+        let small = resolving(&test, &words[..1], as_hr).await;
+        let answer = finish_preparing(&test.app, &small).await;
+        assert_eq!(answer, Answer::ok(format!("Sending {} «Hello» {from}.", small.id)));
+        let bot = resolving(&test, &words[..1], SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &bot).await;
+        let from_bot = "from Broadcast (`@broadcast:example.org`)";
+        assert_eq!(answer, Answer::ok(format!("Sending {} «Hello» {from_bot}.", bot.id)), "personas exist");
     }
 
     #[tokio::test]

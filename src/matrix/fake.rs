@@ -1,7 +1,8 @@
 //! An in-memory [`Homeserver`] for unit tests: rooms with members, power levels, create events
 //! and space children; aliases; profiles; the Synapse admin user list (with appservice and
-//! deactivated accounts); every event the bot sent; a count of requests per endpoint; and
-//! failures injected per call.
+//! deactivated accounts); every event the bot (or a persona) sent; the users registered and
+//! the devices logged in; a count of requests per endpoint; and failures injected per call.
+//! A handle [acting as](Homeserver::acting_as) a persona shares the state of the fake.
 //!
 //! It answers the way Synapse does where the bot's logic depends on it: `M_FORBIDDEN` for rooms
 //! the bot is not in and for admin calls without server-admin rights, one event per transaction
@@ -9,7 +10,7 @@
 
 use std::{
     collections::{BTreeMap, HashMap, VecDeque},
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -19,8 +20,8 @@ use ruma::{
         room::member::MembershipState, AnyMessageLikeEventContent, MessageLikeEventType, StateEventType,
     },
     serde::Raw,
-    EventId, OwnedEventId, OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId,
-    RoomOrAliasId, TransactionId, UserId,
+    DeviceId, EventId, OwnedDeviceId, OwnedEventId, OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId,
+    RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UserId,
 };
 use serde_json::{json, Value};
 
@@ -47,9 +48,10 @@ impl FakeRoom {
     }
 }
 
-/// An event the bot sent.
+/// An event the bot (or a persona) sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sent {
+    pub sender: OwnedUserId,
     pub room: OwnedRoomId,
     pub event_type: String,
     pub content: Value,
@@ -74,7 +76,12 @@ pub struct FakeState {
     /// Events that exist in rooms, readable with `room_event`.
     pub events: HashMap<OwnedEventId, Value>,
     pub redacted: Vec<OwnedEventId>,
-    pub direct: Option<Value>,
+    /// Each user's `m.direct`.
+    pub direct: HashMap<OwnedUserId, Value>,
+    /// The users registered with `register_bot`, in order.
+    pub registered: Vec<OwnedUserId>,
+    /// The devices logged in with `ensure_device`, in order.
+    pub devices: Vec<(OwnedUserId, OwnedDeviceId)>,
     /// Requests per endpoint (the trait method's name).
     pub requests: BTreeMap<&'static str, usize>,
     failures: HashMap<&'static str, VecDeque<MatrixError>>,
@@ -89,10 +96,12 @@ impl FakeState {
     }
 }
 
-/// The fake homeserver of `example.org`, acting as `@broadcast:example.org`.
+/// The fake homeserver of `example.org`, acting as `@broadcast:example.org` from its device
+/// `BROADCAST` (or as a persona).
 pub struct FakeHomeserver {
     bot: OwnedUserId,
-    state: Mutex<FakeState>,
+    device: OwnedDeviceId,
+    state: Arc<Mutex<FakeState>>,
 }
 
 impl Default for FakeHomeserver {
@@ -100,7 +109,7 @@ impl Default for FakeHomeserver {
         let bot: OwnedUserId = "@broadcast:example.org".try_into().expect("bot id");
         let mut state = FakeState::default();
         state.profiles.insert(bot.clone(), Some("Broadcast".into()));
-        Self { bot, state: Mutex::new(state) }
+        Self { bot, device: "BROADCAST".into(), state: Arc::new(Mutex::new(state)) }
     }
 }
 
@@ -195,12 +204,17 @@ impl FakeHomeserver {
 
     /// The rooms whose members are exactly the bot and `user` (joined or invited).
     pub fn dms_with(&self, user: &UserId) -> Vec<OwnedRoomId> {
+        self.dms_between(&self.bot, user)
+    }
+
+    /// The rooms whose members are exactly `owner` (joined) and `user` (joined or invited).
+    pub fn dms_between(&self, owner: &UserId, user: &UserId) -> Vec<OwnedRoomId> {
         self.with(|state| {
             state
                 .rooms
                 .iter()
                 .filter(|(_, room)| {
-                    room.members.len() == 2 && room.members.contains_key(user) && room.joined(&self.bot)
+                    room.members.len() == 2 && room.members.contains_key(user) && room.joined(owner)
                 })
                 .map(|(id, _)| id.clone())
                 .collect()
@@ -264,16 +278,35 @@ impl Homeserver for FakeHomeserver {
         &self.bot
     }
 
-    async fn register_bot(&self) -> Result<(), MatrixError> {
-        self.enter("register_bot")
+    fn acting_as(&self, user: &UserId, device: &DeviceId) -> Arc<dyn Homeserver> {
+        Arc::new(Self { bot: user.to_owned(), device: device.to_owned(), state: self.state.clone() })
     }
 
-    async fn set_bot_profile(&self, _: Option<&str>, _: Option<OwnedMxcUri>) -> Result<(), MatrixError> {
-        self.enter("set_bot_profile")
+    async fn register_bot(&self) -> Result<(), MatrixError> {
+        self.enter("register_bot")?;
+        self.with(|state| {
+            state.registered.push(self.bot.clone());
+            state.profiles.entry(self.bot.clone()).or_default();
+        });
+        Ok(())
+    }
+
+    async fn set_bot_profile(
+        &self,
+        displayname: Option<&str>,
+        _: Option<OwnedMxcUri>,
+    ) -> Result<(), MatrixError> {
+        self.enter("set_bot_profile")?;
+        if let Some(name) = displayname {
+            self.with(|state| state.profiles.insert(self.bot.clone(), Some(name.to_owned())));
+        }
+        Ok(())
     }
 
     async fn ensure_device(&self) -> Result<(), MatrixError> {
-        self.enter("ensure_device")
+        self.enter("ensure_device")?;
+        self.with(|state| state.devices.push((self.bot.clone(), self.device.clone())));
+        Ok(())
     }
 
     async fn ping(&self, _: &str) -> Result<Duration, MatrixError> {
@@ -329,17 +362,26 @@ impl Homeserver for FakeHomeserver {
         self.enter("send_raw")?;
         let content: Value = serde_json::from_str(content.json().get()).map_err(MatrixError::internal)?;
         self.with(|state| {
-            if let Some(event) = state.transactions.get(txn_id.as_str()) {
+            // Transaction IDs are the sender's own, as on Synapse (per user and device).
+            let txn_id = format!("{} {txn_id}", self.bot);
+            if let Some(event) = state.transactions.get(&txn_id) {
                 return Ok(event.clone());
             }
             self.visible_room(state, room)?;
             let event_id: OwnedEventId = format!("$event{}", state.next_id()).try_into().expect("event id");
-            state.transactions.insert(txn_id.to_string(), event_id.clone());
+            state.transactions.insert(txn_id, event_id.clone());
             let event_type = event_type.to_string();
             let event =
                 json!({ "type": event_type, "room_id": room, "sender": self.bot, "content": content });
             state.events.insert(event_id.clone(), event);
-            state.sent.push(Sent { room: room.to_owned(), event_type, content, event_id: event_id.clone() });
+            let sender = self.bot.clone();
+            state.sent.push(Sent {
+                sender,
+                room: room.to_owned(),
+                event_type,
+                content,
+                event_id: event_id.clone(),
+            });
             Ok(event_id)
         })
     }
@@ -494,7 +536,7 @@ impl Homeserver for FakeHomeserver {
 
     async fn set_direct(&self, content: Value) -> Result<(), MatrixError> {
         self.enter("set_direct")?;
-        self.with(|state| state.direct = Some(content));
+        self.with(|state| state.direct.insert(self.bot.clone(), content));
         Ok(())
     }
 

@@ -34,8 +34,8 @@ use ruma::{
     },
     profile::ProfileFieldValue,
     serde::Raw,
-    EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId, OwnedUserId,
-    RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UserId,
+    DeviceId, EventId, OwnedEventId, OwnedMxcUri, OwnedRoomId, OwnedRoomOrAliasId, OwnedTransactionId,
+    OwnedUserId, RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UserId,
 };
 
 pub use identity::AsUser;
@@ -192,8 +192,12 @@ impl RoomCreation {
 pub trait Homeserver: Send + Sync + 'static {
     /// The homeserver's client-server API base URL, as configured.
     fn address(&self) -> &str;
-    /// The bot user this client acts as.
+    /// The bot user this client acts as (or the persona, see [`Homeserver::acting_as`]).
     fn bot(&self) -> &UserId;
+    /// The same homeserver, acting as `user` (a persona, in the bot's namespace) from its device
+    /// `device`: every call of the handle, `bot()` and the bot's own calls (register, profile,
+    /// device, `m.direct`) included, is made as that user.
+    fn acting_as(&self, user: &UserId, device: &DeviceId) -> std::sync::Arc<dyn Homeserver>;
     /// Registers the bot user; "already registered" is success.
     async fn register_bot(&self) -> Result<(), MatrixError>;
     /// Sets the bot's display name and avatar; `None` leaves a field as it is.
@@ -398,6 +402,15 @@ impl Homeserver for MatrixClient {
 
     fn bot(&self) -> &UserId {
         &self.bot
+    }
+
+    fn acting_as(&self, user: &UserId, device: &DeviceId) -> std::sync::Arc<dyn Homeserver> {
+        std::sync::Arc::new(Self {
+            bot: user.to_owned(),
+            device_id: device.to_owned(),
+            bot_localpart: user.localpart().to_owned(),
+            ..self.clone()
+        })
     }
 
     async fn register_bot(&self) -> Result<(), MatrixError> {

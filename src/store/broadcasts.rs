@@ -36,6 +36,9 @@ pub struct SendOptions {
     /// `--at` / `--in`: when to send it (Unix milliseconds); `None`: when confirmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_at: Option<i64>,
+    /// Sent as this persona (`--as`, its name in the config); `None`: as the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persona: Option<String>,
 }
 
 /// Where a broadcast is in its life.

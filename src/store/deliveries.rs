@@ -159,7 +159,9 @@ pub struct Claim {
     pub displayname: Option<String>,
     /// The recipient said `stop` (when the claim was made).
     pub opted_out: bool,
-    /// The recipient's live DM when the claim was made.
+    /// The persona the broadcast is sent as (`--as`), `None` for the bot.
+    pub persona: Option<String>,
+    /// The recipient's live DM with the sender when the claim was made.
     pub dm: Option<DmRoom>,
 }
 
@@ -174,7 +176,8 @@ const CLAIM_SQLITE: &str =
          JOIN deliveries d INDEXED BY deliveries_by_broadcast ON d.broadcast_id = b.id
          WHERE b.state = 'running' AND d.state = 'pending' AND d.next_attempt_at <= $2
          ORDER BY b.id, d.next_attempt_at LIMIT $3)
-     RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
+     RETURNING broadcast_id, user_id, attempts, queued_at, displayname,
+         (SELECT json_extract(options_json, '$.persona') FROM broadcasts WHERE id = broadcast_id)";
 const CLAIM_POSTGRES: &str =
     "UPDATE deliveries SET state = 'sending', claimed_until = $1, attempts = attempts + 1, updated_at = $2
      WHERE (broadcast_id, user_id) IN (
@@ -183,7 +186,11 @@ const CLAIM_POSTGRES: &str =
              WHERE broadcast_id = b.id AND state = 'pending' AND next_attempt_at <= $2
              ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) d
          WHERE b.state = 'running' ORDER BY b.id, d.next_attempt_at LIMIT $3)
-     RETURNING broadcast_id, user_id, attempts, queued_at, displayname";
+     RETURNING broadcast_id, user_id, attempts, queued_at, displayname,
+         (SELECT options_json::jsonb->>'persona' FROM broadcasts WHERE id = broadcast_id)";
+
+/// A claimed row: broadcast, recipient, attempts, queued at, display name, the broadcast's persona.
+type ClaimRow = (i64, String, i64, i64, Option<String>, Option<String>);
 
 const QUEUE_SQLITE: &str =
     "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)
@@ -336,13 +343,14 @@ impl Store {
     }
 
     /// Claims up to `limit` due deliveries of running broadcasts for `lease_ms`, each with its
-    /// recipient's live DM and whether they opted out: four statements for the whole batch.
+    /// sender (the bot or a persona), the recipient's live DM with that sender and whether they
+    /// opted out: four statements for the whole batch.
     /// Deliveries whose lease ran out (their worker died) are due again first.
     pub async fn claim_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claim>, StoreError> {
         let now = now_ms();
         let claim = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
         // One transaction, one commit.
-        let rows: Vec<(i64, String, i64, i64, Option<String>)> = on_pool!(self, |pool| {
+        let rows: Vec<ClaimRow> = on_pool!(self, |pool| {
             let mut transaction = pool.begin().await?;
             sqlx::query(
                 "UPDATE deliveries SET state = 'pending' WHERE state = 'sending' AND claimed_until < $1",
@@ -363,15 +371,21 @@ impl Store {
             return Ok(Vec::new());
         }
         let users = json_list(rows.iter().map(|row| row.1.as_str()));
-        let mut dms = self.live_dms_of_list(&users).await?;
+        let mut dms: std::collections::HashMap<_, _> = self
+            .live_dms_of_list(&users)
+            .await?
+            .into_iter()
+            .map(|dm| ((dm.persona.clone(), dm.user_id.clone()), dm))
+            .collect();
         let opted_out = self.opted_out_of(&users).await?;
         let mut claims = Vec::with_capacity(rows.len());
-        for (broadcast, user, attempts, queued_at, displayname) in rows {
+        for (broadcast, user, attempts, queued_at, displayname, persona) in rows {
             let user_id: OwnedUserId = parse("deliveries.user_id", user)?;
             claims.push(Claim {
                 broadcast_id: BroadcastId(broadcast),
                 opted_out: opted_out.contains(&user_id),
-                dm: dms.remove(&user_id),
+                dm: dms.remove(&(persona.clone(), user_id.clone())),
+                persona,
                 user_id,
                 attempts,
                 queued_at,
@@ -392,19 +406,17 @@ impl Store {
         rows.into_iter().map(|(user,)| parse("opt_outs.user_id", user)).collect()
     }
 
-    /// The live DMs of `users`, in one statement.
+    /// A live DM (with the bot or a persona) of each of `users` who has one, in one statement.
     pub async fn live_dms_of(
         &self,
         users: &[OwnedUserId],
     ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
-        self.live_dms_of_list(&json_list(users.iter().map(|user| user.as_str()))).await
+        let dms = self.live_dms_of_list(&json_list(users.iter().map(|user| user.as_str()))).await?;
+        Ok(dms.into_iter().map(|dm| (dm.user_id.clone(), dm)).collect())
     }
 
-    /// The live DMs of `users` (a JSON list).
-    async fn live_dms_of_list(
-        &self,
-        users: &str,
-    ) -> Result<std::collections::HashMap<OwnedUserId, DmRoom>, StoreError> {
+    /// The live DMs of `users` (a JSON list), with the bot and with every persona.
+    async fn live_dms_of_list(&self, users: &str) -> Result<Vec<DmRoom>, StoreError> {
         let sql = format!(
             "SELECT {} FROM dm_rooms WHERE state <> 'retired' AND user_id {}",
             super::dm_rooms::COLUMNS,
@@ -415,7 +427,7 @@ impl Store {
                 .bind(users)
                 .fetch_all(pool)
                 .await?);
-        rows.into_iter().map(|row| super::dm_rooms::dm_room(row).map(|dm| (dm.user_id.clone(), dm))).collect()
+        rows.into_iter().map(super::dm_rooms::dm_room).collect()
     }
 
     /// When the next pending delivery of a running broadcast becomes due, if any is waiting.

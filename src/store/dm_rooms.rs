@@ -1,9 +1,11 @@
-//! The private DM room of each recipient with the bot.
+//! The private DM room of each recipient with the bot, and with each persona of the bot.
 //!
 //! A room goes `creating` (intent recorded, with a nonce that is also put into the room's create
 //! event) → `ready` (room ID known) → `retired` (a third member joined; never used again). At
-//! most one room per user is not retired (a partial unique index), so two workers can never
-//! both create a room for one person.
+//! most one room per user and owner (the bot or a persona) is not retired (a partial unique
+//! index), so two workers can never both create a room for one person. An owner is named as a
+//! broadcast's options name its sender: `None` for the bot, else the persona's name; stored as
+//! `''` for the bot.
 
 use ruma::{events::room::member::MembershipState, OwnedRoomId, OwnedUserId, RoomId, UserId};
 
@@ -37,6 +39,8 @@ impl std::str::FromStr for DmState {
 pub struct DmRoom {
     pub nonce: String,
     pub user_id: OwnedUserId,
+    /// Whose DM it is: `None` the bot's, else the persona's of that name.
+    pub persona: Option<String>,
     /// `None` while the room is being created.
     pub room_id: Option<OwnedRoomId>,
     pub state: DmState,
@@ -47,16 +51,22 @@ pub struct DmRoom {
     pub membership: MembershipState,
 }
 
-pub(super) type Row = (String, String, Option<String>, String, i64, i64, String);
+pub(super) type Row = (String, String, Option<String>, String, i64, i64, String, String);
 /// The columns of [`Row`].
-pub(super) const COLUMNS: &str = "nonce, user_id, room_id, state, created_at, encrypted, membership";
+pub(super) const COLUMNS: &str = "nonce, user_id, room_id, state, created_at, encrypted, membership, owner";
+
+/// How the DMs of the bot (`None`) or of a persona are told apart in `dm_rooms.owner`.
+pub(super) fn owner(persona: Option<&str>) -> &str {
+    persona.unwrap_or("")
+}
 
 pub(super) fn dm_room(
-    (nonce, user, room, state, created_at, encrypted, membership): Row,
+    (nonce, user, room, state, created_at, encrypted, membership, owner): Row,
 ) -> Result<DmRoom, StoreError> {
     Ok(DmRoom {
         nonce,
         user_id: parse("dm_rooms.user_id", user)?,
+        persona: Some(owner).filter(|owner| !owner.is_empty()),
         room_id: room.map(|room| parse("dm_rooms.room_id", room)).transpose()?,
         state: parse("dm_rooms.state", state)?,
         created_at,
@@ -66,13 +76,14 @@ pub(super) fn dm_room(
 }
 
 impl Store {
-    /// The DM of `user` that is not retired, if any.
-    pub async fn live_dm(&self, user: &UserId) -> Result<Option<DmRoom>, StoreError> {
+    /// The DM of `user` with the bot (`persona` `None`) or a persona that is not retired, if any.
+    pub async fn live_dm(&self, persona: Option<&str>, user: &UserId) -> Result<Option<DmRoom>, StoreError> {
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM dm_rooms WHERE user_id = $1 AND state <> 'retired'"
+                "SELECT {COLUMNS} FROM dm_rooms WHERE user_id = $1 AND owner = $2 AND state <> 'retired'"
             )))
             .bind(user.as_str())
+            .bind(owner(persona))
             .fetch_optional(pool)
             .await?
         });
@@ -90,17 +101,23 @@ impl Store {
         row.map(dm_room).transpose()
     }
 
-    /// Records the intent to create a DM for `user`; false when `user` already has a live DM
-    /// (or one being created).
-    pub async fn begin_dm(&self, user: &UserId, nonce: &str) -> Result<bool, StoreError> {
+    /// Records the intent to create a DM of the bot (`persona` `None`) or a persona for `user`;
+    /// false when `user` already has a live DM with it (or one being created).
+    pub async fn begin_dm(
+        &self,
+        persona: Option<&str>,
+        user: &UserId,
+        nonce: &str,
+    ) -> Result<bool, StoreError> {
         let inserted = on_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO dm_rooms (nonce, user_id, state, created_at) VALUES ($1, $2, 'creating', $3)
+                "INSERT INTO dm_rooms (nonce, user_id, state, created_at, owner) VALUES ($1, $2, 'creating', $3, $4)
                  ON CONFLICT DO NOTHING",
             )
             .bind(nonce)
             .bind(user.as_str())
             .bind(now_ms())
+            .bind(owner(persona))
             .execute(pool)
             .await?
             .rows_affected()
@@ -108,10 +125,14 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Records the intents to create DMs for many users, as (user, nonce), in one statement;
-    /// returns those recorded (the others have a live DM, or one being created). Each recorded
-    /// intent is returned as its new `creating` DM.
-    pub async fn begin_dms(&self, intents: &[(OwnedUserId, String)]) -> Result<Vec<DmRoom>, StoreError> {
+    /// Records the intents to create DMs of the bot (`persona` `None`) or a persona for many
+    /// users, as (user, nonce), in one statement; returns those recorded (the others have a live
+    /// DM with it, or one being created). Each recorded intent is returned as its new `creating` DM.
+    pub async fn begin_dms(
+        &self,
+        persona: Option<&str>,
+        intents: &[(OwnedUserId, String)],
+    ) -> Result<Vec<DmRoom>, StoreError> {
         if intents.is_empty() {
             return Ok(Vec::new());
         }
@@ -120,16 +141,21 @@ impl Store {
         )
         .to_string();
         let sql = if self.is_sqlite() {
-            "INSERT INTO dm_rooms (nonce, user_id, state, created_at)
-             SELECT json_extract(value, '$[1]'), json_extract(value, '$[0]'), 'creating', $2 FROM json_each($1)
-             WHERE true ON CONFLICT DO NOTHING RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership"
+            "INSERT INTO dm_rooms (nonce, user_id, state, created_at, owner)
+             SELECT json_extract(value, '$[1]'), json_extract(value, '$[0]'), 'creating', $2, $3 FROM json_each($1)
+             WHERE true ON CONFLICT DO NOTHING
+             RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership, owner"
         } else {
-            "INSERT INTO dm_rooms (nonce, user_id, state, created_at)
-             SELECT v->>1, v->>0, 'creating', $2 FROM jsonb_array_elements(($1::text)::jsonb) v
-             ON CONFLICT DO NOTHING RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership"
+            "INSERT INTO dm_rooms (nonce, user_id, state, created_at, owner)
+             SELECT v->>1, v->>0, 'creating', $2, $3 FROM jsonb_array_elements(($1::text)::jsonb) v
+             ON CONFLICT DO NOTHING RETURNING nonce, user_id, room_id, state, created_at, encrypted, membership, owner"
         };
-        let rows: Vec<Row> =
-            on_pool!(self, |pool| sqlx::query_as(sql).bind(&rows).bind(now_ms()).fetch_all(pool).await?);
+        let rows: Vec<Row> = on_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(&rows)
+            .bind(now_ms())
+            .bind(owner(persona))
+            .fetch_all(pool)
+            .await?);
         rows.into_iter().map(dm_room).collect()
     }
 
@@ -198,12 +224,17 @@ impl Store {
         Ok(())
     }
 
-    /// Every ready DM: what the bot's `m.direct` lists.
-    pub async fn ready_dms(&self) -> Result<Vec<(OwnedUserId, OwnedRoomId)>, StoreError> {
+    /// Every ready DM of the bot (`persona` `None`) or a persona: what its `m.direct` lists.
+    pub async fn ready_dms(
+        &self,
+        persona: Option<&str>,
+    ) -> Result<Vec<(OwnedUserId, OwnedRoomId)>, StoreError> {
         let rows: Vec<(String, String)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT user_id, room_id FROM dm_rooms WHERE state = 'ready' AND room_id IS NOT NULL ORDER BY user_id",
+                "SELECT user_id, room_id FROM dm_rooms WHERE state = 'ready' AND room_id IS NOT NULL AND owner = $1
+                 ORDER BY user_id",
             )
+            .bind(owner(persona))
             .fetch_all(pool)
             .await?
         });

@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod crash;
 mod defaults;
+mod personas;
 mod replies;
 mod startup;
 mod store;

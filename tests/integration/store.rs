@@ -139,26 +139,57 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
 
 async fn one_live_dm_room_per_user(store: &Store) {
     let user = owned_user_id!("@alice:example.org");
-    assert_eq!(store.live_dm(&user).await.unwrap(), None);
-    assert!(store.begin_dm(&user, "nonce-0").await.unwrap());
+    assert_eq!(store.live_dm(None, &user).await.unwrap(), None);
+    assert!(store.begin_dm(None, &user, "nonce-0").await.unwrap());
     store.abandon_dm("nonce-0").await.unwrap();
-    assert_eq!(store.live_dm(&user).await.unwrap(), None, "a refused creation leaves nothing behind");
-    assert!(store.begin_dm(&user, "nonce-1").await.unwrap());
-    assert!(!store.begin_dm(&user, "nonce-2").await.unwrap(), "a second DM cannot be started");
-    assert_eq!(store.live_dm(&user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
+    assert_eq!(store.live_dm(None, &user).await.unwrap(), None, "a refused creation leaves nothing behind");
+    assert!(store.begin_dm(None, &user, "nonce-1").await.unwrap());
+    assert!(!store.begin_dm(None, &user, "nonce-2").await.unwrap(), "a second DM cannot be started");
+    assert_eq!(store.live_dm(None, &user).await.unwrap().map(|dm| dm.state), Some(DmState::Creating));
     store.dm_created("nonce-1", &owned_room_id!("!first"), false).await.unwrap();
-    assert_eq!(store.ready_dms().await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
+    assert_eq!(store.ready_dms(None).await.unwrap(), [(user.clone(), owned_room_id!("!first"))]);
     store.retire_dm(&owned_room_id!("!first")).await.unwrap();
-    assert!(store.begin_dm(&user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
+    assert!(store.begin_dm(None, &user, "nonce-3").await.unwrap(), "after retiring, a new DM may be made");
     store.dm_created("nonce-3", &owned_room_id!("!second"), true).await.unwrap();
     assert_eq!(
-        store.live_dm(&user).await.unwrap().and_then(|dm| dm.room_id),
+        store.live_dm(None, &user).await.unwrap().and_then(|dm| dm.room_id),
         Some(owned_room_id!("!second"))
     );
     assert_eq!(
         store.dm_by_room(&owned_room_id!("!first")).await.unwrap().map(|dm| dm.state),
         Some(DmState::Retired)
     );
+}
+
+/// A recipient has a live DM with the bot and one with each persona; a claim carries the
+/// persona of its broadcast and the recipient's DM with that sender.
+async fn each_sender_has_its_own_dm_and_a_claim_finds_it(store: &Store) {
+    let carol = owned_user_id!("@carol:example.org");
+    let (bot_dm, hr_dm) = (owned_room_id!("!bot-dm"), owned_room_id!("!hr-dm"));
+    assert!(store.begin_dm(None, &carol, "nonce-bot").await.unwrap());
+    store.dm_created("nonce-bot", &bot_dm, false).await.unwrap();
+    assert!(store.begin_dm(Some("hr"), &carol, "nonce-hr").await.unwrap(), "a DM of its own");
+    assert!(!store.begin_dm(Some("hr"), &carol, "nonce-hr-2").await.unwrap(), "one live DM per sender");
+    store.dm_created("nonce-hr", &hr_dm, false).await.unwrap();
+    assert_eq!(store.ready_dms(Some("hr")).await.unwrap(), [(carol.clone(), hr_dm.clone())]);
+    assert!(!store.ready_dms(None).await.unwrap().iter().any(|(_, room)| *room == hr_dm), "not the bot's");
+    let stored = store.dm_by_room(&hr_dm).await.unwrap().unwrap();
+    assert_eq!((stored.persona.as_deref(), stored.user_id), (Some("hr"), carol.clone()));
+
+    let (room, admin) = (owned_room_id!("!control:example.org"), owned_user_id!("@admin:example.org"));
+    for persona in [Some("hr"), None] {
+        let options = SendOptions { persona: persona.map(str::to_owned), ..SendOptions::default() };
+        let id =
+            store.create_broadcast(NewBroadcast { options: &options, ..new_broadcast(&room, &admin, None) });
+        let id = id.await.unwrap();
+        store.add_deliveries(id, std::slice::from_ref(&carol)).await.unwrap();
+        store.transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+        let claim = store.claim_delivery(60_000).await.unwrap().expect("carol's delivery");
+        assert_eq!((claim.broadcast_id, claim.persona.as_deref()), (id, persona));
+        let dm = claim.dm.as_ref().and_then(|dm| dm.room_id.clone());
+        assert_eq!(dm, Some(if persona.is_some() { hr_dm.clone() } else { bot_dm.clone() }), "{persona:?}");
+        store.mark_delivered(&claim, dm.as_ref().unwrap(), &owned_event_id!("$copy")).await.unwrap();
+    }
 }
 
 async fn replies_reads_and_opt_outs(store: &Store) {
@@ -235,6 +266,7 @@ async fn every_table(store: &Store) {
     one_live_dm_room_per_user(store).await;
     replies_reads_and_opt_outs(store).await;
     defaults_and_the_new_user_mark(store).await;
+    each_sender_has_its_own_dm_and_a_claim_finds_it(store).await;
 }
 
 #[tokio::test]
@@ -245,7 +277,7 @@ async fn sqlite_store_works_and_survives_reopening() {
     store.close().await;
     // Reopening runs no migration twice and keeps the rows.
     let store = sqlite_store(&dir).await;
-    assert!(store.live_dm(&owned_user_id!("@alice:example.org")).await.unwrap().is_some());
+    assert!(store.live_dm(None, &owned_user_id!("@alice:example.org")).await.unwrap().is_some());
 }
 
 #[tokio::test]
