@@ -20,37 +20,47 @@ use crate::{
     store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
 };
 
-/// How often broadcasts with follow-ups are looked at.
+/// How often broadcasts with follow-ups are looked at while none has work.
 const INTERVAL: Duration = Duration::from_secs(1);
-/// How many copies are read at once, and followed up at the same time.
+/// How many copies are read at once; `broadcast.concurrency` of them are changed at a time.
 const BATCH: i64 = 200;
-const AT_ONCE: usize = 8;
 /// How often a copy's follow-up is tried before it is recorded as failed.
 const MAX_ATTEMPTS: i64 = 8;
 
-/// Makes follow-ups every second until `stopped`.
+/// Makes follow-ups until `stopped`: round after round while there are copies to change, then
+/// every second.
 pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(INTERVAL) => {}
-            _ = stopped.wait_for(|stop| *stop) => return,
-        }
-        if let Err(error) = round(&app).await {
+        let busy = round(&app).await.unwrap_or_else(|error| {
             tracing::error!(%error, "cannot follow up on delivered copies");
+            false
+        });
+        if *stopped.borrow() {
+            return;
+        }
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(INTERVAL) => {}
+                _ = stopped.wait_for(|stop| *stop) => return,
+            }
         }
     }
 }
 
 /// One batch of follow-ups for each broadcast that has some; a summary for each that has none
-/// left.
-pub async fn round(app: &App) -> Result<(), StoreError> {
+/// left. True when copies were changed (another round may find more).
+pub async fn round(app: &App) -> Result<bool, StoreError> {
+    let mut busy = false;
     for id in app.store.broadcasts_with_followups().await? {
-        if !batch(app, id).await? {
-            tracing::warn!(broadcast = %id, "the homeserver cannot be reached; follow-ups wait for it");
-            return Ok(());
+        match batch(app, id).await? {
+            Some(changed) => busy |= changed,
+            None => {
+                tracing::warn!(broadcast = %id, "the homeserver cannot be reached; follow-ups wait for it");
+                return Ok(false);
+            }
         }
     }
-    Ok(())
+    Ok(busy)
 }
 
 /// What every follow-up of one broadcast needs to know.
@@ -65,20 +75,20 @@ struct Job<'a> {
     reason: Option<String>,
 }
 
-/// One batch of follow-ups of broadcast `id`, or its summary when none is left; false when the
-/// homeserver could not be reached.
-async fn batch(app: &App, id: BroadcastId) -> Result<bool, StoreError> {
+/// One batch of follow-ups of broadcast `id`, or its summary when none is left. Whether copies
+/// were changed; `None` when the homeserver could not be reached.
+async fn batch(app: &App, id: BroadcastId) -> Result<Option<bool>, StoreError> {
     let broadcast = app.store.broadcast(id).await?;
     let copies = app.store.followups(id, BATCH).await?;
     if copies.is_empty() {
         if app.store.close_followups_if_done(id).await? {
             report(app, &broadcast).await?;
         }
-        return Ok(true);
+        return Ok(Some(false));
     }
     let author = app.sender(broadcast.options.persona.as_deref()).await.map(|sender| sender.homeserver);
     if author.as_ref().is_err_and(MatrixError::is_outage) {
-        return Ok(false);
+        return Ok(None);
     }
     let ending = match Poll::of(&broadcast.message) {
         Some(poll) if broadcast.poll_closed_at.is_some() => {
@@ -89,27 +99,40 @@ async fn batch(app: &App, id: BroadcastId) -> Result<bool, StoreError> {
     };
     let reason = app.store.retract_reason(id).await?;
     let job = &Job { broadcast, author, ending, reason };
-    let reached: Vec<bool> = stream::iter(copies)
+    let steps: Vec<Step> = stream::iter(copies)
         .map(|copy| async move { follow_up(app, job, &copy).await })
-        .buffer_unordered(AT_ONCE)
-        .collect::<Vec<Result<bool, StoreError>>>()
+        .buffer_unordered(app.config.broadcast.concurrency.max(1))
+        .collect::<Vec<Result<Step, StoreError>>>()
         .await
         .into_iter()
         .collect::<Result<_, _>>()?;
-    Ok(!reached.contains(&false))
+    if steps.contains(&Step::Unreachable) {
+        return Ok(None);
+    }
+    Ok(Some(steps.contains(&Step::Recorded)))
 }
 
-/// Retracts, edits or ends the poll of one copy and records it; false when the homeserver could
-/// not be reached (nothing recorded, tried again next round).
-async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<bool, StoreError> {
-    let Some(done) = needed(job, copy) else { return Ok(true) };
+/// What became of one copy's follow-up in a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Made, or failed for good: recorded.
+    Recorded,
+    /// Failed for now: tried again in a later round.
+    Later,
+    /// The homeserver could not be reached: nothing recorded, nothing counted.
+    Unreachable,
+}
+
+/// Retracts, edits or ends the poll of one copy, and records what became of it.
+async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<Step, StoreError> {
+    let Some(done) = needed(job, copy) else { return Ok(Step::Later) };
     let result = match &job.author {
         Ok(author) => make(*author, job, copy, done).await,
         Err(error) => Err(error.clone()),
     };
     match result {
         Ok(()) => app.store.record_followup(copy, done, None).await?,
-        Err(error) if error.is_outage() => return Ok(false),
+        Err(error) if error.is_outage() => return Ok(Step::Unreachable),
         Err(error @ MatrixError::Permanent { .. }) => {
             app.store.record_followup(copy, done, Some(&error.to_string())).await?
         }
@@ -119,10 +142,11 @@ async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<bool, St
         }
         Err(error) => {
             tracing::debug!(%error, user = %copy.user_id, "a follow-up will be tried again");
-            app.store.retry_followup(copy).await?
+            app.store.retry_followup(copy).await?;
+            return Ok(Step::Later);
         }
     }
-    Ok(true)
+    Ok(Step::Recorded)
 }
 
 /// What a copy needs: a retraction wins over an edit, an edit comes before the poll's end.
@@ -280,6 +304,28 @@ mod tests {
             test.hs.bodies_in(&control).last().unwrap(),
             &format!("Edited {id} «Hi {{displayname}}»: 2 copies show the new text.")
         );
+    }
+
+    /// A follow-up the homeserver refuses for now is tried again a round later, not at once; one
+    /// that meets an outage uses up no try.
+    #[tokio::test]
+    async fn follow_ups_failing_for_now_wait_for_the_next_round() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let id = test.running_broadcast(&control, "Hi", &people(&test)[..1], SendOptions::default()).await;
+        let copy = deliver_next(&test, None).await;
+        test.store().edit_broadcast(id, &StoredMessage::markdown("Hello")).await.unwrap();
+        let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
+        test.hs.fail_next("send_raw", busy);
+        assert!(!round(&test.app).await.unwrap(), "nothing changed: the task waits before the next round");
+        assert_eq!(test.store().followups(id, 10).await.unwrap()[0].attempts, 1);
+        test.hs.with(|state| state.down = true);
+        assert!(!round(&test.app).await.unwrap());
+        assert_eq!(test.store().followups(id, 10).await.unwrap()[0].attempts, 1, "an outage counts no try");
+        test.hs.with(|state| state.down = false);
+        assert!(round(&test.app).await.unwrap(), "edited");
+        assert_eq!(later(&test, &copy.room, "m.room.message").len(), 2, "the copy and one edit");
+        assert!(test.store().followups(id, 10).await.unwrap().is_empty());
     }
 
     /// The copies of a persona's broadcast are the persona's: it edits and retracts them.
