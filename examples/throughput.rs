@@ -3,7 +3,8 @@
 //! concurrency C, on the same Synapse, in the same run:
 //!
 //! - **bot**: the release binary as a subprocess with `broadcast.concurrency: C`, timed from the
-//!   `!bc send … --yes` command to the last delivery in its database;
+//!   `!bc send … --yes` command to the last delivery in its database; then `!bc edit` of the
+//!   reused round's broadcast, timed to the last copy that shows the new text (DMs: `edit`);
 //! - **plain appservice**: a plain HTTP client holding an appservice's `as_token` (the test
 //!   Synapse's second appservice, acting as its sender `@bridge_bot`, not rate limited like the
 //!   bot), doing the least a DM needs: createRoom (private_chat, is_direct, invite) + one send;
@@ -187,8 +188,10 @@ impl Bench {
         bot_new.print(n, c, None);
         let bot_reused = self.bot_broadcast(&bot, users, &format!("N{n}C{c}reused")).await;
         bot_reused.print(n, c, None);
+        let bot_edit = self.bot_edit(&bot, &format!("N{n}C{c}reused")).await;
+        bot_edit.print(n, c, None);
         bot.stop().await;
-        let mut lines = vec![bot_new, bot_reused];
+        let mut lines = vec![bot_new, bot_reused, bot_edit];
         if baselines.plain_appservice {
             let (plain_new, rooms) = self.plain_new_dms(users, c).await;
             plain_new.print(n, c, Some(&lines[0]));
@@ -231,6 +234,51 @@ impl Bench {
         cost.seconds = to_last_delivery;
         let dms = if name.ends_with("new") { "new" } else { "reused" };
         Line { sender: "bot", dms, cost, failed }
+    }
+
+    /// `!bc edit` of broadcast `name`, timed to the last copy that shows the new text (or whose
+    /// edit failed); its costs run until the bot said every copy is edited.
+    async fn bot_edit(&self, bot: &BotProcess, name: &str) -> Line {
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM broadcasts WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.bot_db)
+            .await
+            .expect("the broadcast to edit");
+        let (mut cost, (seconds, failed)) = self
+            .measure(Some(bot), async {
+                let started = Instant::now();
+                self.admin.send_text(&self.control_room, &format!("!bc edit {id}\n{MESSAGE}, edited")).await;
+                let failed = self.wait_for_edits(id).await;
+                let seconds = started.elapsed().as_secs_f64();
+                let edited = format!("Edited #{id}");
+                self.admin.wait_for_message(&self.control_room, &self.env.bot_id(), &edited).await;
+                (seconds, failed)
+            })
+            .await;
+        cost.seconds = seconds;
+        Line { sender: "bot", dms: "edit", cost, failed }
+    }
+
+    /// Waits until every delivered copy of broadcast `id` shows its first revision or failed to;
+    /// returns the failed.
+    async fn wait_for_edits(&self, id: i64) -> usize {
+        let until = Instant::now() + PATIENCE;
+        loop {
+            let (waiting, failed): (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(shown_revision < 1 AND followup_error IS NULL), 0),
+                        COALESCE(SUM(followup_error IS NOT NULL), 0)
+                 FROM deliveries WHERE broadcast_id = $1 AND state = 'delivered'",
+            )
+            .bind(id)
+            .fetch_one(&self.bot_db)
+            .await
+            .expect("count edited copies");
+            if waiting == 0 {
+                return failed as usize;
+            }
+            assert!(Instant::now() < until, "#{id}: {waiting} copies not edited after {PATIENCE:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Waits until every delivery of broadcast `name` is delivered or failed; returns the failed.
