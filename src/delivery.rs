@@ -29,11 +29,13 @@ use crate::{
     matrix::{send_json, Homeserver, MatrixError},
     message::StoredMessage,
     notices::post_notice,
-    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, StoreError},
+    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
 pub const LEASE_MS: i64 = 120_000;
+/// When a delivery that met a failing database is tried again.
+const STORE_FAILED_RETRY: Duration = Duration::from_secs(1);
 /// When a delivery whose DM another process is creating is tried again.
 const CREATING_ELSEWHERE_RETRY: Duration = Duration::from_secs(5);
 /// The first and the longest wait between two probes of a homeserver that is down.
@@ -43,6 +45,8 @@ const PROBE_MAX_DELAY: Duration = Duration::from_secs(30);
 const RECORD_BATCH: usize = 512;
 /// The longest wait between two tries.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// How long outcomes are tried again while the database fails: well within the lease.
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a worker sends from the broadcast as it read it.
 const BROADCAST_FRESH: Duration = Duration::from_secs(2);
 
@@ -157,31 +161,43 @@ async fn worker(
             }
             Err(error) => Err(error),
         };
-        match outcome {
-            Ok(outcome) => {
-                if outcomes.send((claim, outcome)).is_err() {
-                    tracing::error!(
-                        "the outcome recorder is gone; the delivery is tried again after its lease"
-                    );
-                }
-            }
-            Err(error) => {
-                tracing::error!(%error, broadcast = %claim.broadcast_id, "cannot deliver; tried again after the lease")
-            }
+        let outcome = outcome.unwrap_or_else(|error| {
+            // The database failed (it is recorded once it is back): the delivery goes back to the
+            // queue without using up a try; a copy already sent is found by its transaction ID.
+            tracing::warn!(%error, broadcast = %claim.broadcast_id, "cannot deliver now; tried again shortly");
+            Outcome::release(now_ms() + STORE_FAILED_RETRY.as_millis() as i64, &error.to_string())
+        });
+        if outcomes.send((claim, outcome)).is_err() {
+            tracing::error!("the outcome recorder is gone; the delivery is tried again after its lease");
         }
     }
 }
 
 /// Records the workers' outcomes, all that are waiting in one statement, until every worker
-/// stopped. An outcome that cannot be recorded leaves its delivery claimed: it is sent again
-/// after the lease, and the transaction ID makes that the same event.
+/// stopped.
 async fn record_outcomes(app: Arc<App>, mut outcomes: mpsc::UnboundedReceiver<(Claim, Outcome)>) {
     let mut batch = Vec::new();
     while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        if let Err(error) = app.store.record_outcomes(&batch).await {
-            tracing::error!(%error, outcomes = batch.len(), "cannot record delivery outcomes");
-        }
+        record_patiently(&app.store, &batch).await;
         batch.clear();
+    }
+}
+
+/// Records a batch of outcomes, trying again with backoff while the database fails (a locked
+/// file, a dropped connection) for up to [`RECORD_PATIENCE`]. An outcome that still cannot be
+/// recorded leaves its delivery claimed: it is sent again after the lease, and the transaction
+/// ID makes that the same event.
+async fn record_patiently(store: &Store, batch: &[(Claim, Outcome)]) {
+    let given_up = Instant::now() + RECORD_PATIENCE;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Err(error) = store.record_outcomes(batch).await else { return };
+        if Instant::now() + delay > given_up {
+            return tracing::error!(%error, outcomes = batch.len(), "cannot record delivery outcomes; they are sent again after their lease");
+        }
+        tracing::warn!(%error, outcomes = batch.len(), retry_in_ms = delay.as_millis() as u64, "cannot record delivery outcomes yet");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
     }
 }
 

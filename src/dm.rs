@@ -226,8 +226,11 @@ impl Dms {
             let Some(dm) = live else {
                 // Whether the user exists was checked when the audience was resolved.
                 let nonce = random_token();
+                // Ours before it is written (see `begin_for`); tried at once when written.
+                self.begun.insert(nonce.clone());
+                self.untried.insert(nonce.clone());
                 if self.store.begin_dm(self.persona(), user, &nonce).await? {
-                    self.begun.insert(nonce.clone());
+                    self.untried.remove(&nonce);
                     return self.create(user, &nonce).await;
                 }
                 live = self.store.live_dm(self.persona(), user).await?; // another process recorded one first
@@ -322,6 +325,12 @@ impl Dms {
             .filter(|claim| claim.dm.is_none() && !claim.opted_out)
             .map(|claim| (claim.user_id.clone(), random_token()))
             .collect();
+        // Known as this process's before they are written: when the database fails after the
+        // commit, the records found later are still seen as ours to create, not another's.
+        for (_, nonce) in &intents {
+            self.begun.insert(nonce.clone());
+            self.untried.insert(nonce.clone());
+        }
         let mut begun: HashMap<OwnedUserId, DmRoom> = self
             .store
             .begin_dms(self.persona(), &intents)
@@ -331,8 +340,6 @@ impl Dms {
             .collect();
         for claim in claims.iter_mut().filter(|claim| claim.persona == self.persona) {
             if let Some(dm) = begun.remove(&claim.user_id) {
-                self.begun.insert(dm.nonce.clone());
-                self.untried.insert(dm.nonce.clone());
                 claim.dm = Some(dm);
             }
         }
@@ -345,13 +352,15 @@ impl Dms {
             return self.create(user, &dm.nonce).await; // recorded by this process, never asked for
         }
         // With SQLite this process is the only one: a `creating` record it did not make itself
-        // (under the per-user lock) was left by a process that died.
+        // (under the per-user lock) was left by a process that died. Its own (say, the database
+        // failed as the room was recorded) it looks for at once.
         let age = now_ms() - dm.created_at;
-        if age < CREATING_GRACE_MS && !self.store.is_sqlite() {
+        let left_by_another = !self.begun.contains(dm.nonce.as_str());
+        if left_by_another && age < CREATING_GRACE_MS && !self.store.is_sqlite() {
             return Err(DmError::CreatingElsewhere);
         }
         if let Some(room) = self.find_room_with_nonce(&dm.nonce).await? {
-            tracing::info!(%user, %room, "adopted a DM created before a crash");
+            tracing::info!(%user, %room, "adopted a DM whose creation was not recorded (a crash, or a database failure)");
             let encrypted = self.made_encrypted(&room).await;
             self.store.dm_created(&dm.nonce, &room, encrypted).await?;
             self.direct_changed();
@@ -367,7 +376,6 @@ impl Dms {
             }
             return Ok(Dm { room, encrypted });
         }
-        let left_by_another = !self.begun.contains(dm.nonce.as_str());
         if left_by_another && age < self.unfinished_creation_ms {
             return Err(DmError::CreatingElsewhere);
         }

@@ -345,9 +345,47 @@ impl Store {
     /// Claims up to `limit` due deliveries of running broadcasts for `lease_ms`, each with its
     /// sender (the bot or a persona), the recipient's live DM with that sender and whether they
     /// opted out: four statements for the whole batch.
-    /// Deliveries whose lease ran out (their worker died) are due again first.
+    /// Deliveries whose lease ran out (their worker died) are due again first. When the database
+    /// fails on the way (a connection killed after the commit, say), what may have been claimed
+    /// is given back at once instead of waiting for its lease.
     pub async fn claim_deliveries(&self, lease_ms: i64, limit: i64) -> Result<Vec<Claim>, StoreError> {
         let now = now_ms();
+        let claimed = self.claim_until(now, now + lease_ms, limit).await;
+        if claimed.is_err() {
+            self.give_back(now + lease_ms).await;
+        }
+        claimed
+    }
+
+    /// Gives back the deliveries claimed until `until` (exactly: the lease of one claim) without
+    /// counting the try; a few times while the database still fails. Another process's claim of
+    /// the same millisecond would be given back too: its copy has the same transaction ID.
+    async fn give_back(&self, until: i64) {
+        let mut delay = std::time::Duration::from_millis(200);
+        for _ in 0..5 {
+            let given_back = on_pool!(self, |pool| {
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'pending', claimed_until = 0, attempts = attempts - 1
+                     WHERE state = 'sending' AND claimed_until = $1",
+                )
+                .bind(until)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected())
+            });
+            match given_back {
+                Ok(deliveries) if deliveries > 0 => {
+                    return tracing::info!(deliveries, "gave back deliveries claimed as the database failed");
+                }
+                Ok(_) => return,
+                Err(_) => tokio::time::sleep(delay).await,
+            }
+            delay *= 2;
+        }
+        tracing::warn!("cannot give back a failed claim; its deliveries are due again after their lease");
+    }
+
+    async fn claim_until(&self, now: i64, until: i64, limit: i64) -> Result<Vec<Claim>, StoreError> {
         let claim = if self.is_sqlite() { CLAIM_SQLITE } else { CLAIM_POSTGRES };
         // One transaction, one commit.
         let rows: Vec<ClaimRow> = on_pool!(self, |pool| {
@@ -358,12 +396,8 @@ impl Store {
             .bind(now)
             .execute(&mut *transaction)
             .await?;
-            let rows = sqlx::query_as(claim)
-                .bind(now + lease_ms)
-                .bind(now)
-                .bind(limit)
-                .fetch_all(&mut *transaction)
-                .await?;
+            let rows =
+                sqlx::query_as(claim).bind(until).bind(now).bind(limit).fetch_all(&mut *transaction).await?;
             transaction.commit().await?;
             rows
         });

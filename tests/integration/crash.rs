@@ -10,7 +10,7 @@ use crate::harness::{wait_for, TestEnv, TestUser, DEADLINE};
 
 const RECIPIENTS: usize = 200;
 
-async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
+pub async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
     let mut users = Vec::with_capacity(count);
     for chunk in (0..count).collect::<Vec<_>>().chunks(25) {
         let names: Vec<String> = chunk.iter().map(|n| format!("person{n:03}")).collect();
@@ -20,13 +20,13 @@ async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
 }
 
 /// How many deliveries the bot's database (SQLite or PostgreSQL) records as delivered.
-async fn delivered(env: &TestEnv) -> i64 {
+pub async fn delivered(env: &TestEnv) -> i64 {
     env.count_in_bot_database("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").await
 }
 
 /// Every recipient has exactly one DM room, with only them and the bot, holding exactly one
 /// copy of `body`.
-async fn assert_exactly_one_copy_each(
+pub async fn assert_exactly_one_copy_each(
     root: &TestUser,
     bot: &str,
     control_room: &str,
@@ -48,7 +48,7 @@ async fn assert_exactly_one_copy_each(
     assert_eq!(census.len(), users.len(), "no stray rooms");
 }
 
-fn send_command(users: &[TestUser], body: &str) -> String {
+pub fn send_command(users: &[TestUser], body: &str) -> String {
     let audience: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
     format!("!bc send {} --yes --name Crash\n{body}", audience.join(" "))
 }

@@ -7,6 +7,7 @@
 //! (`scripts/test` creates and drops one).
 
 pub mod client;
+pub mod privacy;
 pub mod synapse;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
@@ -388,9 +389,15 @@ impl TestEnv {
 }
 
 impl Drop for TestEnv {
+    /// Stops the bot, then audits privacy (unless the test failed already, or stopped Synapse).
     fn drop(&mut self) {
         if let Some(bot) = self.bot.take() {
             bot.task.abort();
         }
+        if std::thread::panicking() || self.synapse.pid().is_none() {
+            return;
+        }
+        let audit = privacy::audit(&self.synapse, &self.config.appservice.bot.username);
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(audit));
     }
 }
