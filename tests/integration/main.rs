@@ -15,5 +15,6 @@ mod faults;
 mod personas;
 mod replies;
 mod secrets;
+mod soak;
 mod startup;
 mod store;
