@@ -121,6 +121,19 @@ impl App {
     }
 }
 
+impl App {
+    /// Forgets the DMs recorded for `claims` (by [`App::begin_dms_for`]) and never asked of the
+    /// homeserver: the claims go back to the queue untried.
+    pub async fn abandon_untried_dms(&self, claims: &[Claim]) -> Result<(), StoreError> {
+        for claim in claims {
+            if let (Some(dm), Some(dms)) = (&claim.dm, self.dms_of(claim.persona.as_deref())) {
+                dms.abandon_untried(dm).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The bot or a persona, as it writes into its DMs.
 pub struct Sender<'a> {
     pub homeserver: &'a dyn Homeserver,

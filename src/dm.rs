@@ -346,6 +346,15 @@ impl Dms {
         Ok(())
     }
 
+    /// Forgets `dm` when it is an intent this process recorded and never asked the homeserver
+    /// to create (its delivery goes back to the queue untried).
+    pub async fn abandon_untried(&self, dm: &DmRoom) -> Result<(), StoreError> {
+        if dm.state == DmState::Creating && self.untried.remove(dm.nonce.as_str()) {
+            self.store.abandon_dm(&dm.nonce).await?;
+        }
+        Ok(())
+    }
+
     /// A `creating` record: the room may exist (the creator crashed after creating it) or not.
     async fn finish_creating(&self, user: &UserId, dm: &DmRoom) -> Result<Dm, DmError> {
         if self.untried.remove(dm.nonce.as_str()) {
