@@ -30,6 +30,7 @@ use crate::{
     message::StoredMessage,
     notices::post_notice,
     store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
+    telemetry::HomeserverHealth,
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
@@ -338,7 +339,7 @@ fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: Matrix
         }
         _ if failure.is_outage() => {
             // Uses up no try: the workers pause until a probe finds the homeserver again.
-            outage.begin(&failure, app.homeserver.clone());
+            outage.begin(&failure, app);
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
             return Outcome::release(now_ms(), &failure.to_string());
         }
@@ -366,16 +367,17 @@ pub struct Outage {
 
 impl Outage {
     /// A delivery met an outage: the first report pauses the workers and starts the probe.
-    fn begin(self: &Arc<Self>, error: &MatrixError, homeserver: Arc<dyn Homeserver>) {
+    fn begin(self: &Arc<Self>, error: &MatrixError, app: &App) {
+        app.homeserver_health.down(error);
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
         tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
-        tokio::spawn(self.clone().probe(homeserver));
+        tokio::spawn(self.clone().probe(app.homeserver.clone(), app.homeserver_health.clone()));
     }
 
     /// Asks the homeserver something cheap, with backoff, until it answers.
-    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>) {
+    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>, health: Arc<HomeserverHealth>) {
         let mut delay = PROBE_FIRST_DELAY;
         loop {
             tokio::time::sleep(delay).await;
@@ -385,6 +387,7 @@ impl Outage {
             }
         }
         self.down.store(false, Ordering::SeqCst);
+        health.up();
         tracing::info!("the homeserver answers again: deliveries resume");
         self.over.notify_waiters();
     }
@@ -860,6 +863,7 @@ mod tests {
         let during = test.hs.with(|state| state.requests.values().sum::<usize>());
         assert!(during < 20, "no hot loop: {during} requests in a 3 s outage");
         assert_eq!(test.store().delivery_counts(id).await.unwrap().failed, 0, "nothing failed");
+        assert!(test.app.homeserver_health.state().is_err(), "the outage is known to /health");
         test.hs.with(|state| state.down = false);
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while test.store().delivery_counts(id).await.unwrap().delivered < 5 {
@@ -872,5 +876,6 @@ mod tests {
         stop.send(true).unwrap();
         workers.await.unwrap();
         assert_eq!(test.hs.with(|state| state.sent.len()), 5, "one copy each");
+        assert_eq!(test.app.homeserver_health.state(), Ok(()), "and so is its end");
     }
 }
