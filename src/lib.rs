@@ -60,7 +60,7 @@ const QUEUE_DEPTH_EVERY: Duration = Duration::from_secs(5);
 /// How long the tasks have, after a stop, before the process ends without them: the delivery
 /// workers give back what they could not finish within [`delivery::STOP_GRACE`], so this is a
 /// bound for a request that hangs elsewhere (a command, a progress edit).
-const STOP_LIMIT: Duration = Duration::from_secs(8);
+const STOP_LIMIT: Duration = Duration::from_secs(7);
 
 /// Runs the bot on `appservice.hostname:port` until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
