@@ -148,3 +148,55 @@ async fn health(State(intake): State<Arc<Intake>>) -> Response {
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `GET /health` answers: status code and JSON body.
+    async fn answer(intake: &Arc<Intake>) -> (StatusCode, serde_json::Value) {
+        let response = health(State(intake.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 10_000).await.expect("a body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    /// Issue 13: `/health` tells the database from the homeserver, 503 when either is down.
+    #[tokio::test]
+    async fn health_reports_the_database_and_the_homeserver_each_on_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
+        let store = Store::connect(&uri, 2).await.expect("store");
+        let homeserver = Arc::new(HomeserverHealth::default());
+        let intake = Arc::new(Intake {
+            store: store.clone(),
+            bot: ruma::owned_user_id!("@broadcast:example.org"),
+            hs_token: "hs-token".into(),
+            max_body_bytes: 1024,
+            recent_transactions: RecentTransactions::default(),
+            inbox_ready: Arc::default(),
+            homeserver_health: homeserver.clone(),
+        });
+        let (status, body) = answer(&intake).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["homeserver"], json!({ "ok": false, "error": "not checked yet" }));
+        assert_eq!(body["database"], json!({ "ok": true }));
+
+        homeserver.up();
+        assert_eq!(
+            answer(&intake).await,
+            (
+                StatusCode::OK,
+                json!({
+            "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true } })
+            )
+        );
+
+        store.close().await;
+        let (status, body) = answer(&intake).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["database"], json!({ "ok": false, "error": "the database does not answer" }));
+        assert_eq!(body["homeserver"], json!({ "ok": true }), "the homeserver is still fine");
+    }
+}
