@@ -95,6 +95,8 @@ pub async fn run_with_listener(
         .with_graceful_shutdown(wait_for_stop(stopped.clone()));
     let server = tokio::spawn(async move { serve.await });
     tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
+    // From the start, so that `/health` knows the homeserver's state during start-up too.
+    let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
 
     let started = tokio::select! {
         result = start_up(&app) => result,
@@ -106,6 +108,7 @@ pub async fn run_with_listener(
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
     server.await.context("HTTP server task failed")??;
+    let _ = probe.await;
     finish(&app, metrics).await?;
     started?;
     tracing::info!("stopped");
