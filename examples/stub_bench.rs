@@ -11,8 +11,10 @@
 //!
 //! ```text
 //! cargo run --release --locked --example stub_bench -- [--quick] [--sizes 1000,10000]
-//!     [--backends sqlite,postgres] [--budget SECONDS]
+//!     [--backends sqlite,postgres] [--processes 1,3] [--budget SECONDS]
 //! ```
+//! `--processes 1,3` runs each PostgreSQL size once with the main process alone and once with
+//! two `matrix-broadcast worker`s beside it (SQLite: one process only), in the same run.
 //! `--quick` is N = 1,000 only. Sizes are run in turn on each backend; one predicted (from the
 //! last size measured) to end after `--budget` seconds of measuring (default 360, not counting
 //! the build of the bot's release binary; 0: no limit)
@@ -58,6 +60,8 @@ const RESOLVED: usize = 10_000;
 struct Options {
     sizes: Vec<usize>,
     backends: Vec<Backend>,
+    /// Bot process counts to run on PostgreSQL (the main one plus workers).
+    processes: Vec<usize>,
     /// Sizes predicted to end after this many seconds of the bench are skipped (0: none are).
     budget_seconds: f64,
 }
@@ -79,7 +83,10 @@ fn options() -> Options {
         })
         .collect();
     let budget_seconds = value("--budget").map_or(360.0, |budget| budget.parse().expect("--budget: seconds"));
-    Options { sizes, backends, budget_seconds }
+    let processes = value("--processes").unwrap_or_else(|| "1".into());
+    let processes =
+        processes.split(',').map(|count| count.trim().parse().expect("--processes: numbers")).collect();
+    Options { sizes, backends, processes, budget_seconds }
 }
 
 #[tokio::main]
@@ -98,8 +105,16 @@ async fn main() {
         backends.retain(|backend| *backend != Backend::Postgres);
     }
     let (mut rounds, mut resolutions, mut skipped) = (Vec::new(), Vec::new(), Vec::new());
+    let runs = backends.iter().flat_map(|&backend| {
+        let processes = match backend {
+            Backend::Sqlite => vec![1],
+            Backend::Postgres => options.processes.clone(),
+        };
+        processes.into_iter().map(move |processes| (backend, processes))
+    });
+    let runs: Vec<(Backend, usize)> = runs.collect();
     for &n in &options.sizes {
-        for &backend in &backends {
+        for &(backend, processes) in &runs {
             let predicted = predicted_seconds(&rounds, backend, n);
             let left = options.budget_seconds - started.elapsed().as_secs_f64();
             if options.budget_seconds > 0.0 && predicted.is_some_and(|predicted| predicted > left) {
@@ -112,8 +127,9 @@ async fn main() {
                 ));
                 continue;
             }
-            // The resolution timings once per backend, with the first size.
-            match run(&binary, backend, n, n == options.sizes[0]).await {
+            // The resolution timings once per backend, with the first size and one process.
+            let resolve = n == options.sizes[0] && processes == 1;
+            match run(&binary, backend, processes, n, resolve).await {
                 Ok((more_rounds, more_resolutions)) => {
                     rounds.extend(more_rounds);
                     resolutions.extend(more_resolutions);
@@ -163,11 +179,13 @@ fn world_for(n: usize) -> World {
     world
 }
 
-/// One bot process on a fresh database and a fresh stub, for an audience of `n`: two
-/// broadcasts (new DMs, reused DMs) and, with `resolve`, the audience resolution timings.
+/// The bot (`processes`: the main process and workers) on a fresh database and a fresh stub,
+/// for an audience of `n`: two broadcasts (new DMs, reused DMs) and, with `resolve`, the
+/// audience resolution timings.
 async fn run(
     binary: &std::path::Path,
     backend: Backend,
+    processes: usize,
     n: usize,
     resolve: bool,
 ) -> Result<(Vec<Round>, Vec<Resolution>), String> {
@@ -194,9 +212,10 @@ async fn run(
         hs_token: &hs_token,
         admin: ADMIN,
         database_uri: &database.uri,
+        workers: processes - 1,
     };
     let mut bot = Bot::start(&setup);
-    let result = drive(&stub, &mut bot, &database, n, resolve).await;
+    let result = drive(&stub, &mut bot, &database, processes, n, resolve).await;
     if result.is_err() {
         let log = std::fs::read_to_string(&bot.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
@@ -213,6 +232,7 @@ async fn drive(
     stub: &Arc<Stub>,
     bot: &mut Bot,
     database: &Database,
+    processes: usize,
     n: usize,
     resolve: bool,
 ) -> Result<(Vec<Round>, Vec<Resolution>), String> {
@@ -226,7 +246,7 @@ async fn drive(
     wait_for_post(stub, bot, since, "now a control room", Duration::from_secs(30)).await?;
     let mut rounds = Vec::new();
     for (number, reused) in [(1, false), (2, true)] {
-        let round = broadcast(stub, bot, database, n, number, reused).await?;
+        let round = Round { processes, ..broadcast(stub, bot, database, n, number, reused).await? };
         eprintln!("{}", report::progress_line(&round));
         rounds.push(round);
     }
@@ -314,6 +334,7 @@ async fn broadcast(
     let db_cpu_after = database.server_cpu_seconds();
     Ok(Round {
         backend: database.backend,
+        processes: 1,
         n,
         reused,
         to_last_send: since_start(sends.last).unwrap_or(f64::NAN),

@@ -20,6 +20,7 @@ use crate::{
     matrix::{Homeserver, MatrixError},
     permissions::Permissions,
     store::{Claim, Store, StoreError},
+    telemetry::HomeserverHealth,
     throttle::Throttle,
 };
 
@@ -49,6 +50,8 @@ pub struct App {
     pub default_control_room: OnceLock<OwnedRoomId>,
     /// How many of a person's messages a minute are relayed into a control room.
     pub relay_throttle: Throttle,
+    /// Whether the homeserver answers (shared with `/health`).
+    pub homeserver_health: Arc<HomeserverHealth>,
 }
 
 impl App {
@@ -74,6 +77,7 @@ impl App {
             progress_ready: Notify::new(),
             default_control_room: OnceLock::new(),
             relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
+            homeserver_health: Arc::default(),
         }
     }
 
@@ -115,6 +119,19 @@ impl App {
         for persona in self.personas.values() {
             if claims.iter().any(|claim| claim.persona.as_deref() == Some(persona.name.as_str())) {
                 persona.dms.begin_for(claims).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl App {
+    /// Forgets the DMs recorded for `claims` (by [`App::begin_dms_for`]) and never asked of the
+    /// homeserver: the claims go back to the queue untried.
+    pub async fn abandon_untried_dms(&self, claims: &[Claim]) -> Result<(), StoreError> {
+        for claim in claims {
+            if let (Some(dm), Some(dms)) = (&claim.dm, self.dms_of(claim.persona.as_deref())) {
+                dms.abandon_untried(dm).await?;
             }
         }
         Ok(())
@@ -189,12 +206,19 @@ impl Persona {
     }
 
     /// Rewrites the persona's `m.direct` while its DMs change, until `stopped`; from the moment
-    /// it is ready (before, the homeserver may not know the user).
+    /// it is ready (before, the homeserver may not know the user), or it has DMs that a worker
+    /// process made (then it is made ready here too).
     pub async fn run_direct_writer(&self, mut stopped: watch::Receiver<bool>) {
         if !self.ready.initialized() {
-            tokio::select! {
-                _ = self.became_ready.notified() => {}
+            let made_elsewhere = tokio::select! {
+                _ = self.became_ready.notified() => false,
+                _ = self.dms.until_made_elsewhere() => true,
                 _ = stopped.wait_for(|stop| *stop) => return,
+            };
+            if made_elsewhere {
+                if let Err(error) = self.ready().await {
+                    tracing::warn!(%error, persona = %self.name, "cannot make the persona ready for its m.direct");
+                }
             }
         }
         self.dms.run_direct_writer(stopped).await

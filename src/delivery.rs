@@ -30,12 +30,15 @@ use crate::{
     message::StoredMessage,
     notices::post_notice,
     store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
+    telemetry::HomeserverHealth,
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
 pub const LEASE_MS: i64 = 120_000;
 /// When a delivery that met a failing database is tried again.
 const STORE_FAILED_RETRY: Duration = Duration::from_secs(1);
+/// How long a stopping worker lets the send it is in finish before it gives the delivery back.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// When a delivery whose DM another process is creating is tried again.
 const CREATING_ELSEWHERE_RETRY: Duration = Duration::from_secs(5);
 /// The first and the longest wait between two probes of a homeserver that is down.
@@ -53,6 +56,9 @@ const BROADCAST_FRESH: Duration = Duration::from_secs(2);
 /// Runs `broadcast.concurrency` workers until `stopped`. One task claims due deliveries in
 /// batches and hands them to the workers; another records the workers' outcomes in batches, so
 /// that a delivery costs a fraction of a database round trip besides its sends.
+///
+/// At the stop each worker finishes the send it is in (for up to [`STOP_GRACE`]) and starts no
+/// other; what was claimed and not sent goes back to the queue, so nothing stays `sending`.
 pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
     let outage = Arc::new(Outage::default());
     let concurrency = app.config.broadcast.concurrency.max(1);
@@ -67,15 +73,39 @@ pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
             tokio::spawn(worker(app, outage, claimed, outcomes, stopped.clone()))
         })
         .collect();
-    drop(outcomes);
     claim_due(&app, &outage, claims, stopped).await;
     for worker in workers {
         if let Err(error) = worker.await {
             tracing::error!(%error, "a delivery worker failed");
         }
     }
+    // The claimer has stopped: what it handed over and no worker started goes back.
+    let mut unstarted = Vec::new();
+    while let Ok(claim) = claimed.lock().await.try_recv() {
+        unstarted.push(claim);
+    }
+    give_back(&app, unstarted, &outcomes).await;
+    drop(outcomes);
     if let Err(error) = recorder.await {
         tracing::error!(%error, "the outcome recorder failed");
+    }
+}
+
+/// Why a delivery went back to the queue at a stop.
+const STOPPED: &str = "the bot stopped before sending it";
+
+/// Puts claims that were never tried back in the queue, without counting a try, and forgets
+/// the DMs recorded for them and not asked for (another process may create those at once).
+async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSender<(Claim, Outcome)>) {
+    if claims.is_empty() {
+        return;
+    }
+    tracing::info!(deliveries = claims.len(), "giving back deliveries not started before the stop");
+    if let Err(error) = app.abandon_untried_dms(&claims).await {
+        tracing::warn!(%error, "cannot forget the DMs recorded for deliveries given back");
+    }
+    for claim in claims {
+        let _ = outcomes.send((claim, Outcome::release(now_ms(), STOPPED)));
     }
 }
 
@@ -141,7 +171,8 @@ async fn wait_for_due(app: &App, stopped: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Delivers the claims it is handed until the claimer stops, and passes on the outcomes.
+/// Delivers the claims it is handed until `stopped` (or the claimer stops), and passes on the
+/// outcomes.
 async fn worker(
     app: Arc<App>,
     outage: Arc<Outage>,
@@ -151,17 +182,20 @@ async fn worker(
 ) {
     let mut broadcasts = HashMap::new();
     loop {
-        let Some(claim) = claimed.lock().await.recv().await else { return };
-        outage.wait_until_over(&mut stopped).await;
-        let outcome = match broadcast_of(&app, &mut broadcasts, &claim).await {
-            Ok(broadcast) => deliver(&app, &outage, &broadcast, &claim).await,
-            // It will never be readable: fail the delivery instead of retrying it forever.
-            Err(error @ StoreError::Undecodable { .. }) => {
-                Ok(Outcome::end(DeliveryState::Failed, &error.to_string()))
-            }
-            Err(error) => Err(error),
+        let claim = tokio::select! {
+            biased;
+            _ = stopped.wait_for(|stop| *stop) => return,
+            claim = async { claimed.lock().await.recv().await } => match claim {
+                Some(claim) => claim,
+                None => return,
+            },
         };
-        let outcome = outcome.unwrap_or_else(|error| {
+        outage.wait_until_over(&mut stopped).await;
+        if *stopped.borrow() {
+            return give_back(&app, vec![claim], &outcomes).await;
+        }
+        let attempt = try_claim(&app, &outage, &mut broadcasts, &claim);
+        let outcome = within_grace(attempt, stopped.clone()).await.unwrap_or_else(|error| {
             // The database failed (it is recorded once it is back): the delivery goes back to the
             // queue without using up a try; a copy already sent is found by its transaction ID.
             tracing::warn!(%error, broadcast = %claim.broadcast_id, "cannot deliver now; tried again shortly");
@@ -169,6 +203,45 @@ async fn worker(
         });
         if outcomes.send((claim, outcome)).is_err() {
             tracing::error!("the outcome recorder is gone; the delivery is tried again after its lease");
+        }
+    }
+}
+
+/// One try of `claim`.
+async fn try_claim(
+    app: &App,
+    outage: &Arc<Outage>,
+    broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
+    claim: &Claim,
+) -> Result<Outcome, StoreError> {
+    match broadcast_of(app, broadcasts, claim).await {
+        Ok(broadcast) => deliver(app, outage, &broadcast, claim).await,
+        // It will never be readable: fail the delivery instead of retrying it forever.
+        Err(error @ StoreError::Undecodable { .. }) => {
+            Ok(Outcome::end(DeliveryState::Failed, &error.to_string()))
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The outcome of `attempt`; or, when it has not ended [`STOP_GRACE`] after a stop (a request
+/// that hangs), the delivery given back to the queue. A re-send has the same transaction ID,
+/// so a message that did go out is not sent twice.
+async fn within_grace(
+    attempt: impl std::future::Future<Output = Result<Outcome, StoreError>>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<Outcome, StoreError> {
+    let grace_over = async move {
+        if stopped.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await; // nobody can stop these workers
+        }
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    tokio::select! {
+        outcome = attempt => outcome,
+        _ = grace_over => {
+            tracing::warn!("a send did not end within the grace after the stop: its delivery goes back to the queue");
+            Ok(Outcome::release(now_ms(), "the bot stopped during the send"))
         }
     }
 }
@@ -266,7 +339,7 @@ fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: Matrix
         }
         _ if failure.is_outage() => {
             // Uses up no try: the workers pause until a probe finds the homeserver again.
-            outage.begin(&failure, app.homeserver.clone());
+            outage.begin(&failure, app);
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
             return Outcome::release(now_ms(), &failure.to_string());
         }
@@ -294,16 +367,17 @@ pub struct Outage {
 
 impl Outage {
     /// A delivery met an outage: the first report pauses the workers and starts the probe.
-    fn begin(self: &Arc<Self>, error: &MatrixError, homeserver: Arc<dyn Homeserver>) {
+    fn begin(self: &Arc<Self>, error: &MatrixError, app: &App) {
+        app.homeserver_health.down(error);
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
         tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
-        tokio::spawn(self.clone().probe(homeserver));
+        tokio::spawn(self.clone().probe(app.homeserver.clone(), app.homeserver_health.clone()));
     }
 
     /// Asks the homeserver something cheap, with backoff, until it answers.
-    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>) {
+    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>, health: Arc<HomeserverHealth>) {
         let mut delay = PROBE_FIRST_DELAY;
         loop {
             tokio::time::sleep(delay).await;
@@ -313,6 +387,7 @@ impl Outage {
             }
         }
         self.down.store(false, Ordering::SeqCst);
+        health.up();
         tracing::info!("the homeserver answers again: deliveries resume");
         self.over.notify_waiters();
     }
@@ -682,6 +757,60 @@ mod tests {
         assert_eq!(test.hs.count("send_raw"), 20, "one copy each");
     }
 
+    /// Starts the workers on a broadcast of `count` recipients whose sends take `send` each,
+    /// and stops them once every worker is in a send; returns the broadcast and how long the
+    /// workers took to stop.
+    async fn stop_during_sends(test: &TestApp, count: usize, send: Duration) -> (BroadcastId, Duration) {
+        let users: Vec<OwnedUserId> = (0..count).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
+        let id =
+            test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
+        test.hs.with(|state| state.slow.insert("send_raw", send));
+        let (stop, stopped) = watch::channel(false);
+        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let until = tokio::time::Instant::now() + Duration::from_secs(10);
+        while test.hs.count("send_raw") < 2 {
+            assert!(tokio::time::Instant::now() < until, "both workers are sending within 10 s");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        let stopping = tokio::time::Instant::now();
+        tokio::time::timeout(STOP_GRACE + Duration::from_secs(2), workers)
+            .await
+            .expect("the workers stop within the grace")
+            .unwrap();
+        (id, stopping.elapsed())
+    }
+
+    /// Issue 13: at a stop the workers finish the sends they are in, record them, and start no
+    /// other; what was claimed and not sent goes back to the queue: nothing stays `sending`.
+    #[tokio::test]
+    async fn a_stop_finishes_the_sends_in_flight_and_starts_no_other() {
+        let test = TestApp::with_config("broadcast:\n  concurrency: 2\n").await;
+        let (id, _) = stop_during_sends(&test, 10, Duration::from_millis(500)).await;
+        let counts = test.store().delivery_counts(id).await.unwrap();
+        assert_eq!((counts.delivered, counts.pending, counts.sending), (2, 8, 0), "{counts:?}");
+        assert_eq!(test.hs.count("send_raw"), 2, "no send started after the stop");
+        let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("claimable again at once");
+        assert_eq!(claim.attempts, 1, "a delivery given back used up no try");
+        for n in 0..10 {
+            let user: OwnedUserId = format!("@user{n}:example.org").try_into().unwrap();
+            if let Some(dm) = test.store().live_dm(None, &user).await.unwrap() {
+                assert_eq!(dm.state, DmState::Ready, "no intent to create a DM is left for {user}");
+            }
+        }
+    }
+
+    /// Issue 13: a send that hangs does not hold the stop: after [`STOP_GRACE`] its delivery
+    /// goes back to the queue (a re-send has the same transaction ID: no second copy).
+    #[tokio::test]
+    async fn a_hung_send_gives_its_delivery_back_after_the_grace() {
+        let test = TestApp::with_config("broadcast:\n  concurrency: 2\n").await;
+        let (id, took) = stop_during_sends(&test, 4, Duration::from_secs(3600)).await;
+        assert!(took >= STOP_GRACE, "the send had its grace: {took:?}");
+        let counts = test.store().delivery_counts(id).await.unwrap();
+        assert_eq!((counts.delivered, counts.pending, counts.sending), (0, 4, 0), "{counts:?}");
+    }
+
     /// Issue 10, item 11: a worker whose lease ran out cannot overwrite what the next claim
     /// recorded, nor bring back a cancelled delivery.
     #[tokio::test]
@@ -734,6 +863,7 @@ mod tests {
         let during = test.hs.with(|state| state.requests.values().sum::<usize>());
         assert!(during < 20, "no hot loop: {during} requests in a 3 s outage");
         assert_eq!(test.store().delivery_counts(id).await.unwrap().failed, 0, "nothing failed");
+        assert!(test.app.homeserver_health.state().is_err(), "the outage is known to /health");
         test.hs.with(|state| state.down = false);
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while test.store().delivery_counts(id).await.unwrap().delivered < 5 {
@@ -746,5 +876,6 @@ mod tests {
         stop.send(true).unwrap();
         workers.await.unwrap();
         assert_eq!(test.hs.with(|state| state.sent.len()), 5, "one copy each");
+        assert_eq!(test.app.homeserver_health.state(), Ok(()), "and so is its end");
     }
 }

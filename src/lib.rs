@@ -51,6 +51,17 @@ use crate::{
     store::Store,
 };
 
+/// How often the homeserver is probed for `/health` and `matrix_broadcast_homeserver_up`, and
+/// how long a probe waits for its answer.
+const HOMESERVER_PROBE_EVERY: Duration = Duration::from_secs(5);
+const HOMESERVER_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often the queue depth gauge is refreshed.
+const QUEUE_DEPTH_EVERY: Duration = Duration::from_secs(5);
+/// How long the tasks have, after a stop, before the process ends without them: the delivery
+/// workers give back what they could not finish within [`delivery::STOP_GRACE`], so this is a
+/// bound for a request that hangs elsewhere (a command, a progress edit).
+const STOP_LIMIT: Duration = Duration::from_secs(7);
+
 /// Runs the bot on `appservice.hostname:port` until SIGTERM or Ctrl-C.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let address = config.listen_address();
@@ -67,15 +78,99 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    telemetry::metrics_handle();
+    let app = connect(config).await?;
+    let intake = Arc::new(Intake::new(
+        &app.config,
+        app.bot.clone(),
+        app.store.clone(),
+        app.inbox_ready.clone(),
+        app.homeserver_health.clone(),
+    ));
+    let (stop, stopped) = stop_on(shutdown);
+    let metrics =
+        serve_metrics(app.config.metrics.enabled.then_some(app.config.metrics.listen), stopped.clone())
+            .await?;
+    let address = listener.local_addr()?;
+    let serve = axum::serve(listener, appservice::router(intake))
+        .with_graceful_shutdown(wait_for_stop(stopped.clone()));
+    let server = tokio::spawn(async move { serve.await });
+    tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
+    // From the start, so that `/health` knows the homeserver's state during start-up too.
+    let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
+
+    let started = tokio::select! {
+        result = start_up(&app) => result,
+        _ = wait_for_stop(stopped.clone()) => Ok(()),
+    };
+    if started.is_ok() {
+        within_stop_limit(run_tasks(&app, stopped.clone()), stopped).await;
+    }
+    // Also when start-up failed: the HTTP server must stop before this returns.
+    let _ = stop.send(true);
+    server.await.context("HTTP server task failed")??;
+    let _ = probe.await;
+    finish(&app, metrics).await?;
+    started?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs delivery workers only (`matrix-broadcast worker`) until `shutdown` completes: next to
+/// the main process, on its PostgreSQL database, with its config. No HTTP listener, no
+/// dispatcher, progress, schedule, follow-ups or new-user poll, and no `m.direct` writes: the
+/// main process lists the DMs that workers make (it watches the DM table). Metrics are served
+/// on `metrics_listen` when given (the config's `metrics.listen` is the main process's).
+pub async fn run_worker(
+    config: Config,
+    metrics_listen: Option<std::net::SocketAddr>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !store::is_postgres_uri(&config.database.uri) {
+        anyhow::bail!(
+            "workers need PostgreSQL (database.uri is {}): a SQLite file is used by one process only, the main one",
+            config.database.uri
+        );
+    }
+    let app = connect(config).await?;
+    let (stop, stopped) = stop_on(shutdown);
+    let metrics = serve_metrics(metrics_listen, stopped.clone()).await?;
+    let homeserver = app.homeserver.as_ref();
+    let started = tokio::select! {
+        // The main process does the same; whichever comes first.
+        result = async {
+            until_reachable("register the bot user", || homeserver.register_bot()).await?;
+            until_reachable("log in the bot's device", || homeserver.ensure_device()).await
+        } => result,
+        _ = wait_for_stop(stopped.clone()) => Ok(()),
+    };
+    if started.is_ok() {
+        tracing::info!(bot = %app.bot, concurrency = app.config.broadcast.concurrency, "delivery worker ready");
+        let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
+        let workers = delivery::run_workers(app.clone(), stopped.clone());
+        within_stop_limit(async move { tokio::join!(workers, probe) }, stopped).await;
+    }
+    let _ = stop.send(true);
+    finish(&app, metrics).await?;
+    started?;
+    tracing::info!("worker stopped");
+    Ok(())
+}
+
+/// The context every process of the bot starts from: metrics, the store (migrated) and the
+/// homeserver client.
+async fn connect(config: Config) -> anyhow::Result<Arc<App>> {
+    telemetry::register_metrics();
     let permissions = config.permissions()?;
     let bot = config.bot_user_id()?;
     let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
     let homeserver = Arc::new(MatrixClient::new(&config).await?);
-    let app = Arc::new(App::new(config, permissions, bot, store, homeserver));
-    let intake =
-        Arc::new(Intake::new(&app.config, app.bot.clone(), app.store.clone(), app.inbox_ready.clone()));
+    Ok(Arc::new(App::new(config, permissions, bot, store, homeserver)))
+}
 
+/// A stop flag set when `shutdown` completes (or when the sender is used).
+fn stop_on(
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> (Arc<watch::Sender<bool>>, watch::Receiver<bool>) {
     let (stop, stopped) = watch::channel(false);
     let stop = Arc::new(stop);
     tokio::spawn({
@@ -85,41 +180,70 @@ pub async fn run_with_listener(
             let _ = stop.send(true);
         }
     });
-    let metrics = serve_metrics(&app.config, stopped.clone()).await?;
-    let address = listener.local_addr()?;
-    let serve = axum::serve(listener, appservice::router(intake))
-        .with_graceful_shutdown(wait_for_stop(stopped.clone()));
-    let server = tokio::spawn(async move { serve.await });
-    tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
+    (stop, stopped)
+}
 
-    let started = tokio::select! {
-        result = start_up(&app) => result,
-        _ = wait_for_stop(stopped.clone()) => Ok(()),
+/// Runs `tasks` to their end, or until [`STOP_LIMIT`] after the stop, whichever is first.
+async fn within_stop_limit(tasks: impl Future, stopped: watch::Receiver<bool>) {
+    let limit = async {
+        wait_for_stop(stopped).await;
+        tokio::time::sleep(STOP_LIMIT).await;
     };
-    if started.is_ok() {
-        run_tasks(&app, stopped).await;
+    tokio::select! {
+        _ = tasks => {}
+        _ = limit => tracing::warn!(limit = ?STOP_LIMIT, "some tasks did not stop in time; stopping without them"),
     }
-    // Also when start-up failed: the HTTP server must stop before this returns.
-    let _ = stop.send(true);
-    server.await.context("HTTP server task failed")??;
+}
+
+/// Waits for the metrics server and closes the store.
+async fn finish(
+    app: &App,
+    metrics: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+) -> anyhow::Result<()> {
     if let Some(metrics) = metrics {
         metrics.await.context("metrics server task failed")??;
     }
     app.store.close().await;
-    started?;
-    tracing::info!("stopped");
     Ok(())
 }
 
-/// Serves `GET /metrics` on `metrics.listen` until `stopped`, when metrics are enabled.
+/// Asks the homeserver something cheap every few seconds, for `/health` and the
+/// `matrix_broadcast_homeserver_up` gauge, until `stopped`.
+async fn probe_homeserver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+    let homeserver = app.hs();
+    while !*stopped.borrow() {
+        match tokio::time::timeout(HOMESERVER_PROBE_TIMEOUT, homeserver.profile(homeserver.bot())).await {
+            Ok(Err(error)) if error.is_outage() => app.homeserver_health.down(error),
+            Ok(_) => app.homeserver_health.up(),
+            Err(_) => app.homeserver_health.down(format!("no answer within {HOMESERVER_PROBE_TIMEOUT:?}")),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HOMESERVER_PROBE_EVERY) => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// Refreshes the `matrix_broadcast_queue_depth` gauge every few seconds until `stopped`.
+async fn refresh_queue_depth(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        match app.store.queue_depth().await {
+            Ok((pending, sending)) => telemetry::set_queue_depth(pending, sending),
+            Err(error) => tracing::warn!(%error, "cannot count the deliveries in the queue"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(QUEUE_DEPTH_EVERY) => {}
+            _ = stopped.wait_for(|stop| *stop) => {}
+        }
+    }
+}
+
+/// Serves `GET /metrics` on `listen` (`metrics.listen` when metrics are enabled) until `stopped`.
 async fn serve_metrics(
-    config: &Config,
+    listen: Option<std::net::SocketAddr>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
-    if !config.metrics.enabled {
-        return Ok(None);
-    }
-    let listen = config.metrics.listen;
+    let Some(listen) = listen else { return Ok(None) };
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
@@ -148,8 +272,20 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
     }));
     let followups = tokio::spawn(followup::run(app.clone(), stopped.clone()));
     let schedule = tokio::spawn(lifecycle::schedule::run(app.clone(), stopped.clone()));
+    let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
+    let queue = tokio::spawn(refresh_queue_depth(app.clone(), stopped.clone()));
     dispatch::run(app.clone(), stopped).await;
-    let _ = tokio::join!(workers, progress, direct, new_users, personas_direct, followups, schedule);
+    let _ = tokio::join!(
+        workers,
+        progress,
+        direct,
+        new_users,
+        personas_direct,
+        followups,
+        schedule,
+        probe,
+        queue
+    );
 }
 
 async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
@@ -227,7 +363,7 @@ where
 }
 
 /// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

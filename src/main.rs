@@ -1,4 +1,5 @@
-//! The `matrix-broadcast` command line: run the bot, generate the registration, check a config.
+//! The `matrix-broadcast` command line: run the bot, run delivery workers, generate the
+//! registration, check a config.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -29,6 +30,12 @@ enum Action {
     GenerateRegistration,
     /// Check the config (and the registration, with -r) and exit
     CheckConfig,
+    /// Run delivery workers only, next to the bot on its PostgreSQL database, with the same config
+    Worker {
+        /// Serve this worker's metrics here (the config's metrics.listen is the main process's)
+        #[arg(long, value_name = "ADDRESS")]
+        metrics_listen: Option<std::net::SocketAddr>,
+    },
 }
 
 /// Exit code for an unusable config or registration.
@@ -64,21 +71,33 @@ fn main() -> ExitCode {
             }
             Err(error) => fail(BAD_CONFIG, error),
         },
-        Action::Run => {
-            let config = match checked_config(&cli) {
-                Ok(config) => config,
-                Err(error) => return fail(BAD_CONFIG, error),
-            };
-            telemetry::init_logging(&config.logging);
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime,
-                Err(error) => return fail(1, error),
-            };
-            match runtime.block_on(matrix_broadcast::run(config)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => fail(1, format!("{error:#}")),
-            }
-        }
+        Action::Run => run(&cli, matrix_broadcast::run),
+        Action::Worker { metrics_listen } => run(&cli, move |config| {
+            matrix_broadcast::run_worker(config, metrics_listen, matrix_broadcast::shutdown_signal())
+        }),
+    }
+}
+
+/// Runs `process` (the bot or a worker) with the checked config until it ends.
+fn run<F: std::future::Future<Output = anyhow::Result<()>>>(
+    cli: &Cli,
+    process: impl FnOnce(Config) -> F,
+) -> ExitCode {
+    let config = match checked_config(cli) {
+        Ok(config) => config,
+        Err(error) => return fail(BAD_CONFIG, error),
+    };
+    telemetry::init_logging(&config.logging);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => return fail(1, error),
+    };
+    let result = runtime.block_on(process(config));
+    // Tasks still waiting for a request that hangs are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => fail(1, format!("{error:#}")),
     }
 }
 

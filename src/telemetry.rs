@@ -3,8 +3,13 @@
 //! Metrics are recorded with the `metrics` facade into one process-wide Prometheus recorder,
 //! rendered by `GET /metrics` on a listener of their own (`metrics.listen`): the appservice port
 //! is reached by the homeserver and often a reverse proxy, and serves only the appservice API.
+//!
+//! Besides the counters recorded where things happen, two gauges say how the process is:
+//! `matrix_broadcast_queue_depth{state}` (refreshed every few seconds by the main process) and
+//! `matrix_broadcast_homeserver_up` (1 while the homeserver answers), kept by
+//! [`HomeserverHealth`], which `/health` reads too.
 
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::{fmt, EnvFilter};
@@ -23,6 +28,62 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
         }
         handle
     })
+}
+
+/// The outcomes `matrix_broadcast_deliveries_total` counts, shown from 0 so that a rate of
+/// retries or failures is there before the first one.
+const DELIVERY_OUTCOMES: [&str; 5] = ["delivered", "failed", "retried", "skipped", "paused"];
+
+/// Describes the gauges and counters of this module and shows each delivery outcome from 0.
+pub fn register_metrics() {
+    metrics_handle();
+    metrics::describe_gauge!("matrix_broadcast_queue_depth", "Deliveries of running broadcasts not sent yet");
+    metrics::describe_gauge!(
+        "matrix_broadcast_homeserver_up",
+        "1 while the homeserver answers, 0 while it is down"
+    );
+    metrics::describe_counter!("matrix_broadcast_deliveries_total", "Tries of deliveries, by outcome");
+    for outcome in DELIVERY_OUTCOMES {
+        metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => outcome).increment(0);
+    }
+}
+
+/// Records how many deliveries of running broadcasts wait (`pending`) and are being sent.
+pub fn set_queue_depth(pending: i64, sending: i64) {
+    metrics::gauge!("matrix_broadcast_queue_depth", "state" => "pending").set(pending as f64);
+    metrics::gauge!("matrix_broadcast_queue_depth", "state" => "sending").set(sending as f64);
+}
+
+/// Whether the homeserver answers, as this process last saw it: set by the delivery workers'
+/// outage detector and by the periodic probe, read by `/health`, shown as
+/// `matrix_broadcast_homeserver_up`.
+#[derive(Debug, Default)]
+pub struct HomeserverHealth {
+    /// `None` until the first probe; else whether it answered, or why not.
+    last: Mutex<Option<Result<(), String>>>,
+}
+
+impl HomeserverHealth {
+    /// The homeserver answered.
+    pub fn up(&self) {
+        self.set(Ok(()));
+    }
+
+    /// The homeserver could not be reached, with why.
+    pub fn down(&self, error: impl std::fmt::Display) {
+        self.set(Err(error.to_string()));
+    }
+
+    fn set(&self, state: Result<(), String>) {
+        metrics::gauge!("matrix_broadcast_homeserver_up").set(if state.is_ok() { 1.0 } else { 0.0 });
+        *self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(state);
+    }
+
+    /// What was last seen: `Err` with the reason while it is down or before the first probe.
+    pub fn state(&self) -> Result<(), String> {
+        let last = self.last.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        last.unwrap_or_else(|| Err("not checked yet".into()))
+    }
 }
 
 /// The router of the metrics listener: `GET /metrics` in Prometheus text format.

@@ -21,11 +21,14 @@ pub struct BotSetup<'a> {
     pub hs_token: &'a str,
     pub admin: &'a str,
     pub database_uri: &'a str,
+    /// Delivery worker processes (`matrix-broadcast worker`) next to the main one.
+    pub workers: usize,
 }
 
-/// A running bot.
+/// A running bot: the main process and its delivery workers.
 pub struct Bot {
     child: Child,
+    workers: Vec<Child>,
     url: String,
     hs_token: String,
     pub log: PathBuf,
@@ -79,24 +82,20 @@ logging:
 }
 
 impl Bot {
-    /// Writes the config into `setup.dir` and starts `matrix-broadcast run -c <config>`, its
-    /// output into `bot.log` there.
+    /// Writes the config into `setup.dir` and starts `matrix-broadcast run -c <config>`, and
+    /// `setup.workers` times `matrix-broadcast worker -c <config>`, their output into `bot.log`
+    /// and `worker<N>.log` there.
     pub fn start(setup: &BotSetup) -> Self {
         let config = setup.dir.join("config.yaml");
         std::fs::write(&config, config_text(setup)).expect("config written");
         let log = setup.dir.join("bot.log");
-        let output = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(setup.binary)
-            .arg("run")
-            .arg("-c")
-            .arg(&config)
-            .env("RUST_LOG", "warn")
-            .stdout(output.try_clone().expect("log file"))
-            .stderr(output)
-            .spawn()
-            .expect("the bot starts");
+        let child = spawn(setup.binary, "run", &config, &log);
+        let workers = (0..setup.workers)
+            .map(|n| spawn(setup.binary, "worker", &config, &setup.dir.join(format!("worker{n}.log"))))
+            .collect();
         Self {
             child,
+            workers,
             url: format!("http://127.0.0.1:{}", setup.port),
             hs_token: setup.hs_token.to_owned(),
             log,
@@ -119,9 +118,9 @@ impl Bot {
         assert!(answer.status().is_success(), "the bot refused a transaction: {}", answer.status());
     }
 
-    /// User plus system CPU time so far, in seconds.
+    /// User plus system CPU time so far, in seconds, of all its processes.
     pub fn cpu_seconds(&self) -> f64 {
-        cpu_seconds_of(self.child.id())
+        std::iter::once(&self.child).chain(&self.workers).map(|child| cpu_seconds_of(child.id())).sum()
     }
 
     /// The peak resident memory so far (VmHWM), in MiB.
@@ -134,23 +133,43 @@ impl Bot {
         kib.unwrap_or(0.0) / 1024.0
     }
 
-    /// Whether the process has ended (it should not have).
+    /// Whether a process has ended (none should have).
     pub fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
+        std::iter::once(&mut self.child)
+            .chain(&mut self.workers)
+            .any(|child| matches!(child.try_wait(), Ok(Some(_))))
     }
 
-    /// Stops the bot with SIGTERM (killing it after ten seconds).
+    /// Stops the bot's processes with SIGTERM (killing each after ten seconds).
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
-        for _ in 0..100 {
-            if self.exited() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        for child in std::iter::once(&mut self.child).chain(&mut self.workers) {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in std::iter::once(&mut self.child).chain(&mut self.workers) {
+            for _ in 0..100 {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+}
+
+/// Starts `binary <subcommand> -c <config>` with its output into `log`.
+fn spawn(binary: &Path, subcommand: &str, config: &Path, log: &Path) -> Child {
+    let output = std::fs::File::create(log).expect("log file");
+    Command::new(binary)
+        .arg(subcommand)
+        .arg("-c")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(output.try_clone().expect("log file"))
+        .stderr(output)
+        .spawn()
+        .expect("the bot starts")
 }
 
 /// User plus system CPU time of process `pid` so far, in seconds (0 when it is gone).

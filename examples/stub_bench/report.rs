@@ -8,6 +8,8 @@ use super::database::Backend;
 /// One broadcast, measured.
 pub struct Round {
     pub backend: Backend,
+    /// Bot processes: the main one plus delivery workers.
+    pub processes: usize,
     pub n: usize,
     pub reused: bool,
     /// Seconds from the command's transaction to the last message into a DM.
@@ -100,7 +102,15 @@ fn print_deliveries(rounds: &[Round]) {
     println!("\nDeliveries (bot release build against the stub homeserver; concurrency 8, the default)");
     let header =
         ["time s", "deliv/s", "s/1000", "1st send", "summary", "CPU s", "CPU/1000", "DB CPU s", "RSS MiB"];
-    println!("{:<10} {:>7} {:<6} {} {:>8}", "backend", "N", "DMs", right_aligned(&header), "req/rcpt");
+    println!(
+        "{:<10} {:>5} {:>7} {:<6} {} {:>8}",
+        "backend",
+        "procs",
+        "N",
+        "DMs",
+        right_aligned(&header),
+        "req/rcpt"
+    );
     for round in rounds {
         let n = round.n as f64;
         let cells = [
@@ -115,7 +125,12 @@ fn print_deliveries(rounds: &[Round]) {
             format!("{:.1}", round.peak_rss_mib),
         ];
         let (backend, size) = (round.backend.name(), thousands(round.n));
-        let mut line = format!("{backend:<10} {size:>7} {:<6} {}", round.kind(), right_aligned(&cells));
+        let mut line = format!(
+            "{backend:<10} {:>5} {size:>7} {:<6} {}",
+            round.processes,
+            round.kind(),
+            right_aligned(&cells)
+        );
         line.push_str(&format!(" {:>8.2}", round.requests_per_recipient()));
         if round.sent != round.n as u64 || !round.summary.contains(&format!("{size} delivered")) {
             line.push_str(&format!("  !! {} sent; {}", round.sent, round.summary));
@@ -127,9 +142,10 @@ fn print_deliveries(rounds: &[Round]) {
          s/1000: the same per 1,000 recipients (flat when time grows linearly with N);\n\
          1st send: command to the first DM message; summary: command to the «finished» summary (progress is \
          checked every second);\n\
-         CPU s: the bot's utime+stime during the broadcast; DB CPU s: PostgreSQL's for the bot's database \
+         procs: bot processes, the main one plus `matrix-broadcast worker`s on the same database;\n\
+         CPU s: the bot's utime+stime during the broadcast (all its processes); DB CPU s: PostgreSQL's for the bot's database \
          (SQLite's is the bot's);\n\
-         RSS: the bot's peak (VmHWM) so far; req/rcpt: requests the bot made to the stub, per recipient."
+         RSS: the main process's peak (VmHWM) so far; req/rcpt: requests the bot made to the stub, per recipient."
     );
     if let Some(largest) = rounds.iter().map(|round| round.largest_direct).max() {
         println!("largest m.direct written: {} KiB", largest / 1024);

@@ -22,7 +22,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{config::Config, store::Store};
+use crate::{config::Config, store::Store, telemetry::HomeserverHealth};
 
 use transactions::RecentTransactions;
 
@@ -35,10 +35,18 @@ pub struct Intake {
     recent_transactions: RecentTransactions,
     /// Woken when new events are in the inbox.
     inbox_ready: Arc<Notify>,
+    /// Whether the homeserver answers, as the bot last saw it (for `/health`).
+    homeserver_health: Arc<HomeserverHealth>,
 }
 
 impl Intake {
-    pub fn new(config: &Config, bot: OwnedUserId, store: Store, inbox_ready: Arc<Notify>) -> Self {
+    pub fn new(
+        config: &Config,
+        bot: OwnedUserId,
+        store: Store,
+        inbox_ready: Arc<Notify>,
+        homeserver_health: Arc<HomeserverHealth>,
+    ) -> Self {
         Self {
             store,
             bot,
@@ -46,6 +54,7 @@ impl Intake {
             max_body_bytes: config.appservice.max_body_bytes,
             recent_transactions: RecentTransactions::default(),
             inbox_ready,
+            homeserver_health,
         }
     }
 }
@@ -110,13 +119,84 @@ async fn ping(body: axum::body::Bytes) -> Json<serde_json::Value> {
     Json(json!({}))
 }
 
-/// `GET /health`: the process is up and its database answers.
+/// How long `/health` waits for the database.
+const HEALTH_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /health`: whether the database and the homeserver answer, each on its own, as JSON;
+/// 503 when either does not. The homeserver's state is the bot's last look (a probe every few
+/// seconds, and the delivery workers' outage detector), so a check costs it nothing.
 async fn health(State(intake): State<Arc<Intake>>) -> Response {
-    match intake.store.control_rooms().await {
-        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
-        Err(error) => {
+    let database = match tokio::time::timeout(HEALTH_DATABASE_TIMEOUT, intake.store.control_rooms()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => {
             tracing::warn!(%error, "health check: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n").into_response()
+            Err("the database does not answer".to_owned())
         }
+        Err(_) => Err(format!("the database did not answer within {HEALTH_DATABASE_TIMEOUT:?}")),
+    };
+    let homeserver = intake.homeserver_health.state();
+    let ok = database.is_ok() && homeserver.is_ok();
+    let part = |state: Result<(), String>| match state {
+        Ok(()) => json!({ "ok": true }),
+        Err(error) => json!({ "ok": false, "error": error }),
+    };
+    let body = json!({
+        "status": if ok { "ok" } else { "unavailable" },
+        "database": part(database),
+        "homeserver": part(homeserver),
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `GET /health` answers: status code and JSON body.
+    async fn answer(intake: &Arc<Intake>) -> (StatusCode, serde_json::Value) {
+        let response = health(State(intake.clone())).await;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 10_000).await.expect("a body");
+        (status, serde_json::from_slice(&body).expect("JSON"))
+    }
+
+    /// Issue 13: `/health` tells the database from the homeserver, 503 when either is down.
+    #[tokio::test]
+    async fn health_reports_the_database_and_the_homeserver_each_on_its_own() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
+        let store = Store::connect(&uri, 2).await.expect("store");
+        let homeserver = Arc::new(HomeserverHealth::default());
+        let intake = Arc::new(Intake {
+            store: store.clone(),
+            bot: ruma::owned_user_id!("@broadcast:example.org"),
+            hs_token: "hs-token".into(),
+            max_body_bytes: 1024,
+            recent_transactions: RecentTransactions::default(),
+            inbox_ready: Arc::default(),
+            homeserver_health: homeserver.clone(),
+        });
+        let (status, body) = answer(&intake).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["homeserver"], json!({ "ok": false, "error": "not checked yet" }));
+        assert_eq!(body["database"], json!({ "ok": true }));
+
+        homeserver.up();
+        assert_eq!(
+            answer(&intake).await,
+            (
+                StatusCode::OK,
+                json!({
+            "status": "ok", "database": { "ok": true }, "homeserver": { "ok": true } })
+            )
+        );
+
+        store.close().await;
+        let (status, body) = answer(&intake).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["database"], json!({ "ok": false, "error": "the database does not answer" }));
+        assert_eq!(body["homeserver"], json!({ "ok": true }), "the homeserver is still fine");
     }
 }

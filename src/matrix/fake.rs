@@ -360,6 +360,9 @@ impl Homeserver for FakeHomeserver {
         event_type: MessageLikeEventType,
     ) -> Result<OwnedEventId, MatrixError> {
         self.enter("send_raw")?;
+        if let Some(delay) = self.with(|state| state.slow.get("send_raw").copied()) {
+            tokio::time::sleep(delay).await;
+        }
         let content: Value = serde_json::from_str(content.json().get()).map_err(MatrixError::internal)?;
         self.with(|state| {
             // Transaction IDs are the sender's own, as on Synapse (per user and device).

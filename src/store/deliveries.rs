@@ -477,6 +477,24 @@ impl Store {
         Ok(due)
     }
 
+    /// How many deliveries of running broadcasts wait to be sent (pending, due or not) and are
+    /// being sent: the queue depth shown in the metrics.
+    pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT d.state, COUNT(*) FROM broadcasts b JOIN deliveries d ON d.broadcast_id = b.id
+                 WHERE b.state = 'running' AND d.state IN ('pending', 'sending') GROUP BY d.state",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut counts = DeliveryCounts::default();
+        for (state, count) in rows {
+            counts.add(parse("deliveries.state", state)?, count);
+        }
+        Ok((counts.pending, counts.sending))
+    }
+
     /// Makes every claimed delivery claimable at once: at start-up of a process that is the only
     /// one using the database (SQLite), whatever was `sending` belonged to a process that died.
     pub async fn release_claims(&self) -> Result<u64, StoreError> {

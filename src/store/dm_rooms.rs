@@ -224,6 +224,24 @@ impl Store {
         Ok(())
     }
 
+    /// What tells whether the DMs of the bot (`persona` `None`) or a persona changed: how many
+    /// there are, ready and retired (a DM is made `ready` once and retired once, never back).
+    /// Another process sharing the database (`worker`) makes DMs that this one must list in
+    /// `m.direct`.
+    pub async fn dm_rooms_fingerprint(&self, persona: Option<&str>) -> Result<(i64, i64, i64), StoreError> {
+        let counts: (i64, i64, i64) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN state = 'ready' THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN state = 'retired' THEN 1 ELSE 0 END), 0)
+                 FROM dm_rooms WHERE owner = $1",
+            )
+            .bind(owner(persona))
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(counts)
+    }
+
     /// Every ready DM of the bot (`persona` `None`) or a persona: what its `m.direct` lists.
     pub async fn ready_dms(
         &self,

@@ -128,6 +128,11 @@ fn json_list<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     serde_json::Value::from(items.into_iter().collect::<Vec<_>>()).to_string()
 }
 
+/// Whether `uri` names a PostgreSQL database (else SQLite).
+pub fn is_postgres_uri(uri: &str) -> bool {
+    uri.starts_with("postgres://") || uri.starts_with("postgresql://")
+}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -145,7 +150,7 @@ impl Store {
     /// and applies pending migrations.
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open { uri: redact_password(uri), source };
-        let pool = if uri.starts_with("postgres://") || uri.starts_with("postgresql://") {
+        let pool = if is_postgres_uri(uri) {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{client::answers_to, wait_for, TestEnv};
+use crate::harness::{client::answers_to, wait_for, wait_until, TestEnv, DEADLINE};
 
 /// A `!bc help` message event as Synapse would push it, with an ID of our choosing.
 fn help_event(event_id: &str, room: &str, sender: &str) -> Value {
@@ -136,8 +136,10 @@ async fn a_repeated_transaction_or_event_is_not_processed_twice() {
 async fn health_and_metrics_are_served_on_their_own_listeners() {
     let env = TestEnv::start().await;
     let http = reqwest::Client::new();
-    let health = http.get(format!("{}/health", env.bot_url)).send().await.expect("health");
-    assert_eq!(health.status(), 200);
+    // 503 until the bot has seen the homeserver answer (a probe at start-up).
+    let health =
+        || async { http.get(format!("{}/health", env.bot_url)).send().await.expect("health").status() };
+    wait_until("/health is ok", DEADLINE, || async { health().await == 200 }).await.unwrap();
     // A transaction shows up in the counters.
     let admin = env.user("admin").await;
     env.control_room(&admin).await;

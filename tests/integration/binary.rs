@@ -16,3 +16,33 @@ pub fn spawn_logging(config: &Path, log: &str, stderr: std::process::Stdio) -> C
         .spawn()
         .expect("start matrix-broadcast")
 }
+
+/// Starts `matrix-broadcast worker -c config`, with its metrics on `metrics_listen`.
+pub fn spawn_worker(config: &Path, metrics_listen: &str) -> Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+        .args(["worker", "-c", config.to_str().expect("utf-8 path"), "--metrics-listen", metrics_listen])
+        .env("RUST_LOG", "matrix_broadcast=info")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start matrix-broadcast worker")
+}
+
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit; its exit status, or `None`
+/// when it was still running at the limit (then it is killed).
+pub fn terminate(child: &mut Child, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM");
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}

@@ -1,5 +1,6 @@
 //! All integration tests, in one binary: against a real Synapse (`harness`), the command line
-//! (`cli`), and the store on SQLite and PostgreSQL (`store`).
+//! (`cli`), and the store on SQLite and PostgreSQL (`store`); `scaleout` runs delivery workers
+//! as processes of their own, and signals the bot.
 
 mod harness;
 
@@ -14,6 +15,7 @@ mod defaults;
 mod faults;
 mod personas;
 mod replies;
+mod scaleout;
 mod secrets;
 mod soak;
 mod startup;

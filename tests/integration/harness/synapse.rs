@@ -137,8 +137,8 @@ impl Synapse {
         }
     }
 
-    /// The process id of the running Synapse (`examples/throughput.rs` reads its CPU time).
-    #[allow(dead_code)]
+    /// The process id of the running Synapse (`examples/throughput.rs` reads its CPU time;
+    /// `scaleout` hangs it with SIGSTOP).
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
