@@ -149,14 +149,24 @@ async fn main_and_two_workers_deliver_exactly_once(count: usize) {
     let worker_metrics: Vec<String> = (0..2).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let mut workers = Workers(worker_metrics.iter().map(|listen| spawn_worker(&config, listen)).collect());
 
+    let started = std::time::Instant::now();
     admin.send_text(&room, "!bc send server --yes --name Scale\nTo everyone, once").await;
     let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 20).await.remove(0);
     users.extend([admin.clone(), root.clone()]);
-    assert!(summary.contains(&format!("{} delivered, 0 failed", users.len())), "{summary}");
+    let mut by_worker = Vec::new();
     for listen in &worker_metrics {
         let text = scrape(&format!("http://{listen}/metrics")).await;
-        let sent = metric(&text, "matrix_broadcast_deliveries_total{outcome=\"delivered\"}").unwrap_or(0.0);
-        assert!(sent > 0.0, "the worker on {listen} delivered some: {text}");
+        by_worker
+            .push(metric(&text, "matrix_broadcast_deliveries_total{outcome=\"delivered\"}").unwrap_or(0.0));
+    }
+    println!(
+        "SOAK workers recipients={} delivered_by_workers={by_worker:?} seconds={:.0} summary={summary:?}",
+        users.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(summary.contains(&format!("{} delivered, 0 failed", users.len())), "{summary}");
+    for (listen, sent) in worker_metrics.iter().zip(&by_worker) {
+        assert!(*sent > 0.0, "the worker on {listen} delivered some");
     }
     for worker in &mut workers.0 {
         let status = terminate(worker, EXIT_LIMIT).expect("a worker exits within 10 s of SIGTERM");
