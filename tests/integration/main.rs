@@ -11,6 +11,7 @@ mod cli;
 mod control;
 mod crash;
 mod defaults;
+mod hostile;
 mod personas;
 mod replies;
 mod startup;
