@@ -89,11 +89,13 @@ pub enum Command {
     /// of a room or space), server (every active local user; admins only), search:<text> (every
     /// active local user whose ID or display name contains the text; admins only).
     /// Without a message, when the command replies to a message, that message is sent.
+    /// Limits: the message at most 30,000 bytes as a Matrix event (about as many characters of
+    /// plain text), at most 1,000 audience words (name a room or space for more).
     Send {
         /// Who gets it: @user:server, #room:server, !roomid, server, or search:<text>
         #[arg(required = true, value_name = "AUDIENCE")]
         audience: Vec<String>,
-        /// A name for the broadcast, shown in lists and replies
+        /// A name for the broadcast, shown in lists and replies (at most 100 characters)
         #[arg(long)]
         name: Option<String>,
         /// Also send it to everyone who joins later (welcome message)
@@ -409,6 +411,17 @@ mod tests {
         let answer = parse_command("!bc", &format!("!bc status {}", "1".repeat(100_000))).unwrap_err();
         assert!(answer.markdown.len() < 2_000, "{} bytes", answer.markdown.len());
         assert!(answer.markdown.starts_with("Invalid value '1111"), "{}", answer.markdown);
+    }
+
+    #[test]
+    fn the_help_of_send_names_the_limits_as_they_are() {
+        let help = help("!bc", Some("send")).markdown;
+        let bytes = format!("at most {} bytes", thousands(MAX_CONTENT_BYTES as i64));
+        let words = format!("at most {} audience words", thousands(send::MAX_AUDIENCE_WORDS as i64));
+        let name = format!("(at most {} characters)", send::MAX_NAME_CHARS);
+        for limit in [bytes, words, name] {
+            assert!(help.contains(&limit), "{limit:?} in {help}");
+        }
     }
 
     #[test]
