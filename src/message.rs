@@ -10,6 +10,11 @@ use ruma::{events::room::message::RoomMessageEventContent, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The most bytes a message's content may take as JSON: a broadcast's, an answer's, a relayed
+/// reply's. Synapse refuses an event larger than 65,536 bytes (content, IDs and signatures
+/// together), and an edit (`m.replace`) carries the content twice.
+pub const MAX_CONTENT_BYTES: usize = 30_000;
+
 /// A message as stored in `broadcasts.content_json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredMessage {
@@ -76,6 +81,11 @@ impl StoredMessage {
         content
     }
 
+    /// The size of the content as JSON, as it goes into an event; see [`MAX_CONTENT_BYTES`].
+    pub fn content_bytes(&self) -> usize {
+        self.content.to_string().len()
+    }
+
     /// Whether this is a text message (which `!bc edit` can replace).
     pub fn is_text(&self) -> bool {
         self.event_type == "m.room.message"
@@ -120,6 +130,24 @@ impl StoredMessage {
     }
 }
 
+/// `text` when it `fits`, else as much of its start as fits and a line saying how much was cut.
+/// The start is halved until it fits, so cutting costs about twice the text's length.
+pub fn cut_to_fit(text: &str, fits: impl Fn(&str) -> bool) -> String {
+    if fits(text) {
+        return text.to_owned();
+    }
+    let total = text.chars().count();
+    let mut kept = total;
+    loop {
+        kept /= 2;
+        let start: String = text.chars().take(kept).collect();
+        let cut = format!("{start}\n\n… (cut: the first {kept} of {total} characters)");
+        if kept == 0 || fits(&cut) {
+            return cut;
+        }
+    }
+}
+
 /// `text` with each placeholder replaced; values HTML-escaped when `html`.
 fn fill(text: &str, values: &[(&str, &str)], html: bool) -> String {
     values.iter().fold(text.to_owned(), |text, (placeholder, value)| {
@@ -161,6 +189,23 @@ mod tests {
         assert_eq!(message.personalised(bob, Some("  ")).content["body"], "Hi **bob** (bob, @bob:x.org)");
         assert!(message.needs_displayname());
         assert!(!StoredMessage::markdown("plain").needs_displayname());
+    }
+
+    #[test]
+    fn a_text_is_cut_to_fit_and_says_how_much_was_kept() {
+        assert_eq!(cut_to_fit("short", |text| text.len() < 10), "short");
+        let long = "é".repeat(100_000);
+        let cut = cut_to_fit(&long, |text| text.len() <= 30_000);
+        assert!(cut.len() <= 30_000 && cut.len() > 15_000, "{}", cut.len());
+        assert!(cut.ends_with("(cut: the first 12500 of 100000 characters)"), "{}", &cut[cut.len() - 60..]);
+        assert!(cut_to_fit(&long, |_| false).starts_with("\n\n… (cut: the first 0 of 100000"));
+    }
+
+    #[test]
+    fn the_content_size_is_that_of_its_json() {
+        let message = StoredMessage::markdown("a \"quote\"");
+        assert_eq!(message.content_bytes(), message.content.to_string().len());
+        assert!(message.content_bytes() > "a \"quote\"".len() + "m.text".len());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! dispatcher, the commands, the relay and the delivery path all use it, and it uses none of
 //! them. Transaction IDs derive from the event being answered, so that handling an event twice
 //! never answers twice. Failures to post are logged, never returned: a notice that cannot be
-//! posted must not stop the work it reports on.
+//! posted must not stop the work it reports on. A notice too long for one event (it may quote
+//! whatever someone typed) is cut to fit, saying so, rather than refused by the homeserver.
 
 use ruma::{
     events::{
@@ -19,6 +20,7 @@ use ruma::{
 
 use crate::{
     matrix::{send, txn_for, Homeserver},
+    message::{cut_to_fit, MAX_CONTENT_BYTES},
     store::{Broadcast, BroadcastId, StoreError},
 };
 
@@ -60,7 +62,7 @@ pub async fn answer(
     answer: &Answer,
 ) -> Option<OwnedEventId> {
     react(homeserver, room, command, if answer.ok { "✅" } else { "❌" }).await;
-    let mut notice = RoomMessageEventContent::notice_markdown(&answer.markdown);
+    let mut notice = fitted(&answer.markdown, |text| RoomMessageEventContent::notice_markdown(text));
     notice.relates_to = Some(Relation::Reply(Reply::with_event_id(command.to_owned())));
     post(homeserver, room, &txn_for("answer", command), &notice, "answer a command").await
 }
@@ -80,7 +82,7 @@ pub async fn post_notice(
     txn_id: &TransactionId,
     markdown: &str,
 ) -> Option<OwnedEventId> {
-    let notice = RoomMessageEventContent::notice_markdown(markdown);
+    let notice = fitted(markdown, |text| RoomMessageEventContent::notice_markdown(text));
     post(homeserver, room, txn_id, &notice, "post a notice").await
 }
 
@@ -92,7 +94,7 @@ pub async fn post_text(
     txn_id: &TransactionId,
     text: &str,
 ) -> Option<OwnedEventId> {
-    let notice = RoomMessageEventContent::notice_plain(text);
+    let notice = fitted(text, |text| RoomMessageEventContent::notice_plain(text));
     post(homeserver, room, txn_id, &notice, "post a notice").await
 }
 
@@ -105,7 +107,7 @@ pub async fn post_in_thread(
     in_reply_to: &EventId,
     text: &str,
 ) -> Option<OwnedEventId> {
-    let mut notice = RoomMessageEventContent::notice_plain(text);
+    let mut notice = fitted(text, |text| RoomMessageEventContent::notice_plain(text));
     notice.relates_to = Some(Relation::Thread(Thread::reply(root.to_owned(), in_reply_to.to_owned())));
     post(homeserver, room, txn_id, &notice, "post in a thread").await
 }
@@ -118,9 +120,15 @@ pub async fn edit_notice(
     original: &EventId,
     text: &str,
 ) -> Option<OwnedEventId> {
-    let edit = RoomMessageEventContent::notice_plain(text)
+    let edit = fitted(text, |text| RoomMessageEventContent::notice_plain(text))
         .make_replacement(ReplacementMetadata::new(original.to_owned(), None));
     post(homeserver, room, txn_id, &edit, "edit a notice").await
+}
+
+/// The notice `build` makes of `text`, cut to fit [`MAX_CONTENT_BYTES`].
+fn fitted(text: &str, build: fn(&str) -> RoomMessageEventContent) -> RoomMessageEventContent {
+    let size = |text: &str| serde_json::to_vec(&build(text)).map(|json| json.len()).unwrap_or(usize::MAX);
+    build(&cut_to_fit(text, |text| size(text) <= MAX_CONTENT_BYTES))
 }
 
 async fn post(
@@ -146,6 +154,16 @@ async fn post(
 /// (a name is whatever its creator typed, and answers are Markdown).
 pub fn titled(broadcast: &Broadcast) -> String {
     format!("{} «{}»", broadcast.id, escape_markdown(&broadcast.name))
+}
+
+/// `text`, or its first `max` characters and `…` when it is longer.
+pub fn shortened(text: &str, max: usize) -> String {
+    let mut chars = text.chars();
+    let mut short: String = chars.by_ref().take(max).collect();
+    if chars.next().is_some() {
+        short.push('…');
+    }
+    short
 }
 
 /// `text` with the characters that Markdown or HTML would read as markup backslash-escaped.
@@ -184,7 +202,20 @@ pub fn thousands(number: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use super::*;
+
+    #[test]
+    fn a_notice_too_long_for_an_event_is_cut_and_says_so() {
+        let short = fitted("**hi**", |text| RoomMessageEventContent::notice_markdown(text));
+        assert_eq!(short.body(), "**hi**");
+        // `<` becomes `&lt;` in HTML: the rendered size counts, not the text's.
+        let long = format!("A caret under the bad word:\n```\n{}\n```", "<".repeat(100_000));
+        let notice = fitted(&long, |text| RoomMessageEventContent::notice_markdown(text));
+        let size = serde_json::to_vec(&notice).unwrap().len();
+        assert!(size <= MAX_CONTENT_BYTES, "{size} bytes");
+        assert!(notice.body().starts_with("A caret under the bad word:"), "{}", &notice.body()[..40]);
+        assert!(notice.body().contains("(cut: the first"), "it says it was cut");
+    }
 
     #[test]
     fn numbers_get_thousands_separators() {

@@ -17,7 +17,7 @@ use crate::{
     context::App,
     dm::has_third_member,
     matrix::{membership, send_json, txn_for},
-    message::StoredMessage,
+    message::{cut_to_fit, StoredMessage},
     notices::{post_in_thread, post_notice, post_text, react},
     permissions::Level,
     poll::{self, Poll},
@@ -60,7 +60,7 @@ async fn dm_message(
     if !app.config.broadcast.relay_replies {
         return Ok(());
     }
-    let Some(message) = StoredMessage::copy_of(event).map(defused) else { return Ok(()) };
+    let Some(message) = StoredMessage::copy_of(event).map(defused).map(cut_to_event) else { return Ok(()) };
     let Some(thread) = thread_for(app, dm, room, event_id).await? else { return Ok(()) };
     match app.relay_throttle.check(&dm.user_id, now_ms()) {
         Verdict::Pass => relay(app, &thread, event_id, message).await,
@@ -114,6 +114,23 @@ fn defused(message: StoredMessage) -> StoredMessage {
     }
     content.insert("m.mentions".into(), json!({}));
     StoredMessage { event_type: message.event_type, content: Value::Object(content) }
+}
+
+/// The most bytes a relayed message's content may take as JSON: Synapse's 65,536 bytes per
+/// event, less room for the thread relation and the event's own fields (IDs, hashes, signatures).
+const MAX_RELAYED_BYTES: usize = 60_000;
+
+/// A message too large for one event once relayed (the thread relation adds to it: a pushed
+/// event may be larger than Synapse lets a client send) is relayed as the start of its text,
+/// saying how long it was; the recipient's DM keeps it whole.
+fn cut_to_event(message: StoredMessage) -> StoredMessage {
+    if message.content_bytes() <= MAX_RELAYED_BYTES {
+        return message;
+    }
+    let body = message.content["body"].as_str().unwrap_or("");
+    let content = |text: &str| json!({ "msgtype": "m.text", "body": text, "m.mentions": {} });
+    let text = cut_to_fit(body, |text| content(text).to_string().len() <= MAX_RELAYED_BYTES);
+    StoredMessage { event_type: "m.room.message".into(), content: content(&text) }
 }
 
 /// `stop` or `start` (as configured) written alone: opts `user` out or in. Returns the kind and
@@ -408,6 +425,28 @@ mod tests {
 
     fn thread_of(sent: &crate::matrix::fake::Sent) -> Option<String> {
         sent.content["m.relates_to"]["event_id"].as_str().map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn a_reply_too_long_for_one_event_is_relayed_cut_and_says_so() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        delivered(&test, &control, "Survey", std::slice::from_ref(&alice)).await;
+        let long = format!("My answer: {}", "<b>yes</b> ".repeat(10_000));
+        write_in_dm(&test, &alice, &long, 1).await;
+        let relayed = test.hs.sent_to(&control).pop().expect("relayed");
+        let size = relayed.content.to_string().len();
+        assert!(size <= MAX_RELAYED_BYTES + 300, "{size} bytes relayed");
+        let body = relayed.content["body"].as_str().unwrap();
+        assert!(body.starts_with("My answer: <b>yes</b>"), "{:.40}", body);
+        assert!(
+            body.ends_with(&format!("of {} characters)", long.chars().count())),
+            "{}",
+            &body[body.len() - 80..]
+        );
+        assert!(thread_of(&relayed).is_some(), "in the thread");
+        assert_eq!(relayed.content["m.mentions"], json!({}), "still mentions nobody");
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 //! Details of a failure go to the log; the homeserver gets a Matrix error JSON.
 
 mod auth;
-mod transactions;
+pub mod transactions;
 
 use std::sync::Arc;
 

@@ -17,7 +17,7 @@ use axum::{
     http::StatusCode,
     Json,
 };
-use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId};
+use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde_json::{json, Value};
 
 use super::{ApiError, Intake};
@@ -75,7 +75,7 @@ pub async fn push(
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large").increment(1);
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", "Transaction body too large")
     })?;
-    let body: Value = serde_json::from_slice(&bytes).map_err(|error| {
+    let pushed = parse_transaction(&intake.bot, &bytes).map_err(|error| {
         tracing::warn!(%error, "transaction body is not JSON");
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json").increment(1);
         ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON")
@@ -86,25 +86,12 @@ pub async fn push(
         return Ok(Json(json!({})));
     }
 
-    let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
-    let mut keep: Vec<(String, String)> = Vec::with_capacity(events.len());
-    let mut own = 0;
-    for event in events {
-        match checked_event(event) {
-            // The bot's own events (every message it sends comes back) need no work: not stored.
-            Some((_, sender)) if is_own_user(&intake.bot, &sender) => own += 1,
-            Some((event_id, _)) => keep.push((event_id.to_string(), event.to_string())),
-            None => {
-                let shown: String = event.to_string().chars().take(200).collect();
-                tracing::warn!(event = %shown, "malformed event skipped");
-                metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
-            }
-        }
+    for shown in &pushed.malformed {
+        tracing::warn!(event = %shown, "malformed event skipped");
+        metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
     }
-    metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(own);
-    let events = keep.len();
-    let others = readers(&body).into_iter().filter(|reader| !is_own_user(&intake.bot, &reader.user));
-    keep.extend(others.map(|reader| reader.inbox_row()));
+    metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(pushed.own);
+    let (keep, events) = (pushed.rows, pushed.events);
     let new = intake.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store events")
@@ -117,6 +104,40 @@ pub async fn push(
     intake.inbox_ready.notify_one();
     tracing::debug!(events, receipts = keep.len() - events, new, "transaction accepted");
     Ok(Json(json!({})))
+}
+
+/// What a transaction body holds for the inbox, read without touching anything: a pure function
+/// of the body, so that it can be fuzzed (`fuzz/`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Pushed {
+    /// The inbox rows (key, JSON): first the events worth keeping, then the read receipts.
+    pub rows: Vec<(String, String)>,
+    /// How many of `rows` are events (the rest are read receipts).
+    pub events: usize,
+    /// How many events were the bot's own (every message it sends comes back): not stored.
+    pub own: u64,
+    /// The start (200 characters) of each malformed event, which is skipped.
+    pub malformed: Vec<String>,
+}
+
+/// Reads a transaction body as the homeserver pushed it. An error when the body is not JSON
+/// (serde_json also refuses nesting deeper than 128 levels); otherwise each event is kept or
+/// skipped on its own, and anything that is not a transaction yields nothing.
+pub fn parse_transaction(bot: &UserId, bytes: &[u8]) -> Result<Pushed, serde_json::Error> {
+    let body: Value = serde_json::from_slice(bytes)?;
+    let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let mut pushed = Pushed { rows: Vec::with_capacity(events.len()), ..Pushed::default() };
+    for event in events {
+        match checked_event(event) {
+            Some((_, sender)) if is_own_user(bot, &sender) => pushed.own += 1,
+            Some((event_id, _)) => pushed.rows.push((event_id.to_string(), event.to_string())),
+            None => pushed.malformed.push(event.to_string().chars().take(200).collect()),
+        }
+    }
+    pushed.events = pushed.rows.len();
+    let others = readers(&body).into_iter().filter(|reader| !is_own_user(bot, &reader.user));
+    pushed.rows.extend(others.map(|reader| reader.inbox_row()));
+    Ok(pushed)
 }
 
 /// One reader of one event, from a read receipt (an ephemeral event, `receive_ephemeral` in the
@@ -189,6 +210,54 @@ mod tests {
             stored,
             json!({ "type": RECEIPT_EVENT_TYPE, "room_id": "!dm:x.org", "sender": "@a:x.org" })
         );
+    }
+
+    fn bot() -> OwnedUserId {
+        "@broadcast:x.org".try_into().unwrap()
+    }
+
+    #[test]
+    fn hostile_bodies_are_not_json_and_nothing_panics() {
+        let nested = "[".repeat(100_000);
+        let error = parse_transaction(&bot(), nested.as_bytes()).unwrap_err();
+        assert!(error.to_string().contains("recursion limit"), "{error}");
+        let deep_event = format!(r#"{{"events": [{}{}]}}"#, "{\"a\":".repeat(200), "}".repeat(200));
+        assert!(parse_transaction(&bot(), deep_event.as_bytes()).is_err(), "nesting inside an event");
+        let invalid_utf8 = b"{\"events\": [{\"event_id\": \"$\xff\xfe\"}]}";
+        assert!(parse_transaction(&bot(), invalid_utf8).is_err(), "invalid UTF-8");
+        assert!(parse_transaction(&bot(), b"").is_err(), "empty");
+    }
+
+    #[test]
+    fn anything_that_is_not_a_transaction_yields_nothing() {
+        for body in [r#"[]"#, "null", "12", r#""events""#, r#"{"events": {"a": 1}}"#, r#"{"ephemeral": 3}"#] {
+            assert_eq!(parse_transaction(&bot(), body.as_bytes()).unwrap(), Pushed::default(), "{body}");
+        }
+    }
+
+    #[test]
+    fn wrong_typed_fields_skip_the_event_and_unknown_types_are_kept() {
+        let body = json!({ "events": [
+            { "event_id": "$1", "type": "m.room.message", "room_id": 7, "sender": "@u:x.org" },
+            { "event_id": "$2", "type": "m.room.message", "room_id": "!r:x.org" },
+            { "event_id": "$3", "type": ["m.room.message"], "room_id": "!r:x.org", "sender": "@u:x.org" },
+            { "event_id": "$4", "type": "m.room.message", "room_id": "!r:x.org", "sender": "not a user" },
+            { "event_id": "$5", "type": "m.room.message", "room_id": "!r:x.org", "sender": "@u:x.org",
+              "content": { "body": 12 } },
+            { "event_id": "$6", "type": "org.example.unknown", "room_id": "!r:x.org", "sender": "@u:x.org" },
+            { "event_id": "$7", "type": "m.room.message", "room_id": "!r:x.org", "sender": "@broadcast:x.org" },
+        ]});
+        let pushed = parse_transaction(&bot(), body.to_string().as_bytes()).unwrap();
+        let kept: Vec<&str> = pushed.rows.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(kept, ["$5", "$6"], "a number as body and an unknown type are the dispatcher's to ignore");
+        assert_eq!((pushed.events, pushed.own, pushed.malformed.len()), (2, 1, 4));
+    }
+
+    #[test]
+    fn a_malformed_event_is_shown_in_at_most_200_characters() {
+        let body = json!({ "events": [{ "padding": "é".repeat(10_000) }] });
+        let pushed = parse_transaction(&bot(), body.to_string().as_bytes()).unwrap();
+        assert_eq!(pushed.malformed[0].chars().count(), 200);
     }
 
     #[test]

@@ -2,10 +2,9 @@
 //! marks the broadcast in the store; the [follow-up task](crate::followup) changes the
 //! delivered copies and reports when every copy is done.
 
-use super::{find_broadcast, Answer, Context};
+use super::{find_broadcast, markdown_message, Answer, Context};
 use crate::{
     lifecycle,
-    message::StoredMessage,
     notices::{counted, thousands, titled},
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts},
@@ -46,6 +45,10 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
             ctx.app.config.broadcast.command_prefix
         ));
     }
+    let message = match markdown_message(ctx.body) {
+        Ok(message) => message,
+        Err(too_long) => return too_long,
+    };
     let delivered = counted(counts.delivered, "delivered copy", "delivered copies");
     let waiting = thousands(counts.unfinished());
     if dry_run {
@@ -55,7 +58,7 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
             titled(&broadcast)
         ));
     }
-    if let Err(error) = ctx.app.store.edit_broadcast(id, &StoredMessage::markdown(ctx.body)).await {
+    if let Err(error) = ctx.app.store.edit_broadcast(id, &message).await {
         return Answer::store_failed(error);
     }
     let mut text = format!(

@@ -17,6 +17,8 @@ use ruma::{EventId, OwnedEventId, RoomId, UserId};
 pub use crate::notices::Answer;
 use crate::{
     context::App,
+    message::{StoredMessage, MAX_CONTENT_BYTES},
+    notices::{shortened, thousands},
     permissions::Level,
     store::{Broadcast, BroadcastId, StoreError},
 };
@@ -87,11 +89,13 @@ pub enum Command {
     /// of a room or space), server (every active local user; admins only), search:<text> (every
     /// active local user whose ID or display name contains the text; admins only).
     /// Without a message, when the command replies to a message, that message is sent.
+    /// Limits: the message at most 30,000 bytes as a Matrix event (about as many characters of
+    /// plain text), at most 1,000 audience words (name a room or space for more).
     Send {
         /// Who gets it: @user:server, #room:server, !roomid, server, or search:<text>
         #[arg(required = true, value_name = "AUDIENCE")]
         audience: Vec<String>,
-        /// A name for the broadcast, shown in lists and replies
+        /// A name for the broadcast, shown in lists and replies (at most 100 characters)
         #[arg(long)]
         name: Option<String>,
         /// Also send it to everyone who joins later (welcome message)
@@ -215,6 +219,40 @@ async fn find_broadcast(ctx: &Context<'_>, id: BroadcastId) -> Result<Broadcast,
     }
 }
 
+/// A message typed after a command (Markdown), refused when it is too large to be sent, or
+/// edited, as one Matrix event. A body that alone is over the limit is refused unrendered.
+fn markdown_message(body: &str) -> Result<StoredMessage, Answer> {
+    if body.len() > MAX_CONTENT_BYTES {
+        return Err(too_long(body, body.len(), " or more"));
+    }
+    let message = StoredMessage::markdown(body);
+    match message.content_bytes() {
+        bytes if bytes > MAX_CONTENT_BYTES => Err(too_long(body, bytes, "")),
+        _ => Ok(message),
+    }
+}
+
+/// Refuses a message (copied from another) that is too large for one Matrix event.
+fn fits(message: StoredMessage) -> Result<StoredMessage, Answer> {
+    match message.content_bytes() {
+        bytes if bytes > MAX_CONTENT_BYTES => {
+            Err(too_long(message.content["body"].as_str().unwrap_or(""), bytes, ""))
+        }
+        _ => Ok(message),
+    }
+}
+
+fn too_long(body: &str, bytes: usize, more: &str) -> Answer {
+    Answer::error(format!(
+        "The message is too long: {} characters, {} bytes{more} as a Matrix event; at most {} bytes fit (an event \
+         holds at most 65,536 bytes, and an edit carries the message twice). Shorten it, or send a long text as a \
+         file.",
+        thousands(body.chars().count() as i64),
+        thousands(bytes as i64),
+        thousands(MAX_CONTENT_BYTES as i64),
+    ))
+}
+
 /// `#12` or `12`.
 fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
     text.trim_start_matches('#')
@@ -251,8 +289,10 @@ pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
     };
     let rendered = error.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|text| !text.is_empty());
-    let headline = lines.next().unwrap_or("invalid command").trim_start_matches("error: ");
-    let tips: Vec<&str> = lines.filter(|text| text.starts_with("tip:")).collect();
+    // Clap quotes the bad value, which may be anything typed: shown shortened.
+    let headline = shortened(lines.next().unwrap_or("invalid command").trim_start_matches("error: "), 300);
+    let tips: Vec<String> =
+        lines.filter(|text| text.starts_with("tip:")).map(|tip| shortened(tip, 300)).collect();
     let mut root = CommandLine::command();
     let usage = match words.get(1).and_then(|word| root.find_subcommand_mut(&word.text)) {
         Some(sub) => {
@@ -262,7 +302,7 @@ pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
         None => format!("Usage: {prefix} <COMMAND> … (the commands: `{prefix} help`)"),
     };
     let mut text =
-        format!("{}\n```\n{}\n```\n{}", capitalise(headline), parse::caret(line, start, len), usage.trim());
+        format!("{}\n```\n{}\n```\n{}", capitalise(&headline), parse::caret(line, start, len), usage.trim());
     for tip in tips {
         text.push_str(&format!("\n{tip}"));
     }
@@ -360,6 +400,28 @@ mod tests {
             "{}",
             answer.markdown
         );
+    }
+
+    #[test]
+    fn a_mistake_in_a_100000_character_line_gets_a_short_answer() {
+        let line = format!("!bc send @x:example.org --yes {}", "x".repeat(100_000));
+        let answer = parse_command("!bc", &format!("{line} --yse")).unwrap_err();
+        assert!(answer.markdown.len() < 2_000, "{} bytes", answer.markdown.len());
+        assert!(answer.markdown.contains("xxx --yse\n"), "the caret's window: {}", answer.markdown);
+        let answer = parse_command("!bc", &format!("!bc status {}", "1".repeat(100_000))).unwrap_err();
+        assert!(answer.markdown.len() < 2_000, "{} bytes", answer.markdown.len());
+        assert!(answer.markdown.starts_with("Invalid value '1111"), "{}", answer.markdown);
+    }
+
+    #[test]
+    fn the_help_of_send_names_the_limits_as_they_are() {
+        let help = help("!bc", Some("send")).markdown;
+        let bytes = format!("at most {} bytes", thousands(MAX_CONTENT_BYTES as i64));
+        let words = format!("at most {} audience words", thousands(send::MAX_AUDIENCE_WORDS as i64));
+        let name = format!("(at most {} characters)", send::MAX_NAME_CHARS);
+        for limit in [bytes, words, name] {
+            assert!(help.contains(&limit), "{limit:?} in {help}");
+        }
     }
 
     #[test]

@@ -55,9 +55,24 @@ pub fn split_words(line: &str) -> Result<Vec<Word>, UnclosedQuote> {
     Ok(words)
 }
 
+/// The most characters of a line shown above a caret: a longer line is shown around the caret
+/// (whatever was typed, the answer must fit into one event).
+const SHOWN: usize = 100;
+
 /// `line` and under it a caret line marking `len` characters from `start` (at least one).
 pub fn caret(line: &str, start: usize, len: usize) -> String {
-    format!("{line}\n{}{}", " ".repeat(start), "^".repeat(len.max(1)))
+    let chars: Vec<char> = line.chars().collect();
+    let len = len.max(1);
+    if chars.len() <= SHOWN {
+        return format!("{line}\n{}{}", " ".repeat(start), "^".repeat(len));
+    }
+    let len = len.min(SHOWN / 2);
+    let from = start.saturating_sub(SHOWN / 4).min(chars.len());
+    let to = (from + SHOWN).min(chars.len());
+    let shown: String = chars[from..to].iter().collect();
+    let (before, after) = (if from > 0 { "…" } else { "" }, if to < chars.len() { "…" } else { "" });
+    let indent = start - from + before.chars().count();
+    format!("{before}{shown}{after}\n{}{}", " ".repeat(indent), "^".repeat(len))
 }
 
 #[cfg(test)]
@@ -96,5 +111,22 @@ mod tests {
     fn caret_marks_the_word() {
         assert_eq!(caret("!bc sned x", 4, 4), "!bc sned x\n    ^^^^");
         assert_eq!(caret("!bc", 3, 0), "!bc\n   ^");
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret() {
+        let line = format!("!bc send {} --yse", "@u:x ".repeat(20_000));
+        let start = line.chars().count() - 5;
+        let shown = caret(&line, start, 5);
+        let (above, under) = shown.split_once('\n').unwrap();
+        assert!(above.starts_with('…') && above.ends_with("--yse"), "{above}");
+        assert!(above.chars().count() <= SHOWN + 2, "{above}");
+        assert_eq!(under, format!("{}^^^^^", " ".repeat(above.chars().count() - 5)), "under --yse");
+        let start_of_long = caret(&"x".repeat(100_000), 0, 100_000);
+        assert!(
+            start_of_long.starts_with("xxx") && start_of_long.contains("x…\n^^^"),
+            "{start_of_long:.200}"
+        );
+        assert_eq!(start_of_long.chars().count(), SHOWN + 2 + SHOWN / 2);
     }
 }

@@ -2,15 +2,23 @@
 //! the [lifecycle](crate::lifecycle), which resolves its audience in a task and previews or
 //! starts it.
 
-use super::{find_broadcast, Answer, Context};
+use super::{find_broadcast, fits, markdown_message, Answer, Context};
 use crate::{
     audience,
     lifecycle::{self, Draft},
     message::StoredMessage,
+    notices::{shortened, thousands},
     poll::Poll,
     store::{now_ms, AudienceOptions, BroadcastId, BroadcastState, SendOptions},
     when,
 };
+
+/// The most audience words, and the most `--except` words, of one command. More people belong
+/// in a room or space, which is one word however many members it has.
+pub const MAX_AUDIENCE_WORDS: usize = 1_000;
+
+/// The most characters of a broadcast's name (`--name`), which every answer about it shows.
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// The words and switches of a `send` (or `audience`) command.
 pub struct SendRequest {
@@ -47,6 +55,32 @@ impl When {
 }
 
 impl SendRequest {
+    /// Refuses too many audience or `--except` words and too long a name, naming the limit.
+    fn within_limits(&self) -> Result<(), Answer> {
+        let many = |count: usize| (thousands(count as i64), thousands(MAX_AUDIENCE_WORDS as i64));
+        if self.audience.len() > MAX_AUDIENCE_WORDS {
+            let (count, most) = many(self.audience.len());
+            return Err(Answer::error(format!(
+                "The audience has too many words: {count}, at most {most} in one command. Put the people into a \
+                 room or space and name that: it is one word, however many members it has."
+            )));
+        }
+        if self.except.len() > MAX_AUDIENCE_WORDS {
+            let (count, most) = many(self.except.len());
+            return Err(Answer::error(format!(
+                "`--except` names too many users: {count}, at most {most} in one command."
+            )));
+        }
+        let name = self.name.as_deref().unwrap_or("");
+        if name.chars().count() > MAX_NAME_CHARS {
+            return Err(Answer::error(format!(
+                "The name is too long: {} characters, at most {MAX_NAME_CHARS}.",
+                thousands(name.chars().count() as i64)
+            )));
+        }
+        Ok(())
+    }
+
     /// `!bc audience`: a dry run of a plain send.
     pub fn dry_run(audience: Vec<String>) -> Self {
         Self {
@@ -77,6 +111,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
     }
     let refuse = |error: audience::AudienceError| Answer::error(error.0);
     let checked = async {
+        request.within_limits()?;
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
         audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
@@ -127,15 +162,17 @@ fn persona(ctx: &Context<'_>, name: Option<&str>) -> Result<Option<String>, Answ
 /// The message of a `send`: the lines after the command, or the message the command replies to.
 async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answer> {
     if !ctx.body.trim().is_empty() {
-        return Ok(StoredMessage::markdown(ctx.body));
+        return markdown_message(ctx.body);
     }
     if let Some(replied) = &ctx.reply_to {
         let event = ctx.app.hs().room_event(ctx.room, replied).await.map_err(|error| {
             Answer::error(format!("I cannot read the message this command replies to: {error}"))
         })?;
-        return StoredMessage::copy_of(&event).ok_or_else(|| {
-            Answer::error("The message this command replies to has no content (was it deleted?).")
-        });
+        return StoredMessage::copy_of(&event)
+            .ok_or_else(|| {
+                Answer::error("The message this command replies to has no content (was it deleted?).")
+            })
+            .and_then(fits);
     }
     if dry_run {
         return Ok(StoredMessage::markdown(""));
@@ -150,11 +187,7 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
 /// The first line of the message (a poll's question), shortened.
 fn default_name(message: &StoredMessage) -> String {
     let summary = Poll::of(message).map(|poll| poll.question).unwrap_or_else(|| message.summary());
-    let first = summary.lines().next().unwrap_or("").trim();
-    let mut name: String = first.chars().take(40).collect();
-    if first.chars().count() > 40 {
-        name.push('…');
-    }
+    let name = shortened(summary.lines().next().unwrap_or("").trim(), 40);
     if name.is_empty() {
         "Broadcast".into()
     } else {
@@ -199,9 +232,13 @@ mod tests {
     /// `!bc send @alice:example.org` + `extra` by an admin, with "Hi" as the message: the
     /// answer, and the options of the broadcast it made.
     async fn send_line(test: &TestApp, extra: &str) -> (Option<Answer>, Option<SendOptions>) {
-        let room = test.control_room().await;
         let alice = test.hs.user("alice", None);
-        let line = format!("!bc send {alice} {extra}");
+        send_with_body(test, &format!("!bc send {alice} {extra}"), "Hi").await
+    }
+
+    /// `line` + `body` by an admin: the answer, and the options of the broadcast it made.
+    async fn send_with_body(test: &TestApp, line: &str, body: &str) -> (Option<Answer>, Option<SendOptions>) {
+        let room = test.control_room().await;
         let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
         let event_id: ruma::OwnedEventId = format!("$send{}", crate::store::now_ms()).try_into().unwrap();
         let level = test.app.permissions.level(&admin);
@@ -211,12 +248,54 @@ mod tests {
             event_id: &event_id,
             sender: &admin,
             level,
-            body: "Hi",
+            body,
             reply_to: None,
         };
-        let answer = crate::commands::run(&ctx, crate::commands::parse_command("!bc", &line).unwrap()).await;
+        let answer = crate::commands::run(&ctx, crate::commands::parse_command("!bc", line).unwrap()).await;
         let made = test.store().broadcast_by_command(&event_id).await.unwrap();
         (answer, made.map(|broadcast| broadcast.options))
+    }
+
+    fn refusal(answer: Option<Answer>) -> String {
+        let answer = answer.expect("answered at once");
+        assert!(!answer.ok, "{answer:?}");
+        answer.markdown
+    }
+
+    #[tokio::test]
+    async fn a_message_too_long_for_one_event_is_refused_naming_the_limit_and_nothing_is_made() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let line = format!("!bc send {alice} --yes");
+        let (answer, made) = send_with_body(&test, &line, &"x".repeat(100_000)).await;
+        let text = refusal(answer);
+        assert!(text.starts_with("The message is too long: 100,000 characters"), "{text}");
+        assert!(text.contains("at most 30,000 bytes"), "{text}");
+        assert_eq!(made, None, "nothing queued");
+        // Under the limit as text, over it once rendered: HTML escapes each `<` as `&lt;`.
+        let (answer, made) = send_with_body(&test, &line, &format!("**b** {}", "<".repeat(12_000))).await;
+        assert!(refusal(answer).contains("12,006 characters"));
+        assert_eq!(made, None);
+        let (answer, made) = send_with_body(&test, &line, &"y".repeat(10_000)).await;
+        assert_eq!((answer, made.is_some()), (None, true), "10,000 characters are fine");
+    }
+
+    #[tokio::test]
+    async fn too_many_audience_words_or_too_long_a_name_is_refused_and_nothing_is_made() {
+        let test = TestApp::new().await;
+        let words: Vec<String> = (0..10_000).map(|n| format!("@user{n}:example.org")).collect();
+        let (answer, made) =
+            send_with_body(&test, &format!("!bc send {} --yes", words.join(" ")), "Hi").await;
+        let text = refusal(answer);
+        assert!(text.contains("too many words: 10,000, at most 1,000"), "{text}");
+        assert_eq!(made, None);
+        let line = format!("!bc send @a:example.org --except {}", words[..1_001].join(" "));
+        assert!(refusal(send_with_body(&test, &line, "Hi").await.0).contains("1,001, at most 1,000"));
+        let (answer, made) = send_line(&test, &format!("--name {}", "n".repeat(101))).await;
+        assert_eq!(refusal(answer), "The name is too long: 101 characters, at most 100.");
+        assert_eq!(made, None);
+        let (answer, made) = send_line(&test, &format!("--name {}", "n".repeat(100))).await;
+        assert_eq!((answer, made.is_some()), (None, true), "a name of 100 characters is fine");
     }
 
     #[tokio::test]

@@ -5,19 +5,30 @@ use serde_json::{json, Value};
 
 use crate::harness::{client::answers_to, wait_for, wait_until, TestEnv, DEADLINE};
 
-/// A `!bc help` message event as Synapse would push it, with an ID of our choosing.
-fn help_event(event_id: &str, room: &str, sender: &str) -> Value {
+/// A text message event as Synapse would push it, with an ID of our choosing.
+pub fn text_event(event_id: &str, room: &str, sender: &str, body: &str) -> Value {
     json!({
         "event_id": event_id,
         "type": "m.room.message",
         "room_id": room,
         "sender": sender,
         "origin_server_ts": 1,
-        "content": { "msgtype": "m.text", "body": "!bc help" }
+        "content": { "msgtype": "m.text", "body": body }
     })
 }
 
-async fn put_transaction(env: &TestEnv, txn: &str, token: Option<&str>, body: reqwest::Body) -> (u16, Value) {
+/// A `!bc help` message event as Synapse would push it, with an ID of our choosing.
+pub fn help_event(event_id: &str, room: &str, sender: &str) -> Value {
+    text_event(event_id, room, sender, "!bc help")
+}
+
+/// Pushes `body` as transaction `txn` (with `token` as the hs_token); the status and JSON answer.
+pub async fn put_transaction(
+    env: &TestEnv,
+    txn: &str,
+    token: Option<&str>,
+    body: reqwest::Body,
+) -> (u16, Value) {
     let mut request = reqwest::Client::new()
         .put(format!("{}/_matrix/app/v1/transactions/{txn}", env.bot_url))
         .header("content-type", "application/json")

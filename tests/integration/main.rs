@@ -13,6 +13,7 @@ mod control;
 mod crash;
 mod defaults;
 mod faults;
+mod hostile;
 mod personas;
 mod replies;
 mod scaleout;
