@@ -234,6 +234,24 @@ mod tests {
         assert!(queued(&test, id).await.contains(&gina), "an account at the mark is not skipped");
     }
 
+    /// Synapse keeps an account's creation time in whole seconds: an account registered in the
+    /// second the `server` default was made, after it, is welcomed (this failed about one run in
+    /// three of `defaults::a_new_account_gets_the_server_default`).
+    #[tokio::test]
+    async fn an_account_made_in_the_second_the_default_was_made_is_welcomed() {
+        let test = TestApp::new().await;
+        test.hs.with(|state| state.server_admin = true);
+        let id = default_for(&test, DefaultScope::Server, vec![]).await;
+        test.store().start_new_user_mark().await.unwrap();
+        let made_now = crate::store::now_ms() / 1000 * 1000; // as Synapse reports it
+        let gina = test.hs.user("gina", None);
+        test.hs.with(|state| {
+            state.accounts.iter_mut().find(|a| a.name == gina).unwrap().creation_ts = Some(made_now)
+        });
+        poll_new_users(&test.app).await.unwrap();
+        assert!(queued(&test, id).await.contains(&gina));
+    }
+
     /// Issue 10, item 8: people who join while a default waits for confirmation (or is still
     /// resolving) are queued, and get it once it starts.
     #[tokio::test]

@@ -122,9 +122,12 @@ impl Store {
     }
 
     /// Starts the new-user poll's mark (account creation time, ms) at now, unless it is later
-    /// already: accounts made before a `server` default was made do not get it.
+    /// already: accounts made before a `server` default was made do not get it. Synapse keeps
+    /// creation times in whole seconds, so the mark starts at the start of this second: an
+    /// account of that second made before the default was in its audience already, and the
+    /// queue's unique pair keeps it from a second copy.
     pub async fn start_new_user_mark(&self) -> Result<(), StoreError> {
-        let since = self.new_user_mark().await?.max(now_ms());
+        let since = self.new_user_mark().await?.max(now_ms() / 1000 * 1000);
         self.set_new_user_mark(since).await
     }
 

@@ -1,6 +1,6 @@
 //! The privacy audit that runs after every integration test (when its `TestEnv` is dropped):
-//! every room the bot or one of its personas made is a DM of at most two members, and no such
-//! room holds the user ID of a recipient of another one. Read with the Synapse admin API, as a
+//! the bot and its personas only ever write into rooms they made while those have at most two
+//! members, and no such room holds the user ID of a recipient of another one. Read with the Synapse admin API, as a
 //! server admin registered for the audit.
 
 use serde_json::Value;
@@ -11,16 +11,19 @@ use super::{client::encode, client::TestUser, synapse::Synapse};
 struct MadeRoom {
     room_id: String,
     members: Vec<String>,
+    /// Its events, oldest first.
+    timeline: Vec<Value>,
     events: String,
 }
 
-/// Panics, naming the room, when a DM has more than two members or holds the user ID of a
-/// recipient of another DM.
+/// Panics, naming the room, when the bot or a persona sent a message into a room it made while
+/// that room had more than two members (a DM that gained a third member must be retired, never
+/// written to again), or when such a room holds the user ID of a recipient of another one.
 pub async fn audit(synapse: &Synapse, bot_localpart: &str) {
     let auditor =
         TestUser::register(synapse, &format!("privacy_auditor_{}", super::random_secret()), true).await;
-    let made_by_bot = |creator: &str| {
-        creator.strip_prefix('@').and_then(|rest| rest.split(':').next()).is_some_and(|localpart| {
+    let made_by_bot = |user: &str| {
+        user.strip_prefix('@').and_then(|rest| rest.split(':').next()).is_some_and(|localpart| {
             localpart == bot_localpart || localpart.starts_with(&format!("{bot_localpart}_"))
         })
     };
@@ -39,16 +42,13 @@ pub async fn audit(synapse: &Synapse, bot_localpart: &str) {
             None => break,
         }
     }
+    for room in &rooms {
+        never_written_with_a_third_member(room, &made_by_bot);
+    }
     let recipients = |room: &MadeRoom| -> Vec<String> {
         room.members.iter().filter(|member| !made_by_bot(member)).cloned().collect()
     };
     for room in &rooms {
-        assert!(
-            room.members.len() <= 2,
-            "privacy: the DM {} has more than two members: {:?}",
-            room.room_id,
-            room.members
-        );
         let own = recipients(room);
         for other in rooms.iter().filter(|other| other.room_id != room.room_id) {
             for stranger in recipients(other).iter().filter(|user| !own.contains(user)) {
@@ -59,6 +59,29 @@ pub async fn audit(synapse: &Synapse, bot_localpart: &str) {
                     other.room_id
                 );
             }
+        }
+    }
+}
+
+/// Walks the room's timeline, keeping who is joined or invited, and checks every message the bot
+/// or a persona sent.
+fn never_written_with_a_third_member(room: &MadeRoom, made_by_bot: &impl Fn(&str) -> bool) {
+    let mut members: Vec<String> = Vec::new();
+    for event in &room.timeline {
+        let sender = event["sender"].as_str().unwrap_or_default();
+        if event["type"] == "m.room.member" {
+            let user = event["state_key"].as_str().unwrap_or_default().to_owned();
+            members.retain(|member| *member != user);
+            if matches!(event["content"]["membership"].as_str(), Some("join" | "invite")) {
+                members.push(user);
+            }
+        } else if event.get("state_key").is_none() && made_by_bot(sender) {
+            assert!(
+                members.len() <= 2,
+                "privacy: {sender} wrote into {} while it had {} members: {members:?}",
+                room.room_id,
+                members.len()
+            );
         }
     }
 }
@@ -78,5 +101,53 @@ async fn made_room(auditor: &TestUser, room_id: &str) -> MadeRoom {
     members.extend(invited);
     let path = format!("/_synapse/admin/v1/rooms/{}/messages?dir=f&limit=1000", encode(room_id));
     let events = auditor.call(reqwest::Method::GET, &path, None).await.1;
-    MadeRoom { room_id: room_id.to_owned(), members, events: events["chunk"].to_string() }
+    let timeline = events["chunk"].as_array().cloned().unwrap_or_default();
+    MadeRoom { room_id: room_id.to_owned(), members, timeline, events: events["chunk"].to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn member(user: &str, membership: &str) -> Value {
+        json!({ "type": "m.room.member", "state_key": user, "sender": user, "content": { "membership": membership } })
+    }
+
+    fn room(timeline: Vec<Value>) -> MadeRoom {
+        MadeRoom { room_id: "!dm".into(), members: vec![], events: String::new(), timeline }
+    }
+
+    fn is_bot(user: &str) -> bool {
+        user == "@broadcast:t"
+    }
+
+    const MESSAGE: fn() -> Value =
+        || json!({ "type": "m.room.message", "sender": "@broadcast:t", "content": { "body": "hi" } });
+
+    #[test]
+    fn writing_to_two_is_fine_and_a_third_member_who_left_again_is_gone() {
+        let timeline = vec![
+            member("@broadcast:t", "join"),
+            member("@alice:t", "invite"),
+            MESSAGE(),
+            member("@eve:t", "join"),
+            member("@eve:t", "leave"),
+            MESSAGE(),
+        ];
+        never_written_with_a_third_member(&room(timeline), &is_bot);
+    }
+
+    #[test]
+    #[should_panic(expected = "while it had 3 members")]
+    fn writing_with_a_third_member_fails_the_audit() {
+        let timeline = vec![
+            member("@broadcast:t", "join"),
+            member("@alice:t", "join"),
+            member("@eve:t", "invite"),
+            MESSAGE(),
+        ];
+        never_written_with_a_third_member(&room(timeline), &is_bot);
+    }
 }
