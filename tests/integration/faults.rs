@@ -10,7 +10,9 @@ use sqlx::{Connection, Executor};
 
 use crate::{
     crash::{assert_exactly_one_copy_each, delivered, recipients, send_command},
-    harness::{bot_config, postgres_schema_uri, random_secret, wait_for, TestEnv, TestUser, DEADLINE},
+    harness::{
+        bot_config, postgres_schema_uri, random_secret, wait_for, wait_until, TestEnv, TestUser, DEADLINE,
+    },
 };
 
 /// Asks Synapse to push what it holds for the bot now, instead of after its backoff.
@@ -41,6 +43,26 @@ async fn push(env: &TestEnv, room: &str, sender: &str) -> (u16, serde_json::Valu
         .expect("push a transaction");
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or_default())
+}
+
+/// A control room as `TestEnv::control_room` makes it, pinging Synapse while waiting: under
+/// load a slow first push can make Synapse back off for longer than the wait.
+async fn control_room(env: &TestEnv, admin: &TestUser) -> String {
+    let room = admin.create_room(json!({ "preset": "private_chat" })).await;
+    admin.invite(&room, &env.bot_id()).await;
+    let bot = env.bot_id();
+    wait_until("the bot to take the control room", DEADLINE * 3, || async {
+        ping(env).await;
+        admin.events(&room).await.iter().any(|event| {
+            event["sender"] == bot.as_str()
+                && event["content"]["body"]
+                    .as_str()
+                    .is_some_and(|body| body.contains("This is now a control room"))
+        })
+    })
+    .await
+    .expect("the bot took the control room");
+    room
 }
 
 /// Waits until the bot answered the `!bc status` typed as `event`, pinging Synapse meanwhile.
@@ -150,7 +172,7 @@ async fn a_read_only_database_stops_intake_with_5xx_and_nothing_is_lost_when_it_
     let role = format!("mbro_{}", random_secret().to_lowercase());
     let env = on_postgres(&role).await;
     let admin = env.user("admin").await;
-    let room = env.control_room(&admin).await;
+    let room = control_room(&env, &admin).await;
     as_postgres(&role, &["ALTER ROLE {role} SET default_transaction_read_only = on", KILL]).await;
 
     let status = admin.send_text(&room, "!bc status #1").await;
