@@ -218,6 +218,11 @@ impl Dms {
             Some(dm) if dm.room_id.as_ref().is_some_and(|room| self.retired.contains(room)) => {
                 self.store.live_dm(self.persona(), user).await?
             }
+            // Being created when the claim read it: another claim of the same delivery (its
+            // lease ran out during a long outage) may have finished it since.
+            Some(dm) if dm.state == DmState::Creating && !self.untried.contains(dm.nonce.as_str()) => {
+                self.store.live_dm(self.persona(), user).await?
+            }
             seen => seen,
         };
         self.ensure_locked(user, seen).await
@@ -642,6 +647,26 @@ impl Dms {
 mod tests {
     use super::*;
     use crate::{matrix::fake::forbidden, testing::TestApp};
+
+    /// Issue 13 (a 5-minute outage gave 16 of 200 recipients a second DM): a claim of a delivery
+    /// whose lease ran out during the outage saw the DM `creating`; another claim of the same
+    /// delivery made it since. The first must use that room, not make a second.
+    #[tokio::test]
+    async fn a_claim_that_saw_its_dm_being_created_uses_the_room_made_since() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let control = test.control_room().await;
+        let options = crate::store::SendOptions::default();
+        test.running_broadcast(&control, "Hi", std::slice::from_ref(&alice), options).await;
+        let mut claims = vec![test.store().claim_delivery(60_000).await.unwrap().expect("a claim")];
+        test.app.dms.begin_for(&mut claims).await.unwrap();
+        let seen = claims[0].dm.clone();
+        assert_eq!(seen.as_ref().map(|dm| dm.state), Some(DmState::Creating));
+        let made = test.app.dms.ensure_seen(&alice, seen.clone()).await.unwrap();
+        let again = test.app.dms.ensure_seen(&alice, seen).await.unwrap();
+        assert_eq!(again.room, made.room);
+        assert_eq!(test.hs.count("create_dm"), 1, "one room");
+    }
 
     #[tokio::test]
     async fn a_first_dm_is_created_private_and_recorded_then_reused() {
