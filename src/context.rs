@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify, OnceCell};
 use crate::{
     config::{Config, PersonaConfig},
     dm::Dms,
+    e2ee::Crypto,
     matrix::{Homeserver, MatrixError},
     permissions::Permissions,
     store::{Claim, Store, StoreError},
@@ -52,6 +53,8 @@ pub struct App {
     pub relay_throttle: Throttle,
     /// Whether the homeserver answers (shared with `/health`).
     pub homeserver_health: Arc<HomeserverHealth>,
+    /// End-to-end encryption on the bot's device, when `encryption.enabled`.
+    pub crypto: Option<Arc<Crypto>>,
 }
 
 impl App {
@@ -78,7 +81,15 @@ impl App {
             default_control_room: OnceLock::new(),
             relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
             homeserver_health: Arc::default(),
+            crypto: None,
         }
+    }
+
+    /// The same context with end-to-end encryption: new DMs are made as `encryption.default_dm`
+    /// says, and encrypted rooms work like plain ones.
+    pub fn with_crypto(self, crypto: Arc<Crypto>) -> Self {
+        let dms = self.dms.with_encryption(self.config.encryption.encrypts_new_dms());
+        Self { dms, crypto: Some(crypto), ..self }
     }
 
     /// The homeserver as the functions below the tasks take it.

@@ -114,7 +114,7 @@ async fn adopt(
         post_notice(app.hs(), room, &txn_id, &text).await;
         return Ok(());
     }
-    if facts.is_encrypted {
+    if facts.is_encrypted && app.crypto.is_none() {
         tracing::info!("joined an encrypted room; not a control room");
         let text = format!(
             "This room is encrypted, and I cannot read encrypted messages (yet), so it cannot be a control \

@@ -20,7 +20,7 @@ use std::{
 };
 
 use rand::Rng;
-use ruma::{OwnedEventId, OwnedTransactionId, UserId};
+use ruma::{OwnedEventId, OwnedTransactionId, RoomId, UserId};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use crate::{
@@ -155,7 +155,22 @@ async fn claim_batch(app: &App, limit: i64) -> Result<Vec<Claim>, StoreError> {
         // Each delivery records its own intent instead.
         tracing::warn!(%error, "cannot record the intents to create DMs for a batch");
     }
+    prepare_encryption(app, &batch).await;
     Ok(batch)
+}
+
+/// Asks for the keys of a batch's recipients at once, when the bot encrypts (its own DMs
+/// only: personas send in the clear). Each send would ask for what is missing anyway.
+async fn prepare_encryption(app: &App, batch: &[Claim]) {
+    let Some(crypto) = &app.crypto else { return };
+    let recipients: Vec<(&UserId, Option<&RoomId>)> = batch
+        .iter()
+        .filter(|claim| claim.persona.is_none() && !claim.opted_out)
+        .map(|claim| (claim.user_id.as_ref(), claim.dm.as_ref().and_then(|dm| dm.room_id.as_deref())))
+        .collect();
+    if let Err(error) = crypto.prepare(&recipients).await {
+        tracing::warn!(%error, "cannot fetch the keys of a batch of recipients; each send asks for its own");
+    }
 }
 
 /// Waits until a delivery may be due: woken when one is queued, or when the next retry is due.
@@ -312,7 +327,7 @@ async fn deliver(
     let failure = match send(app, broadcast, claim).await {
         Ok((dm, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
-            if dm.encrypted {
+            if dm.encrypted && app.crypto.is_none() {
                 tell_encrypted_dms(app, broadcast).await?;
             }
             return Ok(Outcome::delivered(&dm.room, &event, broadcast.revision));
@@ -336,6 +351,11 @@ fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: Matrix
         MatrixError::Permanent { .. } => human_reason(&failure),
         _ if now_ms() > deadline => {
             format!("not delivered within {} hours: {failure}", config.give_up_after_hours)
+        }
+        MatrixError::Waiting { retry_after, message } => {
+            // Uses up no try: an encrypted DM's recipient has no device yet.
+            metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "waiting").increment(1);
+            return Outcome::release(now_ms() + retry_after.as_millis() as i64, &message);
         }
         _ if failure.is_outage() => {
             // Uses up no try: the workers pause until a probe finds the homeserver again.
@@ -439,6 +459,7 @@ async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, Ow
     let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
     let Sender { homeserver, dms } = app.sender(broadcast.options.persona.as_deref()).await?;
     let dm = dms.ensure_seen(user, claim.dm.clone()).await?;
+    let dm = encrypted_if_asked(app, broadcast, dm).await?;
     match send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await {
         Ok(event) => Ok((dm, event)),
         Err(error) if had_dm && error.errcode() == Some("M_FORBIDDEN") => {
@@ -450,6 +471,19 @@ async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, Ow
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// `dm`, turned encrypted first when it is the bot's, plain, and `encryption.upgrade_dms` asks
+/// for it.
+async fn encrypted_if_asked(app: &App, broadcast: &Broadcast, dm: Dm) -> Result<Dm, DmError> {
+    let Some(crypto) = &app.crypto else { return Ok(dm) };
+    if dm.encrypted || !app.config.encryption.upgrade_dms || broadcast.options.persona.is_some() {
+        return Ok(dm);
+    }
+    crypto.upgrade(&dm.room).await.map_err(MatrixError::from)?;
+    app.store.dm_encrypted(&dm.room).await?;
+    tracing::info!(room = %dm.room, "a plain DM was made encrypted (encryption.upgrade_dms)");
+    Ok(Dm { encrypted: true, ..dm })
 }
 
 /// The `bot_state` key that records that the admins were told about encrypted DMs.

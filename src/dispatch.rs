@@ -25,7 +25,9 @@ use tokio::sync::watch;
 use crate::{
     commands::{self, Answer, Context},
     context::App,
-    control_rooms, defaults, lifecycle,
+    control_rooms, defaults,
+    e2ee::{rooms::Undecryptable, Crypto},
+    lifecycle,
     permissions::Level,
     poll,
     registration::is_own_user,
@@ -78,6 +80,94 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     let Ok(raw) = serde_json::from_str::<Value>(json) else {
         return tracing::warn!("an inbox event is not JSON; ignored");
     };
+    if raw["type"] == "m.room.encrypted" {
+        if let Some(decrypted) = decrypted(app, &raw, json).await {
+            route(app, decrypted).await;
+        }
+        return;
+    }
+    route(app, raw).await
+}
+
+/// How long an encrypted event waits for its room key before it is given up.
+const KEY_WAIT_MS: i64 = 10 * 60 * 1000;
+/// How often parked encrypted events are tried again, besides when room keys arrive.
+const UNDECRYPTED_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The decrypted form of an encrypted event; `None` when there is none (yet): an event whose
+/// room key has not arrived is parked and tried again by [`retry_undecrypted`].
+async fn decrypted(app: &App, raw: &Value, json: &str) -> Option<Value> {
+    let crypto = app.crypto.as_ref()?;
+    match crypto.decrypt(raw).await {
+        Ok(event) => Some(event),
+        Err(Undecryptable::KeyMissing(reason)) => {
+            tracing::debug!(%reason, event = %raw["event_id"], "an encrypted event waits for its room key");
+            let event_id = raw["event_id"].as_str().unwrap_or_default();
+            if let Err(error) = app.store.park_undecrypted(event_id, json).await {
+                tracing::error!(%error, "cannot keep an encrypted event for later; it is lost");
+            }
+            None
+        }
+        Err(Undecryptable::Never(reason)) => {
+            tracing::warn!(%reason, event = %raw["event_id"], room = %raw["room_id"], "an encrypted event cannot be decrypted; ignored");
+            None
+        }
+    }
+}
+
+/// Tries the parked encrypted events again whenever room keys arrive (and every few seconds),
+/// until `shutdown`; one that waited longer than [`KEY_WAIT_MS`] is given up with a log line.
+pub async fn retry_undecrypted(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let Some(crypto) = app.crypto.clone() else { return };
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = crypto.keys_arrived.notified() => {}
+            _ = tokio::time::sleep(UNDECRYPTED_RETRY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let parked = match app.store.undecrypted(BATCH).await {
+            Ok(parked) => parked,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the encrypted events waiting for keys");
+                continue;
+            }
+        };
+        for (event_id, json, parked_at) in parked {
+            retry_one(&app, &crypto, &event_id, &json, parked_at).await;
+        }
+    }
+}
+
+/// One more try of a parked encrypted event.
+async fn retry_one(app: &Arc<App>, crypto: &Crypto, event_id: &str, json: &str, parked_at: i64) {
+    let Ok(raw) = serde_json::from_str::<Value>(json) else {
+        return forget_undecrypted(app, event_id).await;
+    };
+    match crypto.decrypt(&raw).await {
+        Ok(event) => {
+            forget_undecrypted(app, event_id).await;
+            route(app, event).await;
+        }
+        Err(Undecryptable::KeyMissing(reason)) if crate::store::now_ms() - parked_at > KEY_WAIT_MS => {
+            tracing::warn!(%reason, event = event_id, sender = %raw["sender"], "no room key arrived for an encrypted event; given up");
+            forget_undecrypted(app, event_id).await;
+        }
+        Err(Undecryptable::KeyMissing(_)) => {}
+        Err(Undecryptable::Never(reason)) => {
+            tracing::warn!(%reason, event = event_id, "an encrypted event cannot be decrypted; ignored");
+            forget_undecrypted(app, event_id).await;
+        }
+    }
+}
+
+async fn forget_undecrypted(app: &App, event_id: &str) {
+    if let Err(error) = app.store.forget_undecrypted(event_id).await {
+        tracing::warn!(%error, "cannot forget an encrypted event that was handled");
+    }
+}
+
+/// Routes one event, decrypted if it was encrypted.
+async fn route(app: &Arc<App>, raw: Value) {
     if raw["type"] == RECEIPT_EVENT_TYPE {
         return on_receipt(app, &raw).await;
     }
@@ -94,6 +184,9 @@ async fn dispatch(app: &Arc<App>, json: &str) {
     };
     if is_own_user(&app.bot, event.sender()) {
         return;
+    }
+    if raw["type"] == "m.room.encryption" {
+        return on_encryption(app, event.room_id()).await;
     }
     if matches!(raw["type"].as_str(), Some("m.room.join_rules" | "m.room.history_visibility")) {
         return control_rooms::on_access_change(app, event.room_id(), &raw["content"]).await;
@@ -112,6 +205,19 @@ async fn dispatch(app: &Arc<App>, json: &str) {
             reaction,
         ))) => on_reaction(app, &reaction.room_id, &reaction.sender, &reaction.content.relates_to).await,
         _ => {}
+    }
+}
+
+/// Someone turned on encryption in a room of the bot: what it sends there is encrypted from now
+/// on (when the bot encrypts), and a DM's copies count as encrypted.
+async fn on_encryption(app: &App, room: &RoomId) {
+    if let Some(crypto) = &app.crypto {
+        if let Err(error) = crypto.mark_encrypted(room).await {
+            tracing::error!(%error, %room, "cannot record that a room is encrypted; it is looked up on the next send");
+        }
+    }
+    if let Err(error) = app.store.dm_encrypted(room).await {
+        tracing::error!(%error, %room, "cannot record that a DM is encrypted");
     }
 }
 

@@ -156,6 +156,10 @@ pub struct Dms {
     /// Whether the homeserver makes new private rooms encrypted (Synapse's
     /// `encryption_enabled_by_default_for_room_type`): looked at in the first DM made.
     encrypted_by_default: std::sync::OnceLock<bool>,
+    /// Whether new DMs are made end-to-end encrypted (`encryption.default_dm`; the bot's only).
+    encrypt_new: bool,
+    /// Whether the owner reads encrypted DMs (`encryption.enabled`; the bot's only).
+    reads_encrypted: bool,
 }
 
 impl Dms {
@@ -173,7 +177,15 @@ impl Dms {
             untried: Default::default(),
             retired: Default::default(),
             encrypted_by_default,
+            encrypt_new: false,
+            reads_encrypted: false,
         }
+    }
+
+    /// The same DMs, of an owner that reads encrypted DMs, and makes new ones encrypted when
+    /// `encrypt_new` is true.
+    pub fn with_encryption(self, encrypt_new: bool) -> Self {
+        Self { encrypt_new, reads_encrypted: true, ..self }
     }
 
     /// The DMs of the persona `name`, whose user `homeserver` acts as.
@@ -304,7 +316,7 @@ impl Dms {
 
     /// Creates the room for a recorded intent.
     async fn create(&self, user: &UserId, nonce: &str) -> Result<Dm, DmError> {
-        let room = match self.homeserver.create_dm(user, nonce).await {
+        let room = match self.homeserver.create_dm(user, nonce, self.encrypt_new).await {
             Ok(room) => room,
             Err(error @ MatrixError::Permanent { .. }) => {
                 // Refused: no room was made, so there is nothing to reconcile later.
@@ -314,7 +326,7 @@ impl Dms {
             // Unknown outcome (the room may exist): the record stays for reconciliation.
             Err(error) => return Err(error.into()),
         };
-        let encrypted = self.made_encrypted(&room).await;
+        let encrypted = self.encrypt_new || self.made_encrypted(&room).await;
         self.store.dm_created(nonce, &room, encrypted).await?;
         self.direct_changed();
         tracing::debug!(%user, %room, encrypted, "DM created");
@@ -519,7 +531,7 @@ impl Dms {
             Err(error) => return tracing::warn!(%error, "cannot tell who is in a direct chat"),
         }
         match homeserver.room_facts(room).await {
-            Ok(facts) if facts.is_encrypted => {
+            Ok(facts) if facts.is_encrypted && !self.reads_encrypted => {
                 let text =
                     "This chat is encrypted and I cannot read encrypted messages (yet), so I will not \
                             see what you write here. I will write to you in a chat of my own, where you can \
@@ -757,7 +769,7 @@ mod tests {
         let alice = test.hs.user("alice", None);
         // The bot recorded its intent and created the room, then died before recording it.
         assert!(test.store().begin_dm(None, &alice, "nonce-1").await.unwrap());
-        let room = test.hs.create_dm(&alice, "nonce-1").await.unwrap();
+        let room = test.hs.create_dm(&alice, "nonce-1", false).await.unwrap();
         assert_eq!(test.app.dms.ensure(&alice).await.unwrap().room, room);
         assert_eq!(test.hs.count("create_dm"), 1, "only the room made before the crash");
         // Died before creating it: the homeserver might still be at it, so nothing is made while

@@ -22,6 +22,7 @@ pub mod defaults;
 pub mod delivery;
 pub mod dispatch;
 pub mod dm;
+pub mod e2ee;
 pub mod followup;
 pub mod lifecycle;
 pub mod matrix;
@@ -85,6 +86,7 @@ pub async fn run_with_listener(
         app.store.clone(),
         app.inbox_ready.clone(),
         app.homeserver_health.clone(),
+        app.crypto.clone(),
     ));
     let (stop, stopped) = stop_on(shutdown);
     let metrics =
@@ -125,6 +127,12 @@ pub async fn run_worker(
     metrics_listen: Option<std::net::SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    if config.encryption.enabled {
+        anyhow::bail!(
+            "workers do not support end-to-end encryption yet (encryption.enabled): the bot's device and its \
+             crypto store belong to the main process; run the main process alone"
+        );
+    }
     if !store::is_postgres_uri(&config.database.uri) {
         anyhow::bail!(
             "workers need PostgreSQL (database.uri is {}): a SQLite file is used by one process only, the main one",
@@ -163,8 +171,13 @@ async fn connect(config: Config) -> anyhow::Result<Arc<App>> {
     let permissions = config.permissions()?;
     let bot = config.bot_user_id()?;
     let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
-    let homeserver = Arc::new(MatrixClient::new(&config).await?);
-    Ok(Arc::new(App::new(config, permissions, bot, store, homeserver)))
+    let client = MatrixClient::new(&config).await?;
+    if !config.encryption.enabled {
+        return Ok(Arc::new(App::new(config, permissions, bot, store, Arc::new(client))));
+    }
+    let crypto = e2ee::Crypto::open(&config, Arc::new(client.clone())).await?;
+    let homeserver = Arc::new(client.with_encryption(crypto.clone()));
+    Ok(Arc::new(App::new(config, permissions, bot, store, homeserver).with_crypto(crypto)))
 }
 
 /// A stop flag set when `shutdown` completes (or when the sender is used).
@@ -274,7 +287,12 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
     let schedule = tokio::spawn(lifecycle::schedule::run(app.clone(), stopped.clone()));
     let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
     let queue = tokio::spawn(refresh_queue_depth(app.clone(), stopped.clone()));
+    let crypto = app.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
+    let undecrypted = tokio::spawn(dispatch::retry_undecrypted(app.clone(), stopped.clone()));
     dispatch::run(app.clone(), stopped).await;
+    if let Some(crypto) = crypto {
+        let _ = crypto.await;
+    }
     let _ = tokio::join!(
         workers,
         progress,
@@ -284,7 +302,8 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
         followups,
         schedule,
         probe,
-        queue
+        queue,
+        undecrypted
     );
 }
 
@@ -302,6 +321,11 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
     let (displayname, avatar) = app.config.appservice.bot.profile();
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
+    if let Some(crypto) = &app.crypto {
+        let start = || async { crypto.start().await.map_err(MatrixError::from) };
+        until_reachable("upload the bot's encryption keys and cross-sign its device", start).await?;
+        tracing::info!("end-to-end encryption ready");
+    }
     control_rooms::join_configured(app).await;
     if app.store.is_sqlite() {
         // This process is the only one using the database: what it finds claimed was left by a

@@ -22,7 +22,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{config::Config, store::Store, telemetry::HomeserverHealth};
+use crate::{config::Config, e2ee::Crypto, store::Store, telemetry::HomeserverHealth};
 
 use transactions::RecentTransactions;
 
@@ -37,6 +37,9 @@ pub struct Intake {
     inbox_ready: Arc<Notify>,
     /// Whether the homeserver answers, as the bot last saw it (for `/health`).
     homeserver_health: Arc<HomeserverHealth>,
+    /// Takes what a transaction brings for the bot's device (end-to-end encryption).
+    crypto: Option<Arc<Crypto>>,
+    device: ruma::OwnedDeviceId,
 }
 
 impl Intake {
@@ -46,6 +49,7 @@ impl Intake {
         store: Store,
         inbox_ready: Arc<Notify>,
         homeserver_health: Arc<HomeserverHealth>,
+        crypto: Option<Arc<Crypto>>,
     ) -> Self {
         Self {
             store,
@@ -55,6 +59,8 @@ impl Intake {
             recent_transactions: RecentTransactions::default(),
             inbox_ready,
             homeserver_health,
+            crypto,
+            device: config.appservice.device_id.clone(),
         }
     }
 }
@@ -176,6 +182,8 @@ mod tests {
             recent_transactions: RecentTransactions::default(),
             inbox_ready: Arc::default(),
             homeserver_health: homeserver.clone(),
+            crypto: None,
+            device: ruma::owned_device_id!("BROADCAST"),
         });
         let (status, body) = answer(&intake).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");

@@ -91,6 +91,7 @@ pub async fn push(
         metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
     }
     metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(pushed.own);
+    receive_device_updates(&intake, &bytes).await?;
     let (keep, events) = (pushed.rows, pushed.events);
     let new = intake.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
@@ -104,6 +105,18 @@ pub async fn push(
     intake.inbox_ready.notify_one();
     tracing::debug!(events, receipts = keep.len() - events, new, "transaction accepted");
     Ok(Json(json!({})))
+}
+
+/// Gives the crypto machine what the transaction brought for the bot's device, stored before
+/// the answer (a room key must not be acknowledged and then lost).
+async fn receive_device_updates(intake: &Intake, bytes: &[u8]) -> Result<(), ApiError> {
+    let Some(crypto) = &intake.crypto else { return Ok(()) };
+    let body: Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let updates = crate::e2ee::DeviceUpdates::of(&body, &intake.bot, &intake.device);
+    crypto.receive(updates).await.map_err(|error| {
+        tracing::error!(%error, "cannot store what the homeserver pushed for the bot's device; it will retry");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store device updates")
+    })
 }
 
 /// What a transaction body holds for the inbox, read without touching anything: a pure function

@@ -81,7 +81,11 @@ async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String,
     let (read, replied) = store.read_and_replied(id).await?;
     text.push_str(&format!("- read: {}\n- replied: {}\n", thousands(read), thousands(replied)));
     let encrypted = store.encrypted_dm_deliveries(id).await?;
-    if encrypted > 0 {
+    if ctx.app.crypto.is_some() {
+        let waiting = store.deliveries_waiting(id, crate::e2ee::rooms::NO_DEVICE_YET).await?;
+        text.push_str(&format!("- encrypted end to end: {}\n", thousands(encrypted)));
+        text.push_str(&format!("- cannot decrypt yet (no device to share the key with): {}\n", thousands(waiting)));
+    } else if encrypted > 0 {
         text.push_str(&format!("- DM is encrypted, replies cannot be read: {}\n", thousands(encrypted)));
     }
     let repliers = store.repliers(id, SHOWN).await?;

@@ -15,6 +15,9 @@ use url::Url;
 
 use crate::permissions::{Level, Permissions};
 
+mod encryption;
+pub use encryption::{DmEncryption, EncryptionConfig};
+
 /// The documented example configuration (`config.example.yaml`).
 pub const EXAMPLE: &str = include_str!("../../config.example.yaml");
 
@@ -62,6 +65,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub logging: LoggingConfig,
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -354,6 +359,7 @@ impl Config {
         self.database.validate()?;
         self.broadcast.validate()?;
         self.check_personas()?;
+        self.encryption.validate()?;
         self.permissions()?;
         let metrics = self.metrics.listen;
         if self.metrics.enabled && metrics.port() != 0 && metrics.port() == self.appservice.port {

@@ -25,7 +25,9 @@ use ruma::{
 };
 use serde_json::{json, Value};
 
-use super::{AdminUser, Homeserver, MatrixError, RoomCreation, RoomFacts, DM_NONCE_KEY};
+use super::{
+    AdminUser, CryptoRequest, CryptoResponse, Homeserver, MatrixError, RoomCreation, RoomFacts, DM_NONCE_KEY,
+};
 
 /// One room as the fake keeps it.
 #[derive(Debug, Clone, Default)]
@@ -466,7 +468,7 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError> {
+    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError> {
         self.enter("create_dm")?;
         self.with(|state| {
             let room: OwnedRoomId =
@@ -474,6 +476,7 @@ impl Homeserver for FakeHomeserver {
             let mut fake = FakeRoom {
                 creator: Some(self.bot.clone()),
                 create: json!({ "room_version": "12", DM_NONCE_KEY: nonce }),
+                encrypted,
                 ..FakeRoom::default()
             };
             fake.members.insert(self.bot.clone(), MembershipState::Join);
@@ -496,6 +499,40 @@ impl Homeserver for FakeHomeserver {
             state.redacted.push(event.to_owned());
             Ok(())
         })
+    }
+
+    async fn send_state(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+        _: &str,
+        _: Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        self.enter("send_state")?;
+        self.with(|state| {
+            self.visible_room(state, room)?;
+            if event_type == StateEventType::RoomEncryption {
+                state.rooms.get_mut(room).expect("visible").encrypted = true;
+            }
+            Ok(format!("$state{}", state.next_id()).try_into().expect("event id"))
+        })
+    }
+
+    async fn room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        self.enter("room_members")?;
+        self.with(|state| {
+            let fake = self.visible_room(state, room)?;
+            let reads = |membership: &MembershipState| {
+                matches!(membership, MembershipState::Join | MembershipState::Invite)
+            };
+            Ok(fake.members.iter().filter(|(_, m)| reads(m)).map(|(user, _)| user.clone()).collect())
+        })
+    }
+
+    /// The fake has no key server: end-to-end encryption is tested against Synapse.
+    async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError> {
+        self.enter(request.name())?;
+        Err(MatrixError::internal("the fake homeserver has no key server"))
     }
 
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {

@@ -10,6 +10,7 @@
 #[cfg(test)]
 pub mod fake;
 mod identity;
+mod keys;
 mod synapse_admin;
 
 use std::time::Duration;
@@ -39,9 +40,16 @@ use ruma::{
 };
 
 pub use identity::AsUser;
+pub use keys::{CryptoRequest, CryptoResponse};
 pub use synapse_admin::AdminUser;
 
 use crate::config::Config;
+
+/// The content of `m.room.encryption` the bot puts into rooms it encrypts: Megolm, with the
+/// rotation defaults.
+pub fn megolm() -> serde_json::Value {
+    serde_json::json!({ "algorithm": "m.megolm.v1.aes-sha2" })
+}
 
 /// The key in a DM's `m.room.create` content that carries the bot's creation nonce.
 pub const DM_NONCE_KEY: &str = "org.matrix_broadcast.dm_nonce";
@@ -59,6 +67,11 @@ pub enum MatrixError {
     /// The homeserver is rate-limiting or busy for now; retry after a while.
     #[error("homeserver busy ({message})")]
     Transient { retry_after: Option<Duration>, message: String },
+    /// The request was not made: this side waits for something first (an encrypted DM's
+    /// recipient has no device to decrypt with yet). Try again after `retry_after`, without
+    /// counting it as a failed try.
+    #[error("{message}")]
+    Waiting { retry_after: Duration, message: String },
     /// The request will never succeed as it is (forbidden, not found, bad request, …).
     #[error("{message}")]
     Permanent { errcode: Option<String>, status: Option<u16>, message: String },
@@ -90,6 +103,7 @@ impl MatrixError {
             MatrixError::NetworkFailure(_) => "network_failure",
             MatrixError::Unavailable(_) => "unavailable",
             MatrixError::Transient { .. } => "transient",
+            MatrixError::Waiting { .. } => "waiting",
             MatrixError::Permanent { .. } => "permanent",
         }
     }
@@ -186,6 +200,21 @@ impl RoomCreation {
     }
 }
 
+/// Encrypts what the bot sends into encrypted rooms (implemented by the `e2ee` module): the
+/// outbound client hands it every message-like event before sending.
+#[async_trait]
+pub trait RoomEncryption: Send + Sync + 'static {
+    /// `content` as `m.room.encrypted` content when `room` is encrypted; `None` when it is not.
+    async fn encrypt(
+        &self,
+        room: &RoomId,
+        event_type: &str,
+        content: &Raw<AnyMessageLikeEventContent>,
+    ) -> Result<Option<Raw<AnyMessageLikeEventContent>>, MatrixError>;
+    /// The bot made `room`, its DM with `user`, encrypted or not.
+    async fn dm_created(&self, room: &RoomId, user: &UserId, encrypted: bool);
+}
+
 /// Everything the bot asks of the homeserver. Implemented by [`MatrixClient`]; tests of the
 /// rest of the bot may implement it without a homeserver.
 #[async_trait]
@@ -245,8 +274,20 @@ pub trait Homeserver: Send + Sync + 'static {
     async fn room_event(&self, room: &RoomId, event: &EventId) -> Result<serde_json::Value, MatrixError>;
     /// Creates a private DM with `user` (preset private_chat, is_direct, no name), tagged with
     /// `nonce` in its create event so that a crash between creating and recording it can be
-    /// reconciled.
-    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError>;
+    /// reconciled; `encrypted` puts `m.room.encryption` (Megolm) into its initial state.
+    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError>;
+    /// Sends a state event as the bot, e.g. `m.room.encryption` into a plain DM.
+    async fn send_state(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+        state_key: &str,
+        content: serde_json::Value,
+    ) -> Result<OwnedEventId, MatrixError>;
+    /// The users joined to or invited into a room the bot is in: who may read what it sends.
+    async fn room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError>;
+    /// Sends one request of the bot's end-to-end encryption from its device.
+    async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError>;
     /// Redacts an event the bot sent, with an optional reason.
     async fn redact(
         &self,
@@ -326,9 +367,11 @@ fn raw_json<T>(value: &serde_json::Value) -> Result<Raw<T>, MatrixError> {
 }
 
 /// The homeserver, through matrix-sdk.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MatrixClient {
     client: Client,
+    /// Encrypts what the bot sends into encrypted rooms (personas send in the clear).
+    encryption: Option<std::sync::Arc<dyn RoomEncryption>>,
     address: String,
     bot: OwnedUserId,
     device_id: ruma::OwnedDeviceId,
@@ -355,6 +398,7 @@ impl MatrixClient {
         client.matrix_auth().restore_session(session, RoomLoadSettings::default()).await?;
         Ok(Self {
             client,
+            encryption: None,
             address: config.homeserver.address.to_string(),
             bot,
             device_id: config.appservice.device_id.clone(),
@@ -362,6 +406,11 @@ impl MatrixClient {
             bot_localpart: config.appservice.bot.username.clone(),
             as_token: config.appservice.as_token.clone(),
         })
+    }
+
+    /// The same client, encrypting what it sends into encrypted rooms with `encryption`.
+    pub fn with_encryption(self, encryption: std::sync::Arc<dyn RoomEncryption>) -> Self {
+        Self { encryption: Some(encryption), ..self }
     }
 
     /// `request`, to be sent as the bot from its device.
@@ -409,6 +458,7 @@ impl Homeserver for MatrixClient {
             bot: user.to_owned(),
             device_id: device.to_owned(),
             bot_localpart: user.localpart().to_owned(),
+            encryption: None,
             ..self.clone()
         })
     }
@@ -507,6 +557,15 @@ impl Homeserver for MatrixClient {
         content: Raw<AnyMessageLikeEventContent>,
         event_type: ruma::events::MessageLikeEventType,
     ) -> Result<OwnedEventId, MatrixError> {
+        let encrypted = match &self.encryption {
+            Some(encryption) => encryption.encrypt(room, &event_type.to_string(), &content).await?,
+            None => None,
+        };
+        let (event_type, content) = match encrypted {
+            // The same transaction ID: a copy encrypted again after a crash is not sent twice.
+            Some(encrypted) => (ruma::events::MessageLikeEventType::RoomEncrypted, encrypted),
+            None => (event_type, content),
+        };
         let request =
             send_message_event::v3::Request::new_raw(room.to_owned(), txn_id.to_owned(), event_type, content);
         Ok(call(self.client.send(self.as_bot(request))).await?.event_id)
@@ -588,17 +647,80 @@ impl Homeserver for MatrixClient {
         })
     }
 
-    async fn create_dm(&self, user: &UserId, nonce: &str) -> Result<OwnedRoomId, MatrixError> {
+    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError> {
         use ruma::api::client::room::{create_room, create_room::v3::RoomPreset};
         let mut request = create_room::v3::Request::new();
         request.preset = Some(RoomPreset::PrivateChat);
         request.is_direct = true;
         request.invite = vec![user.to_owned()];
         request.creation_content = Some(raw_json(&serde_json::json!({ DM_NONCE_KEY: nonce }))?);
+        if encrypted {
+            let encryption = serde_json::json!({
+                "type": "m.room.encryption", "state_key": "", "content": megolm(),
+            });
+            request.initial_state = vec![raw_json(&encryption)?];
+        }
         // Not idempotent: never retried here (a slow success plus a retry would invite the
         // recipient twice); the caller reconciles an unknown outcome through the nonce.
         let once = request_config().disable_retry();
-        Ok(call(self.client.send(self.as_bot(request)).with_request_config(once)).await?.room_id)
+        let room = call(self.client.send(self.as_bot(request)).with_request_config(once)).await?.room_id;
+        if let Some(encryption) = &self.encryption {
+            encryption.dm_created(&room, user, encrypted).await;
+        }
+        Ok(room)
+    }
+
+    async fn send_state(
+        &self,
+        room: &RoomId,
+        event_type: StateEventType,
+        state_key: &str,
+        content: serde_json::Value,
+    ) -> Result<OwnedEventId, MatrixError> {
+        let request = ruma::api::client::state::send_state_event::v3::Request::new_raw(
+            room.to_owned(),
+            event_type,
+            state_key.to_owned(),
+            raw_json(&content)?,
+        );
+        Ok(call(self.client.send(self.as_bot(request))).await?.event_id)
+    }
+
+    async fn room_members(&self, room: &RoomId) -> Result<Vec<OwnedUserId>, MatrixError> {
+        let request = membership::get_member_events::v3::Request::new(room.to_owned());
+        let response = call(self.client.send(self.as_bot(request))).await?;
+        let members = response.chunk.iter().filter_map(|event| {
+            let event: serde_json::Value = serde_json::from_str(event.json().get()).ok()?;
+            let reads = matches!(event["content"]["membership"].as_str(), Some("join" | "invite"));
+            reads.then(|| UserId::parse(event["state_key"].as_str()?).ok())?
+        });
+        Ok(members.collect())
+    }
+
+    async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError> {
+        let name = request.name();
+        let response = match request {
+            CryptoRequest::KeysUpload(request) => {
+                CryptoResponse::KeysUpload(call(self.client.send(self.as_bot(request))).await?)
+            }
+            CryptoRequest::KeysQuery(request) => {
+                CryptoResponse::KeysQuery(call(self.client.send(self.as_bot(request))).await?)
+            }
+            CryptoRequest::KeysClaim(request) => {
+                CryptoResponse::KeysClaim(call(self.client.send(self.as_bot(request))).await?)
+            }
+            CryptoRequest::ToDevice(request) => {
+                CryptoResponse::ToDevice(call(self.client.send(self.as_bot(request))).await?)
+            }
+            CryptoRequest::SigningKeysUpload(request) => {
+                CryptoResponse::SigningKeysUpload(call(self.client.send(self.as_bot(request))).await?)
+            }
+            CryptoRequest::SignaturesUpload(request) => {
+                CryptoResponse::SignaturesUpload(call(self.client.send(self.as_bot(request))).await?)
+            }
+        };
+        tracing::debug!(request = name, "crypto request sent");
+        Ok(response)
     }
 
     async fn redact(
@@ -795,7 +917,7 @@ mod tests {
         );
         let config = Config::parse(&text, std::path::Path::new("stub.yaml")).unwrap();
         let client = MatrixClient::new(&config).await.unwrap();
-        let error = client.create_dm(ruma::user_id!("@alice:example.org"), "nonce").await.unwrap_err();
+        let error = client.create_dm(ruma::user_id!("@alice:example.org"), "nonce", false).await.unwrap_err();
         assert!(matches!(error, MatrixError::Unavailable(_)), "{error:?}");
         let creates = seen.lock().unwrap().iter().filter(|path| path.ends_with("/createRoom")).count();
         assert_eq!(creates, 1, "one createRoom request");

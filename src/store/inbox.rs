@@ -45,6 +45,40 @@ impl Store {
         Ok(rows.into_iter().map(|(seq, event_json)| InboxEvent { seq, event_json }).collect())
     }
 
+    /// Keeps an encrypted event whose room key has not arrived, to be decrypted later.
+    pub async fn park_undecrypted(&self, event_id: &str, json: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO undecrypted (event_id, event_json, received_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(event_id)
+            .bind(json)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The oldest `limit` parked encrypted events: (event ID, JSON, when parked).
+    pub async fn undecrypted(&self, limit: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_as("SELECT event_id, event_json, received_at FROM undecrypted ORDER BY received_at LIMIT $1")
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// Forgets a parked encrypted event (decrypted and handled, or given up).
+    pub async fn forget_undecrypted(&self, event_id: &str) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM undecrypted WHERE event_id = $1").bind(event_id).execute(pool).await?;
+        });
+        Ok(())
+    }
+
     /// Removes dispatched events from the inbox, in one statement.
     pub async fn remove_inbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
         match &*self.pool {
