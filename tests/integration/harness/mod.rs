@@ -7,6 +7,7 @@
 //! (`scripts/test` creates and drops one).
 
 pub mod client;
+pub mod e2ee;
 pub mod privacy;
 pub mod synapse;
 
