@@ -63,9 +63,10 @@ fn main() -> ExitCode {
         Action::CheckConfig => match checked_config(&cli) {
             Ok(config) => {
                 println!(
-                    "{}: ok (bot {})",
+                    "{}: ok (bot {}; {})",
                     cli.config.display(),
-                    config.bot_user_id().map(|id| id.to_string()).unwrap_or_default()
+                    config.bot_user_id().map(|id| id.to_string()).unwrap_or_default(),
+                    encryption_summary(&config)
                 );
                 ExitCode::SUCCESS
             }
@@ -113,4 +114,16 @@ fn checked_config(cli: &Cli) -> Result<Config, String> {
 fn fail(code: u8, error: impl std::fmt::Display) -> ExitCode {
     eprintln!("matrix-broadcast: {error}");
     ExitCode::from(code)
+}
+
+/// What `check-config` says of `encryption:`.
+fn encryption_summary(config: &Config) -> String {
+    let encryption = &config.encryption;
+    if !encryption.enabled {
+        return "end-to-end encryption off".into();
+    }
+    let new_dms = if encryption.encrypts_new_dms() { "encrypted" } else { "plain" };
+    let upgrade = if encryption.upgrade_dms { ", plain DMs upgraded" } else { "" };
+    let store = encryption.store_path(&config.database.uri);
+    format!("end-to-end encryption on: new DMs {new_dms}{upgrade}, crypto store {}", store.display())
 }

@@ -61,12 +61,28 @@ pub fn registration(config: &Config, as_token: String, hs_token: String) -> Regi
     registration
 }
 
+/// The flags end-to-end encryption needs in a registration: to-device messages (MSC2409), and
+/// device-list changes and one-time-key counts (MSC3202), pushed in transactions.
+const ENCRYPTION_FLAGS: [&str; 2] = ["de.sorunome.msc2409.push_ephemeral", "org.matrix.msc3202"];
+
+/// `registration` as the YAML the homeserver loads: with [`ENCRYPTION_FLAGS`] when
+/// `encryption.enabled`.
+pub fn to_yaml(config: &Config, registration: &Registration) -> Result<String, serde_yaml::Error> {
+    let mut document = serde_yaml::to_value(registration)?;
+    if let (true, Some(map)) = (config.encryption.enabled, document.as_mapping_mut()) {
+        for flag in ENCRYPTION_FLAGS {
+            map.insert(flag.into(), true.into());
+        }
+    }
+    serde_yaml::to_string(&document)
+}
+
 /// Writes a new registration to `registration_path` (mode 0600) and the tokens into the config.
 pub fn generate(config_path: &Path, registration_path: &Path) -> Result<Registration, RegistrationError> {
     let config = Config::load(config_path)?;
     config.check_domain()?;
     let registration = registration(&config, random_token(), random_token());
-    let yaml = serde_yaml::to_string(&registration).map_err(|error| RegistrationError::Write {
+    let yaml = to_yaml(&config, &registration).map_err(|error| RegistrationError::Write {
         path: registration_path.to_owned(),
         source: std::io::Error::other(error),
     })?;
@@ -76,6 +92,7 @@ pub fn generate(config_path: &Path, registration_path: &Path) -> Result<Registra
         .map_err(|source| ConfigError::Read { path: config_path.to_owned(), source })?;
     let text = set_token(&text, "as_token", &registration.as_token);
     let text = set_token(&text, "hs_token", &registration.hs_token);
+    let text = set_pickle_key(&text);
     write_private(config_path, &text)?;
     Ok(registration)
 }
@@ -87,6 +104,10 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
     let registration: Registration =
         serde_yaml::from_str(&text).map_err(|error| read_error(error.to_string()))?;
     let mismatch = |what| RegistrationError::Mismatch { path: path.to_owned(), what };
+    let document: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
+    if config.encryption.enabled && document.get("org.matrix.msc3202") != Some(&true.into()) {
+        return Err(mismatch("org.matrix.msc3202 (encryption.enabled needs it true)"));
+    }
     if registration.as_token != config.appservice.as_token {
         return Err(mismatch("as_token"));
     }
@@ -100,6 +121,12 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
         return Err(mismatch("sender_localpart (appservice.bot.username)"));
     }
     Ok(registration)
+}
+
+/// Fills in a random `pickle_key:` where the config says `generate` (the example does).
+fn set_pickle_key(text: &str) -> String {
+    let placeholder = Regex::new(r"(?m)^([ \t]+pickle_key:)[ \t]*generate[ \t]*$").expect("static regex");
+    placeholder.replace(text, format!("${{1}} {}", random_token())).into_owned()
 }
 
 /// Replaces the value of `key:` in the `appservice:` section, or adds the key to that section.
@@ -160,6 +187,35 @@ mod tests {
         let patterns: Vec<Regex> = claimed.map(|namespace| Regex::new(&namespace.regex).unwrap()).collect();
         assert!(patterns.iter().any(|pattern| pattern.is_match(persona.as_str())), "{persona}");
         assert!(is_own_user(&config.bot_user_id().unwrap(), &persona), "never addressed, events ignored");
+    }
+
+    #[test]
+    fn encryption_adds_its_flags_and_check_wants_them() {
+        let text = crate::config::EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let mut config = Config::parse(&text, Path::new("c.yaml")).unwrap();
+        let plain = to_yaml(&config, &registration(&config, "a".into(), "b".into())).unwrap();
+        assert!(!plain.contains("msc3202"), "{plain}");
+        config.encryption.enabled = true;
+        let yaml = to_yaml(&config, &registration(&config, "a".into(), "b".into())).unwrap();
+        assert!(yaml.contains("org.matrix.msc3202: true") && yaml.contains("push_ephemeral: true"), "{yaml}");
+        config.appservice.as_token = "a".into();
+        config.appservice.hs_token = "b".into();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registration.yaml");
+        std::fs::write(&path, &yaml).unwrap();
+        check(&config, &path).expect("the flags are there");
+        std::fs::write(&path, &plain).unwrap();
+        let error = check(&config, &path).unwrap_err().to_string();
+        assert!(error.contains("org.matrix.msc3202"), "{error}");
+    }
+
+    #[test]
+    fn a_pickle_key_placeholder_is_filled_in_once() {
+        let text = "encryption:\n    enabled: true\n    pickle_key: generate\n";
+        let filled = set_pickle_key(text);
+        let key = filled.lines().last().unwrap().trim().strip_prefix("pickle_key: ").unwrap();
+        assert_eq!(key.len(), 64);
+        assert_eq!(set_pickle_key(&filled), filled, "a chosen key stays");
     }
 
     #[test]

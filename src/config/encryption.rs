@@ -9,8 +9,8 @@ use super::{ConfigError, PLACEHOLDER_TOKEN};
 /// The shortest pickle key accepted: it encrypts the crypto store, so it must be a secret.
 pub const MIN_PICKLE_KEY: usize = 32;
 
-/// The crypto store's file name when `encryption.store` is not set.
-const DEFAULT_STORE: &str = "matrix-broadcast-crypto.db";
+/// The crypto store's directory when `encryption.store` is not set.
+const DEFAULT_STORE: &str = "matrix-broadcast-crypto";
 
 /// How the bot makes new DMs when encryption is on.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct EncryptionConfig {
     /// Turn existing plain DMs encrypted before their next broadcast.
     #[serde(default)]
     pub upgrade_dms: bool,
-    /// The crypto store's SQLite file; beside the SQLite database when unset.
+    /// The crypto store's directory (an SQLite database inside); beside the SQLite database when unset.
     #[serde(default)]
     pub store: Option<PathBuf>,
     /// Encrypts the crypto store.
@@ -104,9 +104,9 @@ mod tests {
     #[test]
     fn the_store_is_beside_the_sqlite_database_by_default() {
         let config = EncryptionConfig::default();
-        assert_eq!(config.store_path("sqlite:///var/lib/bc/bot.db"), PathBuf::from("/var/lib/bc/matrix-broadcast-crypto.db"));
-        assert_eq!(config.store_path("sqlite://bot.db?mode=rwc"), PathBuf::from("matrix-broadcast-crypto.db"));
-        assert_eq!(config.store_path("postgres://db/bc"), PathBuf::from("matrix-broadcast-crypto.db"));
+        assert_eq!(config.store_path("sqlite:///var/lib/bc/bot.db"), PathBuf::from("/var/lib/bc/matrix-broadcast-crypto"));
+        assert_eq!(config.store_path("sqlite://bot.db?mode=rwc"), PathBuf::from("matrix-broadcast-crypto"));
+        assert_eq!(config.store_path("postgres://db/bc"), PathBuf::from("matrix-broadcast-crypto"));
         let chosen = EncryptionConfig { store: Some("/secure/crypto.db".into()), ..config };
         assert_eq!(chosen.store_path("postgres://db/bc"), PathBuf::from("/secure/crypto.db"));
     }

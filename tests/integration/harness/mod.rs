@@ -251,7 +251,8 @@ impl TestEnv {
             config.appservice.as_token.clone(),
             config.appservice.hs_token.clone(),
         );
-        let registration = serde_yaml::to_string(&registration).expect("registration yaml");
+        let registration =
+            matrix_broadcast::registration::to_yaml(&config, &registration).expect("registration yaml");
         let synapse = Synapse::start_with(&registration, homeserver_extra).await;
         config.homeserver.address = synapse.url.parse().expect("synapse url");
         let mut env = TestEnv {
