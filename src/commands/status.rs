@@ -84,7 +84,10 @@ async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String,
     if ctx.app.crypto.is_some() {
         let waiting = store.deliveries_waiting(id, crate::e2ee::rooms::NO_DEVICE_YET).await?;
         text.push_str(&format!("- encrypted end to end: {}\n", thousands(encrypted)));
-        text.push_str(&format!("- cannot decrypt yet (no device to share the key with): {}\n", thousands(waiting)));
+        text.push_str(&format!(
+            "- cannot decrypt yet (no device to share the key with): {}\n",
+            thousands(waiting)
+        ));
     } else if encrypted > 0 {
         text.push_str(&format!("- DM is encrypted, replies cannot be read: {}\n", thousands(encrypted)));
     }

@@ -51,7 +51,8 @@ impl EncryptionConfig {
         if let Some(store) = &self.store {
             return store.clone();
         }
-        let sqlite_file = database_uri.strip_prefix("sqlite://").or_else(|| database_uri.strip_prefix("sqlite:"));
+        let sqlite_file =
+            database_uri.strip_prefix("sqlite://").or_else(|| database_uri.strip_prefix("sqlite:"));
         let directory = sqlite_file
             .map(|file| PathBuf::from(file.split('?').next().unwrap_or(file)))
             .and_then(|file| file.parent().map(PathBuf::from))
@@ -104,7 +105,10 @@ mod tests {
     #[test]
     fn the_store_is_beside_the_sqlite_database_by_default() {
         let config = EncryptionConfig::default();
-        assert_eq!(config.store_path("sqlite:///var/lib/bc/bot.db"), PathBuf::from("/var/lib/bc/matrix-broadcast-crypto"));
+        assert_eq!(
+            config.store_path("sqlite:///var/lib/bc/bot.db"),
+            PathBuf::from("/var/lib/bc/matrix-broadcast-crypto")
+        );
         assert_eq!(config.store_path("sqlite://bot.db?mode=rwc"), PathBuf::from("matrix-broadcast-crypto"));
         assert_eq!(config.store_path("postgres://db/bc"), PathBuf::from("matrix-broadcast-crypto"));
         let chosen = EncryptionConfig { store: Some("/secure/crypto.db".into()), ..config };

@@ -93,9 +93,13 @@ impl Crypto {
             ))
         })?;
         let device = &config.appservice.device_id;
-        let machine = OlmMachine::with_store(homeserver.bot(), device, store, None).await.map_err(|error| {
-            CryptoError::Store(format!("{}: {error} (a crypto store belongs to one bot and device)", path.display()))
-        })?;
+        let machine =
+            OlmMachine::with_store(homeserver.bot(), device, store, None).await.map_err(|error| {
+                CryptoError::Store(format!(
+                    "{}: {error} (a crypto store belongs to one bot and device)",
+                    path.display()
+                ))
+            })?;
         tracing::info!(store = %path.display(), ed25519 = %machine.identity_keys().ed25519, "crypto store opened");
         Ok(Arc::new(Crypto {
             machine,
@@ -147,7 +151,8 @@ impl Crypto {
         if updates.is_empty() {
             return Ok(());
         }
-        let (events, keys) = self.machine.receive_sync_changes(updates.changes(), &decryption_settings()).await?;
+        let (events, keys) =
+            self.machine.receive_sync_changes(updates.changes(), &decryption_settings()).await?;
         tracing::debug!(to_device = events.len(), room_keys = keys.len(), "device updates received");
         if !keys.is_empty() {
             self.keys_arrived.notify_waiters();
@@ -164,7 +169,8 @@ impl Crypto {
             if requests.is_empty() {
                 return Ok(());
             }
-            let sent = futures_util::future::join_all(requests.iter().map(|request| self.send(request))).await;
+            let sent =
+                futures_util::future::join_all(requests.iter().map(|request| self.send(request))).await;
             sent.into_iter().collect::<Result<Vec<()>, _>>()?;
         }
         Ok(())
@@ -216,7 +222,9 @@ fn as_request(request: &AnyOutgoingRequest) -> Option<CryptoRequest> {
 }
 
 /// The homeserver request for a to-device request of the machine.
-fn to_device(request: &matrix_sdk_crypto::types::requests::ToDeviceRequest) -> send_event_to_device::v3::Request {
+fn to_device(
+    request: &matrix_sdk_crypto::types::requests::ToDeviceRequest,
+) -> send_event_to_device::v3::Request {
     send_event_to_device::v3::Request::new_raw(
         request.event_type.clone(),
         request.txn_id.clone(),

@@ -13,7 +13,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use matrix_sdk_crypto::{store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent, EncryptionSettings, MegolmError};
+use matrix_sdk_crypto::{
+    store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent, EncryptionSettings,
+    MegolmError,
+};
 use ruma::{
     events::{AnyMessageLikeEventContent, StateEventType},
     serde::Raw,
@@ -43,11 +46,7 @@ pub struct Rooms {
 
 impl Rooms {
     pub fn new() -> Self {
-        Rooms {
-            members: Default::default(),
-            plain: Default::default(),
-            locks: Default::default(),
-        }
+        Rooms { members: Default::default(), plain: Default::default(), locks: Default::default() }
     }
 
     fn lock(&self, room: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
@@ -186,6 +185,18 @@ impl Crypto {
         Ok(false)
     }
 
+    /// Whether someone besides the bot has a device, asking the homeserver again: a device list
+    /// the machine holds may predate the first login (the homeserver tells of changes only to
+    /// users who share a joined room).
+    async fn has_a_reader_now(&self, readers: &[&UserId]) -> Result<bool, CryptoError> {
+        let (id, query) = self.machine.query_keys_for_users(readers.iter().copied());
+        let mut request = ruma::api::client::keys::get_keys::v3::Request::new();
+        request.device_keys = query.device_keys;
+        let response = self.homeserver.crypto(CryptoRequest::KeysQuery(request)).await?;
+        self.mark(&id, &response).await?;
+        self.has_a_reader(readers).await
+    }
+
     /// `content` encrypted for `room`, its key shared with every device of its readers first.
     /// A room nobody else could decrypt in is [`MatrixError::Waiting`]: the message is sent
     /// once a device appears.
@@ -201,8 +212,11 @@ impl Crypto {
         let readers: Vec<&UserId> = readers.iter().map(AsRef::as_ref).collect();
         self.machine.update_tracked_users(readers.clone()).await.map_err(CryptoError::from)?;
         self.flush().await?;
-        if !self.has_a_reader(&readers).await? {
-            return Err(MatrixError::Waiting { retry_after: NO_DEVICE_RETRY, message: NO_DEVICE_YET.to_owned() });
+        if !self.has_a_reader(&readers).await? && !self.has_a_reader_now(&readers).await? {
+            return Err(MatrixError::Waiting {
+                retry_after: NO_DEVICE_RETRY,
+                message: NO_DEVICE_YET.to_owned(),
+            });
         }
         self.establish_sessions(&readers).await?;
         let shares = self
@@ -232,9 +246,9 @@ impl Crypto {
         match self.machine.decrypt_room_event(&raw, &room, &decryption_settings()).await {
             Ok(decrypted) => serde_json::from_str(decrypted.event.json().get())
                 .map_err(|error| Undecryptable::Never(error.to_string())),
-            Err(error @ (MegolmError::MissingRoomKey(_) | MegolmError::Decryption(_) | MegolmError::Store(_))) => {
-                Err(Undecryptable::KeyMissing(error.to_string()))
-            }
+            Err(
+                error @ (MegolmError::MissingRoomKey(_) | MegolmError::Decryption(_) | MegolmError::Store(_)),
+            ) => Err(Undecryptable::KeyMissing(error.to_string())),
             Err(error) => Err(Undecryptable::Never(error.to_string())),
         }
     }

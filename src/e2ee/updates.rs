@@ -48,10 +48,8 @@ impl DeviceUpdates {
         device_lists.changed = users(&lists["changed"]);
         device_lists.left = users(&lists["left"]);
         let ours = |key: &str| body[key][bot.as_str()][device.as_str()].clone();
-        let key_counts = KEY_COUNTS
-            .iter()
-            .find_map(|key| serde_json::from_value(ours(key)).ok())
-            .unwrap_or_default();
+        let key_counts =
+            KEY_COUNTS.iter().find_map(|key| serde_json::from_value(ours(key)).ok()).unwrap_or_default();
         let fallback_keys = serde_json::from_value(ours(FALLBACK_KEYS)).ok();
         DeviceUpdates { to_device, device_lists, key_counts, fallback_keys }
     }

@@ -468,7 +468,12 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError> {
+    async fn create_dm(
+        &self,
+        user: &UserId,
+        nonce: &str,
+        encrypted: bool,
+    ) -> Result<OwnedRoomId, MatrixError> {
         self.enter("create_dm")?;
         self.with(|state| {
             let room: OwnedRoomId =

@@ -275,7 +275,12 @@ pub trait Homeserver: Send + Sync + 'static {
     /// Creates a private DM with `user` (preset private_chat, is_direct, no name), tagged with
     /// `nonce` in its create event so that a crash between creating and recording it can be
     /// reconciled; `encrypted` puts `m.room.encryption` (Megolm) into its initial state.
-    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError>;
+    async fn create_dm(
+        &self,
+        user: &UserId,
+        nonce: &str,
+        encrypted: bool,
+    ) -> Result<OwnedRoomId, MatrixError>;
     /// Sends a state event as the bot, e.g. `m.room.encryption` into a plain DM.
     async fn send_state(
         &self,
@@ -647,7 +652,12 @@ impl Homeserver for MatrixClient {
         })
     }
 
-    async fn create_dm(&self, user: &UserId, nonce: &str, encrypted: bool) -> Result<OwnedRoomId, MatrixError> {
+    async fn create_dm(
+        &self,
+        user: &UserId,
+        nonce: &str,
+        encrypted: bool,
+    ) -> Result<OwnedRoomId, MatrixError> {
         use ruma::api::client::room::{create_room, create_room::v3::RoomPreset};
         let mut request = create_room::v3::Request::new();
         request.preset = Some(RoomPreset::PrivateChat);

@@ -64,10 +64,12 @@ impl Store {
     /// The oldest `limit` parked encrypted events: (event ID, JSON, when parked).
     pub async fn undecrypted(&self, limit: i64) -> Result<Vec<(String, String, i64)>, StoreError> {
         Ok(on_pool!(self, |pool| {
-            sqlx::query_as("SELECT event_id, event_json, received_at FROM undecrypted ORDER BY received_at LIMIT $1")
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT event_id, event_json, received_at FROM undecrypted ORDER BY received_at LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
         }))
     }
 

@@ -12,6 +12,7 @@ mod cli;
 mod control;
 mod crash;
 mod defaults;
+mod e2ee;
 mod e2ee_client;
 mod faults;
 mod hostile;

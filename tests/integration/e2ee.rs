@@ -1,0 +1,143 @@
+//! End-to-end encryption (issue #14): recipients and admins on a real E2EE client
+//! ([`E2eeUser`], matrix-sdk), the bot with `encryption.enabled`, Synapse with MSC2409/MSC3202.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::harness::{
+    bot_config,
+    e2ee::{synapse_holds_text, E2eeUser},
+    wait_for, TestEnv,
+};
+
+/// A test bot with encryption on, its crypto store in the bot's directory.
+pub async fn encrypted_env() -> TestEnv {
+    TestEnv::start_with_config(|url, port, dir| bot_config(url, port, dir, &encryption_yaml(dir))).await
+}
+
+/// The `encryption:` section of a test bot whose files are in `dir`.
+pub fn encryption_yaml(dir: &Path) -> String {
+    format!(
+        "encryption:\n    enabled: true\n    pickle_key: {}\n    store: {}\n",
+        "p".repeat(40),
+        dir.join("crypto").display()
+    )
+}
+
+/// An encrypted room made by `admin` (on an E2EE client) with the bot invited: a control room
+/// once the bot said so, in a message `admin` could decrypt.
+async fn encrypted_control_room(env: &TestEnv, admin: &E2eeUser) -> String {
+    let room = admin.create_encrypted_room(&[&env.bot_id()]).await;
+    admin.wait_for_decrypted(&room, &env.bot_id(), "This is now a control room").await;
+    room
+}
+
+/// The text of a decrypted event's body.
+fn body(event: &Value) -> &str {
+    event["content"]["body"].as_str().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_space_broadcast_from_an_encrypted_control_room_arrives_encrypted_and_decrypts() {
+    let env = encrypted_env().await;
+    let bot = env.bot_id();
+    let admin_user = env.user("admin").await;
+    let (alice_user, bob_user) = (env.user("alice").await, env.user("bob").await);
+    let admin = E2eeUser::login(&env.synapse, &admin_user).await;
+    let (alice, bob) =
+        (E2eeUser::login(&env.synapse, &alice_user).await, E2eeUser::login(&env.synapse, &bob_user).await);
+    let space = env.space(&admin_user, "staff", &[&alice_user, &bob_user]).await;
+    let room = encrypted_control_room(&env, &admin).await;
+
+    let secret = "The merger is announced on Monday";
+    admin.send_text(&room, &format!("!bc send {space} --yes\n{secret}")).await;
+    for recipient in [&alice, &bob] {
+        let dm = recipient.dm_with(&bot).await;
+        let copy = recipient.wait_for_decrypted(&dm, &bot, secret).await;
+        assert_eq!(copy["encrypted"], true, "{copy}");
+    }
+    let summary = admin.wait_for_decrypted(&room, &bot, "finished").await;
+    assert!(body(&summary).contains("3 delivered"), "the admin is in the space too: {summary}");
+    assert!(
+        !synapse_holds_text(&env.synapse, secret).await,
+        "Synapse's event_json holds the broadcast in clear"
+    );
+    assert!(!synapse_holds_text(&env.synapse, "This is now a control room").await, "the control room too");
+
+    admin.send_text(&room, "!bc status #1").await;
+    let status = admin.wait_for_decrypted(&room, &bot, "encrypted end to end: 3").await;
+    assert!(body(&status).contains("cannot decrypt yet (no device to share the key with): 0"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_reply_reaches_the_thread_and_the_answer_decrypts_in_the_dm() {
+    let env = encrypted_env().await;
+    let bot = env.bot_id();
+    let (admin_user, carol_user) = (env.user("admin").await, env.user("carol").await);
+    let (admin, carol) =
+        (E2eeUser::login(&env.synapse, &admin_user).await, E2eeUser::login(&env.synapse, &carol_user).await);
+    let room = encrypted_control_room(&env, &admin).await;
+    admin.send_text(&room, &format!("!bc send {} --yes\nWho comes to the party?", carol.user_id)).await;
+    let dm = carol.dm_with(&bot).await;
+    carol.wait_for_decrypted(&dm, &bot, "Who comes to the party?").await;
+
+    carol.send_text(&dm, "I come, with cake").await;
+    let relayed = admin.wait_for_decrypted(&room, &bot, "I come, with cake").await;
+    let root =
+        relayed["content"]["m.relates_to"]["event_id"].as_str().expect("relayed into a thread").to_owned();
+    assert_eq!(relayed["content"]["m.relates_to"]["rel_type"], "m.thread", "{relayed}");
+    let answer = json!({ "msgtype": "m.text", "body": "Wonderful, thank you",
+                         "m.relates_to": { "rel_type": "m.thread", "event_id": root } });
+    admin.send_content(&room, answer).await;
+    let back = carol.wait_for_decrypted(&dm, &bot, "Wonderful, thank you").await;
+    assert_eq!(back["encrypted"], true, "{back}");
+    for text in ["I come, with cake", "Wonderful, thank you", "Who comes to the party?"] {
+        assert!(!synapse_holds_text(&env.synapse, text).await, "{text:?} is in Synapse's database in clear");
+    }
+
+    carol.send_text(&dm, "stop").await;
+    carol.wait_for_decrypted(&dm, &bot, "no more broadcasts").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_device_logged_in_after_a_broadcast_reads_the_next_one() {
+    let env = encrypted_env().await;
+    let bot = env.bot_id();
+    let (admin, dora_user) = (env.user("admin").await, env.user("dora").await);
+    let dora = E2eeUser::login(&env.synapse, &dora_user).await;
+    let room = env.control_room(&admin).await;
+    let first = admin.send_text(&room, &format!("!bc send {} --yes\nFirst news", dora.user_id)).await;
+    admin.wait_for_answer(&room, &bot, &first).await;
+    let dm = dora.dm_with(&bot).await;
+    dora.wait_for_decrypted(&dm, &bot, "First news").await;
+
+    let laptop = dora.second_device().await;
+    laptop.wait_joined(&dm).await;
+    let second = admin.send_text(&room, &format!("!bc send {} --yes\nSecond news", dora.user_id)).await;
+    admin.wait_for_answer(&room, &bot, &second).await;
+    laptop.wait_for_decrypted(&dm, &bot, "Second news").await;
+    dora.wait_for_decrypted(&dm, &bot, "Second news").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recipient_without_a_device_gets_the_message_once_they_log_in() {
+    let env = encrypted_env().await;
+    let bot = env.bot_id();
+    let (admin, erin_user) = (env.user("admin").await, env.user("erin").await);
+    let room = env.control_room(&admin).await;
+    // erin registered (Synapse gave the registration a device without keys) but has no E2EE client yet.
+    let command = admin.send_text(&room, "!bc send @erin:test.local --yes\nWelcome aboard").await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    wait_for("the copy waits for a device", || async {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let status = admin.send_text(&room, "!bc status #1").await;
+        let answer = admin.wait_for_answer(&room, &bot, &status).await;
+        answer.body.contains("cannot decrypt yet (no device to share the key with): 1").then_some(())
+    })
+    .await;
+
+    let erin = E2eeUser::login(&env.synapse, &erin_user).await;
+    let dm = erin.dm_with(&bot).await;
+    erin.wait_for_decrypted(&dm, &bot, "Welcome aboard").await;
+}
