@@ -1,18 +1,26 @@
 //! `scripts/demo`: a throwaway Synapse, the bot, a space of people and one broadcast, as an
 //! admin would send it from Element. Prints what each person received and the final status,
 //! then stops everything — or, with `--keep`, keeps running and prints how to log in.
+//! `--encrypted`: the same with end-to-end encryption, everyone on an E2EE client, and a reply.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 
-use harness::{client::DmRoom, TestEnv, TestUser};
+use harness::{
+    client::DmRoom,
+    e2ee::{synapse_holds_text, E2eeUser},
+    TestEnv, TestUser,
+};
 
 const MESSAGE: &str = "Hello {displayname}, welcome to **Example Corp**! Reply here if you have questions.";
 
 #[tokio::main]
 async fn main() {
     let keep = std::env::args().any(|arg| arg == "--keep");
+    if std::env::args().any(|arg| arg == "--encrypted") {
+        return encrypted_demo(keep).await;
+    }
     println!("Starting a throwaway Synapse and matrix-broadcast …");
     let env = TestEnv::start().await;
     let bot = env.bot_id();
@@ -62,6 +70,11 @@ async fn main() {
     let status = admin.send_text(&room, "!bc status #1").await;
     println!("\nadmin types: !bc status #1\n{}", admin.wait_for_answer(&room, &bot, &status).await.body);
 
+    stop_or_keep(keep, &env).await;
+}
+
+/// Keeps running until Ctrl-C with `--keep`, saying how to log in.
+async fn stop_or_keep(keep: bool, env: &TestEnv) {
     if keep {
         println!(
             "\nStill running. Log in with any Matrix client (e.g. Element, custom homeserver {}) as admin, \
@@ -72,4 +85,48 @@ async fn main() {
         let _ = tokio::signal::ctrl_c().await;
     }
     println!("Stopping.");
+}
+
+/// `--encrypted`: the bot with end-to-end encryption, the admin and the people on a real E2EE
+/// client (matrix-sdk): an encrypted control room, an encrypted broadcast, a decrypted reply.
+async fn encrypted_demo(keep: bool) {
+    println!("Starting a throwaway Synapse and matrix-broadcast with end-to-end encryption …");
+    let env = TestEnv::start_encrypted().await;
+    let bot = env.bot_id();
+    let admin_account = env.user("admin").await;
+    let admin = E2eeUser::login(&env.synapse, &admin_account).await;
+    let mut people = Vec::new();
+    for localpart in ["alice", "bob"] {
+        let account = env.user(localpart).await;
+        people.push((E2eeUser::login(&env.synapse, &account).await, account));
+    }
+    let accounts: Vec<&TestUser> = people.iter().map(|(_, account)| account).collect();
+    let space = env.space(&admin_account, "company", &accounts).await;
+    println!("Space {space} with admin, alice and bob, each on an end-to-end encrypted client.");
+    let room = admin.create_encrypted_room(&[&bot]).await;
+    admin.wait_for_decrypted(&room, &bot, "This is now a control room").await;
+    println!("The admin invited {bot} into an ENCRYPTED private room: it is now a control room.\n");
+
+    let text = "Quarterly results are out: see the intranet. Questions? Reply here.";
+    let command = format!("!bc send {space} --yes --name Results\n{text}");
+    println!("admin types (encrypted):\n    {}\n", command.replace('\n', "\n    "));
+    admin.send_text(&room, &command).await;
+    let summary = admin.wait_for_decrypted(&room, &bot, "finished").await;
+    println!("bot's progress message ends: {}\n", summary["content"]["m.new_content"]["body"]);
+    for (person, _) in &people {
+        let dm = person.dm_with(&bot).await;
+        let copy = person.wait_for_decrypted(&dm, &bot, "Quarterly results").await;
+        println!("{:<22} decrypted on their device: {}", person.user_id, copy["content"]["body"]);
+    }
+    println!("Synapse's database holds the text in clear: {}\n", synapse_holds_text(&env.synapse, text).await);
+
+    let (alice, _) = &people[0];
+    alice.send_text(&alice.dm_with(&bot).await, "Thanks! Will there be a Q&A?").await;
+    println!("alice replies (encrypted): Thanks! Will there be a Q&A?");
+    let relayed = admin.wait_for_decrypted(&room, &bot, "Will there be a Q&A?").await;
+    println!("the admin's client decrypts it in the control room's thread: {}", relayed["content"]["body"]);
+    admin.send_text(&room, "!bc status #1").await;
+    let status = admin.wait_for_decrypted(&room, &bot, "encrypted end to end").await;
+    println!("\nadmin types: !bc status #1\n{}", status["content"]["body"].as_str().unwrap_or_default());
+    stop_or_keep(keep, &env).await;
 }

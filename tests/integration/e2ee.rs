@@ -1,29 +1,12 @@
 //! End-to-end encryption (issue #14): recipients and admins on a real E2EE client
 //! ([`E2eeUser`], matrix-sdk), the bot with `encryption.enabled`, Synapse with MSC2409/MSC3202.
 
-use std::path::Path;
-
 use serde_json::{json, Value};
 
 use crate::harness::{
-    bot_config,
     e2ee::{synapse_holds_text, E2eeUser},
     wait_for, TestEnv,
 };
-
-/// A test bot with encryption on, its crypto store in the bot's directory.
-pub async fn encrypted_env() -> TestEnv {
-    TestEnv::start_with_config(|url, port, dir| bot_config(url, port, dir, &encryption_yaml(dir))).await
-}
-
-/// The `encryption:` section of a test bot whose files are in `dir`.
-pub fn encryption_yaml(dir: &Path) -> String {
-    format!(
-        "encryption:\n    enabled: true\n    pickle_key: {}\n    store: {}\n",
-        "p".repeat(40),
-        dir.join("crypto").display()
-    )
-}
 
 /// An encrypted room made by `admin` (on an E2EE client) with the bot invited: a control room
 /// once the bot said so, in a message `admin` could decrypt.
@@ -40,7 +23,7 @@ fn body(event: &Value) -> &str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_space_broadcast_from_an_encrypted_control_room_arrives_encrypted_and_decrypts() {
-    let env = encrypted_env().await;
+    let env = TestEnv::start_encrypted().await;
     let bot = env.bot_id();
     let admin_user = env.user("admin").await;
     let (alice_user, bob_user) = (env.user("alice").await, env.user("bob").await);
@@ -72,7 +55,7 @@ async fn a_space_broadcast_from_an_encrypted_control_room_arrives_encrypted_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_reply_reaches_the_thread_and_the_answer_decrypts_in_the_dm() {
-    let env = encrypted_env().await;
+    let env = TestEnv::start_encrypted().await;
     let bot = env.bot_id();
     let (admin_user, carol_user) = (env.user("admin").await, env.user("carol").await);
     let (admin, carol) =
@@ -102,7 +85,7 @@ async fn an_encrypted_reply_reaches_the_thread_and_the_answer_decrypts_in_the_dm
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_device_logged_in_after_a_broadcast_reads_the_next_one() {
-    let env = encrypted_env().await;
+    let env = TestEnv::start_encrypted().await;
     let bot = env.bot_id();
     let (admin, dora_user) = (env.user("admin").await, env.user("dora").await);
     let dora = E2eeUser::login(&env.synapse, &dora_user).await;
@@ -122,7 +105,7 @@ async fn a_second_device_logged_in_after_a_broadcast_reads_the_next_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recipient_without_a_device_gets_the_message_once_they_log_in() {
-    let env = encrypted_env().await;
+    let env = TestEnv::start_encrypted().await;
     let bot = env.bot_id();
     let (admin, erin_user) = (env.user("admin").await, env.user("erin").await);
     let room = env.control_room(&admin).await;

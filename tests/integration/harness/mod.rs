@@ -184,6 +184,15 @@ logging:
     config
 }
 
+/// The `encryption:` section of a test bot whose files are in `dir`.
+pub fn encryption_yaml(dir: &Path) -> String {
+    format!(
+        "encryption:\n    enabled: true\n    pickle_key: {}\n    store: {}\n",
+        "p".repeat(40),
+        dir.join("crypto").display()
+    )
+}
+
 /// `text` as a YAML scalar (a JSON string is a double-quoted YAML one).
 fn yaml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
@@ -220,6 +229,11 @@ impl TestEnv {
     pub async fn start_with(extra: &str) -> TestEnv {
         Self::start_with_config(|synapse_url, bot_port, dir| bot_config(synapse_url, bot_port, dir, extra))
             .await
+    }
+
+    /// Synapse + bot with end-to-end encryption on, its crypto store in the bot's directory.
+    pub async fn start_encrypted() -> TestEnv {
+        Self::start_with_config(|url, port, dir| bot_config(url, port, dir, &encryption_yaml(dir))).await
     }
 
     /// Synapse + bot; `make_config(synapse_url, bot_port, dir)` builds the bot's config.
