@@ -118,7 +118,10 @@ async fn encrypted_demo(keep: bool) {
         let copy = person.wait_for_decrypted(&dm, &bot, "Quarterly results").await;
         println!("{:<22} decrypted on their device: {}", person.user_id, copy["content"]["body"]);
     }
-    println!("Synapse's database holds the text in clear: {}\n", synapse_holds_text(&env.synapse, text).await);
+    println!(
+        "Synapse's database holds the text in clear: {}\n",
+        synapse_holds_text(&env.synapse, text).await
+    );
 
     let (alice, _) = &people[0];
     alice.send_text(&alice.dm_with(&bot).await, "Thanks! Will there be a Q&A?").await;

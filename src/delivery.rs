@@ -648,6 +648,25 @@ mod tests {
         );
     }
 
+    /// Issue 14: a copy for an encrypted DM whose recipient has no device yet waits in the
+    /// queue, due again after the wait, with no try used up (even at the last try).
+    #[tokio::test]
+    async fn a_copy_waiting_for_a_device_uses_up_no_try() {
+        let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        let waiting =
+            MatrixError::Waiting { retry_after: Duration::from_secs(15), message: "no device yet".into() };
+        test.hs.fail_next("send_raw", waiting);
+        let before = now_ms();
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
+        assert_eq!(outcome(&test, broadcast.id, DeliveryState::Pending).await, ["no device yet"]);
+        let due = test.store().next_due_at().await.unwrap().expect("pending again");
+        assert!((before + 15_000..=now_ms() + 15_000).contains(&due), "due in {}", due - before);
+        assert_eq!(test.store().deliveries_waiting(broadcast.id, "no device yet").await.unwrap(), 1);
+        // With max_attempts 1 a counted try would have failed it (see the test above).
+        assert!(outcome(&test, broadcast.id, DeliveryState::Failed).await.is_empty());
+    }
+
     /// Issue 10, item 6: tries are not the only bound; a delivery still not sent
     /// `give_up_after_hours` after it was queued fails, outage or not.
     #[tokio::test]

@@ -168,6 +168,7 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
         let event = ctx.app.hs().room_event(ctx.room, replied).await.map_err(|error| {
             Answer::error(format!("I cannot read the message this command replies to: {error}"))
         })?;
+        let event = decrypted(ctx, event).await?;
         return StoredMessage::copy_of(&event)
             .ok_or_else(|| {
                 Answer::error("The message this command replies to has no content (was it deleted?).")
@@ -182,6 +183,21 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
         "What should I send? Write the message on the lines after the command:\n```\n{prefix} send #team:example.org\n\
          Hello {{displayname}}, …\n```\nor reply to a message with the command to send that message."
     )))
+}
+
+/// `event` as its sender wrote it: decrypted when it is encrypted (and the bot can decrypt).
+async fn decrypted(ctx: &Context<'_>, event: serde_json::Value) -> Result<serde_json::Value, Answer> {
+    if event["type"] != "m.room.encrypted" {
+        return Ok(event);
+    }
+    let Some(crypto) = &ctx.app.crypto else {
+        return Err(Answer::error(
+            "The message this command replies to is encrypted, and my encryption is off.",
+        ));
+    };
+    crypto.decrypt(&event).await.map_err(|error| {
+        Answer::error(format!("I cannot decrypt the message this command replies to: {error}"))
+    })
 }
 
 /// The first line of the message (a poll's question), shortened.

@@ -107,7 +107,7 @@ impl Crypto {
             flushing: Mutex::new(()),
             wake: Notify::new(),
             keys_arrived: Arc::default(),
-            rooms: rooms::Rooms::new(),
+            rooms: rooms::Rooms::default(),
         }))
     }
 

@@ -34,10 +34,13 @@ pub const NO_DEVICE_RETRY: Duration = Duration::from_secs(15);
 /// What `!bc status` and the log say of a copy waiting for its recipient's first device.
 pub const NO_DEVICE_YET: &str = "waiting: the recipient has no device that could decrypt it yet";
 
+/// Readers per room, and when they were learnt (`None`: a DM's, for good).
+type Readers = HashMap<OwnedRoomId, (Vec<OwnedUserId>, Option<Instant>)>;
+
 /// What the bot knows of rooms, in memory.
+#[derive(Default)]
 pub struct Rooms {
-    /// Readers per room, and when they were learnt (`None`: a DM's, for good).
-    members: std::sync::Mutex<HashMap<OwnedRoomId, (Vec<OwnedUserId>, Option<Instant>)>>,
+    members: std::sync::Mutex<Readers>,
     /// Rooms found plain in this process.
     plain: std::sync::Mutex<HashSet<OwnedRoomId>>,
     /// One encryption at a time per room (sharing its key, then encrypting with it).
@@ -45,10 +48,6 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    pub fn new() -> Self {
-        Rooms { members: Default::default(), plain: Default::default(), locks: Default::default() }
-    }
-
     fn lock(&self, room: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = self.locks.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         locks.entry(room.to_owned()).or_default().clone()
@@ -168,7 +167,10 @@ impl Crypto {
 
     /// Olm sessions with every device of `users` that has none: one claim.
     async fn establish_sessions(&self, users: &[&UserId]) -> Result<(), CryptoError> {
-        if let Some((id, claim)) = self.machine.get_missing_sessions(users.to_vec().into_iter()).await? {
+        // An owned iterator: a borrowing one makes the future not `Send` for `async_trait`.
+        #[allow(clippy::unnecessary_to_owned)]
+        let missing = self.machine.get_missing_sessions(users.to_vec().into_iter()).await?;
+        if let Some((id, claim)) = missing {
             let response = self.homeserver.crypto(CryptoRequest::KeysClaim(claim)).await?;
             self.mark(&id, &response).await?;
         }

@@ -143,7 +143,7 @@ async fn a_broadcast_due_while_the_bot_is_stopped_is_sent_once_after_it_is_back(
 }
 
 /// A poll as Element Web's composer sends it.
-fn element_poll() -> Value {
+pub fn element_poll() -> Value {
     json!({
         "org.matrix.msc3381.poll.start": {
             "question": { "org.matrix.msc1767.text": "Lunch?", "body": "Lunch?", "msgtype": "m.text" },

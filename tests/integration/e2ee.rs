@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::after_sending::element_poll;
 use crate::harness::{
     e2ee::{synapse_holds_text, E2eeUser},
     wait_for, TestEnv,
@@ -14,6 +15,19 @@ async fn encrypted_control_room(env: &TestEnv, admin: &E2eeUser) -> String {
     let room = admin.create_encrypted_room(&[&env.bot_id()]).await;
     admin.wait_for_decrypted(&room, &env.bot_id(), "This is now a control room").await;
     room
+}
+
+/// The bot's (decrypted) answer to `command`, typed by `admin` in `room`.
+async fn answer_to(admin: &E2eeUser, room: &str, command: &str) -> String {
+    let sent = admin.send_text(room, command).await;
+    wait_for(&format!("the answer to {command}"), || async {
+        let events = admin.decrypted_events(room).await;
+        let answer = events
+            .iter()
+            .find(|event| event["content"]["m.relates_to"]["m.in_reply_to"]["event_id"] == sent.as_str())?;
+        Some(body(answer).to_owned())
+    })
+    .await
 }
 
 /// The text of a decrypted event's body.
@@ -123,4 +137,51 @@ async fn a_recipient_without_a_device_gets_the_message_once_they_log_in() {
     let erin = E2eeUser::login(&env.synapse, &erin_user).await;
     let dm = erin.dm_with(&bot).await;
     erin.wait_for_decrypted(&dm, &bot, "Welcome aboard").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_polls_and_retractions_work_in_encrypted_rooms() {
+    let env = TestEnv::start_encrypted().await;
+    let bot = env.bot_id();
+    let (admin_user, fay_user) = (env.user("admin").await, env.user("fay").await);
+    let (admin, fay) =
+        (E2eeUser::login(&env.synapse, &admin_user).await, E2eeUser::login(&env.synapse, &fay_user).await);
+    let room = encrypted_control_room(&env, &admin).await;
+    admin.send_text(&room, &format!("!bc send {} --yes\nMeeting at 10", fay.user_id)).await;
+    let dm = fay.dm_with(&bot).await;
+    let copy = fay.wait_for_decrypted(&dm, &bot, "Meeting at 10").await;
+    admin.wait_for_decrypted(&room, &bot, "finished").await;
+    admin.send_text(&room, "!bc edit #1\nMeeting at 11").await;
+    let edit = fay.wait_for_decrypted(&dm, &bot, "Meeting at 11").await;
+    assert_eq!(edit["content"]["m.relates_to"]["event_id"], copy["event_id"], "{edit}");
+
+    // A poll made in the encrypted control room, sent by replying to it: the bot decrypts it.
+    let poll = admin.send_event(&room, "org.matrix.msc3381.poll.start", element_poll()).await;
+    let command = format!("!bc send {} --yes", fay.user_id);
+    let reply = json!({ "msgtype": "m.text", "body": command, "m.relates_to": { "m.in_reply_to": { "event_id": poll } } });
+    admin.send_content(&room, reply).await;
+    let start = wait_for("the poll in fay's DM", || async {
+        let events = fay.decrypted_events(&dm).await;
+        events
+            .into_iter()
+            .find(|event| event["type"] == "org.matrix.msc3381.poll.start" && event["sender"] == bot)
+    })
+    .await;
+    let answer = json!({ "m.relates_to": { "rel_type": "m.reference", "event_id": start["event_id"] },
+                         "org.matrix.msc3381.poll.response": { "answers": ["salad"] } });
+    fay.send_event(&dm, "org.matrix.msc3381.poll.response", answer).await;
+    let mut tallied = String::new();
+    for _ in 0..20 {
+        tallied = answer_to(&admin, &room, "!bc status #2").await;
+        if tallied.contains("1 of 1 answered") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(tallied.contains("1 of 1 answered"), "fay's encrypted answer is tallied: {tallied}");
+
+    admin.send_text(&room, "!bc redact #1").await;
+    admin.wait_for_decrypted(&room, &bot, "1 copy removed").await;
+    let seen = fay_user.event(&dm, copy["event_id"].as_str().unwrap()).await;
+    assert!(seen["unsigned"]["redacted_because"].is_object(), "the encrypted copy is redacted: {seen}");
 }

@@ -110,8 +110,14 @@ impl E2eeUser {
     /// Sends an encrypted `m.room.message` with any content (a thread reply, a reply, …);
     /// returns its event ID.
     pub async fn send_content(&self, room: &str, content: Value) -> String {
+        self.send_event(room, "m.room.message", content).await
+    }
+
+    /// Sends an encrypted message-like event of any type (a poll, a poll answer, …); returns its
+    /// event ID.
+    pub async fn send_event(&self, room: &str, event_type: &str, content: Value) -> String {
         let room = self.encrypted_room(room).await;
-        let response = room.send_raw("m.room.message", content).await;
+        let response = room.send_raw(event_type, content).await;
         response
             .unwrap_or_else(|error| panic!("{} sends to {}: {error}", self.user_id, room.room_id()))
             .response
