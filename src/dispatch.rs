@@ -239,6 +239,10 @@ async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
         Ok(None) => {}
         Err(error) => return tracing::error!(%error, "cannot look up DM rooms"),
     }
+    if let Some(crypto) = &app.crypto {
+        // Who reads what the bot encrypts there changed (a DM's readers are its recipient).
+        crypto.members_changed(&member.room_id);
+    }
     if member.state_key == app.bot {
         return control_rooms::on_bot_membership(app, member).await;
     }

@@ -64,6 +64,10 @@ impl Rooms {
         members.insert(room.to_owned(), (users, (!for_good).then(Instant::now)));
     }
 
+    fn forget_members(&self, room: &RoomId) {
+        self.members.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(room);
+    }
+
     fn is_plain(&self, room: &RoomId) -> bool {
         self.plain.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(room)
     }
@@ -130,6 +134,12 @@ impl Crypto {
         }
         self.rooms.set_plain(room, false);
         Ok(())
+    }
+
+    /// Someone joined or left `room` (not a DM): its readers are asked for again on its next
+    /// encrypted message.
+    pub fn members_changed(&self, room: &RoomId) {
+        self.rooms.forget_members(room);
     }
 
     /// Makes the plain DM `room` encrypted (`upgrade_dms`): sends `m.room.encryption`.

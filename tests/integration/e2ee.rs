@@ -185,3 +185,44 @@ async fn edits_polls_and_retractions_work_in_encrypted_rooms() {
     let seen = fay_user.event(&dm, copy["event_id"].as_str().unwrap()).await;
     assert!(seen["unsigned"]["redacted_because"].is_object(), "the encrypted copy is redacted: {seen}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_dm_stays_plain_unless_upgrade_dms_turns_it_encrypted() {
+    let mut env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, gil_user) = (env.user("admin").await, env.user("gil").await);
+    let gil = E2eeUser::login(&env.synapse, &gil_user).await;
+    let room = env.control_room(&admin).await;
+    let send = |text: &'static str| {
+        let (admin, room, bot) = (&admin, &room, &bot);
+        async move {
+            let command = admin.send_text(room, &format!("!bc send @gil:test.local --yes\n{text}")).await;
+            admin.wait_for_answer(room, bot, &command).await;
+        }
+    };
+    send("Sent in the clear").await;
+    let dm = gil.dm_with(&bot).await;
+    gil_user.wait_for_message(&dm, &bot, "Sent in the clear").await;
+
+    let crypto_dir = tempfile::tempdir().unwrap();
+    env.stop_bot().await.expect("stop the bot");
+    let yaml = crate::harness::encryption_yaml(crypto_dir.path());
+    env.config.encryption = serde_yaml::from_str::<serde_yaml::Value>(&yaml)
+        .and_then(|document| serde_yaml::from_value(document["encryption"].clone()))
+        .expect("the encryption section");
+    env.start_bot().await;
+    send("Still in the clear").await;
+    let still = gil_user.wait_for_message(&dm, &bot, "Still in the clear").await;
+    assert_eq!(still["type"], "m.room.message", "a plain DM stays plain: {still}");
+
+    env.stop_bot().await.expect("stop the bot");
+    env.config.encryption.upgrade_dms = true;
+    env.start_bot().await;
+    send("Encrypted from now on").await;
+    let copy = gil.wait_for_decrypted(&dm, &bot, "Encrypted from now on").await;
+    assert_eq!(copy["encrypted"], true, "{copy}");
+    assert_eq!(gil.dms_with(&bot).await, [dm.clone()], "the same DM, upgraded");
+    // The command was typed in a plain control room; the copy in the DM is ciphertext.
+    let stored = gil_user.event(&dm, copy["event_id"].as_str().unwrap()).await;
+    assert_eq!(stored["type"], "m.room.encrypted", "{stored}");
+}
