@@ -92,6 +92,12 @@ impl App {
         Self { dms, crypto: Some(crypto), ..self }
     }
 
+    /// The language of what the bot writes to admins (and to recipients, unless they chose one:
+    /// see `broadcast.recipient_language`).
+    pub fn language(&self) -> crate::i18n::Language {
+        self.config.language
+    }
+
     /// The homeserver as the functions below the tasks take it.
     pub fn hs(&self) -> &dyn Homeserver {
         self.homeserver.as_ref()

@@ -63,9 +63,10 @@ fn main() -> ExitCode {
         Action::CheckConfig => match checked_config(&cli) {
             Ok(config) => {
                 println!(
-                    "{}: ok (bot {}; {})",
+                    "{}: ok (bot {}; language {}; {})",
                     cli.config.display(),
                     config.bot_user_id().map(|id| id.to_string()).unwrap_or_default(),
+                    config.language.code(),
                     encryption_summary(&config)
                 );
                 ExitCode::SUCCESS

@@ -142,13 +142,14 @@ async fn switch_broadcasts(
     word: &str,
 ) -> Result<Option<(&'static str, String)>, StoreError> {
     let is = |keywords: &[String]| keywords.iter().any(|keyword| keyword.to_lowercase() == word);
-    if is(&config.stop_keywords) {
+    let (stop_words, start_words) = (config.stop_words(crate::i18n::Language::En), config.start_words());
+    if is(&stop_words) {
         store.opt_out(user).await?;
-        let start = config.start_keywords.first().map(String::as_str).unwrap_or("start");
+        let start = start_words.first().map(String::as_str).unwrap_or("start");
         let text = format!("You will get no more broadcasts from here. Write `{start}` to get them again.");
         return Ok(Some(("stop", text)));
     }
-    if is(&config.start_keywords) {
+    if is(&start_words) {
         store.opt_in(user).await?;
         return Ok(Some(("start", "You will get broadcasts again.".to_owned())));
     }

@@ -36,6 +36,13 @@ pub struct Context<'a> {
     pub reply_to: Option<OwnedEventId>,
 }
 
+impl Context<'_> {
+    /// The language answers are written in.
+    pub fn language(&self) -> crate::i18n::Language {
+        self.app.language()
+    }
+}
+
 /// Runs a parsed command; `None` when a task answers it later.
 pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;

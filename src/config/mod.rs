@@ -13,7 +13,10 @@ use ruma::{OwnedDeviceId, OwnedMxcUri, OwnedServerName, OwnedUserId, UserId};
 use serde::Deserialize;
 use url::Url;
 
-use crate::permissions::{Level, Permissions};
+use crate::{
+    i18n::Language,
+    permissions::{Level, Permissions},
+};
 
 mod encryption;
 pub use encryption::{DmEncryption, EncryptionConfig};
@@ -67,6 +70,9 @@ pub struct Config {
     pub logging: LoggingConfig,
     #[serde(default)]
     pub encryption: EncryptionConfig,
+    /// The language of every text the bot writes (`en` or `de`).
+    #[serde(default)]
+    pub language: Language,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,10 +185,15 @@ pub struct BroadcastConfig {
     pub exclude: Vec<String>,
     #[serde(default = "default_true")]
     pub relay_replies: bool,
-    #[serde(default = "default_stop_keywords")]
-    pub stop_keywords: Vec<String>,
-    #[serde(default = "default_start_keywords")]
-    pub start_keywords: Vec<String>,
+    /// The words that switch broadcasts off and on; by default those of `language`.
+    #[serde(default)]
+    pub stop_keywords: Option<Vec<String>>,
+    #[serde(default)]
+    pub start_keywords: Option<Vec<String>>,
+    /// Whose language the bot's notices to a recipient are in: the config's, or the one the
+    /// recipient chose (`language en` / `sprache de` in their DM).
+    #[serde(default)]
+    pub recipient_language: RecipientLanguage,
     #[serde(default = "default_new_user_poll_seconds")]
     pub new_user_poll_seconds: u64,
     /// The time zone of `--at` times and of the times the bot shows (an IANA name).
@@ -203,8 +214,9 @@ impl Default for BroadcastConfig {
             max_attempts: default_max_attempts(),
             exclude: default_exclude(),
             relay_replies: true,
-            stop_keywords: default_stop_keywords(),
-            start_keywords: default_start_keywords(),
+            stop_keywords: None,
+            start_keywords: None,
+            recipient_language: RecipientLanguage::default(),
             new_user_poll_seconds: default_new_user_poll_seconds(),
             give_up_after_hours: default_give_up_after_hours(),
             timezone: default_timezone(),
@@ -302,12 +314,6 @@ fn default_max_attempts() -> u32 {
 }
 fn default_exclude() -> Vec<String> {
     vec!["@.*bot:.*".into()]
-}
-fn default_stop_keywords() -> Vec<String> {
-    vec!["stop".into()]
-}
-fn default_start_keywords() -> Vec<String> {
-    vec!["start".into()]
 }
 fn default_new_user_poll_seconds() -> u64 {
     30
@@ -509,7 +515,32 @@ impl DatabaseConfig {
     }
 }
 
+/// Whose language the bot's notices to a recipient are in.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientLanguage {
+    /// `language:` of the config.
+    #[default]
+    Config,
+    /// The recipient's choice (`language en`, `sprache de`), else the config's.
+    User,
+}
+
 impl BroadcastConfig {
+    /// The words that switch broadcasts off: configured, or `stop` (and `stopp` in German).
+    pub fn stop_words(&self, language: Language) -> Vec<String> {
+        let default = match language {
+            Language::En => vec!["stop"],
+            Language::De => vec!["stopp", "stop"],
+        };
+        self.stop_keywords.clone().unwrap_or_else(|| default.into_iter().map(str::to_owned).collect())
+    }
+
+    /// The words that switch broadcasts on again: configured, or `start`.
+    pub fn start_words(&self) -> Vec<String> {
+        self.start_keywords.clone().unwrap_or_else(|| vec!["start".to_owned()])
+    }
+
     /// The configured time zone (checked when the config was loaded; UTC otherwise).
     pub fn time_zone(&self) -> jiff::tz::TimeZone {
         crate::when::zone(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
@@ -549,6 +580,7 @@ impl BroadcastConfig {
             ("broadcast.stop_keywords", &self.stop_keywords),
             ("broadcast.start_keywords", &self.start_keywords),
         ] {
+            let Some(words) = words else { continue };
             if words.is_empty() || words.iter().any(|word| word.trim().is_empty()) {
                 return Err(ConfigError::invalid(key, "must list at least one non-empty word"));
             }

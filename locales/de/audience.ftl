@@ -1,0 +1,1 @@
+# audience: deutsche Texte (siehe src/i18n/mod.rs).

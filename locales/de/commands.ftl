@@ -1,0 +1,1 @@
+# commands: deutsche Texte (siehe src/i18n/mod.rs).

@@ -1,0 +1,5 @@
+# Texte, die mehrere Teile des Bots verwenden.
+recipients = { $count ->
+    [one] { $count } Empfänger
+   *[other] { $count } Empfänger
+}

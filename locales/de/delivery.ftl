@@ -1,0 +1,1 @@
+# delivery: deutsche Texte (siehe src/i18n/mod.rs).

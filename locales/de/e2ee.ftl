@@ -1,0 +1,1 @@
+# e2ee: deutsche Texte (siehe src/i18n/mod.rs).

@@ -1,0 +1,1 @@
+# help: deutsche Texte (siehe src/i18n/mod.rs).

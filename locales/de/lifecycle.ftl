@@ -1,0 +1,1 @@
+# lifecycle: deutsche Texte (siehe src/i18n/mod.rs).

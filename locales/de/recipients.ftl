@@ -1,0 +1,1 @@
+# recipients: deutsche Texte (siehe src/i18n/mod.rs).

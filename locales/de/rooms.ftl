@@ -1,0 +1,1 @@
+# rooms: deutsche Texte (siehe src/i18n/mod.rs).

@@ -1,0 +1,1 @@
+# audience: English texts (see src/i18n/mod.rs).

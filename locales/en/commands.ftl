@@ -1,0 +1,1 @@
+# commands: English texts (see src/i18n/mod.rs).

@@ -1,0 +1,1 @@
+# delivery: English texts (see src/i18n/mod.rs).

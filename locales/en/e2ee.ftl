@@ -1,0 +1,1 @@
+# e2ee: English texts (see src/i18n/mod.rs).

@@ -1,0 +1,1 @@
+# help: English texts (see src/i18n/mod.rs).

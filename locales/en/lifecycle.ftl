@@ -1,0 +1,1 @@
+# lifecycle: English texts (see src/i18n/mod.rs).

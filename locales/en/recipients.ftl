@@ -1,0 +1,1 @@
+# recipients: English texts (see src/i18n/mod.rs).

@@ -1,0 +1,1 @@
+# rooms: English texts (see src/i18n/mod.rs).
