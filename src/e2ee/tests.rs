@@ -9,8 +9,8 @@ use matrix_sdk_crypto::{
     EncryptionSettings, EncryptionSyncChanges, OlmMachine,
 };
 use ruma::{
-    api::client::sync::sync_events::DeviceLists, events::AnyMessageLikeEventContent, serde::Raw, OwnedRoomId,
-    OwnedUserId, RoomId, TransactionId, UserId,
+    api::client::sync::sync_events::DeviceLists, events::AnyMessageLikeEventContent, serde::Raw,
+    OneTimeKeyAlgorithm, OwnedRoomId, OwnedUserId, RoomId, TransactionId, UInt, UserId,
 };
 use serde_json::{json, Value};
 
@@ -81,22 +81,33 @@ impl Recipient {
         }
     }
 
-    /// A recipient whose device has uploaded its keys.
+    /// A recipient whose device has uploaded its keys (and its fallback key, asked for by its
+    /// first sync).
     async fn logged_in(fake: &FakeHomeserver, localpart: &str) -> Recipient {
         let recipient = Recipient::new(fake, localpart).await;
         recipient.flush().await;
+        recipient.sync(fake).await;
         recipient
     }
 
-    /// Takes the to-device messages the fake holds for the device, as a sync does; returns
-    /// how many room keys arrived.
+    /// Takes the to-device messages the fake holds for the device, with its key counts, as a
+    /// sync does; sends what the machine asks for then; returns how many room keys arrived.
     async fn sync(&self, fake: &FakeHomeserver) -> usize {
+        let device = (self.user.clone(), self.machine.device_id().to_owned());
         let to_device = fake.take_to_device(&self.user, self.machine.device_id());
+        let (counts, fallback) = fake.with(|state| {
+            let mut counts: BTreeMap<OneTimeKeyAlgorithm, UInt> = BTreeMap::new();
+            for id in state.keys.one_time_keys.get(&device).into_iter().flat_map(BTreeMap::keys) {
+                *counts.entry(id.algorithm()).or_default() += UInt::from(1u32);
+            }
+            let fallback = state.keys.fallback_keys.get(&device).into_iter().flat_map(BTreeMap::keys);
+            (counts, fallback.map(|id| id.algorithm()).collect::<Vec<_>>())
+        });
         let changes = EncryptionSyncChanges {
             to_device_events: to_device,
             changed_devices: &DeviceLists::new(),
-            one_time_keys_counts: &BTreeMap::new(),
-            unused_fallback_keys: None,
+            one_time_keys_counts: &counts,
+            unused_fallback_keys: Some(&fallback),
             next_batch_token: None,
         };
         let (_, keys) =
@@ -298,4 +309,61 @@ async fn the_bot_decrypts_a_reply_once_its_room_key_arrives() {
     assert_eq!(decrypted["content"], json!({ "msgtype": "m.text", "body": "Thanks!" }));
     assert_eq!(decrypted["sender"], alice.user.as_str());
     assert_eq!(decrypted["room_id"], room.as_str());
+}
+
+#[tokio::test]
+async fn a_device_out_of_one_time_keys_is_reached_through_its_fallback_key() {
+    let (test, crypto) = bot().await;
+    let alice = Recipient::logged_in(&test.hs, "alice").await;
+    let device = (alice.user.clone(), alice.machine.device_id().to_owned());
+    let fallback = test.hs.with(|state| {
+        state.keys.one_time_keys.remove(&device);
+        state.keys.fallback_keys.get(&device).map_or(0, |keys| keys.len())
+    });
+    assert_eq!(fallback, 1, "the device uploaded a fallback key");
+    let room = encrypted_dm(&test, &crypto, &alice.user).await;
+
+    let encrypted = send(&crypto, &room, "Hello, Alice").await.expect("encrypted");
+
+    assert_eq!(alice.sync(&test.hs).await, 1, "the room key arrived");
+    let event = alice.decrypt(crypto.homeserver.bot(), &room, &encrypted).await;
+    assert_eq!(event["content"]["body"], "Hello, Alice");
+    let kept = test.hs.with(|state| state.keys.fallback_keys.get(&device).map_or(0, |keys| keys.len()));
+    assert_eq!(kept, 1, "a fallback key is not used up");
+}
+
+#[tokio::test]
+async fn a_restart_keeps_the_bots_device_and_its_sessions() {
+    let (test, crypto) = bot().await;
+    let alice = Recipient::logged_in(&test.hs, "alice").await;
+    let room = encrypted_dm(&test, &crypto, &alice.user).await;
+    send(&crypto, &room, "before").await.expect("encrypted");
+    let identity = crypto.machine.identity_keys();
+    drop(crypto);
+
+    let crypto = Crypto::open(&test.app.config, test.hs.clone()).await.expect("the store opens again");
+    crypto.start().await.expect("started again");
+
+    assert_eq!(crypto.machine.identity_keys().ed25519, identity.ed25519, "the same device keys");
+    let uploaded = test.hs.with(|state| state.keys.device_keys[crypto.homeserver.bot()].len());
+    assert_eq!(uploaded, 1, "one device of the bot");
+    crypto.dm_created(&room, &alice.user, true).await;
+    let before = counts(&test.hs);
+    let encrypted = send(&crypto, &room, "after").await.expect("encrypted");
+    assert_eq!(spent(before, &test.hs)[1..], [0, 0], "the room key and sessions were kept");
+    alice.sync(&test.hs).await;
+    let event = alice.decrypt(crypto.homeserver.bot(), &room, &encrypted).await;
+    assert_eq!(event["content"]["body"], "after");
+}
+
+#[tokio::test]
+async fn a_crypto_store_does_not_open_with_another_pickle_key() {
+    let (test, crypto) = bot().await;
+    drop(crypto);
+    let mut config = test.app.config.clone();
+    config.encryption.pickle_key = "another-pickle-key-0123456789abc".into();
+
+    let error = Crypto::open(&config, test.hs.clone()).await.err().expect("refused");
+
+    assert!(error.to_string().contains("pickle_key"), "{error}");
 }
