@@ -13,6 +13,8 @@
 //!   into them (the outbound client calls it) and decrypts what it reads.
 
 pub mod rooms;
+#[cfg(test)]
+mod tests;
 pub mod updates;
 
 use std::{sync::Arc, time::Duration};

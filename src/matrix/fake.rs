@@ -16,12 +16,20 @@ use std::{
 
 use async_trait::async_trait;
 use ruma::{
+    api::client::{
+        keys::{claim_keys, get_keys, upload_keys, upload_signatures, upload_signing_keys},
+        to_device::send_event_to_device,
+    },
+    encryption::{CrossSigningKey, DeviceKeys, OneTimeKey},
     events::{
-        room::member::MembershipState, AnyMessageLikeEventContent, MessageLikeEventType, StateEventType,
+        room::member::MembershipState, AnyMessageLikeEventContent, AnyToDeviceEvent, MessageLikeEventType,
+        StateEventType,
     },
     serde::Raw,
-    DeviceId, EventId, OwnedDeviceId, OwnedEventId, OwnedMxcUri, OwnedRoomAliasId, OwnedRoomId, OwnedUserId,
-    RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UserId,
+    to_device::DeviceIdOrAllDevices,
+    DeviceId, EventId, OneTimeKeyAlgorithm, OwnedDeviceId, OwnedEventId, OwnedMxcUri, OwnedOneTimeKeyId,
+    OwnedRoomAliasId, OwnedRoomId, OwnedUserId, RoomAliasId, RoomId, RoomOrAliasId, TransactionId, UInt,
+    UserId,
 };
 use serde_json::{json, Value};
 
@@ -84,8 +92,11 @@ pub struct FakeState {
     pub registered: Vec<OwnedUserId>,
     /// The devices logged in with `ensure_device`, in order.
     pub devices: Vec<(OwnedUserId, OwnedDeviceId)>,
-    /// Requests per endpoint (the trait method's name).
+    /// Requests per endpoint (the trait method's name; [`CryptoRequest::name`] for crypto).
     pub requests: BTreeMap<&'static str, usize>,
+    /// The key server of end-to-end encryption, shared by the bot, its personas and any
+    /// test client speaking [`Homeserver::crypto`] through [`Homeserver::acting_as`].
+    pub keys: KeyServer,
     failures: HashMap<&'static str, VecDeque<MatrixError>>,
     transactions: HashMap<String, OwnedEventId>,
     next: u64,
@@ -95,6 +106,167 @@ impl FakeState {
     fn next_id(&mut self) -> u64 {
         self.next += 1;
         self.next
+    }
+}
+
+/// A device, as the key server files its keys and messages.
+pub type DeviceKey = (OwnedUserId, OwnedDeviceId);
+
+/// What the fake's key server holds: uploaded device, one-time, fallback and cross-signing
+/// keys, and the to-device messages not taken yet.
+#[derive(Debug, Default)]
+pub struct KeyServer {
+    pub device_keys: BTreeMap<OwnedUserId, BTreeMap<OwnedDeviceId, Raw<DeviceKeys>>>,
+    /// One-time keys not claimed yet, per device.
+    pub one_time_keys: BTreeMap<DeviceKey, BTreeMap<OwnedOneTimeKeyId, Raw<OneTimeKey>>>,
+    /// Each device's fallback keys (the latest per algorithm), handed out when its one-time
+    /// keys run out, and not removed then (as on Synapse).
+    pub fallback_keys: BTreeMap<DeviceKey, BTreeMap<OwnedOneTimeKeyId, Raw<OneTimeKey>>>,
+    pub master_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
+    pub self_signing_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
+    pub user_signing_keys: BTreeMap<OwnedUserId, Raw<CrossSigningKey>>,
+    /// Signatures uploaded, per signer: `(user, key ID or device ID)` of each signed key.
+    pub signatures: Vec<(OwnedUserId, OwnedUserId, String)>,
+    /// To-device messages per recipient device, oldest first, until taken.
+    pub to_device: BTreeMap<DeviceKey, Vec<Raw<AnyToDeviceEvent>>>,
+}
+
+impl KeyServer {
+    /// How many one-time keys `device` has left, per algorithm.
+    fn counts(&self, device: &DeviceKey) -> BTreeMap<OneTimeKeyAlgorithm, UInt> {
+        let mut counts: BTreeMap<OneTimeKeyAlgorithm, UInt> = BTreeMap::new();
+        for key in self.one_time_keys.get(device).into_iter().flat_map(BTreeMap::keys) {
+            *counts.entry(key.algorithm()).or_default() += UInt::from(1u32);
+        }
+        counts
+    }
+
+    fn upload(&mut self, device: DeviceKey, request: upload_keys::v3::Request) -> upload_keys::v3::Response {
+        if let Some(keys) = request.device_keys {
+            self.device_keys.entry(device.0.clone()).or_default().insert(device.1.clone(), keys);
+        }
+        self.one_time_keys.entry(device.clone()).or_default().extend(request.one_time_keys);
+        if !request.fallback_keys.is_empty() {
+            let fallback = self.fallback_keys.entry(device.clone()).or_default();
+            for (id, key) in request.fallback_keys {
+                fallback.retain(|old, _| old.algorithm() != id.algorithm());
+                fallback.insert(id, key);
+            }
+        }
+        upload_keys::v3::Response::new(self.counts(&device))
+    }
+
+    fn query(&self, asking: &UserId, request: get_keys::v3::Request) -> get_keys::v3::Response {
+        let mut response = get_keys::v3::Response::new();
+        for (user, devices) in request.device_keys {
+            let known = self.device_keys.get(&user).cloned().unwrap_or_default();
+            let wanted =
+                known.into_iter().filter(|(device, _)| devices.is_empty() || devices.contains(device));
+            response.device_keys.insert(user.clone(), wanted.collect());
+            if let Some(key) = self.master_keys.get(&user) {
+                response.master_keys.insert(user.clone(), key.clone());
+            }
+            if let Some(key) = self.self_signing_keys.get(&user) {
+                response.self_signing_keys.insert(user.clone(), key.clone());
+            }
+            if let Some(key) = self.user_signing_keys.get(&user).filter(|_| user == asking) {
+                response.user_signing_keys.insert(user.clone(), key.clone());
+            }
+        }
+        response
+    }
+
+    fn claim(&mut self, request: claim_keys::v3::Request) -> claim_keys::v3::Response {
+        let mut claimed: BTreeMap<OwnedUserId, claim_keys::v3::OneTimeKeys> = BTreeMap::new();
+        for (user, devices) in request.one_time_keys {
+            for (device, algorithm) in devices {
+                let key = (user.clone(), device.clone());
+                let one_time = self.one_time_keys.get_mut(&key).and_then(|keys| {
+                    let id = keys.keys().find(|id| id.algorithm() == algorithm)?.clone();
+                    keys.remove_entry(&id)
+                });
+                let fallback = || {
+                    let keys = self.fallback_keys.get(&key)?;
+                    keys.iter()
+                        .find(|(id, _)| id.algorithm() == algorithm)
+                        .map(|(id, key)| (id.clone(), key.clone()))
+                };
+                if let Some((id, key)) = one_time.or_else(fallback) {
+                    claimed.entry(user.clone()).or_default().insert(device, BTreeMap::from([(id, key)]));
+                }
+            }
+        }
+        claim_keys::v3::Response::new(claimed)
+    }
+
+    fn signing_keys(&mut self, user: &UserId, request: upload_signing_keys::v3::Request) {
+        let keys = [
+            (request.master_key, &mut self.master_keys),
+            (request.self_signing_key, &mut self.self_signing_keys),
+            (request.user_signing_key, &mut self.user_signing_keys),
+        ];
+        for (key, stored) in keys {
+            if let Some(key) = key {
+                stored.insert(user.to_owned(), key);
+            }
+        }
+    }
+
+    /// Adds the uploaded signatures to the device and master keys they sign, as a key query
+    /// then shows them.
+    fn signatures(&mut self, signer: &UserId, request: upload_signatures::v3::Request) {
+        for (user, keys) in request.signed_keys {
+            for (id, signed) in keys.iter() {
+                self.signatures.push((signer.to_owned(), user.clone(), id.to_owned()));
+                let Ok(signed) = serde_json::from_str::<Value>(signed.get()) else { continue };
+                let device = self.device_keys.get_mut(&user).and_then(|devices| {
+                    devices.iter_mut().find(|(device, _)| device.as_str() == id).map(|(_, keys)| keys)
+                });
+                if let Some(keys) = device {
+                    merge_signatures(keys, &signed);
+                } else if let Some(master) = self.master_keys.get_mut(&user) {
+                    if master.json().get().contains(&format!("\"ed25519:{id}\"")) {
+                        merge_signatures(master, &signed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues `request`'s messages from `sender`; a message for all devices goes to each
+    /// device with keys.
+    fn send(&mut self, sender: &UserId, request: send_event_to_device::v3::Request) {
+        for (user, messages) in request.messages {
+            for (target, content) in messages {
+                let devices = match target {
+                    DeviceIdOrAllDevices::DeviceId(device) => vec![device],
+                    DeviceIdOrAllDevices::AllDevices => self
+                        .device_keys
+                        .get(&user)
+                        .map(|devices| devices.keys().cloned().collect())
+                        .unwrap_or_default(),
+                };
+                let event =
+                    json!({ "sender": sender, "type": request.event_type.to_string(), "content": content });
+                let event: Raw<AnyToDeviceEvent> = Raw::new(&event).expect("a JSON object").cast_unchecked();
+                for device in devices {
+                    self.to_device.entry((user.clone(), device)).or_default().push(event.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Adds the `signatures` of `signed` to those of `keys`.
+fn merge_signatures<T>(keys: &mut Raw<T>, signed: &Value) {
+    let Ok(mut merged) = serde_json::from_str::<Value>(keys.json().get()) else { return };
+    for (signer, signatures) in signed["signatures"].as_object().into_iter().flatten() {
+        for (id, signature) in signatures.as_object().into_iter().flatten() {
+            merged["signatures"][signer][id] = signature.clone();
+        }
+    }
+    if let Ok(raw) = Raw::new(&merged) {
+        *keys = raw.cast_unchecked();
     }
 }
 
@@ -183,6 +355,13 @@ impl FakeHomeserver {
     /// The next call of `endpoint` fails with `error` (several calls queue up).
     pub fn fail_next(&self, endpoint: &'static str, error: MatrixError) {
         self.with(|state| state.failures.entry(endpoint).or_default().push_back(error));
+    }
+
+    /// Takes the to-device messages queued for `user`'s `device`, oldest first.
+    pub fn take_to_device(&self, user: &UserId, device: &DeviceId) -> Vec<Raw<AnyToDeviceEvent>> {
+        self.with(|state| {
+            state.keys.to_device.remove(&(user.to_owned(), device.to_owned())).unwrap_or_default()
+        })
     }
 
     /// How many requests `endpoint` got.
@@ -534,10 +713,34 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    /// The fake has no key server: end-to-end encryption is tested against Synapse.
+    /// A minimal key server (see [`KeyServer`]), from this handle's user and device.
     async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError> {
         self.enter(request.name())?;
-        Err(MatrixError::internal("the fake homeserver has no key server"))
+        let device = (self.bot.clone(), self.device.clone());
+        Ok(self.with(|state| {
+            let keys = &mut state.keys;
+            match request {
+                CryptoRequest::KeysUpload(request) => {
+                    CryptoResponse::KeysUpload(keys.upload(device, request))
+                }
+                CryptoRequest::KeysQuery(request) => {
+                    CryptoResponse::KeysQuery(keys.query(&self.bot, request))
+                }
+                CryptoRequest::KeysClaim(request) => CryptoResponse::KeysClaim(keys.claim(request)),
+                CryptoRequest::ToDevice(request) => {
+                    keys.send(&self.bot, request);
+                    CryptoResponse::ToDevice(send_event_to_device::v3::Response::new())
+                }
+                CryptoRequest::SigningKeysUpload(request) => {
+                    keys.signing_keys(&self.bot, request);
+                    CryptoResponse::SigningKeysUpload(upload_signing_keys::v3::Response::new())
+                }
+                CryptoRequest::SignaturesUpload(request) => {
+                    keys.signatures(&self.bot, request);
+                    CryptoResponse::SignaturesUpload(upload_signatures::v3::Response::new())
+                }
+            }
+        }))
     }
 
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
