@@ -15,6 +15,7 @@ use std::{
 use async_trait::async_trait;
 use matrix_sdk_crypto::{
     store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent, EncryptionSettings,
+    vodozemac::megolm::DecryptionError,
     MegolmError,
 };
 use ruma::{
@@ -258,8 +259,11 @@ impl Crypto {
         match self.machine.decrypt_room_event(&raw, &room, &decryption_settings()).await {
             Ok(decrypted) => serde_json::from_str(decrypted.event.json().get())
                 .map_err(|error| Undecryptable::Never(error.to_string())),
+            // A key that starts later than the message may be followed by a better one.
             Err(
-                error @ (MegolmError::MissingRoomKey(_) | MegolmError::Decryption(_) | MegolmError::Store(_)),
+                error @ (MegolmError::MissingRoomKey(_)
+                | MegolmError::Decryption(DecryptionError::UnknownMessageIndex(..))
+                | MegolmError::Store(_)),
             ) => Err(Undecryptable::KeyMissing(error.to_string())),
             Err(error) => Err(Undecryptable::Never(error.to_string())),
         }
