@@ -2,6 +2,7 @@
 //! admin would send it from Element. Prints what each person received and the final status,
 //! then stops everything — or, with `--keep`, keeps running and prints how to log in.
 //! `--encrypted`: the same with end-to-end encryption, everyone on an E2EE client, and a reply.
+//! `--language de`: the bot speaks German (`language: de`); the broadcast is written in German.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/harness/mod.rs"]
@@ -14,6 +15,15 @@ use harness::{
 };
 
 const MESSAGE: &str = "Hello {displayname}, welcome to **Example Corp**! Reply here if you have questions.";
+const MESSAGE_DE: &str =
+    "Hallo {displayname}, willkommen bei der **Beispiel GmbH**! Antworten Sie hier, wenn Sie Fragen haben.";
+
+/// The value of `--language` (`en` when not given).
+fn language() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let given = args.iter().position(|arg| arg == "--language").and_then(|at| args.get(at + 1));
+    given.cloned().unwrap_or_else(|| "en".to_owned())
+}
 
 #[tokio::main]
 async fn main() {
@@ -21,8 +31,10 @@ async fn main() {
     if std::env::args().any(|arg| arg == "--encrypted") {
         return encrypted_demo(keep).await;
     }
-    println!("Starting a throwaway Synapse and matrix-broadcast …");
-    let env = TestEnv::start().await;
+    let language = language();
+    println!("Starting a throwaway Synapse and matrix-broadcast (language: {language}) …");
+    let env = TestEnv::start_with(&format!("language: {language}\n")).await;
+    let message = if language == "de" { MESSAGE_DE } else { MESSAGE };
     let bot = env.bot_id();
     let admin = env.user("admin").await;
     let root = env.server_admin().await;
@@ -41,7 +53,7 @@ async fn main() {
     let room = env.control_room(&admin).await;
     println!("The admin invited {bot} into a private room: it is now a control room.\n");
 
-    let command = format!("!bc send {space} --yes --name Welcome\n{MESSAGE}");
+    let command = format!("!bc send {space} --yes --name Welcome\n{message}");
     println!("admin types:\n    {}\n", command.replace('\n', "\n    "));
     let sent = admin.send_text(&room, &command).await;
     let answer = admin.wait_for_answer(&room, &bot, &sent).await;
@@ -69,8 +81,24 @@ async fn main() {
 
     let status = admin.send_text(&room, "!bc status #1").await;
     println!("\nadmin types: !bc status #1\n{}", admin.wait_for_answer(&room, &bot, &status).await.body);
+    if language == "de" {
+        let alice = &people[0];
+        let dm = census.iter().find(|dm| dm.others.contains(&alice.user_id)).expect("alice's DM");
+        german_extras(&env, &admin, &room, alice, &dm.room_id).await;
+    }
 
     stop_or_keep(keep, &env).await;
+}
+
+/// With `--language de`: the German help of `send`, and a recipient's `stopp`.
+async fn german_extras(env: &TestEnv, admin: &TestUser, room: &str, person: &TestUser, dm: &str) {
+    let bot = env.bot_id();
+    let help = admin.send_text(room, "!bc help send").await;
+    println!("\nadmin types: !bc help send\n{}", admin.wait_for_answer(room, &bot, &help).await.body);
+    person.join(dm).await;
+    person.send_text(dm, "stopp").await;
+    let confirmation = person.wait_for_message(dm, &bot, "`start`").await;
+    println!("\n{} writes: stopp\nbot answers: {}", person.user_id, confirmation["content"]["body"]);
 }
 
 /// Keeps running until Ctrl-C with `--keep`, saying how to log in.
