@@ -197,7 +197,17 @@ async fn bot_killed_mid_broadcast(encrypted: bool) {
     child.kill().expect("SIGKILL the bot");
     child.wait().unwrap();
     let before = delivered(&env).await;
-    eprintln!("killed after {:?} with {before} delivered", started.elapsed());
+    let in_flight =
+        env.count_in_bot_database("SELECT COUNT(*) FROM deliveries WHERE state = 'sending'").await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    let sent: usize = census.iter().map(|dm| dm.messages.len() + dm.encrypted.len()).sum();
+    eprintln!(
+        "killed after {:?}: {before} delivered, {in_flight} claimed (sending), {sent} copies in {} DMs on the \
+         homeserver ({} sent but not recorded)",
+        started.elapsed(),
+        census.len(),
+        sent as i64 - before,
+    );
     assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
 
     let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
