@@ -9,6 +9,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::harness::{
+    client::{encode, DmRoom},
     e2ee::{synapse_holds_text_outside, E2eeUser},
     wait_for, TestEnv, TestUser, DEADLINE,
 };
@@ -22,6 +23,32 @@ pub async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
         users.extend(join_all(names.iter().map(|name| env.user(name))).await);
     }
     users
+}
+
+/// The rooms of `census` but those nobody besides the bot was ever in and the bot sent nothing
+/// to: a `createRoom` cut short by Synapse's death (its answer lost, the room without its invite,
+/// and not among the bot's joined rooms to adopt) leaves such a room, which no one can see.
+/// Each is printed with its state.
+pub async fn without_orphans(root: &TestUser, census: Vec<DmRoom>) -> Vec<DmRoom> {
+    let mut rooms = Vec::with_capacity(census.len());
+    for room in census {
+        if !(room.others.is_empty() && room.messages.is_empty() && room.encrypted.is_empty()) {
+            rooms.push(room);
+            continue;
+        }
+        let path = format!("/_synapse/admin/v1/rooms/{}/state", encode(&room.room_id));
+        let (_, state) = root.call(reqwest::Method::GET, &path, None).await;
+        let state: Vec<String> = state["state"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|event| {
+                format!("{} {} {}", event["type"], event["state_key"], event["content"]["membership"])
+            })
+            .collect();
+        eprintln!("an orphan room of the bot, ignored: {} with state {state:?}", room.room_id);
+    }
+    rooms
 }
 
 /// How many deliveries the bot's database (SQLite or PostgreSQL) records as delivered.
@@ -73,7 +100,7 @@ pub async fn assert_exactly_one_encrypted_copy_each(
     devices: &[E2eeUser],
     body: &str,
 ) {
-    let census = root.dm_census(bot, &[control_room]).await;
+    let census = without_orphans(root, root.dm_census(bot, &[control_room]).await).await;
     let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
     for room in &census {
         assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
