@@ -258,7 +258,9 @@ impl TestEnv {
         Self::start_with_homeserver(make_config, homeserver_extra).await
     }
 
-    async fn start_with_homeserver(
+    /// Synapse with `homeserver_extra` appended to its homeserver.yaml, and the bot with the
+    /// config `make_config(synapse_url, bot_port, dir)` builds.
+    pub async fn start_with_homeserver(
         make_config: impl FnOnce(&str, u16, &Path) -> Config,
         homeserver_extra: &str,
     ) -> TestEnv {
