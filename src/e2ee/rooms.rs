@@ -34,10 +34,14 @@ pub const NO_DEVICE_RETRY: Duration = Duration::from_secs(15);
 /// What `!bc status` and the log say of a copy waiting for its recipient's first device.
 pub const NO_DEVICE_YET: &str = "waiting: the recipient has no device that could decrypt it yet";
 
+/// A room's readers, and when they were learnt (`None`: a DM's, for good).
+type Readers = (Vec<OwnedUserId>, Option<Instant>);
+
 /// What the bot knows of rooms, in memory.
+#[derive(Default)]
 pub struct Rooms {
-    /// Readers per room, and when they were learnt (`None`: a DM's, for good).
-    members: std::sync::Mutex<HashMap<OwnedRoomId, (Vec<OwnedUserId>, Option<Instant>)>>,
+    /// Readers per room.
+    members: std::sync::Mutex<HashMap<OwnedRoomId, Readers>>,
     /// Rooms found plain in this process.
     plain: std::sync::Mutex<HashSet<OwnedRoomId>>,
     /// One encryption at a time per room (sharing its key, then encrypting with it).
@@ -46,7 +50,7 @@ pub struct Rooms {
 
 impl Rooms {
     pub fn new() -> Self {
-        Rooms { members: Default::default(), plain: Default::default(), locks: Default::default() }
+        Self::default()
     }
 
     fn lock(&self, room: &RoomId) -> Arc<tokio::sync::Mutex<()>> {
@@ -168,7 +172,7 @@ impl Crypto {
 
     /// Olm sessions with every device of `users` that has none: one claim.
     async fn establish_sessions(&self, users: &[&UserId]) -> Result<(), CryptoError> {
-        if let Some((id, claim)) = self.machine.get_missing_sessions(users.to_vec().into_iter()).await? {
+        if let Some((id, claim)) = self.machine.get_missing_sessions(users.iter().copied()).await? {
             let response = self.homeserver.crypto(CryptoRequest::KeysClaim(claim)).await?;
             self.mark(&id, &response).await?;
         }
