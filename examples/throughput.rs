@@ -11,6 +11,9 @@
 //!   for reused DMs, one send into the room it made;
 //! - **server notices**: `POST /_synapse/admin/v1/send_server_notice` once per person (the first
 //!   notice creates the notices room, the repeat reuses it).
+//! - **bot, encrypted**: the same binary with `encryption.enabled` (its crypto store made by the
+//!   in-process bot at the start), to people of its own who each have one E2EE device (a
+//!   matrix-sdk client with its keys uploaded and no sync loop): new encrypted DMs, then reused.
 //!
 //! Every row of the plan has people of its own, so that its first round makes new DMs.
 //! Requests and events per recipient are deltas of Synapse's Prometheus counters
@@ -31,7 +34,7 @@ use std::{
 };
 
 use futures_util::{stream, StreamExt};
-use harness::{synapse::BRIDGE_TOKEN, TestEnv, TestUser, SERVER_NAME};
+use harness::{e2ee::E2eeUser, synapse::BRIDGE_TOKEN, TestEnv, TestUser, SERVER_NAME};
 use reqwest::Method;
 use serde_json::json;
 
@@ -43,6 +46,8 @@ struct Plan {
     concurrencies: &'static [usize],
     plain_appservice_at: &'static [usize],
     server_notices_at: &'static [usize],
+    /// The bot with encryption on, to people with an E2EE device each.
+    encrypted_at: &'static [usize],
 }
 
 const FULL_PLAN: &[Plan] = &[
@@ -51,14 +56,26 @@ const FULL_PLAN: &[Plan] = &[
         concurrencies: &[1, 4, 8, 16],
         plain_appservice_at: &[1, 8],
         server_notices_at: &[8],
+        encrypted_at: &[8],
     },
-    Plan { recipients: 1000, concurrencies: &[8], plain_appservice_at: &[], server_notices_at: &[] },
+    Plan {
+        recipients: 1000,
+        concurrencies: &[8],
+        plain_appservice_at: &[],
+        server_notices_at: &[],
+        encrypted_at: &[],
+    },
 ];
 const FULL_PLAN_NOTE: &str = "shrunk to fit ~14 minutes on 2 cores: the plain appservice at C = 1 \
-     and 8 only, server notices at C = 8 only, N = 1,000 at C = 8 and the bot only (compare with \
-     the baselines of N = 300)";
-const QUICK_PLAN: &[Plan] =
-    &[Plan { recipients: 50, concurrencies: &[8], plain_appservice_at: &[8], server_notices_at: &[8] }];
+     and 8 only, server notices and the encrypting bot at C = 8 only, N = 1,000 at C = 8 and the \
+     bot only (compare with the baselines of N = 300)";
+const QUICK_PLAN: &[Plan] = &[Plan {
+    recipients: 50,
+    concurrencies: &[8],
+    plain_appservice_at: &[8],
+    server_notices_at: &[8],
+    encrypted_at: &[8],
+}];
 
 /// How many registrations are in flight at once.
 const REGISTER_CONCURRENCY: usize = 16;
@@ -81,19 +98,25 @@ async fn main() {
     println!("Synapse 1.163.2 on SQLite, 2 cores, release bot binary; plan: {}; {note}", describe(plan));
     let rows: Vec<(&Plan, usize)> =
         plan.iter().flat_map(|part| part.concurrencies.iter().map(move |c| (part, *c))).collect();
-    let people = bench.register_people(&rows).await;
+    let people = bench.register_people(&rows, "person").await;
+    let encrypted_rows: Vec<(&Plan, usize)> =
+        rows.iter().copied().filter(|(part, c)| part.encrypted_at.contains(c)).collect();
+    let mut encrypted_people = bench.register_people(&encrypted_rows, "e2ee").await.into_iter();
+    let devices = bench.log_in_devices(encrypted_people.as_slice()).await;
     print_header();
     let mut breakdowns = Vec::new();
     for ((part, c), users) in rows.iter().zip(&people) {
         let baselines = Baselines {
             plain_appservice: part.plain_appservice_at.contains(c),
             server_notices: part.server_notices_at.contains(c),
+            encrypted: if part.encrypted_at.contains(c) { encrypted_people.next() } else { None },
         };
         let lines = bench.row(*c, users, baselines).await;
         if *c == 8 {
             breakdowns.push((part.recipients, lines));
         }
     }
+    drop(devices);
     for (n, lines) in &breakdowns {
         print_breakdown(*n, lines);
     }
@@ -111,6 +134,8 @@ fn describe(plan: &[Plan]) -> String {
 struct Baselines {
     plain_appservice: bool,
     server_notices: bool,
+    /// The people of the encrypting bot's rows, when it has some.
+    encrypted: Option<Vec<TestUser>>,
 }
 
 /// The Synapse, the people who act on it, and the bot's files.
@@ -123,19 +148,33 @@ struct Bench {
     appservice: TestUser,
     control_room: String,
     synapse_metrics: String,
-    /// The bot's config (without `broadcast`) and logs.
+    /// The bot's config (without `broadcast` and `encryption`) and logs.
     dir: tempfile::TempDir,
     bot_config: String,
+    /// The `encryption:` section of the encrypting bot's config.
+    encryption: String,
     bot_db: sqlx::SqlitePool,
 }
 
 impl Bench {
     async fn start() -> Bench {
         let metrics_port = harness::free_port();
-        let mut env = TestEnv::start_with_homeserver_config(&homeserver_extra(metrics_port)).await;
+        // Registered for encryption (MSC2409/MSC3202); the in-process bot makes the crypto store.
+        let make_config = |synapse_url: &str, bot_port, dir: &Path| {
+            let encryption = format!(
+                "encryption:\n    enabled: true\n    pickle_key: {}\n    store: {}\n",
+                harness::random_secret(),
+                dir.join("crypto").display()
+            );
+            harness::bot_config(synapse_url, bot_port, dir, &encryption)
+        };
+        let mut env = TestEnv::start_with_homeserver(make_config, &homeserver_extra(metrics_port)).await;
         env.stop_bot().await.expect("stop the in-process bot: the binary runs on its database");
         let dir = tempfile::Builder::new().prefix("throughput-").tempdir().expect("temp dir");
-        let bot_config = std::fs::read_to_string(env.binary_config(dir.path())).expect("bot config");
+        let config = std::fs::read_to_string(env.binary_config(dir.path())).expect("bot config");
+        // `binary_config` puts `encryption:` last: without it, the bot sends in clear.
+        let (bot_config, encryption) = config.split_at(config.find("encryption:\n").expect("encryption:"));
+        let (bot_config, encryption) = (bot_config.to_owned(), encryption.to_owned());
         let bot_db = sqlx::SqlitePool::connect(&format!("sqlite://{}", env.bot_db().display()))
             .await
             .expect("the bot's database");
@@ -152,21 +191,23 @@ impl Bench {
             synapse_metrics: format!("http://127.0.0.1:{metrics_port}/_synapse/metrics"),
             dir,
             bot_config,
+            encryption,
             bot_db,
         };
-        let bot = bench.start_bot(8).await;
+        let bot = bench.start_bot(8, false).await;
         bench.control_room = bench.env.control_room(&bench.admin).await;
         bot.stop().await;
         bench
     }
 
-    /// Registers the people of every row at once, and says how long that took.
-    async fn register_people(&self, rows: &[(&Plan, usize)]) -> Vec<Vec<TestUser>> {
+    /// Registers the people of every row at once (`prefix` and a number), and says how long that
+    /// took.
+    async fn register_people(&self, rows: &[(&Plan, usize)], prefix: &str) -> Vec<Vec<TestUser>> {
         let total: usize = rows.iter().map(|(part, _)| part.recipients).sum();
         let synapse_cpu = self.synapse_cpu();
         let started = Instant::now();
         let mut people: Vec<TestUser> = stream::iter(0..total)
-            .map(|index| async move { self.env.user(&format!("person{index:05}")).await })
+            .map(|index| async move { self.env.user(&format!("{prefix}{index:05}")).await })
             .buffer_unordered(REGISTER_CONCURRENCY)
             .collect()
             .await;
@@ -180,13 +221,32 @@ impl Bench {
         rows.iter().map(|(part, _)| people.split_off(people.len() - part.recipients)).collect()
     }
 
+    /// One E2EE device for each of `people` (keys uploaded, no sync loop), and says how long
+    /// logging them in took.
+    async fn log_in_devices(&self, people: &[Vec<TestUser>]) -> Vec<E2eeUser> {
+        let people: Vec<&TestUser> = people.iter().flatten().collect();
+        let started = Instant::now();
+        let synapse = &self.env.synapse;
+        let devices: Vec<E2eeUser> = stream::iter(&people)
+            .map(|user| E2eeUser::login_quiet(synapse, user))
+            .buffer_unordered(REGISTER_CONCURRENCY)
+            .collect()
+            .await;
+        println!(
+            "logged in {} E2EE devices (keys uploaded) in {:.0} s",
+            devices.len(),
+            started.elapsed().as_secs_f64()
+        );
+        devices
+    }
+
     /// One row of the table: every sender to `users` with concurrency `c`, new DMs then reused.
     async fn row(&self, c: usize, users: &[TestUser], baselines: Baselines) -> Vec<Line> {
         let n = users.len();
-        let bot = self.start_bot(c).await;
-        let bot_new = self.bot_broadcast(&bot, users, &format!("N{n}C{c}new")).await;
+        let bot = self.start_bot(c, false).await;
+        let bot_new = self.bot_broadcast(&bot, users, &format!("N{n}C{c}new"), "bot").await;
         bot_new.print(n, c, None);
-        let bot_reused = self.bot_broadcast(&bot, users, &format!("N{n}C{c}reused")).await;
+        let bot_reused = self.bot_broadcast(&bot, users, &format!("N{n}C{c}reused"), "bot").await;
         bot_reused.print(n, c, None);
         let bot_edit = self.bot_edit(&bot, &format!("N{n}C{c}reused")).await;
         bot_edit.print(n, c, None);
@@ -206,19 +266,38 @@ impl Bench {
             notices_repeat.print(n, c, Some(&lines[1]));
             lines.extend([notices_first, notices_repeat]);
         }
+        if let Some(people) = &baselines.encrypted {
+            let bot = self.start_bot(c, true).await;
+            let sender = "bot, encrypted";
+            let new = self.bot_broadcast(&bot, people, &format!("N{n}C{c}encrypted-new"), sender).await;
+            new.print(n, c, None);
+            let reused = self.bot_broadcast(&bot, people, &format!("N{n}C{c}encrypted-reused"), sender).await;
+            reused.print(n, c, None);
+            bot.stop().await;
+            lines.extend([new, reused]);
+        }
         lines
     }
 
-    async fn start_bot(&self, concurrency: usize) -> BotProcess {
-        let config = self.dir.path().join(format!("config-c{concurrency}.yaml"));
-        let text = format!("{}broadcast:\n    concurrency: {concurrency}\n", self.bot_config);
+    /// The release binary with `broadcast.concurrency`, and `encryption.enabled` if `encrypted`.
+    async fn start_bot(&self, concurrency: usize, encrypted: bool) -> BotProcess {
+        let kind = if encrypted { "-encrypted" } else { "" };
+        let config = self.dir.path().join(format!("config-c{concurrency}{kind}.yaml"));
+        let encryption = if encrypted { self.encryption.as_str() } else { "" };
+        let text = format!("{}{encryption}broadcast:\n    concurrency: {concurrency}\n", self.bot_config);
         std::fs::write(&config, text).expect("write the bot's config");
-        BotProcess::start(&config, &self.dir.path().join(format!("bot-c{concurrency}.log"))).await
+        BotProcess::start(&config, &self.dir.path().join(format!("bot-c{concurrency}{kind}.log"))).await
     }
 
     /// A broadcast from the control room to `users`, timed to its last delivery; its costs
     /// run until the bot marks it finished (its summary edit included).
-    async fn bot_broadcast(&self, bot: &BotProcess, users: &[TestUser], name: &str) -> Line {
+    async fn bot_broadcast(
+        &self,
+        bot: &BotProcess,
+        users: &[TestUser],
+        name: &str,
+        sender: &'static str,
+    ) -> Line {
         let ids: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
         let command = format!("!bc send {} --yes --name {name}\n{MESSAGE}", ids.join(" "));
         let (mut cost, (to_last_delivery, failed)) = self
@@ -233,7 +312,7 @@ impl Bench {
             .await;
         cost.seconds = to_last_delivery;
         let dms = if name.ends_with("new") { "new" } else { "reused" };
-        Line { sender: "bot", dms, cost, failed }
+        Line { sender, dms, cost, failed }
     }
 
     /// `!bc edit` of broadcast `name`, timed to the last copy that shows the new text (or whose
@@ -426,7 +505,7 @@ impl Bench {
     /// People join a space with a default broadcast one after another; from each join to the
     /// bot having sent the welcome (their DMs exist already).
     async fn welcome_latency(&self, users: &[TestUser]) {
-        let bot = self.start_bot(8).await;
+        let bot = self.start_bot(8, false).await;
         let space = self.env.space(&self.admin, "bench", &[]).await;
         let space_id = self.admin.resolve_alias(&space).await;
         let command = format!("!bc send {space} --default --yes --name Welcome\nWelcome!");

@@ -389,7 +389,8 @@ impl Dms {
         }
         if let Some(room) = self.find_room_with_nonce(&dm.nonce).await? {
             tracing::info!(%user, %room, "adopted a DM whose creation was not recorded (a crash, or a database failure)");
-            let encrypted = self.made_encrypted(&room).await;
+            let encrypted = if self.encrypt_new { self.finish_encrypting(&room).await? } else { false }
+                || self.made_encrypted(&room).await;
             self.store.dm_created(&dm.nonce, &room, encrypted).await?;
             self.direct_changed();
             // The creation may have stopped before the invite: what the store does not know
@@ -408,6 +409,18 @@ impl Dms {
             return Err(DmError::CreatingElsewhere);
         }
         self.create(user, &dm.nonce).await
+    }
+
+    /// Makes an adopted DM that was meant to be encrypted encrypted: the homeserver may have
+    /// died before it wrote the `m.room.encryption` of the room's creation (with the bot joined,
+    /// the recipient not invited yet), and a room without it would get the copy in clear.
+    async fn finish_encrypting(&self, room: &RoomId) -> Result<bool, MatrixError> {
+        if self.homeserver.state(room, StateEventType::RoomEncryption, "").await?.is_none() {
+            let content = crate::matrix::megolm();
+            self.homeserver.send_state(room, StateEventType::RoomEncryption, "", content).await?;
+            tracing::info!(%room, "an adopted DM had no m.room.encryption yet; sent it");
+        }
+        Ok(true)
     }
 
     /// Whether a DM the bot just made was made encrypted by the homeserver. All DMs are made
@@ -783,6 +796,22 @@ mod tests {
         let made = later.ensure(&bob).await.unwrap().room;
         assert_eq!(test.hs.with(|state| state.rooms[&made].create[DM_NONCE_KEY].clone()), "nonce-2");
         assert_eq!(test.hs.count("create_dm"), 2);
+    }
+
+    /// A room whose creation stopped before its `m.room.encryption` (the homeserver died) is
+    /// made encrypted when an encrypting bot adopts it, before the recipient gets anything there.
+    #[tokio::test]
+    async fn an_adopted_room_meant_to_be_encrypted_is_made_encrypted() {
+        let test = TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        assert!(test.store().begin_dm(None, &alice, "nonce-1").await.unwrap());
+        let room = test.hs.create_dm(&alice, "nonce-1", false).await.unwrap();
+        let dms = Dms::new(test.store().clone(), test.hs.clone(), test.app.bot.clone()).with_encryption(true);
+        let dm = dms.ensure(&alice).await.unwrap();
+        assert_eq!((dm.room.clone(), dm.encrypted), (room.clone(), true));
+        assert!(test.hs.with(|state| state.rooms[&room].encrypted), "m.room.encryption sent");
+        assert_eq!(test.hs.count("send_state"), 1);
+        assert!(test.store().dm_by_room(&room).await.unwrap().unwrap().encrypted, "recorded encrypted");
     }
 
     #[tokio::test]

@@ -130,7 +130,12 @@ pub fn text(language: Language, key: &str, args: &[(&str, Arg)]) -> String {
         let mut errors = Vec::new();
         let formatted = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
         if !errors.is_empty() {
-            tracing::warn!(key, language = language.code(), ?errors, "a catalogue message did not format cleanly");
+            tracing::warn!(
+                key,
+                language = language.code(),
+                ?errors,
+                "a catalogue message did not format cleanly"
+            );
         }
         return formatted.into_owned();
     }
@@ -151,7 +156,7 @@ pub fn number(language: Language, number: i64) -> String {
     let digits = number.unsigned_abs().to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3 + 1);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             grouped.push(language.grouping());
         }
         grouped.push(digit);
@@ -180,7 +185,9 @@ fn build(language: Language) -> FluentBundle<FluentResource> {
     for (part, files) in CATALOGUE {
         let resource = FluentResource::try_new(files[language.index()].to_owned())
             .unwrap_or_else(|(_, errors)| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
-        bundle.add_resource(resource).unwrap_or_else(|errors| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
+        bundle
+            .add_resource(resource)
+            .unwrap_or_else(|errors| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
     }
     bundle
 }

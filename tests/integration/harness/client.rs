@@ -221,6 +221,8 @@ pub struct DmRoom {
     pub is_direct: bool,
     /// The bot's messages in it, oldest first (their contents).
     pub messages: Vec<Value>,
+    /// The bot's `m.room.encrypted` events in it, oldest first (their contents: ciphertext).
+    pub encrypted: Vec<Value>,
 }
 
 impl TestUser {
@@ -265,15 +267,16 @@ impl TestUser {
         }
         let path = format!("/_synapse/admin/v1/rooms/{}/messages?dir=f&limit=1000", encode(&room_id));
         let chunk = self.ok(reqwest::Method::GET, &path, None).await;
-        let messages = chunk["chunk"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|event| event["sender"] == bot && event["type"] == "m.room.message")
-            .map(|event| event["content"].clone())
-            .collect();
-        DmRoom { room_id, others, is_direct, messages }
+        let events = chunk["chunk"].as_array().cloned().unwrap_or_default();
+        let of_type = |event_type: &str| -> Vec<Value> {
+            events
+                .iter()
+                .filter(|event| event["sender"] == bot && event["type"] == event_type)
+                .map(|event| event["content"].clone())
+                .collect()
+        };
+        let (messages, encrypted) = (of_type("m.room.message"), of_type("m.room.encrypted"));
+        DmRoom { room_id, others, is_direct, messages, encrypted }
     }
 
     /// The room an alias points to.

@@ -32,11 +32,12 @@ use tokio::task::JoinHandle;
 
 use super::{client::PASSWORD, wait_for, Synapse, TestUser, DEADLINE};
 
-/// One device of a user, logged in with matrix-sdk; its sync loop stops when it is dropped.
+/// One device of a user, logged in with matrix-sdk; its sync loop (if any: see
+/// [`E2eeUser::login_quiet`]) stops when it is dropped.
 pub struct E2eeUser {
     pub user_id: String,
     pub client: Client,
-    sync: JoinHandle<()>,
+    sync: Option<JoinHandle<()>>,
 }
 
 impl E2eeUser {
@@ -51,7 +52,22 @@ impl E2eeUser {
         Self::login_at(self.client.homeserver().as_str(), &self.user_id).await
     }
 
+    /// Logs `user` in as a new device and uploads its keys (one sync), like [`Self::login`],
+    /// but runs no sync loop: hundreds of them fit on a small machine. It learns what happened
+    /// since only when told to ([`Self::catch_up`]).
+    pub async fn login_quiet(synapse: &Synapse, user: &TestUser) -> E2eeUser {
+        let client = Self::logged_in(&synapse.url, &user.user_id).await;
+        E2eeUser { user_id: user.user_id.clone(), client, sync: None }
+    }
+
     async fn login_at(homeserver: &str, user_id: &str) -> E2eeUser {
+        let client = Self::logged_in(homeserver, user_id).await;
+        let sync = tokio::spawn(sync_forever(client.clone()));
+        E2eeUser { user_id: user_id.to_owned(), client, sync: Some(sync) }
+    }
+
+    /// A new device of `user_id`, its keys uploaded by a first sync.
+    async fn logged_in(homeserver: &str, user_id: &str) -> Client {
         let client = Client::builder()
             .homeserver_url(homeserver)
             // As Element does by default (matrix-sdk's defaults too): room keys go to every device
@@ -74,8 +90,24 @@ impl E2eeUser {
         client.encryption().wait_for_e2ee_initialization_tasks().await;
         // The first sync uploads the device's keys: others can encrypt for it from now on.
         client.sync_once(SyncSettings::default()).await.expect("first sync");
-        let sync = tokio::spawn(sync_forever(client.clone()));
-        E2eeUser { user_id: user_id.to_owned(), client, sync }
+        client
+    }
+
+    /// For a client without a sync loop ([`Self::login_quiet`]): syncs (room keys, invites),
+    /// joins every invite, and syncs again until nothing is left to join.
+    pub async fn catch_up(&self) {
+        for _ in 0..5 {
+            self.client.sync_once(SyncSettings::default()).await.expect("sync");
+            let invited = self.client.invited_rooms();
+            if invited.is_empty() {
+                return;
+            }
+            for room in invited {
+                room.join()
+                    .await
+                    .unwrap_or_else(|error| panic!("{} joins {}: {error}", self.user_id, room.room_id()));
+            }
+        }
     }
 
     /// This device's ID.
@@ -233,7 +265,9 @@ impl E2eeUser {
 
 impl Drop for E2eeUser {
     fn drop(&mut self) {
-        self.sync.abort();
+        if let Some(sync) = &self.sync {
+            sync.abort();
+        }
     }
 }
 
@@ -292,15 +326,21 @@ fn room_id(room: &str) -> OwnedRoomId {
 /// Whether any event Synapse stored (table `event_json` of its SQLite database) contains
 /// `text` verbatim: an encrypted message's body must never be there.
 pub async fn synapse_holds_text(synapse: &Synapse, text: &str) -> bool {
+    synapse_holds_text_outside(synapse, text, &[]).await
+}
+
+/// Whether any event Synapse stored in a room other than `except` (e.g. a plain control room
+/// where the command quoted the message) contains `text` verbatim.
+pub async fn synapse_holds_text_outside(synapse: &Synapse, text: &str, except: &[&str]) -> bool {
     let path = synapse.dir.path().join("homeserver.db");
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true);
     let mut connection =
         sqlx::SqliteConnection::connect_with(&options).await.expect("open Synapse's database");
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM event_json WHERE instr(json, ?) > 0")
+    let rows: Vec<String> = sqlx::query_scalar("SELECT room_id FROM event_json WHERE instr(json, ?) > 0")
         .bind(text)
-        .fetch_one(&mut connection)
+        .fetch_all(&mut connection)
         .await
         .expect("read Synapse's event_json");
     let _ = connection.close().await;
-    count > 0
+    rows.iter().any(|room| !except.contains(&room.as_str()))
 }

@@ -193,6 +193,29 @@ pub fn encryption_yaml(dir: &Path) -> String {
     )
 }
 
+/// The `encryption:` section of the binary's config for a bot configured as `config`: the same
+/// pickle key and crypto store (an absolute path) as the in-process bot; empty when
+/// encryption is off.
+fn encryption_section(config: &Config) -> String {
+    let encryption = &config.encryption;
+    if !encryption.enabled {
+        return String::new();
+    }
+    let default_dm = match encryption.default_dm {
+        matrix_broadcast::config::DmEncryption::Encrypted => "encrypted",
+        matrix_broadcast::config::DmEncryption::Plain => "plain",
+    };
+    let store = encryption.store_path(&config.database.uri);
+    let store = std::path::absolute(&store).unwrap_or(store);
+    format!(
+        "encryption:\n    enabled: true\n    pickle_key: {}\n    store: {}\n    \
+         default_dm: {default_dm}\n    upgrade_dms: {}\n",
+        yaml_string(&encryption.pickle_key),
+        yaml_string(&store.display().to_string()),
+        encryption.upgrade_dms,
+    )
+}
+
 /// `text` as a YAML scalar (a JSON string is a double-quoted YAML one).
 fn yaml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string serializes")
@@ -249,7 +272,9 @@ impl TestEnv {
         Self::start_with_homeserver(make_config, homeserver_extra).await
     }
 
-    async fn start_with_homeserver(
+    /// Synapse with `homeserver_extra` appended to its homeserver.yaml, and the bot with the
+    /// config `make_config(synapse_url, bot_port, dir)` builds.
+    pub async fn start_with_homeserver(
         make_config: impl FnOnce(&str, u16, &Path) -> Config,
         homeserver_extra: &str,
     ) -> TestEnv {
@@ -323,16 +348,17 @@ impl TestEnv {
         let path = dir.join("config.yaml");
         let text = format!(
             "homeserver:\n    address: {}\n    domain: {SERVER_NAME}\nappservice:\n    address: {}\n    port: {}\n    \
-             as_token: {}\n    hs_token: {}\ndatabase:\n    uri: {}\nmetrics:\n    listen: {}\n\
+             as_token: {}\n    hs_token: {}\n    device_id: {}\ndatabase:\n    uri: {}\nmetrics:\n    listen: {}\n\
              permissions:\n    \"@admin:{SERVER_NAME}\": admin\n",
             config.homeserver.address,
             config.appservice.address,
             config.appservice.port,
             config.appservice.as_token,
             config.appservice.hs_token,
+            config.appservice.device_id,
             yaml_string(&config.database.uri),
             config.metrics.listen,
-        );
+        ) + encryption_section(config).as_str();
         std::fs::write(&path, text).expect("write the binary's config");
         path
     }
