@@ -48,11 +48,12 @@ async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
     let late = now_ms() - at;
     let answer = start(app, broadcast.id, BroadcastState::Scheduled).await.markdown;
     let due = when::show(at, &app.config.broadcast.time_zone());
+    let language = app.language();
     let text = if late > LATE_MS {
-        let late = when::show_length(late);
-        format!("{answer} It was due at {due}: {late} late, because the bot was not running then.")
+        let late = when::show_length(language, late);
+        crate::t!(language, "schedule-late", answer = answer, due = due, late = late)
     } else {
-        format!("{} (scheduled for {due}).", answer.trim_end_matches('.'))
+        crate::t!(language, "schedule-on-time", answer = answer.trim_end_matches('.'), due = due)
     };
     let txn = OwnedTransactionId::from(format!("scheduled-{}", broadcast.id.0));
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
