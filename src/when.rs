@@ -14,9 +14,8 @@ pub fn formats(language: Language) -> String {
 /// The time zone named in the config (an IANA name such as `Europe/Berlin`, or `UTC`); the
 /// refusal is a config error, for the terminal.
 pub fn zone(name: &str) -> Result<TimeZone, String> {
-    TimeZone::get(name)
-        .map_err(|_| format!("`{name}` is not a time zone (use an IANA name like Europe/Berlin)"))
-    // not for people
+    let refusal = || format!("`{name}` is not a time zone (use an IANA name like Europe/Berlin)"); // not for people
+    TimeZone::get(name).map_err(|_| refusal())
 }
 
 /// [`parse_at_in`] with English refusals.

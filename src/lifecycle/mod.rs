@@ -126,7 +126,7 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let needs_names = broadcast.message.needs_displayname();
     let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names);
     if let Err(error) = resolved.await {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
         return abandon(app, id, error.0).await;
     }
     // A re-dispatched command counts what an earlier run queued too.
@@ -149,7 +149,7 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
     let (id, options, titled) = (broadcast.id, &broadcast.options, notices::titled(broadcast));
     let language = app.language();
     if options.dry_run {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience");
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience"); // not for people
         settle(&app.store, id, BroadcastState::DryRun).await;
         return Answer::ok(crate::t!(language, "lifecycle-dry-run", who = who));
     }
