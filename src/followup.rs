@@ -386,7 +386,35 @@ mod tests {
 
     #[tokio::test]
     async fn closing_a_poll_ends_it_in_every_dm_with_the_top_answer() {
-        let test = TestApp::new().await;
+        let ended = "The poll has ended. Top answer: Salad";
+        close_a_poll("", ended, |id| format!("Closed the poll {id} «Lunch»: ended in 2 DMs.")).await;
+    }
+
+    #[tokio::test]
+    async fn a_german_bot_ends_a_poll_and_reports_in_german() {
+        let ended = "Die Umfrage ist beendet. Häufigste Antwort: Salad";
+        let summary = |id| format!("Umfrage {id} «Lunch» geschlossen: in 2 Direktnachrichten beendet.");
+        close_a_poll("language: de\n", ended, summary).await;
+    }
+
+    #[test]
+    fn follow_up_summaries_choose_the_plural_form() {
+        let de = crate::i18n::Language::De;
+        let retracted = |count: i64| crate::t!(de, "followup-retracted", titled = "#3 «Oops»", count = count);
+        assert_eq!(retracted(1), "#3 «Oops» zurückgezogen: 1 Kopie entfernt");
+        assert_eq!(retracted(1_000), "#3 «Oops» zurückgezogen: 1.000 Kopien entfernt");
+        let edited = |count: i64| crate::t!(de, "followup-edited", titled = "#3 «Oops»", count = count);
+        assert_eq!(edited(1), "#3 «Oops» bearbeitet: 1 Kopie zeigt den neuen Text");
+        assert_eq!(edited(2), "#3 «Oops» bearbeitet: 2 Kopien zeigen den neuen Text");
+        let en = crate::i18n::Language::En;
+        let edited = |count: i64| crate::t!(en, "followup-edited", titled = "#3 «Oops»", count = count);
+        assert_eq!(edited(1_200), "Edited #3 «Oops»: 1,200 copies show the new text");
+    }
+
+    /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,
+    /// `summary` the control room's last message.
+    async fn close_a_poll(config: &str, ended: &str, summary: impl Fn(BroadcastId) -> String) {
+        let test = TestApp::with_config(config).await;
         let control = test.control_room().await;
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let new = NewBroadcast {
@@ -420,11 +448,8 @@ mod tests {
             let ends = later(&test, &copy.room, "org.matrix.msc3381.poll.end");
             assert_eq!(ends.len(), 1, "{ends:?}");
             assert_eq!(ends[0]["m.relates_to"]["event_id"], copy.event_id.as_str());
-            assert_eq!(ends[0]["org.matrix.msc1767.text"], "The poll has ended. Top answer: Salad");
+            assert_eq!(ends[0]["org.matrix.msc1767.text"], ended);
         }
-        assert_eq!(
-            test.hs.bodies_in(&control).last().unwrap(),
-            &format!("Closed the poll {id} «Lunch»: ended in 2 DMs.")
-        );
+        assert_eq!(test.hs.bodies_in(&control).last().unwrap(), &summary(id));
     }
 }

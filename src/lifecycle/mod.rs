@@ -461,6 +461,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_german_bot_previews_starts_and_counts_in_german() {
+        let test = TestApp::with_config("language: de\nbroadcast:\n  confirm_above: 2\n").await;
+        let people: Vec<String> =
+            ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
+        let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &small).await;
+        assert_eq!(answer, Answer::ok(format!("Sende {} «Hello».", small.id)));
+        assert_eq!(
+            test.hs.bodies_in(&small.control_room_id),
+            [format!("«Hello» {}: 0 / 2 zugestellt, 0 fehlgeschlagen", small.id)]
+        );
+
+        let words: Vec<&str> = people.iter().map(String::as_str).collect();
+        let large = resolving(&test, &words, SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &large).await;
+        let start = format!("**Vorschau von {} «Hello»** — 3 Empfänger: `@a:example.org`", large.id);
+        assert!(answer.markdown.starts_with(&start), "{}", answer.markdown);
+        let end = format!(
+            "\n\nDie Nachricht:\n\n> Hello\n\nReagieren Sie mit ✅ auf diese Nachricht oder schreiben Sie \
+             `!bc confirm {id}`, um sie zu senden; `!bc cancel {id}` verwirft sie.",
+            id = large.id
+        );
+        assert!(answer.markdown.ends_with(&end), "{}", answer.markdown);
+
+        let alice = test.hs.user("alice", None).to_string();
+        let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
+        let answer = finish_preparing(&test.app, &dry).await;
+        assert_eq!(answer, Answer::ok("Probelauf, nichts gesendet: 1 Empfänger: `@alice:example.org`."));
+        let users_only = SendOptions { default: true, ..SendOptions::default() };
+        let users_only = resolving(&test, &[&alice], users_only).await;
+        let answer = finish_preparing(&test.app, &users_only).await;
+        assert_eq!(
+            answer,
+            Answer::error(
+                "`--default` braucht einen Raum, einen Space oder `server` in der Empfängerangabe."
+            )
+        );
+    }
+
+    #[tokio::test]
     async fn the_preview_and_the_start_say_which_persona_sends() {
         let config = format!("{}broadcast:\n  confirm_above: 1\n", crate::testing::HR_PERSONA);
         let test = TestApp::with_config(&config).await;
