@@ -284,6 +284,7 @@ mod tests {
         let stale = test.store().delivery_counts(id).await.unwrap();
         on_join(&test.app, &space, &owner, None).await;
         crate::lifecycle::progress::finish(
+            crate::i18n::Language::En,
             test.store(),
             test.hs.as_ref(),
             &test.store().broadcast(id).await.unwrap(),

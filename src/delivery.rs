@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch, Mutex, Notify};
 use crate::{
     context::{App, Sender},
     dm::{Dm, DmError},
+    i18n::Language,
     matrix::{send_json, Homeserver, MatrixError},
     message::StoredMessage,
     notices::post_notice,
@@ -91,9 +92,6 @@ pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Why a delivery went back to the queue at a stop.
-const STOPPED: &str = "the bot stopped before sending it";
-
 /// Puts claims that were never tried back in the queue, without counting a try, and forgets
 /// the DMs recorded for them and not asked for (another process may create those at once).
 async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSender<(Claim, Outcome)>) {
@@ -104,8 +102,10 @@ async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSend
     if let Err(error) = app.abandon_untried_dms(&claims).await {
         tracing::warn!(%error, "cannot forget the DMs recorded for deliveries given back");
     }
+    // Why the deliveries went back to the queue.
+    let stopped = crate::t!(app.language(), "delivery-stopped-before");
     for claim in claims {
-        let _ = outcomes.send((claim, Outcome::release(now_ms(), STOPPED)));
+        let _ = outcomes.send((claim, Outcome::release(now_ms(), &stopped)));
     }
 }
 
@@ -210,7 +210,7 @@ async fn worker(
             return give_back(&app, vec![claim], &outcomes).await;
         }
         let attempt = try_claim(&app, &outage, &mut broadcasts, &claim);
-        let outcome = within_grace(attempt, stopped.clone()).await.unwrap_or_else(|error| {
+        let outcome = within_grace(app.language(), attempt, stopped.clone()).await.unwrap_or_else(|error| {
             // The database failed (it is recorded once it is back): the delivery goes back to the
             // queue without using up a try; a copy already sent is found by its transaction ID.
             tracing::warn!(%error, broadcast = %claim.broadcast_id, "cannot deliver now; tried again shortly");
@@ -243,6 +243,7 @@ async fn try_claim(
 /// that hangs), the delivery given back to the queue. A re-send has the same transaction ID,
 /// so a message that did go out is not sent twice.
 async fn within_grace(
+    language: Language,
     attempt: impl std::future::Future<Output = Result<Outcome, StoreError>>,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<Outcome, StoreError> {
@@ -256,7 +257,7 @@ async fn within_grace(
         outcome = attempt => outcome,
         _ = grace_over => {
             tracing::warn!("a send did not end within the grace after the stop: its delivery goes back to the queue");
-            Ok(Outcome::release(now_ms(), "the bot stopped during the send"))
+            Ok(Outcome::release(now_ms(), &crate::t!(language, "delivery-stopped-during")))
         }
     }
 }
@@ -322,7 +323,7 @@ async fn deliver(
 ) -> Result<Outcome, StoreError> {
     if claim.opted_out {
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
-        return Ok(Outcome::end(DeliveryState::Skipped, "opted out"));
+        return Ok(Outcome::end(DeliveryState::Skipped, &crate::t!(app.language(), "delivery-opted-out")));
     }
     let failure = match send(app, broadcast, claim).await {
         Ok((dm, event)) => {
@@ -346,11 +347,13 @@ async fn deliver(
 fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: MatrixError) -> Outcome {
     let config = &app.config.broadcast;
     let attempts = claim.attempts as u32;
+    let language = app.language();
     let deadline = claim.queued_at + config.give_up_after_hours as i64 * 3_600_000;
     let reason = match failure {
-        MatrixError::Permanent { .. } => human_reason(&failure),
+        MatrixError::Permanent { .. } => human_reason(language, &failure),
         _ if now_ms() > deadline => {
-            format!("not delivered within {} hours: {failure}", config.give_up_after_hours)
+            let (hours, error) = (config.give_up_after_hours.to_string(), shown_failure(language, &failure));
+            crate::t!(language, "delivery-not-within", hours = hours, error = error)
         }
         MatrixError::Waiting { retry_after, message } => {
             // Uses up no try: an encrypted DM's recipient has no device yet.
@@ -363,7 +366,14 @@ fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: Matrix
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
             return Outcome::release(now_ms(), &failure.to_string());
         }
-        _ if attempts >= config.max_attempts => format!("gave up after {attempts} tries: {failure}"),
+        _ if attempts >= config.max_attempts => {
+            crate::t!(
+                language,
+                "delivery-gave-up",
+                attempts = attempts,
+                error = shown_failure(language, &failure)
+            )
+        }
         _ => {
             let delay = retry_after_of(&failure).unwrap_or_else(|| backoff(attempts));
             tracing::debug!(%failure, delay_ms = delay.as_millis() as u64, "delivery will be retried");
@@ -440,12 +450,18 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_millis(millis)
 }
 
-/// A failure as a person reads it in `!bc status`.
-fn human_reason(error: &MatrixError) -> String {
+/// A failure as a person reads it in `!bc status`, in `language`.
+fn human_reason(language: Language, error: &MatrixError) -> String {
     match error.errcode() {
-        Some("M_FORBIDDEN") => format!("the homeserver refused ({error})"),
-        _ => error.to_string(),
+        Some("M_FORBIDDEN") => crate::t!(language, "delivery-refused", error = error.to_string()),
+        _ => shown_failure(language, error),
     }
+}
+
+/// A failure as it is shown inside a reason: the homeserver's own words, or ours in `language`
+/// (a copy that waited for its recipient's first device).
+fn shown_failure(language: Language, error: &MatrixError) -> String {
+    crate::e2ee::rooms::shown_reason(language, &error.to_string())
 }
 
 /// Ensures the DM and sends the personalised message, as the bot or the broadcast's persona
@@ -495,12 +511,9 @@ async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), Stor
     if !app.store.first_time(ENCRYPTED_DMS_TOLD).await? {
         return Ok(());
     }
-    let text = "The homeserver makes my new DMs encrypted, and I cannot read encrypted messages: replies from \
-                those recipients cannot reach you (`!bc status` counts them). On Synapse, set \
-                `encryption_enabled_by_default_for_room_type: off` in homeserver.yaml and restart it; DMs made \
-                from then on are readable.";
+    let text = crate::t!(app.language(), "delivery-encrypted-dms");
     let txn = OwnedTransactionId::from(format!("{ENCRYPTED_DMS_TOLD}-{}", broadcast.id.0));
-    post_notice(app.hs(), &broadcast.control_room_id, &txn, text).await;
+    post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
 }
 

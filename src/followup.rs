@@ -14,8 +14,9 @@ use tokio::sync::watch;
 use crate::{
     context::App,
     delivery::personalise,
+    i18n::Language,
     matrix::{send_json, Homeserver, MatrixError},
-    notices::{counted, post_notice, thousands, titled},
+    notices::{post_notice, titled},
     poll::{Poll, Tally},
     store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
 };
@@ -73,6 +74,8 @@ struct Job<'a> {
     ending: Option<(Poll, Tally)>,
     /// Why the copies are retracted.
     reason: Option<String>,
+    /// The language of the poll's end in the DMs.
+    language: Language,
 }
 
 /// One batch of follow-ups of broadcast `id`, or its summary when none is left. Whether copies
@@ -98,7 +101,7 @@ async fn batch(app: &App, id: BroadcastId) -> Result<Option<bool>, StoreError> {
         _ => None,
     };
     let reason = app.store.retract_reason(id).await?;
-    let job = &Job { broadcast, author, ending, reason };
+    let job = &Job { broadcast, author, ending, reason, language: app.language() };
     let steps: Vec<Step> = stream::iter(copies)
         .map(|copy| async move { follow_up(app, job, &copy).await })
         .buffer_unordered(app.config.broadcast.concurrency.max(1))
@@ -137,7 +140,9 @@ async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<Step, St
             app.store.record_followup(copy, done, Some(&error.to_string())).await?
         }
         Err(error) if copy.attempts + 1 >= MAX_ATTEMPTS => {
-            let reason = format!("gave up after {MAX_ATTEMPTS} tries: {error}");
+            let error = error.to_string();
+            let reason =
+                crate::t!(app.language(), "delivery-gave-up", attempts = MAX_ATTEMPTS, error = error);
             app.store.record_followup(copy, done, Some(&reason)).await?
         }
         Err(error) => {
@@ -181,7 +186,7 @@ async fn make(
             send_json(author, &copy.room_id, &txn, &message.event_type, &edit).await.map(|_| ())
         }
         (FollowupDone::PollEnded, Some((poll, tally))) => {
-            let (event_type, content) = poll.end_event(&copy.event_id, tally);
+            let (event_type, content) = poll.end_event(job.language, &copy.event_id, tally);
             let txn = txn("poll-end", broadcast.id, copy, 0);
             send_json(author, &copy.room_id, &txn, event_type, &content).await.map(|_| ())
         }
@@ -197,20 +202,17 @@ fn txn(kind: &str, id: BroadcastId, copy: &Followup, revision: i64) -> OwnedTran
 /// Tells the control room that every copy of a broadcast was followed up.
 async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     let counts = app.store.followup_counts(broadcast.id).await?;
+    let (language, titled, done) = (app.language(), titled(broadcast), counts.done);
     let mut text = if broadcast.retracted_at.is_some() {
-        format!("Retracted {}: {} removed", titled(broadcast), counted(counts.done, "copy", "copies"))
+        crate::t!(language, "followup-retracted", titled = titled, count = done)
     } else if broadcast.poll_closed_at.is_some() {
-        format!("Closed the poll {}: ended in {}", titled(broadcast), counted(counts.done, "DM", "DMs"))
+        crate::t!(language, "followup-poll-closed", titled = titled, count = done)
     } else {
-        let copies = counted(counts.done, "copy shows", "copies show");
-        format!("Edited {}: {copies} the new text", titled(broadcast))
+        crate::t!(language, "followup-edited", titled = titled, count = done)
     };
     if counts.failed > 0 {
-        text.push_str(&format!(
-            ", {} failed (reasons: `!bc status {}`)",
-            thousands(counts.failed),
-            broadcast.id
-        ));
+        let id = broadcast.id.to_string();
+        text.push_str(&crate::t!(language, "followup-failed", count = counts.failed, id = id));
     }
     text.push('.');
     let kind = (broadcast.revision, broadcast.retracted_at.is_some(), broadcast.poll_closed_at.is_some());
@@ -384,7 +386,35 @@ mod tests {
 
     #[tokio::test]
     async fn closing_a_poll_ends_it_in_every_dm_with_the_top_answer() {
-        let test = TestApp::new().await;
+        let ended = "The poll has ended. Top answer: Salad";
+        close_a_poll("", ended, |id| format!("Closed the poll {id} «Lunch»: ended in 2 DMs.")).await;
+    }
+
+    #[tokio::test]
+    async fn a_german_bot_ends_a_poll_and_reports_in_german() {
+        let ended = "Die Umfrage ist beendet. Häufigste Antwort: Salad";
+        let summary = |id| format!("Umfrage {id} «Lunch» geschlossen: in 2 Direktnachrichten beendet.");
+        close_a_poll("language: de\n", ended, summary).await;
+    }
+
+    #[test]
+    fn follow_up_summaries_choose_the_plural_form() {
+        let de = crate::i18n::Language::De;
+        let retracted = |count: i64| crate::t!(de, "followup-retracted", titled = "#3 «Oops»", count = count);
+        assert_eq!(retracted(1), "#3 «Oops» zurückgezogen: 1 Kopie entfernt");
+        assert_eq!(retracted(1_000), "#3 «Oops» zurückgezogen: 1.000 Kopien entfernt");
+        let edited = |count: i64| crate::t!(de, "followup-edited", titled = "#3 «Oops»", count = count);
+        assert_eq!(edited(1), "#3 «Oops» bearbeitet: 1 Kopie zeigt den neuen Text");
+        assert_eq!(edited(2), "#3 «Oops» bearbeitet: 2 Kopien zeigen den neuen Text");
+        let en = crate::i18n::Language::En;
+        let edited = |count: i64| crate::t!(en, "followup-edited", titled = "#3 «Oops»", count = count);
+        assert_eq!(edited(1_200), "Edited #3 «Oops»: 1,200 copies show the new text");
+    }
+
+    /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,
+    /// `summary` the control room's last message.
+    async fn close_a_poll(config: &str, ended: &str, summary: impl Fn(BroadcastId) -> String) {
+        let test = TestApp::with_config(config).await;
         let control = test.control_room().await;
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let new = NewBroadcast {
@@ -418,11 +448,8 @@ mod tests {
             let ends = later(&test, &copy.room, "org.matrix.msc3381.poll.end");
             assert_eq!(ends.len(), 1, "{ends:?}");
             assert_eq!(ends[0]["m.relates_to"]["event_id"], copy.event_id.as_str());
-            assert_eq!(ends[0]["org.matrix.msc1767.text"], "The poll has ended. Top answer: Salad");
+            assert_eq!(ends[0]["org.matrix.msc1767.text"], ended);
         }
-        assert_eq!(
-            test.hs.bodies_in(&control).last().unwrap(),
-            &format!("Closed the poll {id} «Lunch»: ended in 2 DMs.")
-        );
+        assert_eq!(test.hs.bodies_in(&control).last().unwrap(), &summary(id));
     }
 }

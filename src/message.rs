@@ -10,6 +10,8 @@ use ruma::{events::room::message::RoomMessageEventContent, UserId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::i18n::Language;
+
 /// The most bytes a message's content may take as JSON: a broadcast's, an answer's, a relayed
 /// reply's. Synapse refuses an event larger than 65,536 bytes (content, IDs and signatures
 /// together), and an edit (`m.replace`) carries the content twice.
@@ -48,16 +50,22 @@ impl StoredMessage {
         Some(Self { event_type, content })
     }
 
-    /// A short text to show for this message in previews and lists.
+    /// A short text to show for this message in previews and lists, in English; see
+    /// [`StoredMessage::summary_in`].
     pub fn summary(&self) -> String {
+        self.summary_in(Language::En)
+    }
+
+    /// A short text to show for this message in previews and lists, in `language`.
+    pub fn summary_in(&self, language: Language) -> String {
         let body = self.content.get("body").and_then(Value::as_str).unwrap_or("");
         let msgtype = self.content.get("msgtype").and_then(Value::as_str).unwrap_or("");
         match msgtype {
-            "m.image" => format!("an image ({body})"),
-            "m.file" => format!("a file ({body})"),
-            "m.video" => format!("a video ({body})"),
-            "m.audio" => format!("an audio message ({body})"),
-            _ if self.event_type.ends_with("poll.start") => "a poll".into(),
+            "m.image" => crate::t!(language, "message-image", body = body),
+            "m.file" => crate::t!(language, "message-file", body = body),
+            "m.video" => crate::t!(language, "message-video", body = body),
+            "m.audio" => crate::t!(language, "message-audio", body = body),
+            _ if self.event_type.ends_with("poll.start") => crate::t!(language, "message-poll"),
             _ => body.to_owned(),
         }
     }
@@ -130,9 +138,14 @@ impl StoredMessage {
     }
 }
 
-/// `text` when it `fits`, else as much of its start as fits and a line saying how much was cut.
-/// The start is halved until it fits, so cutting costs about twice the text's length.
+/// [`cut_to_fit_in`] English.
 pub fn cut_to_fit(text: &str, fits: impl Fn(&str) -> bool) -> String {
+    cut_to_fit_in(Language::En, text, fits)
+}
+
+/// `text` when it `fits`, else as much of its start as fits and a line (in `language`) saying how
+/// much was cut. The start is halved until it fits, so cutting costs about twice the text's length.
+pub fn cut_to_fit_in(language: Language, text: &str, fits: impl Fn(&str) -> bool) -> String {
     if fits(text) {
         return text.to_owned();
     }
@@ -141,7 +154,9 @@ pub fn cut_to_fit(text: &str, fits: impl Fn(&str) -> bool) -> String {
     loop {
         kept /= 2;
         let start: String = text.chars().take(kept).collect();
-        let cut = format!("{start}\n\n… (cut: the first {kept} of {total} characters)");
+        // Counts as digits only, as ever (English output stays as it was).
+        let said = crate::t!(language, "message-cut", kept = kept.to_string(), total = total.to_string());
+        let cut = format!("{start}\n\n{said}");
         if kept == 0 || fits(&cut) {
             return cut;
         }

@@ -19,6 +19,7 @@ use ruma::{
 };
 
 use crate::{
+    i18n::{self, Language},
     matrix::{send, txn_for, Homeserver},
     message::{cut_to_fit, MAX_CONTENT_BYTES},
     store::{Broadcast, BroadcastId, StoreError},
@@ -46,10 +47,15 @@ impl Answer {
         Self { ok: true, markdown: markdown.into(), preview_of: Some(id) }
     }
 
-    /// The answer when the bot's own database fails; the details go to the log.
+    /// The answer when the bot's own database fails, in English; see [`Answer::store_failed_in`].
     pub fn store_failed(error: StoreError) -> Self {
+        Self::store_failed_in(Language::En, error)
+    }
+
+    /// The answer in `language` when the bot's own database fails; the details go to the log.
+    pub fn store_failed_in(language: Language, error: StoreError) -> Self {
         tracing::error!(%error, "store failed during a command");
-        Self::error("The bot's database failed; see the bot's log.")
+        Self::error(crate::t!(language, "database-failed"))
     }
 }
 
@@ -109,7 +115,7 @@ pub async fn post_in_thread(
 ) -> Option<OwnedEventId> {
     let mut notice = fitted(text, |text| RoomMessageEventContent::notice_plain(text));
     notice.relates_to = Some(Relation::Thread(Thread::reply(root.to_owned(), in_reply_to.to_owned())));
-    post(homeserver, room, txn_id, &notice, "post in a thread").await
+    post(homeserver, room, txn_id, &notice, "post in a thread").await // not for people
 }
 
 /// Replaces the text of a notice the bot posted (`m.replace`).
@@ -183,21 +189,9 @@ pub fn counted(number: i64, one: &str, many: &str) -> String {
     format!("{} {}", thousands(number), if number == 1 { one } else { many })
 }
 
-/// `1234567` as `1,234,567`.
+/// `1234567` as `1,234,567` (English); [`i18n::number`] writes it in a language.
 pub fn thousands(number: i64) -> String {
-    let digits = number.abs().to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(digit);
-    }
-    if number < 0 {
-        format!("-{out}")
-    } else {
-        out
-    }
+    i18n::number(Language::En, number)
 }
 
 #[cfg(test)]

@@ -1,12 +1,12 @@
 //! Polls (MSC3381): the question and answers of a poll broadcast, recipients' answers, the tally
 //! with a bar per answer, and the event that ends a poll. Element's poll composer sends the
 //! unstable `org.matrix.msc3381.poll.*` form; the stable `m.poll.*` form is read too, and a poll
-//! is ended in the form it was started in. A leaf: it imports nothing of the bot.
+//! is ended in the form it was started in. A leaf: it imports nothing of the bot but the catalogue.
 
 use ruma::{EventId, OwnedEventId};
 use serde_json::{json, Value};
 
-use crate::message::StoredMessage;
+use crate::{i18n::Language, message::StoredMessage};
 
 const UNSTABLE_START: &str = "org.matrix.msc3381.poll.start";
 const STABLE_START: &str = "m.poll.start";
@@ -106,8 +106,14 @@ impl Poll {
         tally
     }
 
-    /// The tally as Markdown lines: the question, a bar per answer, and how many answered.
+    /// [`Poll::tally_text_in`] English.
     pub fn tally_text(&self, tally: &Tally, recipients: i64) -> String {
+        self.tally_text_in(Language::En, tally, recipients)
+    }
+
+    /// The tally as Markdown lines in `language`: the question, a bar per answer, and how many
+    /// answered.
+    pub fn tally_text_in(&self, language: Language, tally: &Tally, recipients: i64) -> String {
         let most = tally.counts.iter().copied().max().unwrap_or(0).max(1);
         let mut text = format!("**{}**\n\n", self.question);
         for ((_, answer), count) in self.answers.iter().zip(&tally.counts) {
@@ -119,17 +125,21 @@ impl Poll {
                 "░".repeat(BAR - filled)
             ));
         }
-        text.push_str(&format!("\n{} of {recipients} answered", tally.answered));
+        // Counts as digits only, as ever (English output stays as it was).
+        let (answered, recipients) = (tally.answered.to_string(), recipients.to_string());
+        text.push('\n');
+        text.push_str(&crate::t!(language, "poll-answered", answered = answered, recipients = recipients));
         text
     }
 
-    /// The event type and content that end this poll in a DM, where `start` is its copy.
-    pub fn end_event(&self, start: &EventId, tally: &Tally) -> (&'static str, Value) {
+    /// The event type and content that end this poll in a DM, where `start` is its copy; its
+    /// text in `language`.
+    pub fn end_event(&self, language: Language, start: &EventId, tally: &Tally) -> (&'static str, Value) {
         let relation = json!({ "rel_type": "m.reference", "event_id": start });
         let top = self.top_answer(tally);
-        let text = match &top {
-            Some(answer) => format!("The poll has ended. Top answer: {answer}"),
-            None => "The poll has ended. Nobody answered.".to_owned(),
+        let text = match top {
+            Some(answer) => crate::t!(language, "poll-ended-top", answer = answer),
+            None => crate::t!(language, "poll-ended-nobody"),
         };
         if self.stable {
             let results: serde_json::Map<String, Value> = self
@@ -262,11 +272,24 @@ pub mod tests {
         let poll = Poll::of(&element_poll(1)).unwrap();
         let start = ruma::event_id!("$copy");
         let tally = Tally { counts: vec![1, 3, 3], answered: 7 };
-        let (event_type, content) = poll.end_event(start, &tally);
+        let (event_type, content) = poll.end_event(Language::En, start, &tally);
         assert_eq!(event_type, "org.matrix.msc3381.poll.end");
         assert_eq!(content["m.relates_to"]["event_id"], "$copy");
         assert_eq!(content["org.matrix.msc1767.text"], "The poll has ended. Top answer: Salad");
-        let (_, nobody) = poll.end_event(start, &Tally { counts: vec![0, 0, 0], answered: 0 });
+        let (_, nobody) = poll.end_event(Language::En, start, &Tally { counts: vec![0, 0, 0], answered: 0 });
         assert_eq!(nobody["body"], "The poll has ended. Nobody answered.");
+        let (_, ended) = poll.end_event(Language::De, start, &tally);
+        assert_eq!(ended["body"], "Die Umfrage ist beendet. Häufigste Antwort: Salad");
+        let (_, nobody) = poll.end_event(Language::De, start, &Tally { counts: vec![0, 0, 0], answered: 0 });
+        assert_eq!(nobody["org.matrix.msc1767.text"], "Die Umfrage ist beendet. Niemand hat geantwortet.");
+    }
+
+    #[test]
+    fn the_tally_reads_in_german() {
+        let poll = Poll::of(&element_poll(1)).unwrap();
+        let tally = poll.tally(&[choices(&["pizza"]), choices(&["soup"]), choices(&["pizza"])]);
+        let text = poll.tally_text_in(Language::De, &tally, 4);
+        assert!(text.starts_with("**Lunch?**\n\n- `██████████` 2 (66%) Pizza\n"), "{text}");
+        assert!(text.ends_with("\nGeantwortet: 3 von 4"), "{text}");
     }
 }

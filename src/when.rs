@@ -1,47 +1,64 @@
 //! Times as people type and read them: `--at "2026-12-01 09:00"` in the configured time zone,
-//! `--in 2h`, and a moment shown back in that zone. A leaf: it imports nothing of the bot.
+//! `--in 2h`, and a moment shown back in that zone. A leaf: it imports nothing of the bot but
+//! the catalogue.
 
 use jiff::{civil, tz::TimeZone, Span, Timestamp, Zoned};
 
-/// The formats `--at` and `--in` accept, for refusals.
-pub const FORMATS: &str =
-    "`--at \"YYYY-MM-DD HH:MM\"` (or just `HH:MM` for today), or `--in` a duration like `30m`, `2h`, `1d`";
+use crate::i18n::Language;
 
-/// The time zone named in the config (an IANA name such as `Europe/Berlin`, or `UTC`).
+/// The formats `--at` and `--in` accept, for refusals.
+pub fn formats(language: Language) -> String {
+    crate::t!(language, "when-formats")
+}
+
+/// The time zone named in the config (an IANA name such as `Europe/Berlin`, or `UTC`); the
+/// refusal is a config error, for the terminal.
 pub fn zone(name: &str) -> Result<TimeZone, String> {
-    TimeZone::get(name)
-        .map_err(|_| format!("`{name}` is not a time zone (use an IANA name like Europe/Berlin)"))
+    let refusal = || format!("`{name}` is not a time zone (use an IANA name like Europe/Berlin)"); // not for people
+    TimeZone::get(name).map_err(|_| refusal())
+}
+
+/// [`parse_at_in`] with English refusals.
+pub fn parse_at(text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
+    parse_at_in(Language::En, text, tz, now_ms)
+}
+
+/// [`parse_in_in`] with English refusals.
+pub fn parse_in(text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
+    parse_in_in(Language::En, text, tz, now_ms)
 }
 
 /// The moment `--at text` names in zone `tz`, in Unix milliseconds; it must be after `now_ms`.
-pub fn parse_at(text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
+/// Refusals are in `language`.
+pub fn parse_at_in(language: Language, text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
     let now = zoned(now_ms, tz);
     let text = text.trim();
     let civil = text
         .parse::<civil::DateTime>()
         .ok()
         .or_else(|| text.parse::<civil::Time>().ok().map(|time| now.date().to_datetime(time)))
-        .ok_or_else(|| format!("I cannot read the time `{text}`. Write {FORMATS}."))?;
+        .ok_or_else(|| {
+            crate::t!(language, "when-unreadable-time", text = text, formats = formats(language))
+        })?;
     let at = civil.to_zoned(tz.clone()).map_err(|error| format!("`{text}`: {error}"))?;
-    future(at.timestamp().as_millisecond(), now_ms, tz)
+    future(language, at.timestamp().as_millisecond(), now_ms, tz)
 }
 
-/// The moment `--in text` names, counted from `now_ms`, in Unix milliseconds.
-pub fn parse_in(text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
-    let unreadable = || format!("I cannot read the duration `{text}`. Write {FORMATS}.");
+/// The moment `--in text` names, counted from `now_ms`, in Unix milliseconds. Refusals are in
+/// `language`.
+pub fn parse_in_in(language: Language, text: &str, tz: &TimeZone, now_ms: i64) -> Result<i64, String> {
+    let unreadable =
+        || crate::t!(language, "when-unreadable-duration", text = text, formats = formats(language));
     let span: Span = text.trim().parse().map_err(|_| unreadable())?;
     let at = zoned(now_ms, tz).checked_add(span).map_err(|_| unreadable())?;
-    future(at.timestamp().as_millisecond(), now_ms, tz)
+    future(language, at.timestamp().as_millisecond(), now_ms, tz)
 }
 
 /// `at` when it is later than `now_ms`; otherwise the refusal.
-fn future(at: i64, now_ms: i64, tz: &TimeZone) -> Result<i64, String> {
+fn future(language: Language, at: i64, now_ms: i64, tz: &TimeZone) -> Result<i64, String> {
     if at <= now_ms {
-        return Err(format!(
-            "{} is not in the future (it is {} now). Write {FORMATS}.",
-            show(at, tz),
-            show(now_ms, tz)
-        ));
+        let (at, now) = (show(at, tz), show(now_ms, tz));
+        return Err(crate::t!(language, "when-not-future", at = at, now = now, formats = formats(language)));
     }
     Ok(at)
 }
@@ -53,16 +70,17 @@ pub fn show(ms: i64, tz: &TimeZone) -> String {
 }
 
 /// A length of time to the minute, as people say it: `45 s`, `12 min`, `3 h 5 min`, `2 d 4 h`.
-pub fn show_length(ms: i64) -> String {
+/// In `language`.
+pub fn show_length(language: Language, ms: i64) -> String {
     let seconds = ms.max(0) / 1000;
     let (days, hours, minutes) = (seconds / 86_400, seconds % 86_400 / 3600, seconds % 3600 / 60);
     match (days, hours, minutes) {
-        (0, 0, 0) => format!("{seconds} s"),
-        (0, 0, minutes) => format!("{minutes} min"),
-        (0, hours, 0) => format!("{hours} h"),
-        (0, hours, minutes) => format!("{hours} h {minutes} min"),
-        (days, 0, _) => format!("{days} d"),
-        (days, hours, _) => format!("{days} d {hours} h"),
+        (0, 0, 0) => crate::t!(language, "when-seconds", seconds = seconds),
+        (0, 0, minutes) => crate::t!(language, "when-minutes", minutes = minutes),
+        (0, hours, 0) => crate::t!(language, "when-hours", hours = hours),
+        (0, hours, minutes) => crate::t!(language, "when-hours-minutes", hours = hours, minutes = minutes),
+        (days, 0, _) => crate::t!(language, "when-days", days = days),
+        (days, hours, _) => crate::t!(language, "when-days-hours", days = days, hours = hours),
     }
 }
 
@@ -117,9 +135,35 @@ mod tests {
 
     #[test]
     fn lengths_read_like_speech() {
-        assert_eq!(show_length(45_000), "45 s");
-        assert_eq!(show_length(12 * 60_000), "12 min");
-        assert_eq!(show_length(3 * 3_600_000 + 5 * 60_000), "3 h 5 min");
-        assert_eq!(show_length(2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+        let en = Language::En;
+        assert_eq!(show_length(en, 45_000), "45 s");
+        assert_eq!(show_length(en, 12 * 60_000), "12 min");
+        assert_eq!(show_length(en, 3 * 3_600_000 + 5 * 60_000), "3 h 5 min");
+        assert_eq!(show_length(en, 2 * 86_400_000 + 4 * 3_600_000), "2 d 4 h");
+    }
+
+    #[test]
+    fn lengths_and_refusals_read_like_german_speech() {
+        let de = Language::De;
+        assert_eq!(show_length(de, 45_000), "45 s");
+        assert_eq!(show_length(de, 3 * 3_600_000 + 5 * 60_000), "3 h 5 min");
+        assert_eq!(show_length(de, 86_400_000), "1 Tag");
+        assert_eq!(show_length(de, 2 * 86_400_000 + 4 * 3_600_000), "2 Tage 4 h");
+        assert_eq!(show_length(de, 1_000 * 86_400_000), "1.000 Tage");
+        let utc = zone("UTC").unwrap();
+        let past = parse_at_in(de, "2026-11-01 09:00", &utc, NOW).unwrap_err();
+        assert!(
+            past.starts_with(
+                "2026-11-01 09:00 UTC liegt nicht in der Zukunft (jetzt ist es 2026-11-26 10:00 UTC)"
+            ),
+            "{past}"
+        );
+        assert!(past.contains("oder nur `HH:MM` für heute"), "{past}");
+        let unreadable = parse_in_in(de, "bald", &utc, NOW).unwrap_err();
+        assert!(
+            unreadable.starts_with("Ich kann die Dauer `bald` nicht lesen. Schreiben Sie `--at"),
+            "{unreadable}"
+        );
+        assert_eq!(parse_in_in(de, "2h", &utc, NOW).unwrap(), NOW + 7_200_000);
     }
 }

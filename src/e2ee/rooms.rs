@@ -31,8 +31,18 @@ use crate::matrix::{CryptoRequest, MatrixError, RoomEncryption};
 const MEMBERS_TTL: Duration = Duration::from_secs(60);
 /// When a send into an encrypted DM whose recipient has no device yet is tried again.
 pub const NO_DEVICE_RETRY: Duration = Duration::from_secs(15);
-/// What `!bc status` and the log say of a copy waiting for its recipient's first device.
-pub const NO_DEVICE_YET: &str = "waiting: the recipient has no device that could decrypt it yet";
+/// The reason recorded for a copy waiting for its recipient's first device, matched by
+/// `deliveries_waiting`: an internal marker, which [`shown_reason`] puts into words.
+pub const NO_DEVICE_YET: &str = "waiting: the recipient has no device that could decrypt it yet"; // not for people
+
+/// A recorded reason as people read it in `language`: [`NO_DEVICE_YET`] in words, any other as
+/// it is.
+pub fn shown_reason(language: crate::i18n::Language, reason: &str) -> String {
+    match reason {
+        NO_DEVICE_YET => crate::t!(language, "e2ee-no-device-yet"),
+        _ => reason.to_owned(),
+    }
+}
 
 /// Readers per room, and when they were learnt (`None`: a DM's, for good).
 type Readers = HashMap<OwnedRoomId, (Vec<OwnedUserId>, Option<Instant>)>;
@@ -252,7 +262,7 @@ impl Crypto {
     /// sender, room and relations.
     pub async fn decrypt(&self, event: &Value) -> Result<Value, Undecryptable> {
         let room = event["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
-        let room = room.ok_or_else(|| Undecryptable::Never("no room".into()))?;
+        let room = room.ok_or_else(|| Undecryptable::Never("no room".into()))?; // not for people
         let raw: Raw<EncryptedEvent> =
             serde_json::from_value(event.clone()).map_err(|error| Undecryptable::Never(error.to_string()))?;
         match self.machine.decrypt_room_event(&raw, &room, &decryption_settings()).await {

@@ -17,8 +17,9 @@ use ruma::{EventId, RoomId, UserId};
 use crate::{
     audience::{self, AudienceError, Exclusions, Target},
     context::App,
+    i18n::Language,
     message::StoredMessage,
-    notices::{self, thousands, Answer},
+    notices::{self, Answer},
     permissions::Level,
     store::{
         now_ms, Broadcast, BroadcastId, BroadcastState, DefaultScope, NewBroadcast, SendOptions, Store,
@@ -98,11 +99,18 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let targets = match audience::parse_targets(&broadcast.audience) {
         Ok(targets) => targets,
         Err(error) => {
-            return abandon(app, id, format!("{id} cannot be sent: its audience is unreadable ({error})."))
-                .await
+            let id = id.to_string();
+            let reason = crate::t!(
+                app.language(),
+                "lifecycle-audience-unreadable",
+                id = id,
+                error = error.to_string()
+            );
+            return abandon(app, broadcast.id, reason).await;
         }
     };
     let options = &broadcast.options;
+    let language = app.language();
     let level = app.permissions.level(&broadcast.created_by);
     let recursive = options.audience.recursive;
     let rooms = match audience::rooms(app.hs(), &targets, recursive, &broadcast.created_by, level).await {
@@ -110,7 +118,7 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         Err(error) => return abandon(app, id, error.0).await,
     };
     if options.default && !options.dry_run {
-        if let Err(error) = record_defaults(&app.store, id, &targets, &rooms).await {
+        if let Err(error) = record_defaults(language, &app.store, id, &targets, &rooms).await {
             return abandon(app, id, error.0).await;
         }
     }
@@ -118,21 +126,19 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let needs_names = broadcast.message.needs_displayname();
     let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names);
     if let Err(error) = resolved.await {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
         return abandon(app, id, error.0).await;
     }
     // A re-dispatched command counts what an earlier run queued too.
-    let (count, mut who) = match describe_queue(&app.store, broadcast, &targets).await {
+    let (count, mut who) = match describe_queue(language, &app.store, broadcast, &targets).await {
         Ok(described) => described,
-        Err(error) => return Answer::store_failed(error),
+        Err(error) => return Answer::store_failed_in(language, error),
     };
     if !rooms.left_out.is_empty() {
         let names: Vec<String> = rooms.left_out.iter().map(|room| format!("`{room}`")).collect();
-        who.push_str(&format!(
-            " Left out: {} (rooms of the space where you are not a member with power level {}).",
-            names.join(", "),
-            audience::REQUIRED_POWER_LEVEL
-        ));
+        let level = audience::REQUIRED_POWER_LEVEL.to_string();
+        let left_out = crate::t!(language, "lifecycle-left-out", rooms = names.join(", "), level = level);
+        who.push_str(&format!(" {left_out}"));
     }
     decide(app, broadcast, count, who).await
 }
@@ -141,31 +147,40 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
 /// the start.
 async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> Answer {
     let (id, options, titled) = (broadcast.id, &broadcast.options, notices::titled(broadcast));
+    let language = app.language();
     if options.dry_run {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience");
+        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience"); // not for people
         settle(&app.store, id, BroadcastState::DryRun).await;
-        return Answer::ok(format!("Dry run, nothing sent: {who}"));
+        return Answer::ok(crate::t!(language, "lifecycle-dry-run", who = who));
     }
     if count == 0 && !options.default {
         settle(&app.store, id, BroadcastState::Empty).await;
-        return Answer::error(format!("{titled}: nobody to send to. {who}"));
+        return Answer::error(crate::t!(language, "lifecycle-nobody", titled = titled, who = who));
     }
     if count as u64 > app.config.broadcast.confirm_above && !options.yes {
         if !settle(&app.store, id, BroadcastState::Prepared).await {
-            return Answer::error("The bot's database failed; nothing was sent.");
+            return Answer::error(crate::t!(language, "lifecycle-database-failed-nothing-sent"));
         }
         let prefix = &app.config.broadcast.command_prefix;
-        let quote = broadcast.message.summary().replace('\n', "\n> ");
+        let quote = broadcast.message.summary_in(language).replace('\n', "\n> ");
         let from = from_whom(app, options);
         let when = match options.send_at {
             Some(at) => {
-                format!(" It is to be sent at {}.", when::show(at, &app.config.broadcast.time_zone()))
+                let at = when::show(at, &app.config.broadcast.time_zone());
+                format!(" {}", crate::t!(language, "lifecycle-preview-at", at = at))
             }
             None => String::new(),
         };
-        let preview = format!(
-            "**Preview of {titled}**{from} — {who}{when}\n\nThe message:\n\n> {quote}\n\nReact with ✅ to this message or \
-             type `{prefix} confirm {id}` to send it; `{prefix} cancel {id}` to drop it."
+        let preview = crate::t!(
+            language,
+            "lifecycle-preview",
+            titled = titled,
+            from = from,
+            who = who,
+            when = when,
+            quote = quote,
+            prefix = prefix,
+            id = id.to_string(),
         );
         return Answer::preview(id, preview);
     }
@@ -197,6 +212,7 @@ fn log_failure(result: Result<(), StoreError>, id: BroadcastId, what: &str) {
 
 /// How many recipients are queued, and a sentence naming some of them and the opted-out.
 async fn describe_queue(
+    language: Language,
     store: &Store,
     broadcast: &Broadcast,
     targets: &[Target],
@@ -204,27 +220,31 @@ async fn describe_queue(
     store.skip_opted_out(broadcast.id).await?;
     let counts = store.delivery_counts(broadcast.id).await?;
     let sample = store.sample_recipients(broadcast.id, SAMPLE).await?;
-    let mut who = describe_audience(counts.pending, &sample, targets);
+    let mut who = describe_audience(language, counts.pending, &sample, targets);
     if counts.skipped > 0 {
-        who.push_str(&format!(" {} opted out and will be skipped.", thousands(counts.skipped)));
+        who.push_str(&format!(" {}", crate::t!(language, "lifecycle-opted-out", count = counts.skipped)));
     }
     Ok((counts.pending, who))
 }
 
 /// "42 recipients: @a, @b, … (and 32 more)".
-fn describe_audience(count: i64, sample: &[ruma::OwnedUserId], targets: &[Target]) -> String {
+fn describe_audience(
+    language: Language,
+    count: i64,
+    sample: &[ruma::OwnedUserId],
+    targets: &[Target],
+) -> String {
     let shown: Vec<String> = sample.iter().map(|user| format!("`{user}`")).collect();
     let more = count.saturating_sub(sample.len() as i64);
-    let noun = if count == 1 { "recipient" } else { "recipients" };
-    let mut text = format!("{} {noun}", thousands(count));
+    let mut text = crate::t!(language, "recipients", count = count);
     if !shown.is_empty() {
         text.push_str(&format!(": {}", shown.join(", ")));
         if more > 0 {
-            text.push_str(&format!(" and {} more", thousands(more)));
+            text.push_str(&format!(" {}", crate::t!(language, "lifecycle-audience-more", count = more)));
         }
     }
     if targets.is_empty() {
-        text.push_str(" (no audience)");
+        text.push_str(&format!(" {}", crate::t!(language, "lifecycle-no-audience")));
     }
     text.push('.');
     text
@@ -243,9 +263,12 @@ pub async fn may_manage(
     }
     let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.0))?;
     audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
-        Answer::error(format!(
-            "{} was prepared by {}, and you may not manage it: {error}",
-            broadcast.id, broadcast.created_by
+        Answer::error(crate::t!(
+            app.language(),
+            "lifecycle-may-not-manage",
+            id = broadcast.id.to_string(),
+            creator = broadcast.created_by.to_string(),
+            error = error.to_string(),
         ))
     })
 }
@@ -253,9 +276,11 @@ pub async fn may_manage(
 /// Starts a broadcast that is in `from` (resolving, prepared or scheduled), or schedules it when
 /// its `--at` time is still to come.
 pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
+    let language = app.language();
+    let store_failed = |error| Answer::store_failed_in(language, error);
     let send_at = match app.store.broadcast(id).await {
         Ok(broadcast) => broadcast.options.send_at,
-        Err(error) => return Answer::store_failed(error),
+        Err(error) => return store_failed(error),
     };
     let to = match send_at {
         Some(at) if at > now_ms() => BroadcastState::Scheduled,
@@ -265,56 +290,70 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
         Ok(true) => {}
         Ok(false) => {
             return match app.store.broadcast(id).await {
-                Ok(broadcast) => {
-                    Answer::error(format!("{id} cannot be started: it is {}.", broadcast.state.as_str()))
-                }
-                Err(error) => Answer::store_failed(error),
+                Ok(broadcast) => Answer::error(crate::t!(
+                    language,
+                    "lifecycle-cannot-start",
+                    id = id.to_string(),
+                    state = broadcast.state.as_str(),
+                )),
+                Err(error) => store_failed(error),
             };
         }
-        Err(error) => return Answer::store_failed(error),
+        Err(error) => return store_failed(error),
     }
     let broadcast = match app.store.broadcast(id).await {
         Ok(broadcast) => broadcast,
-        Err(error) => return Answer::store_failed(error),
+        Err(error) => return store_failed(error),
     };
     if let (BroadcastState::Scheduled, Some(at)) = (to, send_at) {
         let zone = app.config.broadcast.time_zone();
         tracing::info!(broadcast = %id, send_at = at, "broadcast scheduled");
-        return Answer::ok(format!(
-            "Scheduled {} for {} (in {}). `{} cancel {id}` drops it.",
-            notices::titled(&broadcast),
-            when::show(at, &zone),
-            when::show_length(at - now_ms()),
-            app.config.broadcast.command_prefix
+        return Answer::ok(crate::t!(
+            language,
+            "lifecycle-scheduled",
+            titled = notices::titled(&broadcast),
+            at = when::show(at, &zone),
+            length = when::show_length(language, at - now_ms()),
+            prefix = &app.config.broadcast.command_prefix,
+            id = id.to_string(),
         ));
     }
-    progress::announce(&app.store, app.hs(), &broadcast).await;
+    progress::announce(language, &app.store, app.hs(), &broadcast).await;
     app.deliveries_ready.notify_waiters();
     tracing::info!(broadcast = %id, "broadcast started");
-    Answer::ok(format!("Sending {}{}.", notices::titled(&broadcast), from_whom(app, &broadcast.options)))
+    let (titled, from) = (notices::titled(&broadcast), from_whom(app, &broadcast.options));
+    Answer::ok(crate::t!(language, "lifecycle-sending", titled = titled, from = from))
 }
 
 /// Who a broadcast is sent as, for its preview and start: " from HR Team
 /// (`@broadcast_hr:example.org`)" for a persona, and for the bot too when there are personas;
 /// nothing when the bot is the only sender.
 fn from_whom(app: &App, options: &SendOptions) -> String {
+    let language = app.language();
     let (name, user) = match options.persona.as_deref() {
         None if app.personas.is_empty() => return String::new(),
         None => (app.config.appservice.bot.displayname.as_str(), app.bot.as_ref()),
         Some(persona) => match app.persona(persona) {
             Some(persona) => (persona.config.displayname.as_str(), persona.user_id()),
-            None => return format!(" from the persona `{persona}`, which is no longer configured"),
+            None => {
+                return format!(" {}", crate::t!(language, "lifecycle-from-lost-persona", persona = persona))
+            }
         },
     };
-    match name {
-        "" => format!(" from `{user}`"),
-        name => format!(" from {} (`{user}`)", notices::escape_markdown(name)),
-    }
+    let user = user.to_string();
+    let from = match name {
+        "" => crate::t!(language, "lifecycle-from-user", user = user),
+        name => {
+            crate::t!(language, "lifecycle-from-named", name = notices::escape_markdown(name), user = user)
+        }
+    };
+    format!(" {from}")
 }
 
 /// Records broadcast `id` as a default for the rooms it reaches (with `--recursive`, those of the
 /// hierarchy the sender may address) and for the `server` among `targets`.
 async fn record_defaults(
+    language: Language,
     store: &Store,
     id: BroadcastId,
     targets: &[Target],
@@ -329,7 +368,7 @@ async fn record_defaults(
         store.start_new_user_mark().await?;
     }
     if rooms.reached.is_empty() && !server {
-        return Err(AudienceError("`--default` needs a room, a space or `server` in the audience.".into()));
+        return Err(AudienceError(crate::t!(language, "lifecycle-default-needs-room")));
     }
     Ok(())
 }
@@ -342,10 +381,15 @@ mod tests {
     fn audiences_are_described_with_a_sample() {
         let users: Vec<ruma::OwnedUserId> =
             ["@a:x.org", "@b:x.org"].iter().map(|u| ruma::UserId::parse(*u).unwrap()).collect();
-        let text = describe_audience(1200, &users, &[Target::Server]);
+        let en = Language::En;
+        let text = describe_audience(en, 1200, &users, &[Target::Server]);
         assert_eq!(text, "1,200 recipients: `@a:x.org`, `@b:x.org` and 1,198 more.");
-        assert_eq!(describe_audience(1, &users[..1], &[Target::Server]), "1 recipient: `@a:x.org`.");
-        assert_eq!(describe_audience(0, &[], &[]), "0 recipients (no audience).");
+        assert_eq!(describe_audience(en, 1, &users[..1], &[Target::Server]), "1 recipient: `@a:x.org`.");
+        assert_eq!(describe_audience(en, 0, &[], &[]), "0 recipients (no audience).");
+        let de = Language::De;
+        let text = describe_audience(de, 1200, &users, &[Target::Server]);
+        assert_eq!(text, "1.200 Empfänger: `@a:x.org`, `@b:x.org` und 1.198 weitere.");
+        assert_eq!(describe_audience(de, 0, &[], &[]), "0 Empfänger (keine Empfängerangabe).");
     }
 
     use crate::{store::AudienceOptions, testing::TestApp};
@@ -414,6 +458,46 @@ mod tests {
         let yes = resolving(&test, &words, SendOptions { yes: true, ..SendOptions::default() }).await;
         assert!(finish_preparing(&test.app, &yes).await.ok);
         assert_eq!(state(&test, yes.id).await, BroadcastState::Running, "--yes skips the preview");
+    }
+
+    #[tokio::test]
+    async fn a_german_bot_previews_starts_and_counts_in_german() {
+        let test = TestApp::with_config("language: de\nbroadcast:\n  confirm_above: 2\n").await;
+        let people: Vec<String> =
+            ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
+        let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &small).await;
+        assert_eq!(answer, Answer::ok(format!("Sende {} «Hello».", small.id)));
+        assert_eq!(
+            test.hs.bodies_in(&small.control_room_id),
+            [format!("«Hello» {}: 0 / 2 zugestellt, 0 fehlgeschlagen", small.id)]
+        );
+
+        let words: Vec<&str> = people.iter().map(String::as_str).collect();
+        let large = resolving(&test, &words, SendOptions::default()).await;
+        let answer = finish_preparing(&test.app, &large).await;
+        let start = format!("**Vorschau von {} «Hello»** — 3 Empfänger: `@a:example.org`", large.id);
+        assert!(answer.markdown.starts_with(&start), "{}", answer.markdown);
+        let end = format!(
+            "\n\nDie Nachricht:\n\n> Hello\n\nReagieren Sie mit ✅ auf diese Nachricht oder schreiben Sie \
+             `!bc confirm {id}`, um sie zu senden; `!bc cancel {id}` verwirft sie.",
+            id = large.id
+        );
+        assert!(answer.markdown.ends_with(&end), "{}", answer.markdown);
+
+        let alice = test.hs.user("alice", None).to_string();
+        let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
+        let answer = finish_preparing(&test.app, &dry).await;
+        assert_eq!(answer, Answer::ok("Probelauf, nichts gesendet: 1 Empfänger: `@alice:example.org`."));
+        let users_only = SendOptions { default: true, ..SendOptions::default() };
+        let users_only = resolving(&test, &[&alice], users_only).await;
+        let answer = finish_preparing(&test.app, &users_only).await;
+        assert_eq!(
+            answer,
+            Answer::error(
+                "`--default` braucht einen Raum, einen Space oder `server` in der Empfängerangabe."
+            )
+        );
     }
 
     #[tokio::test]

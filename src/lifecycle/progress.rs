@@ -9,8 +9,9 @@ use tokio::sync::watch;
 
 use crate::{
     context::App,
+    i18n::Language,
     matrix::Homeserver,
-    notices::{edit_notice, post_text, thousands},
+    notices::{edit_notice, post_text},
     store::{now_ms, Broadcast, BroadcastId, BroadcastState, DeliveryCounts, Store, StoreError},
 };
 
@@ -19,44 +20,61 @@ const INTERVAL: Duration = Duration::from_secs(1);
 /// How often one progress message is edited at most.
 const EDIT_INTERVAL_MS: i64 = 3_000;
 
-/// The progress line of a running broadcast.
-pub fn progress_text(broadcast: &Broadcast, counts: &DeliveryCounts) -> String {
-    format!(
-        "«{}» {}: {} / {} delivered, {} failed",
-        broadcast.name,
-        broadcast.id,
-        thousands(counts.delivered),
-        thousands(counts.total()),
-        thousands(counts.failed)
+/// The progress line of a running broadcast, in `language`.
+pub fn progress_text(language: Language, broadcast: &Broadcast, counts: &DeliveryCounts) -> String {
+    crate::t!(
+        language,
+        "progress-line",
+        name = &broadcast.name,
+        id = broadcast.id.to_string(),
+        delivered = counts.delivered,
+        total = counts.total(),
+        failed = counts.failed,
     )
 }
 
-/// The summary of a finished broadcast.
-pub fn summary_text(broadcast: &Broadcast, counts: &DeliveryCounts) -> String {
+/// The summary of a finished broadcast, in `language`.
+pub fn summary_text(language: Language, broadcast: &Broadcast, counts: &DeliveryCounts) -> String {
     let took = match (broadcast.started_at, broadcast.finished_at) {
-        (Some(start), Some(end)) => format!(" in {:.1} s", (end - start) as f64 / 1000.0),
-        (Some(start), None) => format!(" in {:.1} s", (now_ms() - start) as f64 / 1000.0),
-        _ => String::new(),
+        (Some(start), Some(end)) => Some(end - start),
+        (Some(start), None) => Some(now_ms() - start),
+        _ => None,
     };
-    let mut text = format!(
-        "«{}» {} finished{took}: {} delivered, {} failed, {} skipped",
-        broadcast.name,
-        broadcast.id,
-        thousands(counts.delivered),
-        thousands(counts.failed),
-        thousands(counts.skipped)
+    let took = match took {
+        Some(ms) => format!(" {}", crate::t!(language, "progress-took", seconds = tenths(language, ms))),
+        None => String::new(),
+    };
+    let id = broadcast.id.to_string();
+    let mut text = crate::t!(
+        language,
+        "progress-summary",
+        name = &broadcast.name,
+        id = &id,
+        took = took,
+        delivered = counts.delivered,
+        failed = counts.failed,
+        skipped = counts.skipped,
     );
     if counts.cancelled > 0 {
-        text.push_str(&format!(", {} cancelled", thousands(counts.cancelled)));
+        text.push_str(&crate::t!(language, "progress-cancelled", count = counts.cancelled));
     }
     if counts.failed > 0 {
-        text.push_str(&format!(". Reasons: `!bc status {}`", broadcast.id));
+        text.push_str(&crate::t!(language, "progress-reasons", id = &id));
     }
     text
 }
 
+/// `ms` in seconds with one decimal, written the way `language` writes decimals: 2.5 / 2,5.
+fn tenths(language: Language, ms: i64) -> String {
+    let seconds = format!("{:.1}", ms as f64 / 1000.0);
+    match language {
+        Language::En => seconds,
+        Language::De => seconds.replace('.', ","),
+    }
+}
+
 /// Posts the first progress message of a broadcast that starts now.
-pub async fn announce(store: &Store, homeserver: &dyn Homeserver, broadcast: &Broadcast) {
+pub async fn announce(language: Language, store: &Store, homeserver: &dyn Homeserver, broadcast: &Broadcast) {
     let counts = match store.delivery_counts(broadcast.id).await {
         Ok(counts) => counts,
         Err(error) => {
@@ -65,7 +83,7 @@ pub async fn announce(store: &Store, homeserver: &dyn Homeserver, broadcast: &Br
         }
     };
     let txn = OwnedTransactionId::from(format!("progress-{}", broadcast.id.0));
-    let text = progress_text(broadcast, &counts);
+    let text = progress_text(language, broadcast, &counts);
     if let Some(event) = post_text(homeserver, &broadcast.control_room_id, &txn, &text).await {
         if let Err(error) = store.set_progress_event(broadcast.id, &event).await {
             tracing::error!(%error, "cannot record a progress message");
@@ -88,7 +106,7 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             _ = tokio::time::sleep(INTERVAL) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
-        if let Err(error) = refresh(&app.store, app.hs(), &mut shown).await {
+        if let Err(error) = refresh(app.language(), &app.store, app.hs(), &mut shown).await {
             tracing::error!(%error, "cannot refresh progress");
         }
     }
@@ -96,6 +114,7 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 
 /// `shown` holds, per broadcast, the text last shown and when.
 async fn refresh(
+    language: Language,
     store: &Store,
     homeserver: &dyn Homeserver,
     shown: &mut HashMap<BroadcastId, (String, i64)>,
@@ -103,11 +122,11 @@ async fn refresh(
     for broadcast in store.broadcasts_in_state(BroadcastState::Running).await? {
         let counts = store.delivery_counts(broadcast.id).await?;
         if counts.unfinished() == 0 {
-            finish(store, homeserver, &broadcast, &counts).await?;
+            finish(language, store, homeserver, &broadcast, &counts).await?;
             shown.remove(&broadcast.id);
             continue;
         }
-        let text = progress_text(&broadcast, &counts);
+        let text = progress_text(language, &broadcast, &counts);
         let due = shown
             .get(&broadcast.id)
             .is_none_or(|(last, at)| *last != text && now_ms() - at >= EDIT_INTERVAL_MS);
@@ -121,6 +140,7 @@ async fn refresh(
 
 /// Ends a running broadcast with nothing left to deliver, and shows its summary.
 pub(crate) async fn finish(
+    language: Language,
     store: &Store,
     homeserver: &dyn Homeserver,
     broadcast: &Broadcast,
@@ -128,7 +148,7 @@ pub(crate) async fn finish(
 ) -> Result<(), StoreError> {
     if store.finish_if_idle(broadcast.id).await? {
         let finished = store.broadcast(broadcast.id).await?;
-        let text = summary_text(&finished, counts);
+        let text = summary_text(language, &finished, counts);
         tracing::info!(broadcast = %broadcast.id, delivered = counts.delivered, failed = counts.failed, "broadcast finished");
         edit(homeserver, &finished, &text).await;
     }
@@ -163,10 +183,30 @@ mod tests {
         let counts =
             DeliveryCounts { delivered: 1_200, failed: 2, skipped: 3, cancelled: 4, ..Default::default() };
         assert_eq!(
-            summary_text(&broadcast, &counts),
+            summary_text(Language::En, &broadcast, &counts),
             "«Offsite» #7 finished in 2.5 s: 1,200 delivered, 2 failed, 3 skipped, 4 cancelled. Reasons: `!bc status #7`"
         );
         let running = DeliveryCounts { pending: 10, delivered: 5, ..Default::default() };
-        assert_eq!(progress_text(&broadcast, &running), "«Offsite» #7: 5 / 15 delivered, 0 failed");
+        assert_eq!(
+            progress_text(Language::En, &broadcast, &running),
+            "«Offsite» #7: 5 / 15 delivered, 0 failed"
+        );
+
+        assert_eq!(
+            summary_text(Language::De, &broadcast, &counts),
+            "«Offsite» #7 beendet in 2,5 s: 1.200 zugestellt, 2 fehlgeschlagen, 3 übersprungen, 4 abgebrochen. \
+             Gründe: `!bc status #7`"
+        );
+        let clean = DeliveryCounts { delivered: 4, ..Default::default() };
+        let quick = Broadcast { finished_at: Some(2_300), ..broadcast.clone() };
+        assert_eq!(
+            summary_text(Language::De, &quick, &clean),
+            "«Offsite» #7 beendet in 1,3 s: 4 zugestellt, 0 fehlgeschlagen, 0 übersprungen"
+        );
+        let many = DeliveryCounts { pending: 1_000, delivered: 1_500, failed: 1, ..Default::default() };
+        assert_eq!(
+            progress_text(Language::De, &broadcast, &many),
+            "«Offsite» #7: 1.500 / 2.501 zugestellt, 1 fehlgeschlagen"
+        );
     }
 }

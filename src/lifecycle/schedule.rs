@@ -48,11 +48,12 @@ async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
     let late = now_ms() - at;
     let answer = start(app, broadcast.id, BroadcastState::Scheduled).await.markdown;
     let due = when::show(at, &app.config.broadcast.time_zone());
+    let language = app.language();
     let text = if late > LATE_MS {
-        let late = when::show_length(late);
-        format!("{answer} It was due at {due}: {late} late, because the bot was not running then.")
+        let late = when::show_length(language, late);
+        crate::t!(language, "schedule-late", answer = answer, due = due, late = late)
     } else {
-        format!("{} (scheduled for {due}).", answer.trim_end_matches('.'))
+        crate::t!(language, "schedule-on-time", answer = answer.trim_end_matches('.'), due = due)
     };
     let txn = OwnedTransactionId::from(format!("scheduled-{}", broadcast.id.0));
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
@@ -107,5 +108,27 @@ mod tests {
         let said = test.hs.bodies_in(&broadcast.control_room_id);
         let start = said.iter().find(|text| text.starts_with("Sending")).expect("a start notice");
         assert!(start.contains(" UTC: 5 min late, because the bot was not running then."), "{start}");
+    }
+
+    #[tokio::test]
+    async fn a_german_bot_says_in_german_that_a_broadcast_is_scheduled_or_late() {
+        let test = TestApp::with_config("language: de\n").await;
+        let later = scheduled(&test, BroadcastState::Resolving, now_ms() + 2 * 3_600_000 + 30_000).await;
+        let answer = start(&test.app, later.id, BroadcastState::Resolving).await;
+        let at = when::show(later.options.send_at.unwrap(), &jiff::tz::TimeZone::UTC);
+        let expected = format!(
+            "{} «Hello» ist für {at} geplant (in 2 h). `!bc cancel {}` verwirft sie.",
+            later.id, later.id
+        );
+        assert_eq!(answer.markdown, expected);
+
+        let late = scheduled(&test, BroadcastState::Scheduled, now_ms() - 5 * 60_000).await;
+        start_due(&test.app).await.unwrap();
+        let said = test.hs.bodies_in(&late.control_room_id);
+        let start = said.iter().find(|text| text.starts_with("Sende")).expect("a start notice");
+        assert!(
+            start.ends_with(" UTC geplant: 5 min zu spät, weil der Bot zu der Zeit nicht lief."),
+            "{start}"
+        );
     }
 }
