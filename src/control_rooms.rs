@@ -264,4 +264,39 @@ mod tests {
         on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await;
         assert!(!adopted(&test, &carol).await, "a public room is no DM");
     }
+
+    /// Issue 15: every way a room can be open reads in English as `how_open` says it, and has
+    /// its own German words.
+    #[test]
+    fn every_openness_is_in_the_catalogue() {
+        let cases = [
+            (Some("public"), None),
+            (Some("knock"), None),
+            (Some("restricted"), None),
+            (Some("other"), None),
+            (None, Some("world_readable")),
+        ];
+        let mut german = std::collections::BTreeSet::new();
+        for (join_rule, history) in cases {
+            let open = crate::matrix::how_open(join_rule, history).unwrap();
+            assert_eq!(openness(Language::En, open), open);
+            german.insert(openness(Language::De, open));
+        }
+        assert_eq!(german.len(), cases.len(), "{german:?}");
+    }
+
+    /// Issue 15: with `language: de`, a control room that was opened up is told so in German.
+    #[tokio::test]
+    async fn in_german_an_opened_control_room_is_told_in_german() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        on_access_change(&test.app, &control, &serde_json::json!({ "join_rule": "public" })).await;
+        assert!(!test.store().is_control_room(&control).await.unwrap());
+        assert_eq!(
+            test.hs.bodies_in(&control),
+            ["Dieser Raum ist kein Steuerraum mehr: Er ist jetzt öffentlich, und Antworten auf Rundsendungen sind \
+              vertraulich. Machen Sie ihn wieder nur auf Einladung zugänglich und nicht für alle lesbar und laden \
+              Sie mich dann erneut ein, oder verwenden Sie einen anderen privaten Raum."]
+        );
+    }
 }

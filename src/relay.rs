@@ -682,4 +682,147 @@ mod tests {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert_eq!(test.hs.bodies_in(&control)[0], "Replies from “alice” (@alice:example.org) to «News» #1");
     }
+
+    /// Issue 15: with `language: de`, `stopp` opts out and the recipient is answered in German.
+    #[tokio::test]
+    async fn in_german_stopp_opts_out_with_a_german_confirmation() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "Neuigkeiten", std::slice::from_ref(&alice)).await;
+        let dm: OwnedRoomId = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        write_in_dm(&test, &alice, "Stopp", 1).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap());
+        write_in_dm(&test, &alice, "start", 2).await;
+        assert!(!test.store().is_opted_out(&alice).await.unwrap());
+        write_in_dm(&test, &alice, "stop", 3).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap(), "`stop` too");
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            [
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+                "Sie erhalten wieder Rundsendungen.",
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+            ]
+        );
+        assert!(test.hs.sent_to(&control).is_empty(), "keywords are not replies");
+    }
+
+    /// Issue 15: in German, the thread of a recipient's replies has a German title, and the
+    /// notices about a flood and an undelivered answer are German.
+    #[tokio::test]
+    async fn in_german_threads_and_their_notices_are_german() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        delivered(&test, &control, "Umfrage", std::slice::from_ref(&alice)).await;
+        for n in 0..7 {
+            write_in_dm(&test, &alice, &format!("Antwort {n}"), n).await;
+        }
+        let bodies = test.hs.bodies_in(&control);
+        assert_eq!(bodies[0], "Antworten von „Alice“ (@alice:example.org) auf »Umfrage« #1");
+        assert_eq!(
+            bodies[6],
+            "@alice:example.org hat innerhalb einer Minute mehr als 5 Nachrichten gesendet; die weiteren dieser \
+             Minute werden nicht weitergeleitet (sie bleiben im Direktchat)."
+        );
+        let root = test.hs.sent_to(&control)[0].event_id.clone();
+        let dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        test.hs.set_membership(&dm, &alice, MembershipState::Leave);
+        let event = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
+            "msgtype": "m.text", "body": "Danke", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        assert!(on_thread_message(&test.app, &control, &admin, &owned_event_id!("$answer"), &event).await);
+        assert_eq!(
+            test.hs.bodies_in(&control).pop().unwrap(),
+            "Nicht zugestellt: @alice:example.org hat den Direktchat mit mir verlassen"
+        );
+    }
+
+    /// Issue 15: with `recipient_language: user`, `sprache de` switches the bot's notices to
+    /// that recipient to German; the control room stays in the config's language.
+    #[tokio::test]
+    async fn a_recipient_who_chooses_german_gets_german_notices_while_admins_keep_english() {
+        let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+        let control = test.control_room().await;
+        let (alice, bob) = (test.hs.user("alice", Some("Alice")), test.hs.user("bob", None));
+        delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
+        let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        let bob_dm = test.store().live_dm(None, &bob).await.unwrap().unwrap().room_id.unwrap();
+
+        write_in_dm(&test, &alice, "  SPRACHE de ", 1).await;
+        assert_eq!(test.store().language(&alice).await.unwrap(), Some(Language::De));
+        write_in_dm(&test, &alice, "stopp", 2).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap(), "German stop words for her");
+        write_in_dm(&test, &alice, "start", 3).await;
+        write_in_dm(&test, &alice, "Hallo", 4).await;
+        assert_eq!(
+            test.hs.bodies_in(&alice_dm),
+            [
+                "Ab jetzt schreibe ich Ihnen auf Deutsch.",
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+                "Sie erhalten wieder Rundsendungen.",
+            ]
+        );
+        assert_eq!(
+            test.hs.bodies_in(&control),
+            ["Replies from “Alice” (@alice:example.org) to «News» #1", "Hallo"],
+            "the admins' texts stay English, and the language words are not relayed"
+        );
+        assert_eq!(test.app.recipient_language(&alice).await, Language::De);
+
+        write_in_dm(&test, &bob, "stopp", 1).await;
+        assert!(!test.store().is_opted_out(&bob).await.unwrap(), "bob speaks English: `stopp` is a reply");
+        write_in_dm(&test, &bob, "stop", 2).await;
+        write_in_dm(&test, &alice, "language EN", 5).await;
+        write_in_dm(&test, &alice, "stop", 6).await;
+        assert_eq!(
+            test.hs.bodies_in(&bob_dm),
+            ["You will get no more broadcasts from here. Write `start` to get them again."]
+        );
+        assert_eq!(
+            test.hs.bodies_in(&alice_dm)[3..],
+            [
+                "From now on I will write to you in English.",
+                "You will get no more broadcasts from here. Write `start` to get them again.",
+            ]
+        );
+    }
+
+    /// Issue 15: a language the bot does not speak gets a short answer naming those it does.
+    #[tokio::test]
+    async fn an_unknown_language_gets_the_list_of_languages() {
+        let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        let dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        write_in_dm(&test, &alice, "language fr", 1).await;
+        write_in_dm(&test, &alice, "sprache de", 2).await;
+        write_in_dm(&test, &alice, "Sprache xx", 3).await;
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            [
+                "I do not speak “fr”. Write `language en` for English or `language de` for German.",
+                "Ab jetzt schreibe ich Ihnen auf Deutsch.",
+                "Die Sprache „xx“ spreche ich nicht. Schreiben Sie `sprache de` für Deutsch oder `sprache en` für \
+                 Englisch.",
+            ]
+        );
+        assert_eq!(test.store().language(&alice).await.unwrap(), Some(Language::De), "kept");
+        assert!(test.hs.sent_to(&control).is_empty(), "not relayed");
+    }
+
+    /// Issue 15: with `recipient_language: config` (the default), `sprache de` is a reply.
+    #[tokio::test]
+    async fn without_a_recipients_choice_language_words_are_replies() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        write_in_dm(&test, &alice, "sprache de", 1).await;
+        assert_eq!(test.hs.bodies_in(&control)[1], "sprache de");
+        assert_eq!(test.store().language(&alice).await.unwrap(), None);
+        assert_eq!(test.app.recipient_language(&alice).await, Language::En);
+    }
 }
