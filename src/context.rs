@@ -15,9 +15,10 @@ use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::{
-    config::{Config, PersonaConfig},
-    dm::Dms,
+    config::{Config, PersonaConfig, RecipientLanguage},
+    dm::{recipient_language, Dms, Languages},
     e2ee::Crypto,
+    i18n::Language,
     matrix::{Homeserver, MatrixError},
     permissions::Permissions,
     store::{Claim, Store, StoreError},
@@ -65,7 +66,7 @@ impl App {
         store: Store,
         homeserver: Arc<dyn Homeserver>,
     ) -> Self {
-        let dms = Dms::new(store.clone(), homeserver.clone(), bot.clone());
+        let dms = Dms::new(store.clone(), homeserver.clone(), bot.clone()).speaking(languages_of(&config));
         let personas = Persona::all_of(&config, &store, homeserver.as_ref());
         Self {
             config,
@@ -94,8 +95,14 @@ impl App {
 
     /// The language of what the bot writes to admins (and to recipients, unless they chose one:
     /// see `broadcast.recipient_language`).
-    pub fn language(&self) -> crate::i18n::Language {
+    pub fn language(&self) -> Language {
         self.config.language
+    }
+
+    /// The language of what the bot writes to the recipient `user`: the one they chose (with
+    /// `broadcast.recipient_language: user`), else the config's.
+    pub async fn recipient_language(&self, user: &UserId) -> Language {
+        recipient_language(&self.store, languages_of(&self.config), user).await
     }
 
     /// The homeserver as the functions below the tasks take it.
@@ -123,7 +130,7 @@ impl App {
             return Ok(Sender { homeserver: self.hs(), dms: &self.dms });
         };
         let persona = self.persona(name).ok_or_else(|| {
-            MatrixError::internal(format!("the persona {name} is no longer in the config (personas:)"))
+            MatrixError::internal(crate::t!(self.language(), "context-persona-gone", name = name))
         })?;
         persona.ready().await?;
         Ok(Sender { homeserver: persona.homeserver.as_ref(), dms: &persona.dms })
@@ -152,6 +159,14 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+/// The languages of a config: its own, and whether recipients may choose theirs.
+fn languages_of(config: &Config) -> Languages {
+    Languages {
+        config: config.language,
+        chosen_by_recipients: config.broadcast.recipient_language == RecipientLanguage::User,
     }
 }
 
@@ -184,7 +199,8 @@ impl Persona {
         let personas = config.personas.iter().filter_map(|(name, persona)| {
             let user = config.persona_user_id(name)?;
             let homeserver = homeserver.acting_as(&user, device);
-            let dms = Dms::for_persona(store.clone(), homeserver.clone(), name);
+            let dms =
+                Dms::for_persona(store.clone(), homeserver.clone(), name).speaking(languages_of(config));
             let persona = Persona {
                 name: name.clone(),
                 config: persona.clone(),

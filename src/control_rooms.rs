@@ -15,6 +15,7 @@ use ruma::{
 
 use crate::{
     context::App,
+    i18n::Language,
     matrix::{how_open, txn_for, MatrixError},
     notices::post_notice,
     permissions::Level,
@@ -43,21 +44,12 @@ async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
             return app.dms.adopt_invited(room, inviter, &invite.event_id).await;
         }
         tracing::info!(%level, "direct chat declined: a stranger");
-        return decline(
-            app,
-            room,
-            "I only take direct chats from people of this server, or from people I have written to.",
-        )
-        .await;
+        let reason = crate::t!(app.recipient_language(inviter).await, "dm-stranger-declined");
+        return decline(app, room, &reason).await;
     }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
-        return decline(
-            app,
-            room,
-            "Only admins of this bot can invite it (see `permissions` in its config).",
-        )
-        .await;
+        return decline(app, room, &crate::t!(app.language(), "invite-not-admin")).await;
     }
     if let Err(error) = app.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
         tracing::warn!(%error, "cannot join a room an admin invited the bot to");
@@ -104,24 +96,16 @@ async fn adopt(
         tracing::info!("joined a space (to see its members); not a control room");
         return Ok(());
     }
-    let prefix = &app.config.broadcast.command_prefix;
+    let (prefix, language) = (app.config.broadcast.command_prefix.as_str(), app.language());
     if let Some(open) = facts.open {
         tracing::info!(open, "joined a room that is open to others; not a control room");
-        let text = format!(
-            "I joined to see who is here. This room is {open}, so it is not a control room: replies to \
-             broadcasts are private and are only posted in closed rooms (invite-only, not readable by anyone)."
-        );
+        let text = crate::t!(language, "control-room-open-joined", open = openness(language, open));
         post_notice(app.hs(), room, &txn_id, &text).await;
         return Ok(());
     }
     if facts.is_encrypted && app.crypto.is_none() {
         tracing::info!("joined an encrypted room; not a control room");
-        let text = format!(
-            "This room is encrypted, and I cannot read encrypted messages (yet), so it cannot be a control \
-             room. Create a room with encryption turned off (in Element: untick \"Enable end-to-end \
-             encryption\" when creating it; it cannot be turned off later), invite me there and type \
-             `{prefix} help`."
-        );
+        let text = crate::t!(language, "control-room-encrypted", prefix = prefix);
         post_notice(app.hs(), room, &txn_id, &text).await;
         return Ok(());
     }
@@ -130,8 +114,7 @@ async fn adopt(
         return Ok(());
     }
     tracing::info!("room is now a control room");
-    let text =
-        format!("This is now a control room for broadcasts. Type `{prefix} help` to see what I can do.");
+    let text = crate::t!(language, "control-room-adopted", prefix = prefix);
     post_notice(app.hs(), room, &txn_id, &text).await;
     Ok(())
 }
@@ -152,12 +135,23 @@ pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Va
         return tracing::error!(%error, %room, "cannot forget a control room that was opened up");
     }
     tracing::warn!(%room, open, "a control room was opened up; it is no longer a control room");
-    let text = format!(
-        "This room is no longer a control room: it is now {open}, and replies to broadcasts are private. Make it \
-         invite-only and not world-readable, then invite me again, or use another private room."
-    );
+    let language = app.language();
+    let text = crate::t!(language, "control-room-opened", open = openness(language, open));
     let txn = ruma::OwnedTransactionId::from(format!("opened.{}.{}", room, crate::store::now_ms()));
     post_notice(app.hs(), room, &txn, &text).await;
+}
+
+/// How open a room is, as [`how_open`] tells, in `language`.
+fn openness(language: Language, open: &str) -> String {
+    // how_open's values, matched: the catalogue's `room-open` writes them.
+    let how = match open {
+        "public" => "public",
+        "open to knocks" => "knock",                          // not for people
+        "open to the members of other rooms" => "restricted", // not for people
+        "readable by anyone" => "world-readable",             // not for people
+        _ => "other",
+    };
+    crate::t!(language, "room-open", how = how)
 }
 
 /// Joins the rooms of `broadcast.control_rooms` and records them.
@@ -269,5 +263,40 @@ mod tests {
             "content": { "membership": "invite", "is_direct": true } });
         on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await;
         assert!(!adopted(&test, &carol).await, "a public room is no DM");
+    }
+
+    /// Issue 15: every way a room can be open reads in English as `how_open` says it, and has
+    /// its own German words.
+    #[test]
+    fn every_openness_is_in_the_catalogue() {
+        let cases = [
+            (Some("public"), None),
+            (Some("knock"), None),
+            (Some("restricted"), None),
+            (Some("other"), None),
+            (None, Some("world_readable")),
+        ];
+        let mut german = std::collections::BTreeSet::new();
+        for (join_rule, history) in cases {
+            let open = crate::matrix::how_open(join_rule, history).unwrap();
+            assert_eq!(openness(Language::En, open), open);
+            german.insert(openness(Language::De, open));
+        }
+        assert_eq!(german.len(), cases.len(), "{german:?}");
+    }
+
+    /// Issue 15: with `language: de`, a control room that was opened up is told so in German.
+    #[tokio::test]
+    async fn in_german_an_opened_control_room_is_told_in_german() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        on_access_change(&test.app, &control, &serde_json::json!({ "join_rule": "public" })).await;
+        assert!(!test.store().is_control_room(&control).await.unwrap());
+        assert_eq!(
+            test.hs.bodies_in(&control),
+            ["Dieser Raum ist kein Steuerraum mehr: Er ist jetzt öffentlich, und Antworten auf Rundsendungen sind \
+              vertraulich. Machen Sie ihn wieder nur auf Einladung zugänglich und nicht für alle lesbar und laden \
+              Sie mich dann erneut ein, oder verwenden Sie einen anderen privaten Raum."]
+        );
     }
 }

@@ -356,17 +356,11 @@ async fn on_command(
     let prefix = &app.config.broadcast.command_prefix;
     let answer = if !is_control_room {
         // Only an admin is told why; anyone else is not answered outside control rooms.
-        let hint = format!(
-            "I only take commands in control rooms. Invite me to a private, unencrypted room, or list a room \
-             in `broadcast.control_rooms`, and type `{prefix} help` there."
-        );
+        let hint = crate::t!(app.language(), "dispatch-outside-control-room", prefix = prefix.as_str());
         (level == Level::Admin).then(|| Answer::error(hint))
     } else if level < Level::Broadcaster {
         tracing::info!(%level, "command refused: not allowed");
-        Some(Answer::error(format!(
-            "You are not allowed to use this bot: your level is **{level}** and commands need **broadcaster**. \
-             An admin of the bot can change `permissions` in its config."
-        )))
+        Some(Answer::error(crate::t!(app.language(), "dispatch-not-allowed", level = level.to_string())))
     } else {
         match commands::parse_command(prefix, line) {
             Ok(command) => {

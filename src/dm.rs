@@ -24,6 +24,7 @@ use ruma::{
 use tokio::sync::{watch, Mutex, Notify};
 
 use crate::{
+    i18n::Language,
     matrix::{membership, txn_for, Homeserver, MatrixError, DM_NONCE_KEY},
     notices::post_notice,
     registration::random_token,
@@ -98,6 +99,30 @@ impl<T: std::hash::Hash + Eq> Recent<T> {
     }
 }
 
+/// The languages the bot writes in: the config's (to admins), and to each recipient theirs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Languages {
+    /// `language:` of the config.
+    pub config: Language,
+    /// `broadcast.recipient_language: user`: a recipient's choice wins.
+    pub chosen_by_recipients: bool,
+}
+
+/// The language of what the bot writes to `user`: their choice when `languages` lets them
+/// choose and they did (and the store answers), else the config's.
+pub async fn recipient_language(store: &Store, languages: Languages, user: &UserId) -> Language {
+    if !languages.chosen_by_recipients {
+        return languages.config;
+    }
+    match store.language(user).await {
+        Ok(chosen) => chosen.unwrap_or(languages.config),
+        Err(error) => {
+            tracing::warn!(%error, %user, "cannot look up a recipient's language");
+            languages.config
+        }
+    }
+}
+
 /// Why a DM could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum DmError {
@@ -111,12 +136,12 @@ pub enum DmError {
     CreatingElsewhere,
 }
 
-/// A send into a DM whose recipient is banned from it.
-fn banned() -> MatrixError {
+/// A send into a DM whose recipient is banned from it (the reason in `language`).
+fn banned(language: Language) -> MatrixError {
     MatrixError::Permanent {
         errcode: Some("M_FORBIDDEN".into()),
         status: None,
-        message: "the recipient is banned from their DM with the bot".into(),
+        message: crate::t!(language, "dm-banned"),
     }
 }
 
@@ -160,6 +185,8 @@ pub struct Dms {
     encrypt_new: bool,
     /// Whether the owner reads encrypted DMs (`encryption.enabled`; the bot's only).
     reads_encrypted: bool,
+    /// The languages of what the owner writes: to recipients, and reasons for admins.
+    languages: Languages,
 }
 
 impl Dms {
@@ -179,7 +206,18 @@ impl Dms {
             encrypted_by_default,
             encrypt_new: false,
             reads_encrypted: false,
+            languages: Languages::default(),
         }
+    }
+
+    /// The same DMs, written in `languages`.
+    pub fn speaking(self, languages: Languages) -> Self {
+        Self { languages, ..self }
+    }
+
+    /// The language of what the owner writes to `user`.
+    async fn language_of(&self, user: &UserId) -> Language {
+        recipient_language(&self.store, self.languages, user).await
     }
 
     /// The same DMs, of an owner that reads encrypted DMs, and makes new ones encrypted when
@@ -197,13 +235,6 @@ impl Dms {
     /// The persona whose DMs these are, `None` for the bot's.
     pub fn persona(&self) -> Option<&str> {
         self.persona.as_deref()
-    }
-
-    /// Lets a DM whose creation failed be created again at once (unit tests).
-    #[cfg(test)]
-    pub fn without_creation_wait(mut self) -> Self {
-        self.unfinished_creation_ms = 0;
-        self
     }
 
     /// Marks `m.direct` for rewriting.
@@ -399,7 +430,7 @@ impl Dms {
                 self.retire(&room).await?;
                 return Err(MatrixError::Transient {
                     retry_after: None,
-                    message: "the DM found after a crash was not private; a new one is made".into(),
+                    message: crate::t!(self.languages.config, "dm-not-private-after-crash"),
                 }
                 .into());
             }
@@ -466,7 +497,7 @@ impl Dms {
         let ready = Dm { room: room.to_owned(), encrypted: dm.encrypted };
         match dm.membership {
             MembershipState::Join | MembershipState::Invite => Ok(Some(ready)),
-            MembershipState::Ban => Err(banned().into()),
+            MembershipState::Ban => Err(banned(self.languages.config).into()),
             _ => match self.homeserver.invite(room, user).await {
                 Ok(()) => {
                     self.store.set_dm_membership(room, &MembershipState::Invite).await?;
@@ -501,7 +532,7 @@ impl Dms {
         }
         match membership(self.homeserver.as_ref(), room, user).await? {
             Some(MembershipState::Invite) => Ok(true),
-            Some(MembershipState::Ban) => Err(banned().into()),
+            Some(MembershipState::Ban) => Err(banned(self.languages.config).into()),
             _ => {
                 // They left (or rejected the invite): invite them again.
                 self.homeserver.invite(room, user).await?;
@@ -519,7 +550,7 @@ impl Dms {
         match self.store.live_dm(self.persona(), user).await {
             Ok(None) => {}
             Ok(Some(_)) => {
-                let reason = "I already have a direct chat with you; please write there.".to_owned();
+                let reason = crate::t!(self.language_of(user).await, "dm-second-chat");
                 if let Err(error) = homeserver.leave(room, Some(reason)).await {
                     tracing::warn!(%error, "cannot decline a second direct chat");
                 }
@@ -534,9 +565,8 @@ impl Dms {
             Ok(true) => {}
             Ok(false) => {
                 tracing::info!(%user, %room, "a direct chat that is not private between two was left");
-                let reason =
-                    "This is not a private chat between the two of us; write to me in a direct chat.";
-                if let Err(error) = homeserver.leave(room, Some(reason.to_owned())).await {
+                let reason = crate::t!(self.language_of(user).await, "dm-not-private");
+                if let Err(error) = homeserver.leave(room, Some(reason)).await {
                     tracing::warn!(%error, "cannot leave a room that is not a direct chat");
                 }
                 return;
@@ -545,11 +575,8 @@ impl Dms {
         }
         match homeserver.room_facts(room).await {
             Ok(facts) if facts.is_encrypted && !self.reads_encrypted => {
-                let text =
-                    "This chat is encrypted and I cannot read encrypted messages (yet), so I will not \
-                            see what you write here. I will write to you in a chat of my own, where you can \
-                            answer.";
-                post_notice(homeserver, room, &txn_for("encrypted-dm", invite), text).await;
+                let text = crate::t!(self.language_of(user).await, "dm-encrypted");
+                post_notice(homeserver, room, &txn_for("encrypted-dm", invite), &text).await;
                 return;
             }
             Ok(_) => {}
@@ -665,6 +692,15 @@ impl Dms {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+impl Dms {
+    /// Lets a DM whose creation failed be created again at once (unit tests).
+    pub fn without_creation_wait(mut self) -> Self {
+        self.unfinished_creation_ms = 0;
+        self
     }
 }
 

@@ -13,9 +13,10 @@ use ruma::{
 use serde_json::{json, Value};
 
 use crate::{
-    config::BroadcastConfig,
+    config::{BroadcastConfig, RecipientLanguage},
     context::App,
     dm::has_third_member,
+    i18n::Language,
     matrix::{membership, send_json, txn_for},
     message::{cut_to_fit, StoredMessage},
     notices::{post_in_thread, post_notice, post_text, react},
@@ -51,10 +52,13 @@ async fn dm_message(
         return relay_edit(app, content).await;
     }
     let word = content["body"].as_str().unwrap_or("").trim().to_lowercase();
-    if let Some(confirmation) =
-        switch_broadcasts(&app.store, &app.config.broadcast, &dm.user_id, &word).await?
-    {
-        notice_in_dm(app, dm, room, &txn_for(confirmation.0, event_id), &confirmation.1).await;
+    let language = app.recipient_language(&dm.user_id).await;
+    let switched = match choose_language(app, &dm.user_id, &word).await? {
+        Some(confirmation) => Some(confirmation),
+        None => switch_broadcasts(&app.store, &app.config.broadcast, language, &dm.user_id, &word).await?,
+    };
+    if let Some((kind, confirmation)) = switched {
+        notice_in_dm(app, dm, room, &txn_for(kind, event_id), &confirmation).await;
         return Ok(());
     }
     if !app.config.broadcast.relay_replies {
@@ -65,12 +69,8 @@ async fn dm_message(
     match app.relay_throttle.check(&dm.user_id, now_ms()) {
         Verdict::Pass => relay(app, &thread, event_id, message).await,
         Verdict::FirstHeld => {
-            let text = format!(
-                "{} sent more than {} messages within a minute; the rest of this minute's are not passed on \
-                 (they stay in their DM).",
-                dm.user_id,
-                app.relay_throttle.allowed()
-            );
+            let (user, count) = (dm.user_id.as_str(), app.relay_throttle.allowed());
+            let text = crate::t!(app.language(), "relay-flood", user = user, count = count);
             let (root, txn) = (&thread.root_event_id, txn_for("flood", event_id));
             post_in_thread(app.hs(), &thread.control_room_id, &txn, root, root, &text).await;
             Ok(())
@@ -133,27 +133,58 @@ fn cut_to_event(message: StoredMessage) -> StoredMessage {
     StoredMessage { event_type: "m.room.message".into(), content: content(&text) }
 }
 
-/// `stop` or `start` (as configured) written alone: opts `user` out or in. Returns the kind and
-/// text of the confirmation, `None` for any other word.
+/// `stop` or `start` (as configured, by default those of the recipient's `language`) written
+/// alone: opts `user` out or in. Returns the kind and text of the confirmation, `None` for any
+/// other word.
 async fn switch_broadcasts(
     store: &Store,
     config: &BroadcastConfig,
+    language: Language,
     user: &UserId,
     word: &str,
 ) -> Result<Option<(&'static str, String)>, StoreError> {
     let is = |keywords: &[String]| keywords.iter().any(|keyword| keyword.to_lowercase() == word);
-    let (stop_words, start_words) = (config.stop_words(crate::i18n::Language::En), config.start_words());
+    let (stop_words, start_words) = (config.stop_words(language), config.start_words());
     if is(&stop_words) {
         store.opt_out(user).await?;
         let start = start_words.first().map(String::as_str).unwrap_or("start");
-        let text = format!("You will get no more broadcasts from here. Write `{start}` to get them again.");
-        return Ok(Some(("stop", text)));
+        return Ok(Some(("stop", crate::t!(language, "recipient-stopped", start = start))));
     }
     if is(&start_words) {
         store.opt_in(user).await?;
-        return Ok(Some(("start", "You will get broadcasts again.".to_owned())));
+        return Ok(Some(("start", crate::t!(language, "recipient-started"))));
     }
     Ok(None)
+}
+
+/// The words that choose the language of the bot's notices: `language de`, `sprache en`.
+const LANGUAGE_WORDS: [&str; 2] = ["language", "sprache"];
+
+/// `language <code>` written alone (lowercased), with `broadcast.recipient_language: user`:
+/// records the language `user` chose. Returns the kind and text of the answer (in the chosen
+/// language, or a list of the languages the bot speaks), `None` for anything else.
+async fn choose_language(
+    app: &App,
+    user: &UserId,
+    word: &str,
+) -> Result<Option<(&'static str, String)>, StoreError> {
+    if app.config.broadcast.recipient_language != RecipientLanguage::User {
+        return Ok(None);
+    }
+    let mut words = word.split_whitespace();
+    let (Some(keyword), Some(code), None) = (words.next(), words.next(), words.next()) else {
+        return Ok(None);
+    };
+    if !LANGUAGE_WORDS.contains(&keyword) {
+        return Ok(None);
+    }
+    let Some(language) = Language::of(code) else {
+        let current = app.recipient_language(user).await;
+        return Ok(Some(("language", crate::t!(current, "recipient-language-unknown", code = code))));
+    };
+    app.store.set_language(user, language).await?;
+    tracing::info!(language = language.code(), "a recipient chose the language of the bot's notices");
+    Ok(Some(("language", crate::t!(language, "recipient-language-set"))))
 }
 
 /// Posts a recipient's message into their thread and records where it went.
@@ -206,9 +237,8 @@ async fn thread_for(
         None => match app.default_control_room.get().cloned() {
             Some(room) => room,
             None => {
-                let text =
-                    "Thanks for your message. Nobody reads messages here yet, so it was not passed on.";
-                notice_in_dm(app, dm, room, &txn_for("unread", event_id), text).await;
+                let text = crate::t!(app.recipient_language(user).await, "recipient-unread");
+                notice_in_dm(app, dm, room, &txn_for("unread", event_id), &text).await;
                 return Ok(None);
             }
         },
@@ -219,9 +249,17 @@ async fn thread_for(
     // A remote user's profile is fetched over federation: never wait long for it.
     let name = tokio::time::timeout(PROFILE_TIMEOUT, app.hs().displayname(user)).await;
     let name = name.ok().and_then(Result::ok).flatten().unwrap_or_else(|| user.localpart().to_owned());
+    let (language, user_id) = (app.language(), user.as_str());
     let title = match &broadcast {
-        Some(broadcast) => format!("Replies from “{name}” ({user}) to «{}» {}", broadcast.name, broadcast.id),
-        None => format!("Messages from “{name}” ({user}), not about a broadcast"),
+        Some(broadcast) => crate::t!(
+            language,
+            "relay-thread-title",
+            name = &name,
+            user = user_id,
+            broadcast = &broadcast.name,
+            id = broadcast.id.to_string(),
+        ),
+        None => crate::t!(language, "relay-thread-title-no-broadcast", name = &name, user = user_id),
     };
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
     let Some(root) = post_text(app.hs(), &control_room, &root_txn, &title).await else {
@@ -312,7 +350,7 @@ pub async fn on_thread_message(
         Ok(()) => react(app.hs(), room, event_id, "✅").await,
         Err(reason) => {
             react(app.hs(), room, event_id, "❌").await;
-            let text = format!("Not delivered: {reason}");
+            let text = crate::t!(app.language(), "relay-not-delivered", reason = reason);
             let txn = txn_for("undelivered", event_id);
             post_in_thread(app.hs(), room, &txn, &thread.root_event_id, event_id, &text).await;
         }
@@ -330,19 +368,20 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
     };
     let owner = app.sender(persona.as_deref()).await.map_err(|error| error.to_string())?;
     let dm = app.store.live_dm(persona.as_deref(), user).await.map_err(|error| error.to_string())?;
+    let language = app.language();
     let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
-        return Err(format!("{user} has no DM with me"));
+        return Err(crate::t!(language, "relay-no-dm", user = user.as_str()));
     };
     let homeserver = owner.homeserver;
     let membership = membership(homeserver, &dm_room, user).await.map_err(|error| error.to_string())?;
     if !matches!(membership, Some(MembershipState::Join | MembershipState::Invite)) {
-        return Err(format!("{user} has left their DM with me"));
+        return Err(crate::t!(language, "relay-dm-left", user = user.as_str()));
     }
     let members = homeserver.joined_members(&dm_room).await.map_err(|error| error.to_string())?;
     if has_third_member(&members, homeserver.bot(), user) {
-        return Err(format!("the DM of {user} has a third member, so nothing is sent there"));
+        return Err(crate::t!(language, "relay-dm-third-member", user = user.as_str()));
     }
-    let message = StoredMessage::copy_of(event).ok_or("the answer has no content")?;
+    let message = StoredMessage::copy_of(event).ok_or_else(|| crate::t!(language, "relay-answer-empty"))?;
     send_json(homeserver, &dm_room, &txn_for("answer", event_id), &message.event_type, &message.content)
         .await
         .map(|_| ())
@@ -642,5 +681,148 @@ mod tests {
         write_in_dm(&test, &alice, "hello", 1).await;
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
         assert_eq!(test.hs.bodies_in(&control)[0], "Replies from “alice” (@alice:example.org) to «News» #1");
+    }
+
+    /// Issue 15: with `language: de`, `stopp` opts out and the recipient is answered in German.
+    #[tokio::test]
+    async fn in_german_stopp_opts_out_with_a_german_confirmation() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "Neuigkeiten", std::slice::from_ref(&alice)).await;
+        let dm: OwnedRoomId = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        write_in_dm(&test, &alice, "Stopp", 1).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap());
+        write_in_dm(&test, &alice, "start", 2).await;
+        assert!(!test.store().is_opted_out(&alice).await.unwrap());
+        write_in_dm(&test, &alice, "stop", 3).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap(), "`stop` too");
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            [
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+                "Sie erhalten wieder Rundsendungen.",
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+            ]
+        );
+        assert!(test.hs.sent_to(&control).is_empty(), "keywords are not replies");
+    }
+
+    /// Issue 15: in German, the thread of a recipient's replies has a German title, and the
+    /// notices about a flood and an undelivered answer are German.
+    #[tokio::test]
+    async fn in_german_threads_and_their_notices_are_german() {
+        let test = TestApp::with_config("language: de\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        delivered(&test, &control, "Umfrage", std::slice::from_ref(&alice)).await;
+        for n in 0..7 {
+            write_in_dm(&test, &alice, &format!("Antwort {n}"), n).await;
+        }
+        let bodies = test.hs.bodies_in(&control);
+        assert_eq!(bodies[0], "Antworten von „Alice“ (@alice:example.org) auf »Umfrage« #1");
+        assert_eq!(
+            bodies[6],
+            "@alice:example.org hat innerhalb einer Minute mehr als 5 Nachrichten gesendet; die weiteren dieser \
+             Minute werden nicht weitergeleitet (sie bleiben im Direktchat)."
+        );
+        let root = test.hs.sent_to(&control)[0].event_id.clone();
+        let dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        test.hs.set_membership(&dm, &alice, MembershipState::Leave);
+        let event = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
+            "msgtype": "m.text", "body": "Danke", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        assert!(on_thread_message(&test.app, &control, &admin, &owned_event_id!("$answer"), &event).await);
+        assert_eq!(
+            test.hs.bodies_in(&control).pop().unwrap(),
+            "Nicht zugestellt: @alice:example.org hat den Direktchat mit mir verlassen"
+        );
+    }
+
+    /// Issue 15: with `recipient_language: user`, `sprache de` switches the bot's notices to
+    /// that recipient to German; the control room stays in the config's language.
+    #[tokio::test]
+    async fn a_recipient_who_chooses_german_gets_german_notices_while_admins_keep_english() {
+        let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+        let control = test.control_room().await;
+        let (alice, bob) = (test.hs.user("alice", Some("Alice")), test.hs.user("bob", None));
+        delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
+        let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        let bob_dm = test.store().live_dm(None, &bob).await.unwrap().unwrap().room_id.unwrap();
+
+        write_in_dm(&test, &alice, "  SPRACHE de ", 1).await;
+        assert_eq!(test.store().language(&alice).await.unwrap(), Some(Language::De));
+        write_in_dm(&test, &alice, "stopp", 2).await;
+        assert!(test.store().is_opted_out(&alice).await.unwrap(), "German stop words for her");
+        write_in_dm(&test, &alice, "start", 3).await;
+        write_in_dm(&test, &alice, "Hallo", 4).await;
+        assert_eq!(
+            test.hs.bodies_in(&alice_dm),
+            [
+                "Ab jetzt schreibe ich Ihnen auf Deutsch.",
+                "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`, um sie wieder zu erhalten.",
+                "Sie erhalten wieder Rundsendungen.",
+            ]
+        );
+        assert_eq!(
+            test.hs.bodies_in(&control),
+            ["Replies from “Alice” (@alice:example.org) to «News» #1", "Hallo"],
+            "the admins' texts stay English, and the language words are not relayed"
+        );
+        assert_eq!(test.app.recipient_language(&alice).await, Language::De);
+
+        write_in_dm(&test, &bob, "stopp", 1).await;
+        assert!(!test.store().is_opted_out(&bob).await.unwrap(), "bob speaks English: `stopp` is a reply");
+        write_in_dm(&test, &bob, "stop", 2).await;
+        write_in_dm(&test, &alice, "language EN", 5).await;
+        write_in_dm(&test, &alice, "stop", 6).await;
+        assert_eq!(
+            test.hs.bodies_in(&bob_dm),
+            ["You will get no more broadcasts from here. Write `start` to get them again."]
+        );
+        assert_eq!(
+            test.hs.bodies_in(&alice_dm)[3..],
+            [
+                "From now on I will write to you in English.",
+                "You will get no more broadcasts from here. Write `start` to get them again.",
+            ]
+        );
+    }
+
+    /// Issue 15: a language the bot does not speak gets a short answer naming those it does.
+    #[tokio::test]
+    async fn an_unknown_language_gets_the_list_of_languages() {
+        let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        let dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        write_in_dm(&test, &alice, "language fr", 1).await;
+        write_in_dm(&test, &alice, "sprache de", 2).await;
+        write_in_dm(&test, &alice, "Sprache xx", 3).await;
+        assert_eq!(
+            test.hs.bodies_in(&dm),
+            [
+                "I do not speak “fr”. Write `language en` for English or `language de` for German.",
+                "Ab jetzt schreibe ich Ihnen auf Deutsch.",
+                "Die Sprache „xx“ spreche ich nicht. Schreiben Sie `sprache de` für Deutsch oder `sprache en` für \
+                 Englisch.",
+            ]
+        );
+        assert_eq!(test.store().language(&alice).await.unwrap(), Some(Language::De), "kept");
+        assert!(test.hs.sent_to(&control).is_empty(), "not relayed");
+    }
+
+    /// Issue 15: with `recipient_language: config` (the default), `sprache de` is a reply.
+    #[tokio::test]
+    async fn without_a_recipients_choice_language_words_are_replies() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
+        write_in_dm(&test, &alice, "sprache de", 1).await;
+        assert_eq!(test.hs.bodies_in(&control)[1], "sprache de");
+        assert_eq!(test.store().language(&alice).await.unwrap(), None);
+        assert_eq!(test.app.recipient_language(&alice).await, Language::En);
     }
 }

@@ -87,6 +87,7 @@ mod deliveries;
 mod dm_rooms;
 mod followups;
 mod inbox;
+mod languages;
 mod polls;
 mod replies;
 
