@@ -90,7 +90,7 @@ impl Crypto {
         let path = encryption.store_path(&config.database.uri);
         let store = SqliteCryptoStore::open(&path, Some(&encryption.pickle_key)).await.map_err(|error| {
             CryptoError::Store(format!(
-                "cannot open {}: {error} (is encryption.pickle_key the one it was made with?)",
+                "cannot open {}: {error} (is encryption.pickle_key the one it was made with?)", // not for people: a start-up error
                 path.display()
             ))
         })?;
@@ -98,7 +98,7 @@ impl Crypto {
         let machine =
             OlmMachine::with_store(homeserver.bot(), device, store, None).await.map_err(|error| {
                 CryptoError::Store(format!(
-                    "{}: {error} (a crypto store belongs to one bot and device)",
+                    "{}: {error} (a crypto store belongs to one bot and device)", // not for people: a start-up error
                     path.display()
                 ))
             })?;

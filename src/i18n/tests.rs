@@ -222,30 +222,36 @@ fn prose_literals(source: &str) -> Vec<(usize, String)> {
     found
 }
 
-/// For each line of `source`, whether its literals are not for people: tests (everything after
-/// `#[cfg(test)]`), attributes, log and panic calls (to their closing bracket), marked lines.
+/// For each line of `source`, whether its literals are not for people: test code (a test
+/// module to the end of the file, another item under `#[cfg(test)]` to its closing brace), attributes, log and panic calls (to their
+/// closing bracket), marked lines.
 fn skipped_lines(source: &str) -> Vec<bool> {
     let mut skipped = Vec::new();
-    let mut in_tests = false;
-    let mut depth_of_skipped_call: Option<i32> = None;
+    // The depth at which a skipped item or call started, and whether it has opened yet.
+    let mut skipping: Option<(i32, bool)> = None;
     let mut depth = 0i32;
-    for line in source.lines() {
+    let lines: Vec<&str> = source.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
         let trimmed = line.trim_start();
-        in_tests |= trimmed.starts_with("#[cfg(test)]");
-        let starts_skipped = NOT_FOR_PEOPLE_CALLS.iter().any(|call| trimmed.contains(call));
-        if depth_of_skipped_call.is_none() && starts_skipped {
-            depth_of_skipped_call = Some(depth);
+        // A test module (`#[cfg(test)] mod tests`) ends the file: the rest is test code.
+        let next = lines.get(index + 1).map(|next| next.trim_start()).unwrap_or_default();
+        let inline_module = (next.starts_with("mod ") || next.starts_with("pub mod ")) && next.ends_with('{');
+        if trimmed.starts_with("#[cfg(test)]") && inline_module {
+            skipped.resize(lines.len(), true);
+            break;
         }
-        skipped.push(
-            in_tests
-                || depth_of_skipped_call.is_some()
-                || trimmed.starts_with("#[")
-                || line.contains(ALLOWED_MARK),
-        );
+        let starts = trimmed.starts_with("#[cfg(test)]")
+            || NOT_FOR_PEOPLE_CALLS.iter().any(|call| trimmed.contains(call));
+        if skipping.is_none() && starts {
+            skipping = Some((depth, false));
+        }
+        skipped.push(skipping.is_some() || trimmed.starts_with("#[") || line.contains(ALLOWED_MARK));
         let code = line.split(" //").next().unwrap_or(line);
-        depth += code.matches(['(', '[', '{']).count() as i32 - code.matches([')', ']', '}']).count() as i32;
-        if depth_of_skipped_call.is_some_and(|start| depth <= start) {
-            depth_of_skipped_call = None;
+        let opened = code.matches(['(', '[', '{']).count() as i32;
+        depth += opened - code.matches([')', ']', '}']).count() as i32;
+        if let Some((start, entered)) = skipping {
+            let entered = entered || opened > 0 && !trimmed.starts_with("#[");
+            skipping = if entered && depth <= start { None } else { Some((start, entered)) };
         }
     }
     skipped
@@ -265,9 +271,21 @@ fn a() {
     let marked = "internal marker text"; // not for people
 }
 #[cfg(test)]
+fn helper() {
+    let t = "a test helper text";
+}
+fn b() { let z = "after the test helper"; }
+#[cfg(test)]
 mod tests { const T: &str = "a test text"; }
 "#;
     let found: Vec<String> =
         prose_literals(source).into_iter().map(|(line, text)| format!("{line} {text}")).collect();
-    assert_eq!(found, ["3 You will get no more broadcasts", "4 a text on \\\n             two lines"]);
+    assert_eq!(
+        found,
+        [
+            "3 You will get no more broadcasts",
+            "4 a text on \\\n             two lines",
+            "16 after the test helper"
+        ]
+    );
 }

@@ -16,6 +16,7 @@ mod e2ee;
 mod e2ee_client;
 mod faults;
 mod hostile;
+mod language;
 mod personas;
 mod replies;
 mod scaleout;
