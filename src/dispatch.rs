@@ -368,7 +368,7 @@ async fn on_command(
              An admin of the bot can change `permissions` in its config."
         )))
     } else {
-        match commands::parse_command(prefix, line) {
+        match commands::parse_command(app.language(), prefix, line) {
             Ok(command) => {
                 let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
                 let ctx = Context { app, room, event_id, sender, level, body, reply_to };

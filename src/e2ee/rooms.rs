@@ -14,9 +14,8 @@ use std::{
 
 use async_trait::async_trait;
 use matrix_sdk_crypto::{
-    store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent, EncryptionSettings,
-    vodozemac::megolm::DecryptionError,
-    MegolmError,
+    store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent,
+    vodozemac::megolm::DecryptionError, EncryptionSettings, MegolmError,
 };
 use ruma::{
     events::{AnyMessageLikeEventContent, StateEventType},

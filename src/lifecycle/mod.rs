@@ -107,19 +107,28 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let recursive = options.audience.recursive;
     let rooms = match audience::rooms(app.hs(), &targets, recursive, &broadcast.created_by, level).await {
         Ok(rooms) => rooms,
-        Err(error) => return abandon(app, id, error.0).await,
+        Err(error) => return abandon(app, id, error.text(app.language())).await,
     };
     if options.default && !options.dry_run {
         if let Err(error) = record_defaults(&app.store, id, &targets, &rooms).await {
-            return abandon(app, id, error.0).await;
+            return abandon(app, id, error.text(app.language())).await;
         }
     }
     let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
     let needs_names = broadcast.message.needs_displayname();
-    let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names);
+    let resolved = audience::resolve(
+        &app.store,
+        app.hs(),
+        &exclusions,
+        id,
+        &targets,
+        &rooms,
+        needs_names,
+        app.language(),
+    );
     if let Err(error) = resolved.await {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
-        return abandon(app, id, error.0).await;
+        return abandon(app, id, error.text(app.language())).await;
     }
     // A re-dispatched command counts what an earlier run queued too.
     let (count, mut who) = match describe_queue(&app.store, broadcast, &targets).await {
@@ -241,7 +250,8 @@ pub async fn may_manage(
     if broadcast.created_by == sender {
         return Ok(());
     }
-    let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.0))?;
+    let targets = audience::parse_targets(&broadcast.audience)
+        .map_err(|error| Answer::error(error.text(app.language())))?;
     audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
         Answer::error(format!(
             "{} was prepared by {}, and you may not manage it: {error}",
@@ -329,7 +339,7 @@ async fn record_defaults(
         store.start_new_user_mark().await?;
     }
     if rooms.reached.is_empty() && !server {
-        return Err(AudienceError("`--default` needs a room, a space or `server` in the audience.".into()));
+        return Err(AudienceError::new("audience-default-needs-a-room", &[]));
     }
     Ok(())
 }
