@@ -641,6 +641,159 @@ mod tests {
         assert!(!help(Language::En, "!bc", Some("nope")).ok);
     }
 
+    /// Every subcommand and argument of every level, with the key its help comes from.
+    fn help_keys(command: &clap::Command, key: &str, found: &mut Vec<(String, Vec<String>)>) {
+        for sub in command.get_subcommands() {
+            let key = format!("{key}-{}", sub.get_name());
+            let arguments =
+                sub.get_arguments().map(|arg| format!("{key}-{}", arg.get_id().as_str().replace('_', "-")));
+            let mut keys = vec![key.clone()];
+            if sub.get_long_about().is_some() {
+                keys.push(format!("{key}-details"));
+            }
+            keys.extend(arguments);
+            found.push((sub.get_name().to_owned(), keys));
+            help_keys(sub, &key, found);
+        }
+    }
+
+    /// Issue 15: every command and argument takes its help from the catalogue, in every language.
+    #[test]
+    fn every_command_and_argument_has_its_help_in_the_catalogue() {
+        let mut found = Vec::new();
+        help_keys(&CommandLine::command(), "help", &mut found);
+        assert!(found.len() >= 13, "{found:?}");
+        let mut missing = Vec::new();
+        for language in Language::ALL {
+            for key in found.iter().flat_map(|(_, keys)| keys).chain([&"help-bc".to_owned()]) {
+                if help_text(language, key) == *key {
+                    missing.push(format!("{}: {key}", language.code()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "help texts missing from locales/*/help.ftl:\n{}", missing.join("\n"));
+    }
+
+    /// The English catalogue says what the doc comments of [`Command`] say (clap's own help).
+    #[test]
+    fn the_english_help_is_the_doc_comments() {
+        fn compare(derived: &clap::Command, localized: &clap::Command) {
+            for (ours, theirs) in derived.get_subcommands().zip(localized.get_subcommands()) {
+                let name = ours.get_name();
+                assert_eq!(
+                    ours.get_about().map(ToString::to_string),
+                    theirs.get_about().map(ToString::to_string),
+                    "{name}"
+                );
+                assert_eq!(
+                    ours.get_long_about().map(ToString::to_string),
+                    theirs.get_long_about().map(ToString::to_string),
+                    "{name}"
+                );
+                for (a, b) in ours.get_arguments().zip(theirs.get_arguments()) {
+                    assert_eq!(
+                        a.get_help().map(ToString::to_string),
+                        b.get_help().map(ToString::to_string),
+                        "{name} {}",
+                        a.get_id()
+                    );
+                    assert_eq!(
+                        a.get_long_help().map(ToString::to_string),
+                        b.get_long_help().map(ToString::to_string),
+                        "{name} {}",
+                        a.get_id()
+                    );
+                }
+                compare(ours, theirs);
+            }
+        }
+        compare(&CommandLine::command(), &localized_command(Language::En));
+    }
+
+    #[test]
+    fn the_help_of_send_in_german() {
+        let answer = help(Language::De, "!bc", Some("send"));
+        let help = answer.markdown;
+        assert!(help.starts_with("```\nBereitet eine Rundsendung vor"), "{help}");
+        assert!(help.contains("höchstens 30.000 Bytes"), "{help}");
+        assert!(help.contains("höchstens 1.000 Empfänger-Wörter"), "{help}");
+        assert!(help.contains("\nAufruf: !bc send [OPTIONS] <AUDIENCE>...\n"), "{help}");
+        assert!(help.contains("\nOptionen:\n"), "{help}");
+        assert!(help.contains("--dry-run\n          Zeigen, wer sie erhielte, und nichts senden"), "{help}");
+        let all = help_all_german();
+        assert!(all.starts_with("**Befehle**\n\n- `!bc help [COMMAND]` — Zeigt die Befehle"), "{all}");
+        assert!(help_default_german().contains("[mögliche Werte: off, on]"));
+        let none = super::help(Language::De, "!bc", Some("nope"));
+        assert_eq!(none, Answer::error("Es gibt keinen Befehl `nope`. `!bc help` listet die Befehle."));
+    }
+
+    fn help_all_german() -> String {
+        help(Language::De, "!bc", None).markdown
+    }
+
+    fn help_default_german() -> String {
+        help(Language::De, "!bc", Some("default")).markdown
+    }
+
+    #[test]
+    fn mistakes_are_explained_in_german() {
+        let answer = parse_command(Language::De, "!bc", "!bc sned #all:example.org").unwrap_err();
+        assert_eq!(
+            answer.markdown,
+            "Unbekannter Befehl 'sned'\n```\n!bc sned #all:example.org\n    ^^^^\n```\n\
+             Aufruf: !bc <BEFEHL> … (die Befehle: `!bc help`)\nTipp: ein ähnlicher Befehl existiert: 'send'"
+        );
+        let answer = parse_command(Language::De, "!bc", "!bc status twelve").unwrap_err();
+        assert!(
+            answer
+                .markdown
+                .starts_with("Ungültiger Wert 'twelve' für '<ID>': \"twelve\" ist keine Rundsendungsnummer"),
+            "{}",
+            answer.markdown
+        );
+        assert!(answer.markdown.contains("\nAufruf: !bc status <ID>"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --yse").unwrap_err();
+        assert!(answer.markdown.starts_with("Unerwartetes Argument '--yse'\n"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --name").unwrap_err();
+        assert!(answer.markdown.starts_with("'--name <NAME>' braucht einen Wert"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc status").unwrap_err();
+        assert!(answer.markdown.starts_with("Folgende Pflichtargumente fehlen:"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --at 09:00 --in 2h").unwrap_err();
+        assert!(
+            answer.markdown.contains("kann nicht zusammen mit '--in <DURATION>' verwendet werden"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::De, "!bc", "!bc send \"x").unwrap_err();
+        assert!(
+            answer.markdown.starts_with("Ein Anführungszeichen ist nicht geschlossen:"),
+            "{}",
+            answer.markdown
+        );
+        assert_eq!(
+            parse_command(Language::De, "!bc", "!bc status #12").unwrap(),
+            Command::Status { id: BroadcastId(12) }
+        );
+    }
+
+    #[test]
+    fn the_english_tips_are_clap_s() {
+        let answer = parse_command(Language::En, "!bc", "!bc send @a:b --yse").unwrap_err();
+        assert!(
+            answer.markdown.ends_with("\ntip: to pass '--yse' as a value, use '-- --yse'"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::En, "!bc", "!bc send @a:b --yes --yes").unwrap_err();
+        assert!(
+            answer.markdown.starts_with("The argument '--yes' cannot be used multiple times\n"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::En, "!bc", "!bc default maybe #1").unwrap_err();
+        assert!(answer.markdown.starts_with("Invalid value 'maybe' for '<off|on>'\n"), "{}", answer.markdown);
+    }
+
     mod rooms_and_rights {
         use std::sync::Arc;
 
@@ -670,7 +823,7 @@ mod tests {
             let event_id: ruma::OwnedEventId = format!("$cmd{}", crate::store::now_ms()).try_into().unwrap();
             let ctx =
                 Context { app, room, event_id: &event_id, sender: &sender, level, body, reply_to: None };
-            run(&ctx, parse_command(Language::En, "!bc", line).unwrap()).await.expect("answered at once")
+            run(&ctx, parse_command(app.language(), "!bc", line).unwrap()).await.expect("answered at once")
         }
 
         /// Two control rooms; in room A, an admin's pending `server` broadcast and a default.
@@ -855,6 +1008,92 @@ mod tests {
             assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Prepared);
             let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc confirm {id}")).await;
             assert!(answer.ok, "{answer:?}");
+        }
+
+        /// Issue 15: answers in German with `language: de`: refusals, status, list, plurals and
+        /// numbers written the German way.
+        #[tokio::test]
+        async fn answers_are_german_with_language_de() {
+            let test = TestApp::with_config("language: de\n").await;
+            let room = test.control_room().await;
+            let admin = "@admin:example.org";
+            let answer = run_line(&test.app, &room, admin, "!bc status #99").await;
+            assert_eq!(answer, Answer::error("In diesem Raum gibt es keine Rundsendung #99."));
+            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            assert_eq!(list.markdown, "Noch keine Rundsendungen.");
+            let defaults = run_line(&test.app, &room, admin, "!bc defaults").await;
+            assert_eq!(defaults.markdown, "Keine Standard-Rundsendungen. `send … --default` erstellt eine.");
+
+            let users = [test.hs.user("alice", None)];
+            let id = test
+                .broadcast_in(
+                    BroadcastState::Prepared,
+                    &room,
+                    "Alle",
+                    &["server"],
+                    &users,
+                    SendOptions::default(),
+                )
+                .await;
+            let status = run_line(&test.app, &room, admin, &format!("!bc status {id}")).await;
+            assert!(
+                status.markdown.starts_with(&format!("**{id} «Alle»** — vorbereitet\n\n")),
+                "{}",
+                status.markdown
+            );
+            assert!(status.markdown.contains("- zugestellt: 0\n- ausstehend: 1\n"), "{}", status.markdown);
+            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            assert!(
+                list.markdown.contains("— vorbereitet — 0 / 1 zugestellt, 0 fehlgeschlagen"),
+                "{}",
+                list.markdown
+            );
+            let dry =
+                run_with_body(&test.app, &room, admin, &format!("!bc edit {id} --dry-run"), "Neu").await;
+            assert_eq!(
+                dry.markdown,
+                format!(
+                    "Probelauf, nichts geändert: 0 zugestellte Kopien von {id} «Alle» würden bearbeitet; 1 noch \
+                     nicht zugestellte bekämen den neuen Text."
+                )
+            );
+            let poll = run_line(&test.app, &room, admin, &format!("!bc poll close {id}")).await;
+            assert_eq!(poll, Answer::error(format!("{id} «Alle» ist keine Umfrage.")));
+            let bob = ruma::user_id!("@bob:example.org");
+            let targets = crate::audience::parse_targets(&["server".to_owned()]).unwrap();
+            let refused = crate::audience::authorize(test.app.hs(), bob, Level::Broadcaster, &targets).await;
+            assert_eq!(
+                refused.unwrap_err().text(test.app.language()),
+                "Nur Admins des Bots dürfen an `server` senden (alle auf dem Homeserver)."
+            );
+            let bad = crate::audience::parse_targets(&["alle".to_owned()]).unwrap_err();
+            assert!(bad.text(Language::De).starts_with("`alle` bezeichnet keine Empfänger"), "{bad:?}");
+            let cancel = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            assert_eq!(cancel, Answer::ok(format!("{id} «Alle» abgebrochen: 1 nicht zugestellt.")));
+            let again = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            assert_eq!(again, Answer::error(format!("{id} ist abgebrochen: nichts abzubrechen.")));
+
+            let many = vec!["@a:example.org"; send::MAX_AUDIENCE_WORDS + 1].join(" ");
+            let answer = run_with_body(&test.app, &room, admin, &format!("!bc send {many}"), "Hallo").await;
+            assert!(
+                answer
+                    .markdown
+                    .starts_with("Zu viele Empfänger-Wörter: 1.001, höchstens 1.000 in einem Befehl."),
+                "{answer:?}"
+            );
+        }
+
+        /// Plural forms per language, as the answers use them.
+        #[test]
+        fn plural_forms_follow_the_language() {
+            let copies = |language, count: i64| crate::t!(language, "after-delivered-copies", count = count);
+            assert_eq!(copies(Language::De, 1), "1 zugestellte Kopie");
+            assert_eq!(copies(Language::De, 2), "2 zugestellte Kopien");
+            assert_eq!(copies(Language::De, 1000), "1.000 zugestellte Kopien");
+            assert_eq!(copies(Language::En, 1), "1 delivered copy");
+            assert_eq!(copies(Language::En, 1200), "1,200 delivered copies");
+            assert_eq!(crate::t!(Language::De, "recipients", count = 1), "1 Empfänger");
+            assert_eq!(crate::t!(Language::De, "recipients", count = 2), "2 Empfänger");
         }
     }
 }
