@@ -384,6 +384,7 @@ impl<'a> Exclusions<'a> {
 /// members of `rooms` (see [`rooms`]) and, for `server`, every active local account, each with
 /// the display name the listing gave (`needs_names`: whether the message uses them). Returns how
 /// many recipients it has (duplicates across targets counted once).
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     store: &Store,
     homeserver: &dyn Homeserver,
