@@ -14,8 +14,9 @@ use std::{
 
 use async_trait::async_trait;
 use matrix_sdk_crypto::{
-    store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent,
-    vodozemac::megolm::DecryptionError, EncryptionSettings, MegolmError,
+    store::types::RoomSettings, types::events::room::encrypted::EncryptedEvent, EncryptionSettings,
+    vodozemac::megolm::DecryptionError,
+    MegolmError,
 };
 use ruma::{
     events::{AnyMessageLikeEventContent, StateEventType},

@@ -130,12 +130,7 @@ pub fn text(language: Language, key: &str, args: &[(&str, Arg)]) -> String {
         let mut errors = Vec::new();
         let formatted = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors);
         if !errors.is_empty() {
-            tracing::warn!(
-                key,
-                language = language.code(),
-                ?errors,
-                "a catalogue message did not format cleanly"
-            );
+            tracing::warn!(key, language = language.code(), ?errors, "a catalogue message did not format cleanly");
         }
         return formatted.into_owned();
     }
@@ -185,9 +180,7 @@ fn build(language: Language) -> FluentBundle<FluentResource> {
     for (part, files) in CATALOGUE {
         let resource = FluentResource::try_new(files[language.index()].to_owned())
             .unwrap_or_else(|(_, errors)| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
-        bundle
-            .add_resource(resource)
-            .unwrap_or_else(|errors| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
+        bundle.add_resource(resource).unwrap_or_else(|errors| panic!("locales/{}/{part}.ftl: {errors:?}", language.code()));
     }
     bundle
 }

@@ -10,8 +10,7 @@ use super::*;
 
 /// Every message and attribute of a catalogue file, with the variables it uses.
 fn keys_of(text: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let resource =
-        FluentResource::try_new(text.to_owned()).unwrap_or_else(|(_, errors)| panic!("{errors:?}"));
+    let resource = FluentResource::try_new(text.to_owned()).unwrap_or_else(|(_, errors)| panic!("{errors:?}"));
     let mut keys = BTreeMap::new();
     for entry in resource.entries() {
         if let ast::Entry::Message(message) = entry {
@@ -173,21 +172,8 @@ fn rust_files(dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Macros and calls whose literals go to the log or a developer, never to a Matrix user.
 const NOT_FOR_PEOPLE_CALLS: &[&str] = &[
-    "tracing::",
-    "debug!(",
-    "info!(",
-    "warn!(",
-    "error!(",
-    "trace!(",
-    "#[error(",
-    "panic!(",
-    "expect(",
-    "unreachable!(",
-    "assert",
-    "bail!(",
-    "context(",
-    "#[instrument",
-    "#[tracing::instrument",
+    "tracing::", "debug!(", "info!(", "warn!(", "error!(", "trace!(", "#[error(", "panic!(", "expect(",
+    "unreachable!(", "assert", "bail!(", "context(", "#[instrument", "#[tracing::instrument",
 ];
 
 /// The sentence-like string literals of `source` (line where each starts, text), outside
@@ -197,17 +183,10 @@ fn prose_literals(source: &str) -> Vec<(usize, String)> {
     let literal = regex::Regex::new(r#"(?s)"((?:[^"\\]|\\.)*)""#).unwrap();
     let skipped = skipped_lines(source);
     // Comments and quote characters out of the way, keeping line numbers.
-    let code: Vec<String> =
-        source
-            .lines()
-            .map(|line| {
-                if line.trim_start().starts_with("//") {
-                    String::new()
-                } else {
-                    line.replace("'\"'", "' '")
-                }
-            })
-            .collect();
+    let code: Vec<String> = source
+        .lines()
+        .map(|line| if line.trim_start().starts_with("//") { String::new() } else { line.replace("'\"'", "' '") })
+        .collect();
     let code = code.join("\n");
     let mut found = Vec::new();
     for captures in literal.captures_iter(&code) {
@@ -236,10 +215,7 @@ fn skipped_lines(source: &str) -> Vec<bool> {
             depth_of_skipped_call = Some(depth);
         }
         skipped.push(
-            in_tests
-                || depth_of_skipped_call.is_some()
-                || trimmed.starts_with("#[")
-                || line.contains(ALLOWED_MARK),
+            in_tests || depth_of_skipped_call.is_some() || trimmed.starts_with("#[") || line.contains(ALLOWED_MARK),
         );
         let code = line.split(" //").next().unwrap_or(line);
         depth += code.matches(['(', '[', '{']).count() as i32 - code.matches([')', ']', '}']).count() as i32;
@@ -266,7 +242,6 @@ fn a() {
 #[cfg(test)]
 mod tests { const T: &str = "a test text"; }
 "#;
-    let found: Vec<String> =
-        prose_literals(source).into_iter().map(|(line, text)| format!("{line} {text}")).collect();
+    let found: Vec<String> = prose_literals(source).into_iter().map(|(line, text)| format!("{line} {text}")).collect();
     assert_eq!(found, ["3 You will get no more broadcasts", "4 a text on \\\n             two lines"]);
 }

@@ -116,16 +116,7 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     }
     let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
     let needs_names = broadcast.message.needs_displayname();
-    let resolved = audience::resolve(
-        &app.store,
-        app.hs(),
-        &exclusions,
-        id,
-        &targets,
-        &rooms,
-        needs_names,
-        app.language(),
-    );
+    let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names, app.language());
     if let Err(error) = resolved.await {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience");
         return abandon(app, id, error.text(app.language())).await;
@@ -250,8 +241,7 @@ pub async fn may_manage(
     if broadcast.created_by == sender {
         return Ok(());
     }
-    let targets = audience::parse_targets(&broadcast.audience)
-        .map_err(|error| Answer::error(error.text(app.language())))?;
+    let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.text(app.language())))?;
     audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
         Answer::error(format!(
             "{} was prepared by {}, and you may not manage it: {error}",
