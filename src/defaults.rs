@@ -202,7 +202,7 @@ mod tests {
         test.hs.user("old", None);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
         let error = poll_new_users(&test.app).await.unwrap_err();
-        assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
+        assert!(error.to_string().contains("I must be a Synapse server admin"), "{error}");
         test.hs.with(|state| state.server_admin = true);
         // The default was made after the accounts so far (the fake counts creation from 1).
         let newest = test.hs.with(|state| state.accounts.iter().filter_map(|a| a.creation_ts).max().unwrap());

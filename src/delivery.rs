@@ -734,9 +734,18 @@ mod tests {
             .await;
         let exclusions = crate::audience::Exclusions::new(&test.app.bot, &[], &[]);
         let (rooms, needs_names) = (crate::audience::Rooms::default(), text.contains("{displayname}"));
-        crate::audience::resolve(test.store(), test.app.hs(), &exclusions, id, targets, &rooms, needs_names)
-            .await
-            .unwrap();
+        crate::audience::resolve(
+            test.store(),
+            test.app.hs(),
+            &exclusions,
+            id,
+            targets,
+            &rooms,
+            needs_names,
+            test.app.language(),
+        )
+        .await
+        .unwrap();
         let resolution = requests(test);
         test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
         test.deliver_all(id, count).await;

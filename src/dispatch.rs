@@ -362,7 +362,7 @@ async fn on_command(
         tracing::info!(%level, "command refused: not allowed");
         Some(Answer::error(crate::t!(app.language(), "dispatch-not-allowed", level = level.to_string())))
     } else {
-        match commands::parse_command(prefix, line) {
+        match commands::parse_command(app.language(), prefix, line) {
             Ok(command) => {
                 let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
                 let ctx = Context { app, room, event_id, sender, level, body, reply_to };

@@ -28,7 +28,6 @@ lifecycle-sending = Sende { $titled }{ $from }.
 lifecycle-from-lost-persona = als Persona `{ $persona }`, die nicht mehr konfiguriert ist
 lifecycle-from-user = als `{ $user }`
 lifecycle-from-named = als { $name } (`{ $user }`)
-lifecycle-default-needs-room = `--default` braucht einen Raum, einen Space oder `server` in der Empfängerangabe.
 database-failed = Die Datenbank des Bots ist ausgefallen; Einzelheiten stehen im Log des Bots.
 
 ## Fortschritt und Zusammenfassung (src/lifecycle/progress.rs)

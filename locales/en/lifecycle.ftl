@@ -31,7 +31,6 @@ lifecycle-sending = Sending { $titled }{ $from }.
 lifecycle-from-lost-persona = from the persona `{ $persona }`, which is no longer configured
 lifecycle-from-user = from `{ $user }`
 lifecycle-from-named = from { $name } (`{ $user }`)
-lifecycle-default-needs-room = `--default` needs a room, a space or `server` in the audience.
 # Any command answer when the bot's own database fails.
 database-failed = The bot's database failed; see the bot's log.
 

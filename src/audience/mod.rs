@@ -12,6 +12,7 @@ use ruma::{
 };
 
 use crate::{
+    i18n::{self, Arg, Language},
     matrix::{membership, AdminUser, Homeserver, MatrixError},
     permissions::Level,
     registration::is_own_user,
@@ -41,15 +42,40 @@ pub enum Target {
 /// The audience word of a search: `search:` and the text.
 const SEARCH: &str = "search:";
 
-/// Why an audience cannot be used; the text is shown to the person who typed the command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct AudienceError(pub String);
+/// Why an audience cannot be used: a message of the catalogue and its arguments, written in
+/// the language of whoever reads it ([`AudienceError::text`]; the log gets English).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceError {
+    key: &'static str,
+    args: Vec<(&'static str, String)>,
+}
+
+impl AudienceError {
+    /// The message `key` of the catalogue with text arguments.
+    pub fn new(key: &'static str, args: &[(&'static str, &str)]) -> Self {
+        Self { key, args: args.iter().map(|(name, value)| (*name, value.to_string())).collect() }
+    }
+
+    /// The text shown to the person who typed the command.
+    pub fn text(&self, language: Language) -> String {
+        let args: Vec<(&str, Arg)> =
+            self.args.iter().map(|(name, value)| (*name, Arg::from(value))).collect();
+        i18n::text(language, self.key, &args)
+    }
+}
+
+impl std::fmt::Display for AudienceError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.text(Language::En))
+    }
+}
+
+impl std::error::Error for AudienceError {}
 
 impl From<StoreError> for AudienceError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store error while resolving an audience");
-        AudienceError("The bot's database failed; see its log.".into())
+        AudienceError::new("audience-database-failed", &[])
     }
 }
 
@@ -62,26 +88,19 @@ pub fn parse_targets(words: &[String]) -> Result<Vec<Target>, AudienceError> {
                 Ok(Target::Server)
             } else if let Some(text) = word.strip_prefix(SEARCH) {
                 match text.trim() {
-                    "" => Err(AudienceError(format!(
-                        "`{word}` searches for nothing: write the text after it, like `search:smith`"
-                    ))),
+                    "" => Err(AudienceError::new("audience-empty-search", &[("word", word)])),
                     text => Ok(Target::Search(text.to_owned())),
                 }
             } else if word.starts_with('@') {
-                UserId::parse(word.as_str()).map(Target::User).map_err(|_| {
-                    AudienceError(format!("`{word}` is not a valid user ID (like @alice:example.org)"))
-                })
+                UserId::parse(word.as_str())
+                    .map(Target::User)
+                    .map_err(|_| AudienceError::new("audience-bad-user", &[("word", word)]))
             } else if word.starts_with('#') || word.starts_with('!') {
-                OwnedRoomOrAliasId::try_from(word.as_str()).map(Target::Room).map_err(|_| {
-                    AudienceError(format!(
-                        "`{word}` is not a valid room alias or room ID (like #team:example.org)"
-                    ))
-                })
+                OwnedRoomOrAliasId::try_from(word.as_str())
+                    .map(Target::Room)
+                    .map_err(|_| AudienceError::new("audience-bad-room", &[("word", word)]))
             } else {
-                Err(AudienceError(format!(
-                    "`{word}` is not an audience: use @user:server, #room:server, !roomid, server or \
-                     search:<text>"
-                )))
+                Err(AudienceError::new("audience-bad-word", &[("word", word)]))
             }
         })
         .collect()
@@ -92,9 +111,8 @@ pub fn parse_users(words: &[String]) -> Result<Vec<OwnedUserId>, AudienceError> 
     words
         .iter()
         .map(|word| {
-            UserId::parse(word.as_str()).map_err(|_| {
-                AudienceError(format!("`{word}` after --except is not a user ID (like @bob:example.org)"))
-            })
+            UserId::parse(word.as_str())
+                .map_err(|_| AudienceError::new("audience-bad-except", &[("word", word)]))
         })
         .collect()
 }
@@ -108,10 +126,13 @@ pub async fn room_id(
         Ok(room_id) => Ok(room_id),
         Err(_) => {
             let alias = ruma::RoomAliasId::parse(room.as_str())
-                .map_err(|_| AudienceError(format!("`{room}` is not a valid alias")))?;
+                .map_err(|_| AudienceError::new("audience-bad-alias", &[("room", room.as_str())]))?;
             homeserver.resolve_alias(&alias).await.map_err(|error| match error.errcode() {
-                Some("M_NOT_FOUND") => AudienceError(format!("There is no room `{room}`.")),
-                _ => AudienceError(format!("Cannot look up `{room}`: {error}")),
+                Some("M_NOT_FOUND") => AudienceError::new("audience-no-room", &[("room", room.as_str())]),
+                _ => AudienceError::new(
+                    "audience-cannot-look-up",
+                    &[("room", room.as_str()), ("error", &error.to_string())],
+                ),
             })
         }
     }
@@ -147,7 +168,10 @@ pub async fn rooms(
             continue;
         }
         let below = homeserver.space_rooms(&room_id).await.map_err(|error| {
-            AudienceError(format!("Cannot read the rooms of the space `{room}`: {error}"))
+            AudienceError::new(
+                "audience-cannot-read-space",
+                &[("room", room.as_str()), ("error", &error.to_string())],
+            )
         })?;
         for child in below {
             if level >= Level::Admin
@@ -176,29 +200,29 @@ pub async fn authorize(
     for target in targets {
         match target {
             Target::User(_) => {}
-            Target::Server => {
-                return Err(AudienceError(
-                    "Only admins of the bot may send to `server` (everyone on the homeserver).".into(),
-                ))
-            }
+            Target::Server => return Err(AudienceError::new("audience-server-needs-admin", &[])),
             Target::Search(text) => {
-                return Err(AudienceError(format!(
-                    "Only admins of the bot may send to `search:{text}` (a search of every account on the \
-                     homeserver)."
-                )))
+                return Err(AudienceError::new("audience-search-needs-admin", &[("text", text)]))
             }
             Target::Room(room) => {
                 let room_id = room_id(homeserver, room).await?;
                 let (allowed, joined, power) =
                     may_address(homeserver, &room_id, sender).await.map_err(|error| {
-                        AudienceError(format!("I cannot see `{room}` ({error}). Invite me to it first."))
+                        AudienceError::new(
+                            "audience-cannot-see-room",
+                            &[("room", room.as_str()), ("error", &error.to_string())],
+                        )
                     })?;
                 if !allowed {
-                    return Err(AudienceError(format!(
-                        "You may only send to rooms and spaces where you are a member with power level \
-                         {REQUIRED_POWER_LEVEL} or more (moderator); in `{room}` you have {power}{}.",
-                        if joined { "" } else { " and are not a member" }
-                    )));
+                    return Err(AudienceError::new(
+                        "audience-power-too-low",
+                        &[
+                            ("required", &REQUIRED_POWER_LEVEL.to_string()),
+                            ("room", room.as_str()),
+                            ("power", &power.to_string()),
+                            ("member", if joined { "yes" } else { "no" }),
+                        ],
+                    ));
                 }
             }
         }
@@ -360,6 +384,7 @@ impl<'a> Exclusions<'a> {
 /// members of `rooms` (see [`rooms`]) and, for `server`, every active local account, each with
 /// the display name the listing gave (`needs_names`: whether the message uses them). Returns how
 /// many recipients it has (duplicates across targets counted once).
+#[allow(clippy::too_many_arguments)]
 pub async fn resolve(
     store: &Store,
     homeserver: &dyn Homeserver,
@@ -368,6 +393,7 @@ pub async fn resolve(
     targets: &[Target],
     rooms: &Rooms,
     needs_names: bool,
+    language: Language,
 ) -> Result<u64, AudienceError> {
     let named: Vec<&OwnedUserId> = targets
         .iter()
@@ -376,7 +402,7 @@ pub async fn resolve(
             _ => None,
         })
         .collect();
-    let mut total = queue_named(store, homeserver, id, &named, needs_names).await?;
+    let mut total = queue_named(store, homeserver, id, &named, needs_names, language).await?;
     if targets.contains(&Target::Server) {
         total += queue_accounts(store, homeserver, exclusions, id, None).await?;
     }
@@ -402,6 +428,7 @@ async fn queue_named(
     id: BroadcastId,
     users: &[&OwnedUserId],
     needs_names: bool,
+    language: Language,
 ) -> Result<u64, StoreError> {
     let mut users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
     let mut added = 0;
@@ -434,7 +461,8 @@ async fn queue_named(
         }
     }
     added += store.add_recipients(id, &found).await?;
-    added += store.add_failed_deliveries(id, &unknown, "this user does not exist").await?;
+    let reason = crate::t!(language, "audience-user-does-not-exist");
+    added += store.add_failed_deliveries(id, &unknown, &reason).await?;
     Ok(added)
 }
 
@@ -490,14 +518,17 @@ pub async fn room_members(
         Ok(members) => Ok(members.into_iter().map(|(user, name)| Recipient::new(user, name)).collect()),
         Err(MatrixError::Permanent { .. }) => match homeserver.admin_room_members(room).await {
             Ok(members) => Ok(members.into_iter().map(Recipient::unnamed).collect()),
-            Err(error) if error.is_not_server_admin() => Err(AudienceError(format!(
-                "I am not in `{shown}`, so I cannot see its members. Invite me to it (or make me a \
-                 Synapse server admin)."
-            ))),
-            Err(error) => Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
+            Err(error) if error.is_not_server_admin() => {
+                Err(AudienceError::new("audience-not-in-room", &[("room", shown)]))
+            }
+            Err(error) => Err(cannot_read_members(shown, error)),
         },
-        Err(error) => Err(AudienceError(format!("Cannot read the members of `{shown}`: {error}"))),
+        Err(error) => Err(cannot_read_members(shown, error)),
     }
+}
+
+fn cannot_read_members(shown: &str, error: MatrixError) -> AudienceError {
+    AudienceError::new("audience-cannot-read-members", &[("room", shown), ("error", &error.to_string())])
 }
 
 /// The local accounts of the homeserver, a page of the Synapse admin user list at a time.
@@ -529,20 +560,18 @@ impl<'a> AccountPages<'a> {
 /// The answer when the user list cannot be read.
 pub fn cannot_list_users(homeserver: &dyn Homeserver, error: MatrixError) -> AudienceError {
     if error.is_not_server_admin() {
-        AudienceError(not_server_admin(homeserver))
+        not_server_admin(homeserver)
     } else {
-        AudienceError(format!("Cannot list the users of the homeserver: {error}"))
+        AudienceError::new("audience-cannot-list-users", &[("error", &error.to_string())])
     }
 }
 
 /// What the homeserver admin must do so that the bot may list every user.
-pub fn not_server_admin(homeserver: &dyn Homeserver) -> String {
-    format!(
-        "To send to `server` or `search:…` I must be a Synapse server admin, and I am not. A homeserver admin can make me \
-         one with the admin API:\n\n```\ncurl -X PUT -H \"Authorization: Bearer <an admin's access token>\" \
-         {}/_synapse/admin/v2/users/{} -d '{{\"admin\": true}}'\n```",
-        homeserver.address().trim_end_matches('/'),
-        homeserver.bot()
+pub fn not_server_admin(homeserver: &dyn Homeserver) -> AudienceError {
+    let address = homeserver.address().trim_end_matches('/').to_owned();
+    AudienceError::new(
+        "audience-not-server-admin",
+        &[("address", &address), ("bot", homeserver.bot().as_str())],
     )
 }
 
@@ -569,11 +598,14 @@ mod tests {
         let targets = parse_targets(&words(&["search:Smith"])).unwrap();
         assert_eq!(targets, [Target::Search("Smith".into())]);
         let error = parse_targets(&words(&["search:"])).unwrap_err();
-        assert!(error.0.contains("searches for nothing"), "{error}");
+        assert!(error.to_string().contains("searches for nothing"), "{error}");
         let test = TestApp::new().await;
         let bob = ruma::user_id!("@bob:example.org");
         let refused = authorize(test.hs.as_ref(), bob, Level::Broadcaster, &targets).await.unwrap_err();
-        assert!(refused.0.starts_with("Only admins of the bot may send to `search:Smith`"), "{refused}");
+        assert!(
+            refused.to_string().starts_with("Only admins of the bot may send to `search:Smith`"),
+            "{refused}"
+        );
         assert!(authorize(test.hs.as_ref(), bob, Level::Admin, &targets).await.is_ok());
     }
 
@@ -612,9 +644,18 @@ mod tests {
         let words = ["@alice:example.org".to_owned(), "@ghost:example.org".to_owned()];
         let targets = parse_targets(&words).unwrap();
         let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
-        let total = resolve(test.store(), test.app.hs(), &exclusions, id, &targets, &Rooms::default(), true)
-            .await
-            .unwrap();
+        let total = resolve(
+            test.store(),
+            test.app.hs(),
+            &exclusions,
+            id,
+            &targets,
+            &Rooms::default(),
+            true,
+            Language::En,
+        )
+        .await
+        .unwrap();
         assert_eq!(total, 2);
         assert_eq!(test.hs.count("profile"), 2);
         let failed = test.store().deliveries_with_reason(id, DeliveryState::Failed, 10).await.unwrap();
@@ -633,11 +674,11 @@ mod tests {
     fn bad_words_say_what_is_expected() {
         let error = parse_targets(&["everyone".to_string()]).unwrap_err();
         assert!(
-            error.0.contains("use @user:server, #room:server, !roomid, server or search:<text>"),
+            error.to_string().contains("use @user:server, #room:server, !roomid, server or search:<text>"),
             "{error}"
         );
         assert!(parse_targets(&["@nocolon".to_string()]).is_err());
-        assert!(parse_users(&["bob".to_string()]).unwrap_err().0.contains("--except"));
+        assert!(parse_users(&["bob".to_string()]).unwrap_err().to_string().contains("--except"));
     }
 
     use crate::{
@@ -657,7 +698,7 @@ mod tests {
     ) -> Result<u64, AudienceError> {
         let admin = ruma::user_id!("@admin:example.org");
         let rooms = rooms(hs, targets, recursive, admin, Level::Admin).await?;
-        resolve(store, hs, exclusions, id, targets, &rooms, true).await
+        resolve(store, hs, exclusions, id, targets, &rooms, true, Language::En).await
     }
 
     fn words(list: &[&str]) -> Vec<String> {
@@ -703,8 +744,8 @@ mod tests {
                 assert_eq!(result.is_ok(), allowed, "{level}, power {power:?}, joined {joined}: {result:?}");
                 if let Err(error) = result {
                     let shown = power.unwrap_or(0);
-                    assert!(error.0.contains(&format!("you have {shown}")), "{error}");
-                    assert_eq!(error.0.contains("are not a member"), !joined, "{error}");
+                    assert!(error.to_string().contains(&format!("you have {shown}")), "{error}");
+                    assert_eq!(error.to_string().contains("are not a member"), !joined, "{error}");
                 }
             }
             assert!(check(words(&[created.as_str()])).await.is_ok(), "{level}: the room's creator");
@@ -737,10 +778,10 @@ mod tests {
         let hidden = hs.room(&owner, &[&sender], false);
         let targets = parse_targets(&words(&[hidden.as_str()])).unwrap();
         let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
-        assert!(error.0.starts_with(&format!("I cannot see `{hidden}`")), "{error}");
+        assert!(error.to_string().starts_with(&format!("I cannot see `{hidden}`")), "{error}");
         let targets = parse_targets(&words(&["#nowhere:example.org"])).unwrap();
         let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
-        assert_eq!(error.0, "There is no room `#nowhere:example.org`.");
+        assert_eq!(error.to_string(), "There is no room `#nowhere:example.org`.");
     }
 
     #[tokio::test]
@@ -770,7 +811,7 @@ mod tests {
 
         // --recursive reaches a room the bot is not in only through the admin API.
         let error = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap_err();
-        assert!(error.0.contains(&format!("I am not in `{hidden}`")), "{error}");
+        assert!(error.to_string().contains(&format!("I am not in `{hidden}`")), "{error}");
         hs.with(|state| state.server_admin = true);
         assert_eq!(
             resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap(),
@@ -802,9 +843,11 @@ mod tests {
         let targets = [Target::Server];
         let error =
             resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
-        assert!(error.0.contains("I must be a Synapse server admin"), "{error}");
+        assert!(error.to_string().contains("I must be a Synapse server admin"), "{error}");
         assert!(
-            error.0.contains("http://fake.example.org/_synapse/admin/v2/users/@broadcast:example.org"),
+            error
+                .to_string()
+                .contains("http://fake.example.org/_synapse/admin/v2/users/@broadcast:example.org"),
             "{error}"
         );
 

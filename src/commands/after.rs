@@ -4,11 +4,18 @@
 
 use super::{find_broadcast, markdown_message, Answer, Context};
 use crate::{
+    i18n::Language,
     lifecycle,
-    notices::{counted, thousands, titled},
+    notices::titled,
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts},
+    t,
 };
+
+/// "1 delivered copy", "1,200 delivered copies".
+fn delivered_copies(language: Language, counts: &DeliveryCounts) -> String {
+    t!(language, "after-delivered-copies", count = counts.delivered)
+}
 
 /// The broadcast `id` if the sender may manage it: its creator, or someone who may address its
 /// whole audience (admins may name one of another control room); else the refusal.
@@ -16,10 +23,7 @@ async fn managed(ctx: &Context<'_>, id: BroadcastId) -> Result<(Broadcast, Deliv
     let broadcast = find_broadcast(ctx, id).await?;
     lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await?;
     if broadcast.retracted_at.is_some() {
-        return Err(Answer::error(format!(
-            "{} was retracted; nothing is left to change.",
-            titled(&broadcast)
-        )));
+        return Err(Answer::error(t!(ctx.language(), "after-retracted", broadcast = titled(&broadcast))));
     }
     let counts = ctx.app.store.delivery_counts(id).await.map_err(Answer::store_failed)?;
     Ok((broadcast, counts))
@@ -31,44 +35,43 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
         Ok(found) => found,
         Err(answer) => return answer,
     };
+    let (language, prefix) = (ctx.language(), &ctx.app.config.broadcast.command_prefix);
     if !broadcast.message.is_text() {
-        return Answer::error(format!(
-            "{} is {}: only text broadcasts can be edited. `{} redact {id}` retracts it.",
-            titled(&broadcast),
-            broadcast.message.summary(),
-            ctx.app.config.broadcast.command_prefix
+        return Answer::error(t!(
+            language,
+            "after-not-text",
+            broadcast = titled(&broadcast),
+            kind = broadcast.message.summary(),
+            prefix = prefix,
+            id = id.to_string()
         ));
     }
     if ctx.body.trim().is_empty() {
-        return Answer::error(format!(
-            "What is the new text? Write it on the lines after the command:\n```\n{} edit {id}\nThe new text …\n```",
-            ctx.app.config.broadcast.command_prefix
-        ));
+        return Answer::error(t!(language, "after-what-new-text", prefix = prefix, id = id.to_string()));
     }
-    let message = match markdown_message(ctx.body) {
+    let message = match markdown_message(language, ctx.body) {
         Ok(message) => message,
         Err(too_long) => return too_long,
     };
-    let delivered = counted(counts.delivered, "delivered copy", "delivered copies");
-    let waiting = thousands(counts.unfinished());
+    let delivered = delivered_copies(language, &counts);
+    let (waiting, title) = (counts.unfinished(), titled(&broadcast));
     if dry_run {
-        return Answer::ok(format!(
-            "Dry run, nothing changed: {delivered} of {} would be edited; {waiting} not yet delivered would \
-             get the new text.",
-            titled(&broadcast)
+        return Answer::ok(t!(
+            language,
+            "after-edit-dry-run",
+            delivered = delivered,
+            broadcast = title,
+            waiting = waiting
         ));
     }
     if let Err(error) = ctx.app.store.edit_broadcast(id, &message).await {
         return Answer::store_failed(error);
     }
-    let mut text = format!(
-        "Editing {delivered} of {}; {waiting} not yet delivered get the new text.",
-        titled(&broadcast)
-    );
+    let mut text = t!(language, "after-editing", delivered = delivered, broadcast = title, waiting = waiting);
     if broadcast.options.default {
-        text.push_str(" People who join later get the new text.");
+        text.push_str(&format!(" {}", t!(language, "after-editing-default")));
     }
-    text.push_str(" I say here when every copy is edited.");
+    text.push_str(&format!(" {}", t!(language, "after-editing-report")));
     Answer::ok(text)
 }
 
@@ -79,13 +82,16 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let delivered = counted(counts.delivered, "delivered copy", "delivered copies");
-    let waiting = thousands(counts.unfinished());
+    let language = ctx.language();
+    let delivered = delivered_copies(language, &counts);
+    let (waiting, title) = (counts.unfinished(), titled(&broadcast));
     if dry_run {
-        return Answer::ok(format!(
-            "Dry run, nothing changed: {delivered} of {} would be retracted and {waiting} not yet delivered \
-             cancelled.",
-            titled(&broadcast)
+        return Answer::ok(t!(
+            language,
+            "after-redact-dry-run",
+            delivered = delivered.clone(),
+            broadcast = title.clone(),
+            waiting = waiting
         ));
     }
     let store = &ctx.app.store;
@@ -109,15 +115,13 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
         Ok(done) => done,
         Err(error) => return Answer::store_failed(error),
     };
-    let mut text = format!(
-        "Retracting {delivered} of {}; {} not yet delivered were cancelled.",
-        titled(&broadcast),
-        thousands(cancelled as i64)
-    );
+    let cancelled = cancelled as i64;
+    let mut text =
+        t!(language, "after-retracting", delivered = delivered, broadcast = title, cancelled = cancelled);
     if was_default {
-        text.push_str(" It no longer welcomes people who join.");
+        text.push_str(&format!(" {}", t!(language, "after-retracting-default")));
     }
-    text.push_str(" I say here when every copy is retracted.");
+    text.push_str(&format!(" {}", t!(language, "after-retracting-report")));
     Answer::ok(text)
 }
 
@@ -127,18 +131,16 @@ pub async fn close_poll(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> An
         Ok(found) => found,
         Err(answer) => return answer,
     };
+    let (language, title) = (ctx.language(), titled(&broadcast));
     let Some(poll) = Poll::of(&broadcast.message) else {
-        return Answer::error(format!("{} is not a poll.", titled(&broadcast)));
+        return Answer::error(t!(language, "after-not-a-poll", broadcast = title));
     };
     if broadcast.poll_closed_at.is_some() {
-        return Answer::error(format!("The poll {} is closed already.", titled(&broadcast)));
+        return Answer::error(t!(language, "after-poll-closed-already", broadcast = title));
     }
-    let delivered = counted(counts.delivered, "DM", "DMs");
+    let dms = t!(language, "after-dms", count = counts.delivered);
     if dry_run {
-        return Answer::ok(format!(
-            "Dry run, nothing changed: the poll {} would be ended in {delivered}.",
-            titled(&broadcast)
-        ));
+        return Answer::ok(t!(language, "after-close-dry-run", broadcast = title, dms = dms));
     }
     let store = &ctx.app.store;
     let answers = async {
@@ -146,11 +148,12 @@ pub async fn close_poll(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> An
         store.poll_answers(id).await
     };
     match answers.await {
-        Ok(answers) => Answer::ok(format!(
-            "Closed the poll {}; ending it in {delivered}. Answers from now on do not count.\n\n**Final \
-             tally**: {}",
-            titled(&broadcast),
-            poll.tally_text(&poll.tally(&answers), counts.delivered)
+        Ok(answers) => Answer::ok(t!(
+            language,
+            "after-closed",
+            broadcast = title,
+            dms = dms,
+            tally = poll.tally_text(&poll.tally(&answers), counts.delivered)
         )),
         Err(error) => Answer::store_failed(error),
     }

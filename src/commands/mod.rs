@@ -11,16 +11,21 @@ pub mod status;
 
 use std::sync::Arc;
 
-use clap::{error::ContextKind, CommandFactory, Parser, Subcommand};
+use clap::{
+    error::{ContextKind, ContextValue, ErrorKind},
+    CommandFactory, FromArgMatches, Parser, Subcommand,
+};
 use ruma::{EventId, OwnedEventId, RoomId, UserId};
 
 pub use crate::notices::Answer;
 use crate::{
     context::App,
+    i18n::{Arg, Language},
     message::{StoredMessage, MAX_CONTENT_BYTES},
-    notices::{shortened, thousands},
+    notices::shortened,
     permissions::Level,
-    store::{Broadcast, BroadcastId, StoreError},
+    store::{Broadcast, BroadcastId, BroadcastState, StoreError},
+    t,
 };
 
 /// Where a command was typed, by whom, and what came with it.
@@ -47,7 +52,7 @@ impl Context<'_> {
 pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
     let prefix = &ctx.app.config.broadcast.command_prefix;
     Some(match command {
-        Command::Help { command } => help(prefix, command.as_deref()),
+        Command::Help { command } => help(ctx.language(), prefix, command.as_deref()),
         Command::Send { audience, name, default, except, recursive, persona, at, r#in, yes, dry_run } => {
             let when = send::When { at, r#in };
             let request =
@@ -220,7 +225,7 @@ async fn find_broadcast(ctx: &Context<'_>, id: BroadcastId) -> Result<Broadcast,
     match ctx.app.store.broadcast(id).await {
         Ok(broadcast) if broadcast.control_room_id == ctx.room || ctx.level >= Level::Admin => Ok(broadcast),
         Ok(_) | Err(StoreError::NotFound) => {
-            Err(Answer::error(format!("There is no broadcast {id} in this room.")))
+            Err(Answer::error(t!(ctx.language(), "command-no-such-broadcast", id = id.to_string())))
         }
         Err(error) => Err(Answer::store_failed(error)),
     }
@@ -228,59 +233,156 @@ async fn find_broadcast(ctx: &Context<'_>, id: BroadcastId) -> Result<Broadcast,
 
 /// A message typed after a command (Markdown), refused when it is too large to be sent, or
 /// edited, as one Matrix event. A body that alone is over the limit is refused unrendered.
-fn markdown_message(body: &str) -> Result<StoredMessage, Answer> {
+fn markdown_message(language: Language, body: &str) -> Result<StoredMessage, Answer> {
     if body.len() > MAX_CONTENT_BYTES {
-        return Err(too_long(body, body.len(), " or more"));
+        return Err(too_long(language, body, body.len(), true));
     }
     let message = StoredMessage::markdown(body);
     match message.content_bytes() {
-        bytes if bytes > MAX_CONTENT_BYTES => Err(too_long(body, bytes, "")),
+        bytes if bytes > MAX_CONTENT_BYTES => Err(too_long(language, body, bytes, false)),
         _ => Ok(message),
     }
 }
 
 /// Refuses a message (copied from another) that is too large for one Matrix event.
-fn fits(message: StoredMessage) -> Result<StoredMessage, Answer> {
+fn fits(language: Language, message: StoredMessage) -> Result<StoredMessage, Answer> {
     match message.content_bytes() {
         bytes if bytes > MAX_CONTENT_BYTES => {
-            Err(too_long(message.content["body"].as_str().unwrap_or(""), bytes, ""))
+            Err(too_long(language, message.content["body"].as_str().unwrap_or(""), bytes, false))
         }
         _ => Ok(message),
     }
 }
 
-fn too_long(body: &str, bytes: usize, more: &str) -> Answer {
-    Answer::error(format!(
-        "The message is too long: {} characters, {} bytes{more} as a Matrix event; at most {} bytes fit (an event \
-         holds at most 65,536 bytes, and an edit carries the message twice). Shorten it, or send a long text as a \
-         file.",
-        thousands(body.chars().count() as i64),
-        thousands(bytes as i64),
-        thousands(MAX_CONTENT_BYTES as i64),
+/// `more`: the message has at least `bytes` bytes (it was not rendered).
+fn too_long(language: Language, body: &str, bytes: usize, more: bool) -> Answer {
+    Answer::error(t!(
+        language,
+        "command-too-long",
+        chars = body.chars().count(),
+        bytes = bytes,
+        more = if more { "yes" } else { "no" },
+        most = MAX_CONTENT_BYTES,
     ))
 }
 
 /// `#12` or `12`.
 fn parse_broadcast_id(text: &str) -> Result<BroadcastId, String> {
+    parse_broadcast_id_in(Language::En, text)
+}
+
+/// `#12` or `12`; the refusal in `language`.
+fn parse_broadcast_id_in(language: Language, text: &str) -> Result<BroadcastId, String> {
     text.trim_start_matches('#')
         .parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
         .map(BroadcastId)
-        .ok_or_else(|| format!("{text:?} is not a broadcast number like #12"))
+        .ok_or_else(|| t!(language, "command-not-a-broadcast-id", text = format!("{text:?}")))
+}
+
+/// A broadcast state's name in `language`.
+pub fn state_name(language: Language, state: BroadcastState) -> String {
+    match state {
+        BroadcastState::Resolving => t!(language, "state-resolving"),
+        BroadcastState::Prepared => t!(language, "state-prepared"),
+        BroadcastState::Scheduled => t!(language, "state-scheduled"),
+        BroadcastState::Running => t!(language, "state-running"),
+        BroadcastState::Done => t!(language, "state-done"),
+        BroadcastState::Cancelled => t!(language, "state-cancelled"),
+        BroadcastState::DryRun => t!(language, "state-dry_run"),
+        BroadcastState::Empty => t!(language, "state-empty"),
+    }
+}
+
+/// The clap command of the `!bc` commands in `language`: the structure the [`Command`] enum
+/// derives, with every command's description and every argument's help from the catalogue
+/// (`help-<command>`, `help-<command>-details` after the summary, `help-<command>-<argument>`),
+/// and broadcast numbers refused in `language`.
+pub fn localized_command(language: Language) -> clap::Command {
+    let root = CommandLine::command();
+    let about = help_text(language, "help-bc");
+    localize(language, root.about(about), "help")
+}
+
+/// `command`'s subcommands (and theirs), whose keys start with `key`, in `language`.
+fn localize(language: Language, mut command: clap::Command, key: &str) -> clap::Command {
+    let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    for name in names {
+        let key = format!("{key}-{name}");
+        command = command.mut_subcommand(&name, |sub| {
+            let about = help_text(language, &key);
+            let long_about = sub
+                .get_long_about()
+                .map(|_| format!("{about}\n\n{}", help_text(language, &format!("{key}-details"))));
+            let arguments: Vec<String> = sub.get_arguments().map(|arg| arg.get_id().to_string()).collect();
+            let mut sub = sub.about(about);
+            if let Some(long_about) = long_about {
+                sub = sub.long_about(long_about);
+            }
+            for id in arguments {
+                let help = help_text(language, &format!("{key}-{}", id.replace('_', "-")));
+                sub = sub.mut_arg(&id, |arg| {
+                    let arg = arg.help(help);
+                    match id == "id" {
+                        true => arg.value_parser(move |text: &str| parse_broadcast_id_in(language, text)),
+                        false => arg,
+                    }
+                });
+            }
+            localize(language, sub, &key)
+        });
+    }
+    command
+}
+
+/// A help text of the catalogue, with the limits it may name.
+fn help_text(language: Language, key: &str) -> String {
+    let limits = [
+        ("bytes", crate::i18n::Arg::from(MAX_CONTENT_BYTES)),
+        ("words", crate::i18n::Arg::from(send::MAX_AUDIENCE_WORDS)),
+        ("chars", crate::i18n::Arg::from(send::MAX_NAME_CHARS)),
+    ];
+    crate::i18n::text(language, key, &limits)
+}
+
+/// Clap's headings in a rendered help or usage, in `language`.
+fn localize_headings(language: Language, text: &str) -> String {
+    let headings = [
+        ("Usage:", t!(language, "help-heading-usage")),
+        ("Arguments:", t!(language, "help-heading-arguments")),
+        ("Options:", t!(language, "help-heading-options")),
+        ("Commands:", t!(language, "help-heading-commands")),
+    ];
+    let possible = format!("[{}: ", t!(language, "help-possible-values"));
+    let lines = text.split('\n').map(|line| {
+        let line = line.replace("[possible values: ", &possible); // not for people: clap's words, replaced
+        for (heading, localized) in &headings {
+            if line == *heading || line.starts_with(&format!("{heading} ")) {
+                return format!("{localized}{}", &line[heading.len()..]);
+            }
+        }
+        line
+    });
+    lines.collect::<Vec<_>>().join("\n")
 }
 
 /// Parses the first line of a message that starts with `prefix` (prefix included).
-/// A mistake is answered as Markdown: what is wrong, the line with a caret, and the usage.
-pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
+/// A mistake is answered as Markdown in `language`: what is wrong, the line with a caret, and
+/// the usage.
+pub fn parse_command(language: Language, prefix: &str, line: &str) -> Result<Command, Answer> {
     let words = parse::split_words(line).map_err(|unclosed| {
         Answer::error(format!(
-            "A quote is not closed:\n```\n{}\n```",
+            "{}\n```\n{}\n```",
+            t!(language, "parse-unclosed-quote"),
             parse::caret(line, unclosed.position, 1)
         ))
     })?;
     let arguments = words.iter().skip(1).map(|word| word.text.as_str());
-    let error = match CommandLine::try_parse_from(arguments) {
+    let parsed = localized_command(language)
+        .try_get_matches_from(arguments)
+        .and_then(|matches| CommandLine::from_arg_matches(&matches));
+    let error = match parsed {
         Ok(parsed) => return Ok(parsed.command),
         Err(error) => error,
     };
@@ -294,26 +396,95 @@ pub fn parse_command(prefix: &str, line: &str) -> Result<Command, Answer> {
         Some(word) => (word.start, word.len),
         None => (line.chars().count() + 1, 1),
     };
-    let rendered = error.render().to_string();
-    let mut lines = rendered.lines().map(str::trim).filter(|text| !text.is_empty());
+    let (headline, tips) = error_text(language, &error);
     // Clap quotes the bad value, which may be anything typed: shown shortened.
-    let headline = shortened(lines.next().unwrap_or("invalid command").trim_start_matches("error: "), 300);
-    let tips: Vec<String> =
-        lines.filter(|text| text.starts_with("tip:")).map(|tip| shortened(tip, 300)).collect();
-    let mut root = CommandLine::command();
+    let headline = shortened(&headline, 300);
+    let mut root = localized_command(language);
     let usage = match words.get(1).and_then(|word| root.find_subcommand_mut(&word.text)) {
         Some(sub) => {
             let sub = sub.clone().bin_name(format!("{prefix} {}", sub.get_name()));
-            sub.clone().render_usage().to_string()
+            localize_headings(language, &sub.clone().render_usage().to_string())
         }
-        None => format!("Usage: {prefix} <COMMAND> … (the commands: `{prefix} help`)"),
+        None => t!(language, "parse-usage-of-all", prefix = prefix),
     };
     let mut text =
         format!("{}\n```\n{}\n```\n{}", capitalise(&headline), parse::caret(line, start, len), usage.trim());
     for tip in tips {
-        text.push_str(&format!("\n{tip}"));
+        text.push_str(&format!("\n{}", shortened(&tip, 300)));
     }
     Err(Answer::error(text))
+}
+
+/// What is wrong, and the tips, of a command line clap refused: the common kinds of mistakes
+/// from the catalogue, the others as clap words them.
+fn error_text(language: Language, error: &clap::Error) -> (String, Vec<String>) {
+    let rendered = error.render().to_string();
+    let mut lines = rendered.lines().map(str::trim).filter(|text| !text.is_empty());
+    let clap_headline = lines.next().map(|first| first.trim_start_matches("error: ").to_owned());
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(text)) => Some(text.clone()),
+        _ => None,
+    };
+    let (arg, value) = (text(ContextKind::InvalidArg), text(ContextKind::InvalidValue));
+    let headline = match error.kind() {
+        ErrorKind::UnknownArgument => {
+            arg.clone().map(|arg| t!(language, "parse-unexpected-argument", arg = arg))
+        }
+        ErrorKind::InvalidSubcommand => text(ContextKind::InvalidSubcommand)
+            .map(|name| t!(language, "parse-unknown-command", name = name)),
+        ErrorKind::InvalidValue => match (arg.clone(), value) {
+            (Some(arg), Some(value)) if value.is_empty() => {
+                Some(t!(language, "parse-value-missing", arg = arg))
+            }
+            (Some(arg), Some(value)) => Some(t!(language, "parse-invalid-value", arg = arg, value = value)),
+            _ => None,
+        },
+        ErrorKind::ValueValidation => match (arg.clone(), value, std::error::Error::source(error)) {
+            (Some(arg), Some(value), Some(reason)) => Some(t!(
+                language,
+                "parse-invalid-value-because",
+                arg = arg,
+                value = value,
+                reason = reason.to_string()
+            )),
+            (Some(arg), Some(value), None) => {
+                Some(t!(language, "parse-invalid-value", arg = arg, value = value))
+            }
+            _ => None,
+        },
+        ErrorKind::MissingRequiredArgument => Some(t!(language, "parse-missing-arguments")),
+        ErrorKind::ArgumentConflict => match (arg.clone(), text(ContextKind::PriorArg)) {
+            (Some(arg), Some(prior)) if arg == prior => Some(t!(language, "parse-used-twice", arg = arg)),
+            (Some(arg), Some(prior)) => Some(t!(language, "parse-conflict", arg = arg, other = prior)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let headline = headline.or(clap_headline).unwrap_or_else(|| t!(language, "parse-invalid-command"));
+    let mut tips = Vec::new();
+    for (kind, key) in [
+        (ContextKind::SuggestedSubcommand, "parse-tip-similar-command"),
+        (ContextKind::SuggestedArg, "parse-tip-similar-argument"),
+        (ContextKind::SuggestedValue, "parse-tip-similar-value"),
+    ] {
+        let names = match error.get(kind) {
+            Some(ContextValue::String(name)) => vec![name.clone()],
+            Some(ContextValue::Strings(names)) => names.clone(),
+            _ => continue,
+        };
+        let quoted: Vec<String> = names.iter().map(|name| format!("'{name}'")).collect();
+        let args = [("count", Arg::from(names.len())), ("names", Arg::from(quoted.join(", ")))];
+        tips.push(crate::i18n::text(language, key, &args));
+    }
+    if let Some(ContextValue::StyledStrs(suggestions)) = error.get(ContextKind::Suggested) {
+        for suggestion in suggestions {
+            tips.push(match (error.kind(), &arg) {
+                (ErrorKind::UnknownArgument, Some(arg)) => t!(language, "parse-tip-as-value", arg = arg),
+                _ => format!("tip: {suggestion}"), // not for people: clap's own rare tip, as clap words it
+            });
+        }
+    }
+    (headline, tips)
 }
 
 fn capitalise(text: &str) -> String {
@@ -324,30 +495,28 @@ fn capitalise(text: &str) -> String {
     }
 }
 
-/// The generated help: every command with its summary, or the full help of one.
-pub fn help(prefix: &str, command: Option<&str>) -> Answer {
-    let mut root = CommandLine::command().name(prefix.to_owned()).bin_name(prefix.to_owned());
+/// The generated help in `language`: every command with its summary, or the full help of one.
+pub fn help(language: Language, prefix: &str, command: Option<&str>) -> Answer {
+    let mut root = localized_command(language).name(prefix.to_owned()).bin_name(prefix.to_owned());
     root.build();
     match command {
         None => {
-            let mut text = String::from("**Commands**\n\n");
+            let mut text = format!("{}\n\n", t!(language, "help-commands-title"));
             for sub in root.get_subcommands() {
                 let usage = sub.clone().render_usage().to_string();
                 let usage = usage.trim_start_matches("Usage: ").trim();
                 let about = sub.get_about().map(|about| about.to_string()).unwrap_or_default();
                 text.push_str(&format!("- `{usage}` — {about}\n"));
             }
-            text.push_str(&format!("\nDetails of one command: `{prefix} help <command>`."));
+            text.push_str(&format!("\n{}", t!(language, "help-one-command", prefix = prefix)));
             Answer::ok(text)
         }
         Some(name) => match root.find_subcommand_mut(name) {
             Some(sub) => {
-                let long = sub.render_long_help().to_string();
+                let long = localize_headings(language, &sub.render_long_help().to_string());
                 Answer::ok(format!("```\n{}\n```", long.trim_end()))
             }
-            None => Answer::error(format!(
-                "There is no command `{name}`. The commands are listed by `{prefix} help`."
-            )),
+            None => Answer::error(t!(language, "help-no-such-command", name = name, prefix = prefix)),
         },
     }
 }
@@ -358,7 +527,9 @@ mod tests {
 
     #[test]
     fn parses_send_with_options() {
-        let command = parse_command("!bc", "!bc send #all:example.org @a:b --name Welcome --yes").unwrap();
+        let command =
+            parse_command(Language::En, "!bc", "!bc send #all:example.org @a:b --name Welcome --yes")
+                .unwrap();
         assert_eq!(
             command,
             Command::Send {
@@ -374,19 +545,25 @@ mod tests {
                 dry_run: false,
             }
         );
-        let command = parse_command("!bc", "!bc send @a:b --as hr").unwrap();
+        let command = parse_command(Language::En, "!bc", "!bc send @a:b --as hr").unwrap();
         assert!(matches!(&command, Command::Send { persona: Some(name), .. } if name == "hr"), "{command:?}");
     }
 
     #[test]
     fn parses_broadcast_ids_with_or_without_hash() {
-        assert_eq!(parse_command("!bc", "!bc status #12").unwrap(), Command::Status { id: BroadcastId(12) });
-        assert_eq!(parse_command("!bc", "!bc confirm 3").unwrap(), Command::Confirm { id: BroadcastId(3) });
+        assert_eq!(
+            parse_command(Language::En, "!bc", "!bc status #12").unwrap(),
+            Command::Status { id: BroadcastId(12) }
+        );
+        assert_eq!(
+            parse_command(Language::En, "!bc", "!bc confirm 3").unwrap(),
+            Command::Confirm { id: BroadcastId(3) }
+        );
     }
 
     #[test]
     fn unknown_command_gets_a_caret_under_it_and_a_suggestion() {
-        let answer = parse_command("!bc", "!bc sned #all:example.org").unwrap_err();
+        let answer = parse_command(Language::En, "!bc", "!bc sned #all:example.org").unwrap_err();
         assert!(!answer.ok);
         assert!(answer.markdown.contains("!bc sned #all:example.org\n    ^^^^\n```"), "{}", answer.markdown);
         assert!(answer.markdown.contains("'send'"), "{}", answer.markdown);
@@ -394,14 +571,14 @@ mod tests {
 
     #[test]
     fn bad_value_gets_a_caret_under_it() {
-        let answer = parse_command("!bc", "!bc status twelve").unwrap_err();
+        let answer = parse_command(Language::En, "!bc", "!bc status twelve").unwrap_err();
         assert!(answer.markdown.contains("!bc status twelve\n           ^^^^^^\n```"), "{}", answer.markdown);
         assert!(answer.markdown.contains("Usage: !bc status <ID>"), "{}", answer.markdown);
     }
 
     #[test]
     fn unknown_option_gets_a_caret_under_it() {
-        let answer = parse_command("!bc", "!bc send @a:b --yse").unwrap_err();
+        let answer = parse_command(Language::En, "!bc", "!bc send @a:b --yse").unwrap_err();
         assert!(
             answer.markdown.contains("!bc send @a:b --yse\n              ^^^^^\n```"),
             "{}",
@@ -412,19 +589,21 @@ mod tests {
     #[test]
     fn a_mistake_in_a_100000_character_line_gets_a_short_answer() {
         let line = format!("!bc send @x:example.org --yes {}", "x".repeat(100_000));
-        let answer = parse_command("!bc", &format!("{line} --yse")).unwrap_err();
+        let answer = parse_command(Language::En, "!bc", &format!("{line} --yse")).unwrap_err();
         assert!(answer.markdown.len() < 2_000, "{} bytes", answer.markdown.len());
         assert!(answer.markdown.contains("xxx --yse\n"), "the caret's window: {}", answer.markdown);
-        let answer = parse_command("!bc", &format!("!bc status {}", "1".repeat(100_000))).unwrap_err();
+        let answer =
+            parse_command(Language::En, "!bc", &format!("!bc status {}", "1".repeat(100_000))).unwrap_err();
         assert!(answer.markdown.len() < 2_000, "{} bytes", answer.markdown.len());
         assert!(answer.markdown.starts_with("Invalid value '1111"), "{}", answer.markdown);
     }
 
     #[test]
     fn the_help_of_send_names_the_limits_as_they_are() {
-        let help = help("!bc", Some("send")).markdown;
-        let bytes = format!("at most {} bytes", thousands(MAX_CONTENT_BYTES as i64));
-        let words = format!("at most {} audience words", thousands(send::MAX_AUDIENCE_WORDS as i64));
+        let help = help(Language::En, "!bc", Some("send")).markdown;
+        let bytes = format!("at most {} bytes", crate::notices::thousands(MAX_CONTENT_BYTES as i64));
+        let words =
+            format!("at most {} audience words", crate::notices::thousands(send::MAX_AUDIENCE_WORDS as i64));
         let name = format!("(at most {} characters)", send::MAX_NAME_CHARS);
         for limit in [bytes, words, name] {
             assert!(help.contains(&limit), "{limit:?} in {help}");
@@ -433,13 +612,13 @@ mod tests {
 
     #[test]
     fn missing_argument_points_past_the_end() {
-        let answer = parse_command("!bc", "!bc status").unwrap_err();
+        let answer = parse_command(Language::En, "!bc", "!bc status").unwrap_err();
         assert!(answer.markdown.contains("!bc status\n           ^\n```"), "{}", answer.markdown);
     }
 
     #[test]
     fn help_lists_every_command_from_the_enum() {
-        let answer = help("!bc", None);
+        let answer = help(Language::En, "!bc", None);
         assert!(answer.ok);
         for name in [
             "help", "send", "confirm", "cancel", "list", "status", "edit", "redact", "poll", "defaults",
@@ -456,10 +635,163 @@ mod tests {
 
     #[test]
     fn help_of_one_command_shows_its_options() {
-        let answer = help("!bc", Some("send"));
+        let answer = help(Language::En, "!bc", Some("send"));
         assert!(answer.markdown.contains("--dry-run"), "{}", answer.markdown);
         assert!(answer.markdown.contains("--as <PERSONA>"), "{}", answer.markdown);
-        assert!(!help("!bc", Some("nope")).ok);
+        assert!(!help(Language::En, "!bc", Some("nope")).ok);
+    }
+
+    /// Every subcommand and argument of every level, with the key its help comes from.
+    fn help_keys(command: &clap::Command, key: &str, found: &mut Vec<(String, Vec<String>)>) {
+        for sub in command.get_subcommands() {
+            let key = format!("{key}-{}", sub.get_name());
+            let arguments =
+                sub.get_arguments().map(|arg| format!("{key}-{}", arg.get_id().as_str().replace('_', "-")));
+            let mut keys = vec![key.clone()];
+            if sub.get_long_about().is_some() {
+                keys.push(format!("{key}-details"));
+            }
+            keys.extend(arguments);
+            found.push((sub.get_name().to_owned(), keys));
+            help_keys(sub, &key, found);
+        }
+    }
+
+    /// Issue 15: every command and argument takes its help from the catalogue, in every language.
+    #[test]
+    fn every_command_and_argument_has_its_help_in_the_catalogue() {
+        let mut found = Vec::new();
+        help_keys(&CommandLine::command(), "help", &mut found);
+        assert!(found.len() >= 13, "{found:?}");
+        let mut missing = Vec::new();
+        for language in Language::ALL {
+            for key in found.iter().flat_map(|(_, keys)| keys).chain([&"help-bc".to_owned()]) {
+                if help_text(language, key) == *key {
+                    missing.push(format!("{}: {key}", language.code()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "help texts missing from locales/*/help.ftl:\n{}", missing.join("\n"));
+    }
+
+    /// The English catalogue says what the doc comments of [`Command`] say (clap's own help).
+    #[test]
+    fn the_english_help_is_the_doc_comments() {
+        fn compare(derived: &clap::Command, localized: &clap::Command) {
+            for (ours, theirs) in derived.get_subcommands().zip(localized.get_subcommands()) {
+                let name = ours.get_name();
+                assert_eq!(
+                    ours.get_about().map(ToString::to_string),
+                    theirs.get_about().map(ToString::to_string),
+                    "{name}"
+                );
+                assert_eq!(
+                    ours.get_long_about().map(ToString::to_string),
+                    theirs.get_long_about().map(ToString::to_string),
+                    "{name}"
+                );
+                for (a, b) in ours.get_arguments().zip(theirs.get_arguments()) {
+                    assert_eq!(
+                        a.get_help().map(ToString::to_string),
+                        b.get_help().map(ToString::to_string),
+                        "{name} {}",
+                        a.get_id()
+                    );
+                    assert_eq!(
+                        a.get_long_help().map(ToString::to_string),
+                        b.get_long_help().map(ToString::to_string),
+                        "{name} {}",
+                        a.get_id()
+                    );
+                }
+                compare(ours, theirs);
+            }
+        }
+        compare(&CommandLine::command(), &localized_command(Language::En));
+    }
+
+    #[test]
+    fn the_help_of_send_in_german() {
+        let answer = help(Language::De, "!bc", Some("send"));
+        let help = answer.markdown;
+        assert!(help.starts_with("```\nBereitet eine Rundsendung vor"), "{help}");
+        assert!(help.contains("höchstens 30.000 Bytes"), "{help}");
+        assert!(help.contains("höchstens 1.000 Empfänger-Wörter"), "{help}");
+        assert!(help.contains("\nAufruf: !bc send [OPTIONS] <AUDIENCE>...\n"), "{help}");
+        assert!(help.contains("\nOptionen:\n"), "{help}");
+        assert!(help.contains("--dry-run\n          Zeigen, wer sie erhielte, und nichts senden"), "{help}");
+        let all = help_all_german();
+        assert!(all.starts_with("**Befehle**\n\n- `!bc help [COMMAND]` — Zeigt die Befehle"), "{all}");
+        assert!(help_default_german().contains("[mögliche Werte: off, on]"));
+        let none = super::help(Language::De, "!bc", Some("nope"));
+        assert_eq!(none, Answer::error("Es gibt keinen Befehl `nope`. `!bc help` listet die Befehle."));
+    }
+
+    fn help_all_german() -> String {
+        help(Language::De, "!bc", None).markdown
+    }
+
+    fn help_default_german() -> String {
+        help(Language::De, "!bc", Some("default")).markdown
+    }
+
+    #[test]
+    fn mistakes_are_explained_in_german() {
+        let answer = parse_command(Language::De, "!bc", "!bc sned #all:example.org").unwrap_err();
+        assert_eq!(
+            answer.markdown,
+            "Unbekannter Befehl 'sned'\n```\n!bc sned #all:example.org\n    ^^^^\n```\n\
+             Aufruf: !bc <BEFEHL> … (die Befehle: `!bc help`)\nTipp: ein ähnlicher Befehl existiert: 'send'"
+        );
+        let answer = parse_command(Language::De, "!bc", "!bc status twelve").unwrap_err();
+        assert!(
+            answer
+                .markdown
+                .starts_with("Ungültiger Wert 'twelve' für '<ID>': \"twelve\" ist keine Rundsendungsnummer"),
+            "{}",
+            answer.markdown
+        );
+        assert!(answer.markdown.contains("\nAufruf: !bc status <ID>"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --yse").unwrap_err();
+        assert!(answer.markdown.starts_with("Unerwartetes Argument '--yse'\n"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --name").unwrap_err();
+        assert!(answer.markdown.starts_with("'--name <NAME>' braucht einen Wert"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc status").unwrap_err();
+        assert!(answer.markdown.starts_with("Folgende Pflichtargumente fehlen:"), "{}", answer.markdown);
+        let answer = parse_command(Language::De, "!bc", "!bc send @a:b --at 09:00 --in 2h").unwrap_err();
+        assert!(
+            answer.markdown.contains("kann nicht zusammen mit '--in <DURATION>' verwendet werden"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::De, "!bc", "!bc send \"x").unwrap_err();
+        assert!(
+            answer.markdown.starts_with("Ein Anführungszeichen ist nicht geschlossen:"),
+            "{}",
+            answer.markdown
+        );
+        assert_eq!(
+            parse_command(Language::De, "!bc", "!bc status #12").unwrap(),
+            Command::Status { id: BroadcastId(12) }
+        );
+    }
+
+    #[test]
+    fn the_english_tips_are_clap_s() {
+        let answer = parse_command(Language::En, "!bc", "!bc send @a:b --yse").unwrap_err();
+        assert!(
+            answer.markdown.ends_with("\ntip: to pass '--yse' as a value, use '-- --yse'"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::En, "!bc", "!bc send @a:b --yes --yes").unwrap_err();
+        assert!(
+            answer.markdown.starts_with("The argument '--yes' cannot be used multiple times\n"),
+            "{}",
+            answer.markdown
+        );
+        let answer = parse_command(Language::En, "!bc", "!bc default maybe #1").unwrap_err();
+        assert!(answer.markdown.starts_with("Invalid value 'maybe' for '<off|on>'\n"), "{}", answer.markdown);
     }
 
     mod rooms_and_rights {
@@ -491,7 +823,7 @@ mod tests {
             let event_id: ruma::OwnedEventId = format!("$cmd{}", crate::store::now_ms()).try_into().unwrap();
             let ctx =
                 Context { app, room, event_id: &event_id, sender: &sender, level, body, reply_to: None };
-            run(&ctx, parse_command("!bc", line).unwrap()).await.expect("answered at once")
+            run(&ctx, parse_command(app.language(), "!bc", line).unwrap()).await.expect("answered at once")
         }
 
         /// Two control rooms; in room A, an admin's pending `server` broadcast and a default.
@@ -631,7 +963,7 @@ mod tests {
                 !answer.ok && answer.markdown.contains("I cannot read the duration `soon`"),
                 "{answer:?}"
             );
-            let both = parse_command("!bc", "!bc send @a:b --at 09:00 --in 2h").unwrap_err();
+            let both = parse_command(Language::En, "!bc", "!bc send @a:b --at 09:00 --in 2h").unwrap_err();
             assert!(both.markdown.contains("cannot be used with"), "{}", both.markdown);
         }
 
@@ -676,6 +1008,92 @@ mod tests {
             assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Prepared);
             let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc confirm {id}")).await;
             assert!(answer.ok, "{answer:?}");
+        }
+
+        /// Issue 15: answers in German with `language: de`: refusals, status, list, plurals and
+        /// numbers written the German way.
+        #[tokio::test]
+        async fn answers_are_german_with_language_de() {
+            let test = TestApp::with_config("language: de\n").await;
+            let room = test.control_room().await;
+            let admin = "@admin:example.org";
+            let answer = run_line(&test.app, &room, admin, "!bc status #99").await;
+            assert_eq!(answer, Answer::error("In diesem Raum gibt es keine Rundsendung #99."));
+            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            assert_eq!(list.markdown, "Noch keine Rundsendungen.");
+            let defaults = run_line(&test.app, &room, admin, "!bc defaults").await;
+            assert_eq!(defaults.markdown, "Keine Standard-Rundsendungen. `send … --default` erstellt eine.");
+
+            let users = [test.hs.user("alice", None)];
+            let id = test
+                .broadcast_in(
+                    BroadcastState::Prepared,
+                    &room,
+                    "Alle",
+                    &["server"],
+                    &users,
+                    SendOptions::default(),
+                )
+                .await;
+            let status = run_line(&test.app, &room, admin, &format!("!bc status {id}")).await;
+            assert!(
+                status.markdown.starts_with(&format!("**{id} «Alle»** — vorbereitet\n\n")),
+                "{}",
+                status.markdown
+            );
+            assert!(status.markdown.contains("- zugestellt: 0\n- ausstehend: 1\n"), "{}", status.markdown);
+            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            assert!(
+                list.markdown.contains("— vorbereitet — 0 / 1 zugestellt, 0 fehlgeschlagen"),
+                "{}",
+                list.markdown
+            );
+            let dry =
+                run_with_body(&test.app, &room, admin, &format!("!bc edit {id} --dry-run"), "Neu").await;
+            assert_eq!(
+                dry.markdown,
+                format!(
+                    "Probelauf, nichts geändert: 0 zugestellte Kopien von {id} «Alle» würden bearbeitet; 1 noch \
+                     nicht zugestellte bekämen den neuen Text."
+                )
+            );
+            let poll = run_line(&test.app, &room, admin, &format!("!bc poll close {id}")).await;
+            assert_eq!(poll, Answer::error(format!("{id} «Alle» ist keine Umfrage.")));
+            let bob = ruma::user_id!("@bob:example.org");
+            let targets = crate::audience::parse_targets(&["server".to_owned()]).unwrap();
+            let refused = crate::audience::authorize(test.app.hs(), bob, Level::Broadcaster, &targets).await;
+            assert_eq!(
+                refused.unwrap_err().text(test.app.language()),
+                "Nur Admins des Bots dürfen an `server` senden (alle auf dem Homeserver)."
+            );
+            let bad = crate::audience::parse_targets(&["alle".to_owned()]).unwrap_err();
+            assert!(bad.text(Language::De).starts_with("`alle` bezeichnet keine Empfänger"), "{bad:?}");
+            let cancel = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            assert_eq!(cancel, Answer::ok(format!("{id} «Alle» abgebrochen: 1 nicht zugestellt.")));
+            let again = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            assert_eq!(again, Answer::error(format!("{id} ist abgebrochen: nichts abzubrechen.")));
+
+            let many = vec!["@a:example.org"; send::MAX_AUDIENCE_WORDS + 1].join(" ");
+            let answer = run_with_body(&test.app, &room, admin, &format!("!bc send {many}"), "Hallo").await;
+            assert!(
+                answer
+                    .markdown
+                    .starts_with("Zu viele Empfänger-Wörter: 1.001, höchstens 1.000 in einem Befehl."),
+                "{answer:?}"
+            );
+        }
+
+        /// Plural forms per language, as the answers use them.
+        #[test]
+        fn plural_forms_follow_the_language() {
+            let copies = |language, count: i64| crate::t!(language, "after-delivered-copies", count = count);
+            assert_eq!(copies(Language::De, 1), "1 zugestellte Kopie");
+            assert_eq!(copies(Language::De, 2), "2 zugestellte Kopien");
+            assert_eq!(copies(Language::De, 1000), "1.000 zugestellte Kopien");
+            assert_eq!(copies(Language::En, 1), "1 delivered copy");
+            assert_eq!(copies(Language::En, 1200), "1,200 delivered copies");
+            assert_eq!(crate::t!(Language::De, "recipients", count = 1), "1 Empfänger");
+            assert_eq!(crate::t!(Language::De, "recipients", count = 2), "2 Empfänger");
         }
     }
 }

@@ -5,12 +5,13 @@
 use super::{find_broadcast, fits, markdown_message, Answer, Context};
 use crate::{
     audience,
+    i18n::Language,
     lifecycle::{self, Draft},
     message::StoredMessage,
-    notices::{shortened, thousands},
+    notices::shortened,
     poll::Poll,
     store::{now_ms, AudienceOptions, BroadcastId, BroadcastState, SendOptions},
-    when,
+    t, when,
 };
 
 /// The most audience words, and the most `--except` words, of one command. More people belong
@@ -56,26 +57,24 @@ impl When {
 
 impl SendRequest {
     /// Refuses too many audience or `--except` words and too long a name, naming the limit.
-    fn within_limits(&self) -> Result<(), Answer> {
-        let many = |count: usize| (thousands(count as i64), thousands(MAX_AUDIENCE_WORDS as i64));
+    fn within_limits(&self, language: Language) -> Result<(), Answer> {
+        let most = MAX_AUDIENCE_WORDS;
         if self.audience.len() > MAX_AUDIENCE_WORDS {
-            let (count, most) = many(self.audience.len());
-            return Err(Answer::error(format!(
-                "The audience has too many words: {count}, at most {most} in one command. Put the people into a \
-                 room or space and name that: it is one word, however many members it has."
-            )));
+            let count = self.audience.len();
+            return Err(Answer::error(t!(language, "send-too-many-words", count = count, most = most)));
         }
         if self.except.len() > MAX_AUDIENCE_WORDS {
-            let (count, most) = many(self.except.len());
-            return Err(Answer::error(format!(
-                "`--except` names too many users: {count}, at most {most} in one command."
-            )));
+            let count = self.except.len();
+            return Err(Answer::error(t!(language, "send-too-many-except", count = count, most = most)));
         }
         let name = self.name.as_deref().unwrap_or("");
         if name.chars().count() > MAX_NAME_CHARS {
-            return Err(Answer::error(format!(
-                "The name is too long: {} characters, at most {MAX_NAME_CHARS}.",
-                thousands(name.chars().count() as i64)
+            let count = name.chars().count();
+            return Err(Answer::error(t!(
+                language,
+                "send-name-too-long",
+                count = count,
+                most = MAX_NAME_CHARS
             )));
         }
         Ok(())
@@ -109,9 +108,10 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         }
         Err(error) => return Some(Answer::store_failed(error)),
     }
-    let refuse = |error: audience::AudienceError| Answer::error(error.0);
+    let language = ctx.language();
+    let refuse = |error: audience::AudienceError| Answer::error(error.text(language));
     let checked = async {
-        request.within_limits()?;
+        request.within_limits(language)?;
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
         audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
@@ -133,7 +133,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         Err(answer) => return Some(answer),
     };
     let draft = Draft {
-        name: request.name.clone().unwrap_or_else(|| default_name(&message)),
+        name: request.name.clone().unwrap_or_else(|| default_name(language, &message)),
         control_room: ctx.room,
         created_by: ctx.sender,
         command: ctx.event_id,
@@ -153,36 +153,33 @@ fn persona(ctx: &Context<'_>, name: Option<&str>) -> Result<Option<String>, Answ
         return Ok(Some(name.to_owned()));
     }
     let known: Vec<String> = config.personas.keys().map(|known| format!("`{known}`")).collect();
+    let language = ctx.language();
     Err(Answer::error(match known.is_empty() {
-        true => format!("There is no persona `{name}`: none is configured (`personas:` in the config)."),
-        false => format!("There is no persona `{name}`. The personas are {}.", known.join(", ")),
+        true => t!(language, "send-no-persona", name = name),
+        false => t!(language, "send-unknown-persona", name = name, personas = known.join(", ")),
     }))
 }
 
 /// The message of a `send`: the lines after the command, or the message the command replies to.
 async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answer> {
+    let language = ctx.language();
     if !ctx.body.trim().is_empty() {
-        return markdown_message(ctx.body);
+        return markdown_message(language, ctx.body);
     }
     if let Some(replied) = &ctx.reply_to {
         let event = ctx.app.hs().room_event(ctx.room, replied).await.map_err(|error| {
-            Answer::error(format!("I cannot read the message this command replies to: {error}"))
+            Answer::error(t!(language, "send-cannot-read-reply", error = error.to_string()))
         })?;
         let event = decrypted(ctx, event).await?;
         return StoredMessage::copy_of(&event)
-            .ok_or_else(|| {
-                Answer::error("The message this command replies to has no content (was it deleted?).")
-            })
-            .and_then(fits);
+            .ok_or_else(|| Answer::error(t!(language, "send-reply-has-no-content")))
+            .and_then(|message| fits(language, message));
     }
     if dry_run {
         return Ok(StoredMessage::markdown(""));
     }
     let prefix = &ctx.app.config.broadcast.command_prefix;
-    Err(Answer::error(format!(
-        "What should I send? Write the message on the lines after the command:\n```\n{prefix} send #team:example.org\n\
-         Hello {{displayname}}, …\n```\nor reply to a message with the command to send that message."
-    )))
+    Err(Answer::error(t!(language, "send-what-to-send", prefix = prefix)))
 }
 
 /// `event` as its sender wrote it: decrypted when it is encrypted (and the bot can decrypt).
@@ -191,21 +188,19 @@ async fn decrypted(ctx: &Context<'_>, event: serde_json::Value) -> Result<serde_
         return Ok(event);
     }
     let Some(crypto) = &ctx.app.crypto else {
-        return Err(Answer::error(
-            "The message this command replies to is encrypted, and my encryption is off.",
-        ));
+        return Err(Answer::error(t!(ctx.language(), "send-reply-encrypted")));
     };
     crypto.decrypt(&event).await.map_err(|error| {
-        Answer::error(format!("I cannot decrypt the message this command replies to: {error}"))
+        Answer::error(t!(ctx.language(), "send-cannot-decrypt-reply", error = error.to_string()))
     })
 }
 
 /// The first line of the message (a poll's question), shortened.
-fn default_name(message: &StoredMessage) -> String {
+fn default_name(language: Language, message: &StoredMessage) -> String {
     let summary = Poll::of(message).map(|poll| poll.question).unwrap_or_else(|| message.summary());
     let name = shortened(summary.lines().next().unwrap_or("").trim(), 40);
     if name.is_empty() {
-        "Broadcast".into()
+        t!(language, "send-default-name")
     } else {
         name
     }
@@ -217,11 +212,13 @@ pub async fn confirm(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
+    let (language, id_text) = (ctx.language(), id.to_string());
     if broadcast.control_room_id != ctx.room {
-        return Answer::error(format!("{id} was prepared in another control room; confirm it there."));
+        return Answer::error(t!(language, "confirm-other-room", id = id_text));
     }
     if broadcast.state != BroadcastState::Prepared {
-        return Answer::error(format!("{id} is {}, not waiting for confirmation.", broadcast.state.as_str()));
+        let state = super::state_name(language, broadcast.state);
+        return Answer::error(t!(language, "confirm-not-prepared", id = id_text, state = state));
     }
     if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
         return refused;
@@ -236,11 +233,11 @@ mod tests {
     #[test]
     fn names_default_to_the_start_of_the_message() {
         let message = StoredMessage::markdown("Welcome to the company!\nMore text");
-        assert_eq!(default_name(&message), "Welcome to the company!");
+        assert_eq!(default_name(Language::En, &message), "Welcome to the company!");
         let long = StoredMessage::markdown(&"x".repeat(60));
-        assert_eq!(default_name(&long).chars().count(), 41);
-        assert_eq!(default_name(&StoredMessage::markdown("")), "Broadcast");
-        assert_eq!(default_name(&crate::poll::tests::element_poll(1)), "Lunch?");
+        assert_eq!(default_name(Language::En, &long).chars().count(), 41);
+        assert_eq!(default_name(Language::En, &StoredMessage::markdown("")), "Broadcast");
+        assert_eq!(default_name(Language::En, &crate::poll::tests::element_poll(1)), "Lunch?");
     }
 
     use crate::testing::{TestApp, HR_PERSONA};
@@ -267,7 +264,9 @@ mod tests {
             body,
             reply_to: None,
         };
-        let answer = crate::commands::run(&ctx, crate::commands::parse_command("!bc", line).unwrap()).await;
+        let answer =
+            crate::commands::run(&ctx, crate::commands::parse_command(Language::En, "!bc", line).unwrap())
+                .await;
         let made = test.store().broadcast_by_command(&event_id).await.unwrap();
         (answer, made.map(|broadcast| broadcast.options))
     }

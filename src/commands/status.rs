@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 
 use ruma::OwnedUserId;
 
-use super::{find_broadcast, Answer, Context};
+use super::{find_broadcast, state_name, Answer, Context};
 use crate::{
-    notices::{thousands, titled},
+    i18n::Language,
+    notices::titled,
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
-    when,
+    t, when,
 };
 
 /// How many broadcasts `list` shows, and how many failures `status` names.
@@ -20,23 +21,26 @@ pub async fn list(ctx: &Context<'_>) -> Answer {
         Ok(broadcasts) => broadcasts,
         Err(error) => return Answer::store_failed(error),
     };
+    let language = ctx.language();
     if broadcasts.is_empty() {
-        return Answer::ok("No broadcasts yet.");
+        return Answer::ok(t!(language, "list-empty"));
     }
-    let mut text = String::from("**Recent broadcasts**\n\n");
+    let mut text = format!("{}\n\n", t!(language, "list-title"));
     for broadcast in broadcasts {
         let counts = match ctx.app.store.delivery_counts(broadcast.id).await {
             Ok(counts) => counts,
             Err(error) => return Answer::store_failed(error),
         };
-        text.push_str(&format!(
-            "- {} — {} — {} / {} delivered, {} failed\n",
-            titled(&broadcast),
-            state_text(ctx, &broadcast),
-            thousands(counts.delivered),
-            thousands(counts.total()),
-            thousands(counts.failed)
-        ));
+        let line = t!(
+            language,
+            "list-line",
+            broadcast = titled(&broadcast),
+            state = state_text(ctx, &broadcast),
+            delivered = counts.delivered,
+            total = counts.total(),
+            failed = counts.failed
+        );
+        text.push_str(&format!("{line}\n"));
     }
     Answer::ok(text)
 }
@@ -48,7 +52,9 @@ pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
     };
     match status_text(ctx, &broadcast).await {
         Ok(details) => {
-            Answer::ok(format!("**{}** — {}\n\n{details}", titled(&broadcast), state_text(ctx, &broadcast)))
+            let state = state_text(ctx, &broadcast);
+            let title = t!(ctx.language(), "status-title", broadcast = titled(&broadcast), state = state);
+            Answer::ok(format!("{title}\n\n{details}"))
         }
         Err(error) => Answer::store_failed(error),
     }
@@ -57,54 +63,59 @@ pub async fn status(ctx: &Context<'_>, id: BroadcastId) -> Answer {
 /// A broadcast's state as `list` and `status` show it: when it is due, whether it was edited,
 /// retracted, or its poll closed.
 fn state_text(ctx: &Context<'_>, broadcast: &Broadcast) -> String {
-    let mut text = broadcast.state.as_str().to_owned();
+    let language = ctx.language();
+    let mut text = state_name(language, broadcast.state);
     if let (BroadcastState::Scheduled, Some(at)) = (broadcast.state, broadcast.options.send_at) {
-        text.push_str(&format!(" for {}", when::show(at, &ctx.app.config.broadcast.time_zone())));
+        let time = when::show(at, &ctx.app.config.broadcast.time_zone());
+        text = t!(language, "state-scheduled-for", state = text, time = time);
     }
     if broadcast.revision > 0 {
-        text.push_str(", edited");
+        text.push_str(&t!(language, "state-edited"));
     }
     if broadcast.poll_closed_at.is_some() {
-        text.push_str(", poll closed");
+        text.push_str(&t!(language, "state-poll-closed"));
     }
     if broadcast.retracted_at.is_some() {
-        text.push_str(", retracted");
+        text.push_str(&t!(language, "state-retracted"));
     }
     text
 }
 
 /// The counts, a poll's tally, who replied, and who failed or was skipped, with reasons.
 async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String, StoreError> {
-    let (store, id) = (&ctx.app.store, broadcast.id);
+    let (store, id, language) = (&ctx.app.store, broadcast.id, ctx.language());
     let counts = store.delivery_counts(id).await?;
-    let mut text = count_lines(&counts);
+    let mut text = count_lines(language, &counts);
     let (read, replied) = store.read_and_replied(id).await?;
-    text.push_str(&format!("- read: {}\n- replied: {}\n", thousands(read), thousands(replied)));
+    let line = |text: &mut String, line: String| text.push_str(&format!("{line}\n"));
+    line(&mut text, t!(language, "status-read", count = read));
+    line(&mut text, t!(language, "status-replied", count = replied));
     let encrypted = store.encrypted_dm_deliveries(id).await?;
     if ctx.app.crypto.is_some() {
         let waiting = store.deliveries_waiting(id, crate::e2ee::rooms::NO_DEVICE_YET).await?;
-        text.push_str(&format!("- encrypted end to end: {}\n", thousands(encrypted)));
-        text.push_str(&format!(
-            "- cannot decrypt yet (no device to share the key with): {}\n",
-            thousands(waiting)
-        ));
+        line(&mut text, t!(language, "status-encrypted", count = encrypted));
+        line(&mut text, t!(language, "status-no-device-yet", count = waiting));
     } else if encrypted > 0 {
-        text.push_str(&format!("- DM is encrypted, replies cannot be read: {}\n", thousands(encrypted)));
+        line(&mut text, t!(language, "status-unreadable-replies", count = encrypted));
     }
     let repliers = store.repliers(id, SHOWN).await?;
     if !repliers.is_empty() {
         let names: Vec<String> = repliers.iter().map(|user| format!("`{user}`")).collect();
-        text.push_str(&format!("\nReplied: {}\n", names.join(", ")));
+        text.push_str(&format!("\n{}\n", t!(language, "status-repliers", names = names.join(", "))));
     }
-    for (state, title) in [(DeliveryState::Failed, "Failed"), (DeliveryState::Skipped, "Skipped")] {
+    for (state, title) in [
+        (DeliveryState::Failed, t!(language, "status-failed-title")),
+        (DeliveryState::Skipped, t!(language, "status-skipped-title")),
+    ] {
         let rows = store.deliveries_with_reason(id, state, SHOWN).await?;
-        reasons(&mut text, title, rows);
+        reasons(&mut text, &title, rows);
     }
-    let title = "Copies that could not be changed (edit, retraction or poll end)";
-    reasons(&mut text, title, store.failed_followups(id, SHOWN).await?);
+    let title = t!(language, "status-followups-title");
+    reasons(&mut text, &title, store.failed_followups(id, SHOWN).await?);
     if let Some(poll) = Poll::of(&broadcast.message) {
         let tally = poll.tally(&store.poll_answers(id).await?);
-        text.push_str(&format!("\n**Poll**: {}\n", poll.tally_text(&tally, counts.delivered)));
+        let tally = poll.tally_text(&tally, counts.delivered);
+        text.push_str(&format!("\n{}\n", t!(language, "status-poll", tally = tally)));
     }
     Ok(text)
 }
@@ -119,22 +130,21 @@ fn reasons(text: &mut String, title: &str, rows: Vec<(OwnedUserId, String)>) {
     }
 }
 
-fn count_lines(counts: &DeliveryCounts) -> String {
-    let mut text = format!(
-        "- delivered: {}\n- pending: {}\n- failed: {}\n- skipped: {}\n",
-        thousands(counts.delivered),
-        thousands(counts.unfinished()),
-        thousands(counts.failed),
-        thousands(counts.skipped),
-    );
+fn count_lines(language: Language, counts: &DeliveryCounts) -> String {
+    let mut lines = vec![
+        t!(language, "status-delivered", count = counts.delivered),
+        t!(language, "status-pending", count = counts.unfinished()),
+        t!(language, "status-failed", count = counts.failed),
+        t!(language, "status-skipped", count = counts.skipped),
+    ];
     if counts.cancelled > 0 {
-        text.push_str(&format!("- cancelled: {}\n", thousands(counts.cancelled)));
+        lines.push(t!(language, "status-cancelled", count = counts.cancelled));
     }
-    text
+    lines.into_iter().map(|line| format!("{line}\n")).collect()
 }
 
 pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
-    let store = &ctx.app.store;
+    let (store, language) = (&ctx.app.store, ctx.language());
     let broadcast = match find_broadcast(ctx, id).await {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
@@ -143,18 +153,19 @@ pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         BroadcastState::Running | BroadcastState::Prepared | BroadcastState::Scheduled => {
             store.transition(id, broadcast.state, BroadcastState::Cancelled).await
         }
-        state => return Answer::error(format!("{id} is {}: nothing to cancel.", state.as_str())),
+        state => {
+            let state = state_name(language, state);
+            return Answer::error(t!(language, "cancel-nothing", id = id.to_string(), state = state));
+        }
     };
     match cancelled {
         Ok(true) => match store.cancel_deliveries(id).await {
-            Ok(count) => Answer::ok(format!(
-                "Cancelled {}: {} not delivered.",
-                titled(&broadcast),
-                thousands(count as i64)
-            )),
+            Ok(count) => {
+                Answer::ok(t!(language, "cancel-done", broadcast = titled(&broadcast), count = count as i64))
+            }
             Err(error) => Answer::store_failed(error),
         },
-        Ok(false) => Answer::error(format!("{id} changed state meanwhile; see `status`.")),
+        Ok(false) => Answer::error(t!(language, "cancel-changed-meanwhile", id = id.to_string())),
         Err(error) => Answer::store_failed(error),
     }
 }
@@ -178,36 +189,40 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
         entry.0.push(format!("`{}`", default.scope));
         entry.1 |= default.active;
     }
+    let language = ctx.language();
     if scopes.is_empty() {
-        return Ok("No default broadcasts. `send … --default` makes one.".into());
+        return Ok(t!(language, "defaults-none"));
     }
-    let mut text = String::from("**Default broadcasts** (new people get them once)\n\n");
+    let mut text = format!("{}\n\n", t!(language, "defaults-title"));
     for (id, (scopes, active)) in scopes {
         let broadcast = store.broadcast(id).await?;
         let counts = store.delivery_counts(id).await?;
-        text.push_str(&format!(
-            "- {} — {} — {} — {} received it\n",
-            titled(&broadcast),
-            scopes.join(", "),
-            if active { "on" } else { "off" },
-            thousands(counts.delivered)
-        ));
+        let line = t!(
+            language,
+            "defaults-line",
+            broadcast = titled(&broadcast),
+            scopes = scopes.join(", "),
+            active = if active { "yes" } else { "no" },
+            count = counts.delivered
+        );
+        text.push_str(&format!("{line}\n"));
     }
     Ok(text)
 }
 
 pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Answer {
+    let (language, id_text) = (ctx.language(), id.to_string());
     match find_broadcast(ctx, id).await {
         Err(answer) => return answer,
         Ok(broadcast) if on && broadcast.retracted_at.is_some() => {
-            return Answer::error(format!("{id} was retracted; it cannot welcome anyone again."))
+            return Answer::error(t!(language, "default-retracted", id = id_text))
         }
         Ok(_) => {}
     }
     match ctx.app.store.set_default_active(id, on).await {
-        Ok(true) if on => Answer::ok(format!("{id} is a default again: people who join from now on get it.")),
-        Ok(true) => Answer::ok(format!("{id} is no longer a default: nobody else will get it.")),
-        Ok(false) => Answer::error(format!("{id} is not a default broadcast (see `defaults`).")),
+        Ok(true) if on => Answer::ok(t!(language, "default-on", id = id_text)),
+        Ok(true) => Answer::ok(t!(language, "default-off", id = id_text)),
+        Ok(false) => Answer::error(t!(language, "default-not-a-default", id = id_text)),
         Err(error) => Answer::store_failed(error),
     }
 }

@@ -115,19 +115,28 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
     let recursive = options.audience.recursive;
     let rooms = match audience::rooms(app.hs(), &targets, recursive, &broadcast.created_by, level).await {
         Ok(rooms) => rooms,
-        Err(error) => return abandon(app, id, error.0).await,
+        Err(error) => return abandon(app, id, error.text(app.language())).await,
     };
     if options.default && !options.dry_run {
-        if let Err(error) = record_defaults(language, &app.store, id, &targets, &rooms).await {
-            return abandon(app, id, error.0).await;
+        if let Err(error) = record_defaults(&app.store, id, &targets, &rooms).await {
+            return abandon(app, id, error.text(language)).await;
         }
     }
     let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
     let needs_names = broadcast.message.needs_displayname();
-    let resolved = audience::resolve(&app.store, app.hs(), &exclusions, id, &targets, &rooms, needs_names);
+    let resolved = audience::resolve(
+        &app.store,
+        app.hs(),
+        &exclusions,
+        id,
+        &targets,
+        &rooms,
+        needs_names,
+        app.language(),
+    );
     if let Err(error) = resolved.await {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
-        return abandon(app, id, error.0).await;
+        return abandon(app, id, error.text(language)).await;
     }
     // A re-dispatched command counts what an earlier run queued too.
     let (count, mut who) = match describe_queue(language, &app.store, broadcast, &targets).await {
@@ -261,7 +270,8 @@ pub async fn may_manage(
     if broadcast.created_by == sender {
         return Ok(());
     }
-    let targets = audience::parse_targets(&broadcast.audience).map_err(|error| Answer::error(error.0))?;
+    let targets = audience::parse_targets(&broadcast.audience)
+        .map_err(|error| Answer::error(error.text(app.language())))?;
     audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
         Answer::error(crate::t!(
             app.language(),
@@ -353,7 +363,6 @@ fn from_whom(app: &App, options: &SendOptions) -> String {
 /// Records broadcast `id` as a default for the rooms it reaches (with `--recursive`, those of the
 /// hierarchy the sender may address) and for the `server` among `targets`.
 async fn record_defaults(
-    language: Language,
     store: &Store,
     id: BroadcastId,
     targets: &[Target],
@@ -368,7 +377,7 @@ async fn record_defaults(
         store.start_new_user_mark().await?;
     }
     if rooms.reached.is_empty() && !server {
-        return Err(AudienceError(crate::t!(language, "lifecycle-default-needs-room")));
+        return Err(AudienceError::new("audience-default-needs-a-room", &[]));
     }
     Ok(())
 }
@@ -494,9 +503,7 @@ mod tests {
         let answer = finish_preparing(&test.app, &users_only).await;
         assert_eq!(
             answer,
-            Answer::error(
-                "`--default` braucht einen Raum, einen Space oder `server` in der Empfängerangabe."
-            )
+            Answer::error("`--default` braucht einen Raum, einen Space oder `server` unter den Empfängern.")
         );
     }
 

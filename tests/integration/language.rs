@@ -33,11 +33,11 @@ const GERMAN: Words = Words {
     code: "de",
     preview: ["**Vorschau von #1 «Survey»**", "2 Empfänger"],
     summary: "beendet",
-    status: GERMAN_STATUS,
-    help_send: GERMAN_HELP_SEND,
+    status: ["- zugestellt: 2", "- fehlgeschlagen: 0"],
+    help_send: ["Aufruf", "Bereitet eine Rundsendung vor"],
     stop: "stopp",
-    stop_confirmation: GERMAN_STOP_CONFIRMATION,
-    thread_title: GERMAN_THREAD_TITLE,
+    stop_confirmation: "Sie erhalten von hier keine Rundsendungen mehr. Schreiben Sie `start`",
+    thread_title: "Antworten von „Bob Builder“ (@bob:test.local) auf »Survey« #1",
 };
 
 /// The bot's message in `room` that edits an earlier one (its progress message) and contains
