@@ -62,7 +62,9 @@ fn event_with(events: &[Value], bot: &str, text: &str) -> Option<String> {
 }
 
 async fn speaks(words: &Words) {
-    let env = TestEnv::start_with(&format!("language: {}\n", words.code)).await;
+    // A preview for any audience: confirm_above 0.
+    let config = format!("language: {}\nbroadcast:\n    confirm_above: 0\n", words.code);
+    let env = TestEnv::start_with(&config).await;
     let bot = env.bot_id();
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let (alice, bob) = (env.user("alice").await, env.user("bob").await);
