@@ -190,18 +190,25 @@ impl Crypto {
 
     /// Tells the machine that request `id` was answered with `response`.
     async fn mark(&self, id: &TransactionId, response: &CryptoResponse) -> Result<(), CryptoError> {
-        let machine = &self.machine;
-        match response {
-            CryptoResponse::KeysUpload(response) => machine.mark_request_as_sent(id, response).await,
-            CryptoResponse::KeysQuery(response) => machine.mark_request_as_sent(id, response).await,
-            CryptoResponse::KeysClaim(response) => machine.mark_request_as_sent(id, response).await,
-            CryptoResponse::ToDevice(response) => machine.mark_request_as_sent(id, response).await,
-            CryptoResponse::SigningKeysUpload(response) => {
-                machine.mark_request_as_sent(id, AnyIncomingResponse::SigningKeysUpload(response)).await
-            }
-            CryptoResponse::SignaturesUpload(response) => machine.mark_request_as_sent(id, response).await,
-        }?;
-        Ok(())
+        Ok(mark_sent(&self.machine, id, response).await?)
+    }
+}
+
+/// Tells `machine` that its request `id` was answered with `response`.
+pub(crate) async fn mark_sent(
+    machine: &OlmMachine,
+    id: &TransactionId,
+    response: &CryptoResponse,
+) -> Result<(), matrix_sdk_crypto::OlmError> {
+    match response {
+        CryptoResponse::KeysUpload(response) => machine.mark_request_as_sent(id, response).await,
+        CryptoResponse::KeysQuery(response) => machine.mark_request_as_sent(id, response).await,
+        CryptoResponse::KeysClaim(response) => machine.mark_request_as_sent(id, response).await,
+        CryptoResponse::ToDevice(response) => machine.mark_request_as_sent(id, response).await,
+        CryptoResponse::SigningKeysUpload(response) => {
+            machine.mark_request_as_sent(id, AnyIncomingResponse::SigningKeysUpload(response)).await
+        }
+        CryptoResponse::SignaturesUpload(response) => machine.mark_request_as_sent(id, response).await,
     }
 }
 

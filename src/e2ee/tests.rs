@@ -5,8 +5,7 @@
 use std::{collections::BTreeMap, sync::Arc};
 
 use matrix_sdk_crypto::{
-    types::{events::room::encrypted::EncryptedEvent, requests::AnyIncomingResponse},
-    EncryptionSettings, EncryptionSyncChanges, OlmMachine,
+    types::events::room::encrypted::EncryptedEvent, EncryptionSettings, EncryptionSyncChanges, OlmMachine,
 };
 use ruma::{
     api::client::sync::sync_events::DeviceLists, events::AnyMessageLikeEventContent, serde::Raw,
@@ -35,17 +34,7 @@ async fn bot() -> (TestApp, Arc<Crypto>) {
 
 /// Tells `machine` the answer to its request `id`.
 async fn mark(machine: &OlmMachine, id: &TransactionId, response: &CryptoResponse) {
-    match response {
-        CryptoResponse::KeysUpload(response) => machine.mark_request_as_sent(id, response).await,
-        CryptoResponse::KeysQuery(response) => machine.mark_request_as_sent(id, response).await,
-        CryptoResponse::KeysClaim(response) => machine.mark_request_as_sent(id, response).await,
-        CryptoResponse::ToDevice(response) => machine.mark_request_as_sent(id, response).await,
-        CryptoResponse::SigningKeysUpload(response) => {
-            machine.mark_request_as_sent(id, AnyIncomingResponse::SigningKeysUpload(response)).await
-        }
-        CryptoResponse::SignaturesUpload(response) => machine.mark_request_as_sent(id, response).await,
-    }
-    .expect("the answer is taken");
+    super::mark_sent(machine, id, response).await.expect("the answer is taken");
 }
 
 /// A recipient's client: a crypto state machine in memory, speaking to the fake's key server

@@ -63,11 +63,16 @@ fn generate_registration_writes_a_private_file_and_the_tokens_back() {
         (as_token, hs_token)
     );
     assert!(config_text.contains("# Unique ID of this application service"), "comments survive");
+    assert!(!config_text.contains("pickle_key: generate"), "a random pickle key is filled in");
+    assert_eq!(config.encryption.pickle_key.len(), 64);
 
     let (code, stdout, stderr) =
         matrix_broadcast(dir.path(), &["check-config", "-c", "config.yaml", "-r", "registration.yaml"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert!(stdout.contains("ok (bot @broadcast:chat.example.net)"), "{stdout}");
+    assert!(
+        stdout.contains("ok (bot @broadcast:chat.example.net; language en; end-to-end encryption off)"),
+        "{stdout}"
+    );
 
     // -g is the short form; a new registration replaces both tokens.
     let (code, _, stderr) =

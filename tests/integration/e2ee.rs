@@ -46,6 +46,8 @@ async fn a_space_broadcast_from_an_encrypted_control_room_arrives_encrypted_and_
         (E2eeUser::login(&env.synapse, &alice_user).await, E2eeUser::login(&env.synapse, &bob_user).await);
     let space = env.space(&admin_user, "staff", &[&alice_user, &bob_user]).await;
     let room = encrypted_control_room(&env, &admin).await;
+    let device = env.config.appservice.device_id.to_string();
+    assert!(admin.sees_cross_signed_by_owner(&bot, &device).await, "the bot cross-signed its device");
 
     let secret = "The merger is announced on Monday";
     admin.send_text(&room, &format!("!bc send {space} --yes\n{secret}")).await;

@@ -188,6 +188,15 @@ impl E2eeUser {
         .await
     }
 
+    /// Whether `device` of `user` is signed by its owner's cross-signing identity, as this
+    /// client sees it (what Element shows as "verified by its owner").
+    pub async fn sees_cross_signed_by_owner(&self, user: &str, device: &str) -> bool {
+        self.wait_for_device(user, device).await;
+        let (user_id, device_id) = (user_id(user), OwnedDeviceId::from(device));
+        let device = self.client.encryption().get_device(&user_id, &device_id).await;
+        device.ok().flatten().is_some_and(|device| device.is_cross_signed_by_owner())
+    }
+
     /// The latest 200 message events of `room` (no state events), oldest first, fetched anew and
     /// decrypted where this device has the keys, as JSON `{event_id, sender, type, content,
     /// encrypted}`; one it cannot decrypt keeps type `m.room.encrypted`.
