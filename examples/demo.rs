@@ -58,7 +58,8 @@ async fn main() {
     let sent = admin.send_text(&room, &command).await;
     let answer = admin.wait_for_answer(&room, &bot, &sent).await;
     println!("bot answers {} {}", answer.reaction, answer.body);
-    let summary = admin.wait_for_finished(&room, &bot).await;
+    let finished = if language == "de" { " beendet" } else { " finished" };
+    let summary = admin.wait_for_progress_saying(&room, &bot, finished).await;
     println!("bot's progress message ends: {summary}\n");
 
     let census = root.dm_census(&bot, &[&room]).await;

@@ -40,18 +40,6 @@ const GERMAN: Words = Words {
     thread_title: "Antworten von „Bob Builder“ (@bob:test.local) auf »Survey« #1",
 };
 
-/// The bot's message in `room` that edits an earlier one (its progress message) and contains
-/// `text`.
-async fn progress_saying(user: &TestUser, room: &str, bot: &str, text: &str) -> String {
-    wait_for(&format!("the progress message saying {text:?}"), || async {
-        user.events(room).await.into_iter().find_map(|event| {
-            let body = event["content"]["m.new_content"]["body"].as_str()?;
-            (event["sender"] == bot && body.contains(text)).then(|| body.to_owned())
-        })
-    })
-    .await
-}
-
 /// The event ID of the bot's message in `room` containing `text`.
 fn event_with(events: &[Value], bot: &str, text: &str) -> Option<String> {
     events.iter().find_map(|event| {
@@ -79,7 +67,7 @@ async fn speaks(words: &Words) {
     }
     let preview_event = event_with(&admin.events(&room).await, &bot, words.preview[0]).expect("the preview");
     admin.react(&room, &preview_event, "✅").await;
-    let summary = progress_saying(&admin, &room, &bot, words.summary).await;
+    let summary = admin.wait_for_progress_saying(&room, &bot, words.summary).await;
     assert!(summary.contains(words.summary), "{summary}");
 
     let status = admin.send_text(&room, "!bc status #1").await;

@@ -321,6 +321,18 @@ impl TestUser {
         self.ok(reqwest::Method::PUT, &path, Some(content)).await;
     }
 
+    /// The bot's message in `room` that edits an earlier one (a progress message) into a text
+    /// containing `text` (e.g. "beendet" with `language: de`), once there is one.
+    pub async fn wait_for_progress_saying(&self, room: &str, bot: &str, text: &str) -> String {
+        wait_for(&format!("the progress message saying {text:?}"), || async {
+            self.events(room).await.into_iter().find_map(|event| {
+                let body = event["content"]["m.new_content"]["body"].as_str()?;
+                (event["sender"] == bot && body.contains(text)).then(|| body.to_owned())
+            })
+        })
+        .await
+    }
+
     /// Waits until the bot's progress message for a broadcast says it finished, and returns it.
     pub async fn wait_for_finished(&self, room: &str, bot: &str) -> String {
         self.wait_for_finished_count(room, bot, 1, super::DEADLINE).await.pop().expect("one summary")
