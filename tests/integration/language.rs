@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{wait_for, TestEnv, TestUser};
+use crate::harness::{TestEnv, TestUser};
 
 /// What the bot is expected to say, in one language.
 struct Words {
