@@ -19,7 +19,7 @@ use ruma::{
 };
 
 use crate::{
-    i18n::{self, Language},
+    i18n::Language,
     matrix::{send, txn_for, Homeserver},
     message::{cut_to_fit, MAX_CONTENT_BYTES},
     store::{Broadcast, BroadcastId, StoreError},
@@ -184,16 +184,6 @@ pub fn escape_markdown(text: &str) -> String {
     escaped
 }
 
-/// `number` (as [`thousands`]) with the noun in the right form: "1 copy", "1,200 copies".
-pub fn counted(number: i64, one: &str, many: &str) -> String {
-    format!("{} {}", thousands(number), if number == 1 { one } else { many })
-}
-
-/// `1234567` as `1,234,567` (English); [`i18n::number`] writes it in a language.
-pub fn thousands(number: i64) -> String {
-    i18n::number(Language::En, number)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,15 +199,5 @@ mod tests {
         assert!(size <= MAX_CONTENT_BYTES, "{size} bytes");
         assert!(notice.body().starts_with("A caret under the bad word:"), "{}", &notice.body()[..40]);
         assert!(notice.body().contains("(cut: the first"), "it says it was cut");
-    }
-
-    #[test]
-    fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(100_000), "100,000");
-        assert_eq!(thousands(1_234_567), "1,234,567");
-        assert_eq!(thousands(-1_234), "-1,234");
     }
 }

@@ -2,7 +2,7 @@
 //! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
 //! everyone else on example.org a broadcaster, `@nobody:example.org` none.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 
@@ -33,15 +33,7 @@ impl TestApp {
     /// With `extra` YAML (whole top-level sections) appended to the test config.
     pub async fn with_config(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let text = format!(
-            "homeserver:\n  address: http://fake.example.org\n  domain: example.org\n\
-             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token\n  hs_token: hs-token\n\
-             database:\n  uri: sqlite://{}\n  max_connections: 4\n\
-             permissions:\n  \"*\": none\n  \"example.org\": broadcaster\n  \"@nobody:example.org\": none\n  \
-             \"@admin:example.org\": admin\n{extra}",
-            dir.path().join("bot.db").display()
-        );
-        let config = Config::parse(&text, Path::new("unit-test.yaml")).expect("test config parses");
+        let config = Config::for_unit_tests(dir.path(), extra);
         let store = Store::connect(&config.database.uri, 4).await.expect("store");
         let hs = Arc::new(FakeHomeserver::default());
         let permissions = config.permissions().expect("permissions");

@@ -75,7 +75,7 @@ pub async fn push(
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "too_large").increment(1);
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "M_TOO_LARGE", "Transaction body too large")
     })?;
-    let pushed = parse_transaction(&intake.bot, &bytes).map_err(|error| {
+    let body: Value = serde_json::from_slice(&bytes).map_err(|error| {
         tracing::warn!(%error, "transaction body is not JSON");
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "not_json").increment(1);
         ApiError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Body is not JSON")
@@ -85,13 +85,14 @@ pub async fn push(
         metrics::counter!("matrix_broadcast_transactions_total", "result" => "duplicate").increment(1);
         return Ok(Json(json!({})));
     }
+    let pushed = pushed_of(&intake.bot, &body);
 
     for shown in &pushed.malformed {
         tracing::warn!(event = %shown, "malformed event skipped");
         metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
     }
     metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(pushed.own);
-    receive_device_updates(&intake, &bytes).await?;
+    receive_device_updates(&intake, &body).await?;
     let (keep, events) = (pushed.rows, pushed.events);
     let new = intake.store.push_inbox(&keep).await.map_err(|error| {
         tracing::error!(%error, "cannot persist pushed events; the homeserver will retry");
@@ -109,10 +110,9 @@ pub async fn push(
 
 /// Gives the crypto machine what the transaction brought for the bot's device, stored before
 /// the answer (a room key must not be acknowledged and then lost).
-async fn receive_device_updates(intake: &Intake, bytes: &[u8]) -> Result<(), ApiError> {
+async fn receive_device_updates(intake: &Intake, body: &Value) -> Result<(), ApiError> {
     let Some(crypto) = &intake.crypto else { return Ok(()) };
-    let body: Value = serde_json::from_slice(bytes).unwrap_or_default();
-    let updates = crate::e2ee::DeviceUpdates::of(&body, &intake.bot, &intake.device);
+    let updates = crate::e2ee::DeviceUpdates::of(body, &intake.bot, &intake.device);
     crypto.receive(updates).await.map_err(|error| {
         tracing::error!(%error, "cannot store what the homeserver pushed for the bot's device; it will retry");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "M_UNKNOWN", "Temporarily unable to store device updates")
@@ -137,7 +137,11 @@ pub struct Pushed {
 /// (serde_json also refuses nesting deeper than 128 levels); otherwise each event is kept or
 /// skipped on its own, and anything that is not a transaction yields nothing.
 pub fn parse_transaction(bot: &UserId, bytes: &[u8]) -> Result<Pushed, serde_json::Error> {
-    let body: Value = serde_json::from_slice(bytes)?;
+    Ok(pushed_of(bot, &serde_json::from_slice(bytes)?))
+}
+
+/// What a transaction body, read as JSON, holds for the inbox (see [`parse_transaction`]).
+fn pushed_of(bot: &UserId, body: &Value) -> Pushed {
     let events = body.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     let mut pushed = Pushed { rows: Vec::with_capacity(events.len()), ..Pushed::default() };
     for event in events {
@@ -148,9 +152,9 @@ pub fn parse_transaction(bot: &UserId, bytes: &[u8]) -> Result<Pushed, serde_jso
         }
     }
     pushed.events = pushed.rows.len();
-    let others = readers(&body).into_iter().filter(|reader| !is_own_user(bot, &reader.user));
+    let others = readers(body).into_iter().filter(|reader| !is_own_user(bot, &reader.user));
     pushed.rows.extend(others.map(|reader| reader.inbox_row()));
-    Ok(pushed)
+    pushed
 }
 
 /// One reader of one event, from a read receipt (an ephemeral event, `receive_ephemeral` in the

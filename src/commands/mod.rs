@@ -601,9 +601,9 @@ mod tests {
     #[test]
     fn the_help_of_send_names_the_limits_as_they_are() {
         let help = help(Language::En, "!bc", Some("send")).markdown;
-        let bytes = format!("at most {} bytes", crate::notices::thousands(MAX_CONTENT_BYTES as i64));
-        let words =
-            format!("at most {} audience words", crate::notices::thousands(send::MAX_AUDIENCE_WORDS as i64));
+        let number = |n: usize| crate::i18n::number(Language::En, n as i64);
+        let bytes = format!("at most {} bytes", number(MAX_CONTENT_BYTES));
+        let words = format!("at most {} audience words", number(send::MAX_AUDIENCE_WORDS));
         let name = format!("(at most {} characters)", send::MAX_NAME_CHARS);
         for limit in [bytes, words, name] {
             assert!(help.contains(&limit), "{limit:?} in {help}");

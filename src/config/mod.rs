@@ -326,6 +326,21 @@ fn default_log_level() -> String {
 }
 
 impl Config {
+    /// The unit tests' config: `example.org`, a SQLite database in `dir`, `@admin:example.org`
+    /// admin, everyone on example.org a broadcaster; `extra` (whole top-level sections) appended.
+    #[cfg(test)]
+    pub fn for_unit_tests(dir: &Path, extra: &str) -> Config {
+        let text = format!(
+            "homeserver:\n  address: http://fake.example.org\n  domain: example.org\n\
+             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token\n  hs_token: hs-token\n\
+             database:\n  uri: sqlite://{}\n  max_connections: 4\n\
+             permissions:\n  \"*\": none\n  \"example.org\": broadcaster\n  \"@nobody:example.org\": none\n  \
+             \"@admin:example.org\": admin\n{extra}",
+            dir.join("bot.db").display()
+        );
+        Config::parse(&text, Path::new("unit-test.yaml")).expect("test config parses")
+    }
+
     /// Reads and parses a config file, without the start-up checks of [`Config::validate`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)

@@ -217,17 +217,20 @@ pub(crate) async fn mark_sent(
 fn as_request(request: &AnyOutgoingRequest) -> Option<CryptoRequest> {
     Some(match request {
         AnyOutgoingRequest::KeysUpload(request) => CryptoRequest::KeysUpload(request.clone()),
-        AnyOutgoingRequest::KeysQuery(request) => {
-            let mut query = get_keys::v3::Request::new();
-            query.device_keys = request.device_keys.clone();
-            query.timeout = request.timeout;
-            CryptoRequest::KeysQuery(query)
-        }
+        AnyOutgoingRequest::KeysQuery(request) => keys_query(request),
         AnyOutgoingRequest::KeysClaim(request) => CryptoRequest::KeysClaim(request.clone()),
         AnyOutgoingRequest::ToDeviceRequest(request) => CryptoRequest::ToDevice(to_device(request)),
         AnyOutgoingRequest::SignatureUpload(request) => CryptoRequest::SignaturesUpload(request.clone()),
         AnyOutgoingRequest::RoomMessage(_) => return None,
     })
+}
+
+/// The homeserver request for a key query of the machine.
+fn keys_query(request: &matrix_sdk_crypto::types::requests::KeysQueryRequest) -> CryptoRequest {
+    let mut query = get_keys::v3::Request::new();
+    query.device_keys = request.device_keys.clone();
+    query.timeout = request.timeout;
+    CryptoRequest::KeysQuery(query)
 }
 
 /// The homeserver request for a to-device request of the machine.

@@ -24,7 +24,7 @@ use ruma::{
 };
 use serde_json::Value;
 
-use super::{decryption_settings, to_device, Crypto, CryptoError};
+use super::{decryption_settings, keys_query, to_device, Crypto, CryptoError};
 use crate::matrix::{CryptoRequest, MatrixError, RoomEncryption};
 
 /// How long a room's member list is used before it is asked for again.
@@ -118,11 +118,12 @@ impl From<CryptoError> for MatrixError {
 impl Crypto {
     /// Whether `room` is encrypted (see the module's documentation).
     pub async fn is_encrypted(&self, room: &RoomId) -> Result<bool, CryptoError> {
-        if self.machine.room_settings(room).await?.is_some() {
-            return Ok(true);
-        }
+        // In memory first: a plain room costs no read of the crypto store.
         if self.rooms.is_plain(room) {
             return Ok(false);
+        }
+        if self.machine.room_settings(room).await?.is_some() {
+            return Ok(true);
         }
         let encrypted = self.homeserver.state(room, StateEventType::RoomEncryption, "").await?.is_some();
         if encrypted {
@@ -212,9 +213,7 @@ impl Crypto {
     /// users who share a joined room).
     async fn has_a_reader_now(&self, readers: &[&UserId]) -> Result<bool, CryptoError> {
         let (id, query) = self.machine.query_keys_for_users(readers.iter().copied());
-        let mut request = ruma::api::client::keys::get_keys::v3::Request::new();
-        request.device_keys = query.device_keys;
-        let response = self.homeserver.crypto(CryptoRequest::KeysQuery(request)).await?;
+        let response = self.homeserver.crypto(keys_query(&query)).await?;
         self.mark(&id, &response).await?;
         self.has_a_reader(readers).await
     }

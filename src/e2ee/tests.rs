@@ -15,19 +15,29 @@ use serde_json::{json, Value};
 
 use super::{as_request, decryption_settings, rooms::Undecryptable, Crypto, DeviceUpdates};
 use crate::{
+    config::Config,
     matrix::{fake::FakeHomeserver, CryptoRequest, CryptoResponse, Homeserver, MatrixError, RoomEncryption},
-    testing::TestApp,
 };
 
 /// The crypto store's pickle key in tests (32 characters, the shortest accepted).
 const PICKLE_KEY: &str = "unit-test-pickle-key-0123456789a";
 
-/// The bot's crypto, opened on a crypto store in the test app's directory and started (its
+/// The bot's side of a test: its config (crypto store in a temporary directory) and the fake
+/// homeserver. Only what the crypto needs: no store, no `App`.
+struct TestBot {
+    config: Config,
+    hs: Arc<FakeHomeserver>,
+    _dir: tempfile::TempDir,
+}
+
+/// The bot's crypto, opened on a crypto store in the test's directory and started (its
 /// device keys and cross-signing keys uploaded to the fake).
-async fn bot() -> (TestApp, Arc<Crypto>) {
-    let config = format!("encryption:\n  enabled: true\n  pickle_key: {PICKLE_KEY}\n");
-    let test = TestApp::with_config(&config).await;
-    let crypto = Crypto::open(&test.app.config, test.hs.clone()).await.expect("crypto store opens");
+async fn bot() -> (TestBot, Arc<Crypto>) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let extra = format!("encryption:\n  enabled: true\n  pickle_key: {PICKLE_KEY}\n");
+    let config = Config::for_unit_tests(dir.path(), &extra);
+    let test = TestBot { config, hs: Arc::new(FakeHomeserver::default()), _dir: dir };
+    let crypto = Crypto::open(&test.config, test.hs.clone()).await.expect("crypto store opens");
     crypto.start().await.expect("the bot's keys are uploaded");
     (test, crypto)
 }
@@ -158,7 +168,7 @@ fn text(body: &str) -> Raw<AnyMessageLikeEventContent> {
 }
 
 /// The bot's encrypted DM with `user`, made as the bot makes it (created encrypted).
-async fn encrypted_dm(test: &TestApp, crypto: &Crypto, user: &UserId) -> OwnedRoomId {
+async fn encrypted_dm(test: &TestBot, crypto: &Crypto, user: &UserId) -> OwnedRoomId {
     let room = test.hs.create_dm(user, "nonce", true).await.expect("DM");
     crypto.dm_created(&room, user, true).await;
     room
@@ -330,7 +340,7 @@ async fn a_restart_keeps_the_bots_device_and_its_sessions() {
     let identity = crypto.machine.identity_keys();
     drop(crypto);
 
-    let crypto = Crypto::open(&test.app.config, test.hs.clone()).await.expect("the store opens again");
+    let crypto = Crypto::open(&test.config, test.hs.clone()).await.expect("the store opens again");
     crypto.start().await.expect("started again");
 
     assert_eq!(crypto.machine.identity_keys().ed25519, identity.ed25519, "the same device keys");
@@ -349,7 +359,7 @@ async fn a_restart_keeps_the_bots_device_and_its_sessions() {
 async fn a_crypto_store_does_not_open_with_another_pickle_key() {
     let (test, crypto) = bot().await;
     drop(crypto);
-    let mut config = test.app.config.clone();
+    let mut config = test.config.clone();
     config.encryption.pickle_key = "another-pickle-key-0123456789abc".into();
 
     let error = Crypto::open(&config, test.hs.clone()).await.err().expect("refused");

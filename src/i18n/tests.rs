@@ -111,7 +111,12 @@ fn plurals_and_numbers_follow_the_language() {
     assert_eq!(crate::t!(Language::De, "recipients", count = 1), "1 Empfänger");
     assert_eq!(crate::t!(Language::De, "recipients", count = 1000), "1.000 Empfänger");
     assert_eq!(number(Language::De, -1234), "-1.234");
+    assert_eq!(number(Language::En, 0), "0");
     assert_eq!(number(Language::En, 999), "999");
+    assert_eq!(number(Language::En, 1000), "1,000");
+    assert_eq!(number(Language::En, 100_000), "100,000");
+    assert_eq!(number(Language::En, 1_234_567), "1,234,567");
+    assert_eq!(number(Language::En, -1_234), "-1,234");
 }
 
 #[test]

@@ -290,6 +290,21 @@ impl Store {
         Ok(counts)
     }
 
+    /// How many deliveries of broadcast `id` wait in the queue with `reason` as their last
+    /// error (an encrypted DM's recipient without a device to decrypt with).
+    pub async fn deliveries_waiting(&self, id: BroadcastId, reason: &str) -> Result<i64, StoreError> {
+        let (count,): (i64,) = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT COUNT(*) FROM deliveries WHERE broadcast_id = $1 AND state = 'pending' AND last_error = $2",
+            )
+            .bind(id.0)
+            .bind(reason)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(count)
+    }
+
     /// Up to `limit` recipients of broadcast `id` still to be sent to, in user ID order.
     pub async fn sample_recipients(
         &self,

@@ -186,21 +186,6 @@ impl Store {
         Ok(count)
     }
 
-    /// How many deliveries of broadcast `id` wait in the queue with `reason` as their last
-    /// error (an encrypted DM's recipient without a device to decrypt with).
-    pub async fn deliveries_waiting(&self, id: super::BroadcastId, reason: &str) -> Result<i64, StoreError> {
-        let (count,): (i64,) = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT COUNT(*) FROM deliveries WHERE broadcast_id = $1 AND state = 'pending' AND last_error = $2",
-            )
-            .bind(id.0)
-            .bind(reason)
-            .fetch_one(pool)
-            .await?
-        });
-        Ok(count)
-    }
-
     /// Records that the DM `room` is encrypted now (the bot or the recipient turned it on).
     pub async fn dm_encrypted(&self, room: &ruma::RoomId) -> Result<(), StoreError> {
         on_pool!(self, |pool| {

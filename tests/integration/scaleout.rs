@@ -164,7 +164,7 @@ async fn main_and_two_workers_deliver_exactly_once(count: usize) {
         users.len(),
         started.elapsed().as_secs_f64()
     );
-    let delivered = matrix_broadcast::notices::thousands(users.len() as i64); // "2,002"
+    let delivered = matrix_broadcast::i18n::number(matrix_broadcast::i18n::Language::En, users.len() as i64); // "2,002"
     assert!(summary.contains(&format!("{delivered} delivered, 0 failed")), "{summary}");
     for (listen, sent) in worker_metrics.iter().zip(&by_worker) {
         assert!(*sent > 0.0, "the worker on {listen} delivered some");
