@@ -3,11 +3,12 @@
 //!
 //! Transaction IDs derive from (broadcast, recipient) and messages go out from the bot's logged-in
 //! device, so a re-send after any crash (of the bot or of the homeserver) returns the event that
-//! was already sent instead of a second copy. A homeserver outage (unreachable, 5xx) pauses every
-//! worker until one probe finds it again, and uses up no try; a try that was rate-limited comes
-//! back after an exponential backoff with jitter (or the homeserver's `retry_after`), up to
+//! was already sent instead of a second copy. A homeserver outage (unreachable or 5xx, and
+//! confirmed by a probe) pauses every worker until one probe finds it again, and uses up no try;
+//! a 5xx while the probe finds the homeserver up is that copy's own error. A try that failed
+//! (rate-limited, or that copy's 5xx) comes back after an exponential backoff with jitter (or the homeserver's `retry_after`), up to
 //! `broadcast.max_attempts`; permanent failures, and deliveries still not sent
-//! `broadcast.give_up_after_hours` after they were queued, are recorded with a reason for
+//! `broadcast.give_up_after_hours` after they became due, are recorded with a reason for
 //! `!bc status`.
 
 use std::{
@@ -340,15 +341,27 @@ async fn deliver(
         }
         Err(DmError::Matrix(error)) => error,
     };
-    Ok(after_failure(app, outage, claim, failure))
+    Ok(after_failure(app, outage, broadcast, claim, failure).await)
+}
+
+/// When `claim`'s copy became due: when it was queued, or when its broadcast started if that
+/// was later (a preview confirmed the next day, a broadcast scheduled `--at` a later time).
+fn due_since(broadcast: &Broadcast, claim: &Claim) -> i64 {
+    claim.queued_at.max(broadcast.started_at.unwrap_or(claim.queued_at))
 }
 
 /// What a failed try of `claim` means: a pause for an outage, a retry, or the end.
-fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: MatrixError) -> Outcome {
+async fn after_failure(
+    app: &App,
+    outage: &Arc<Outage>,
+    broadcast: &Broadcast,
+    claim: &Claim,
+    failure: MatrixError,
+) -> Outcome {
     let config = &app.config.broadcast;
     let attempts = claim.attempts as u32;
     let language = app.language();
-    let deadline = claim.queued_at + config.give_up_after_hours as i64 * 3_600_000;
+    let deadline = due_since(broadcast, claim) + config.give_up_after_hours as i64 * 3_600_000;
     let reason = match failure {
         MatrixError::Permanent { .. } => human_reason(language, &failure),
         _ if now_ms() > deadline => {
@@ -360,7 +373,7 @@ fn after_failure(app: &App, outage: &Arc<Outage>, claim: &Claim, failure: Matrix
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "waiting").increment(1);
             return Outcome::release(now_ms() + retry_after.as_millis() as i64, &message);
         }
-        _ if failure.is_outage() => {
+        _ if failure.is_outage() && outage.confirms(&failure, app).await => {
             // Uses up no try: the workers pause until a probe finds the homeserver again.
             outage.begin(&failure, app);
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
@@ -404,6 +417,21 @@ impl Outage {
         }
         tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
         tokio::spawn(self.clone().probe(app.homeserver.clone(), app.homeserver_health.clone()));
+    }
+
+    /// Whether `error`, met by one delivery, is an outage of the homeserver: the workers are
+    /// paused already, or one probe cannot reach it either (then the pause begins). A 5xx while
+    /// the probe gets an answer is that delivery's own error (a dead remote server behind an
+    /// invite), retried with backoff like any other, so that it cannot pause everyone.
+    async fn confirms(self: &Arc<Self>, error: &MatrixError, app: &App) -> bool {
+        if !self.down.load(Ordering::SeqCst) {
+            match app.homeserver.profile(app.homeserver.bot()).await {
+                Err(probed) if probed.is_outage() => {}
+                _ => return false,
+            }
+        }
+        self.begin(error, app);
+        true
     }
 
     /// Asks the homeserver something cheap, with backoff, until it answers.
@@ -687,6 +715,7 @@ mod tests {
         let test = TestApp::with_config("broadcast:\n  give_up_after_hours: 1\n").await;
         let (broadcast, claim) = claimed(&test, "Hi").await;
         let old = Claim { queued_at: now_ms() - 3_600_001, ..claim };
+        let broadcast = Broadcast { started_at: Some(old.queued_at), ..broadcast };
         test.hs.fail_next("send_raw", MatrixError::NetworkFailure("down".into()));
         let outage = Arc::new(Outage::default());
         try_once(&test, &outage, &broadcast, &old).await;
@@ -695,6 +724,24 @@ mod tests {
             ["not delivered within 1 hours: homeserver unreachable: down"]
         );
         assert!(!outage.down.load(Ordering::SeqCst), "a failure past the limit pauses nobody");
+    }
+
+    /// Issue 22, item 2: the time limit counts from when the copy became due (the broadcast
+    /// started: confirmed the next day, or scheduled `--at` 25 h ahead), not from when its
+    /// audience was resolved; one hiccup inside the limit is retried, not the end.
+    #[tokio::test]
+    async fn a_copy_of_a_late_broadcast_is_retried_after_a_hiccup_within_the_limit() {
+        let test = TestApp::with_config("broadcast:\n  give_up_after_hours: 24\n").await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        let resolved_yesterday = Claim { queued_at: now_ms() - 25 * 3_600_000, ..claim };
+        let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
+        test.hs.fail_next("send_raw", busy);
+        try_once(&test, &Arc::new(Outage::default()), &broadcast, &resolved_yesterday).await;
+        assert!(outcome(&test, broadcast.id, DeliveryState::Failed).await.is_empty(), "not failed");
+        assert_eq!(
+            outcome(&test, broadcast.id, DeliveryState::Pending).await,
+            ["homeserver busy (too many requests)"]
+        );
     }
 
     #[tokio::test]
@@ -921,6 +968,33 @@ mod tests {
             1,
             "a cancelled delivery stays cancelled"
         );
+    }
+
+    /// Issue 22, item 3: a 5xx on one copy (a dead remote server behind an invite) while the
+    /// probe finds the homeserver up is that copy's error: a try used, a backoff, no pause.
+    #[tokio::test]
+    async fn a_5xx_on_one_copy_while_the_homeserver_answers_is_that_copys_error() {
+        let test = TestApp::new().await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.hs.fail_next("send_raw", MatrixError::Unavailable("502 Bad Gateway".into()));
+        let outage = Arc::new(Outage::default());
+        let before = now_ms();
+        try_once(&test, &outage, &broadcast, &claim).await;
+        assert!(!outage.down.load(Ordering::SeqCst), "the workers are not paused");
+        let due = test.store().next_due_at().await.unwrap().expect("pending again");
+        assert!(due >= before + 500, "retried after a backoff, due in {} ms", due - before);
+        let next = test.store().claim_delivery(LEASE_MS).await.unwrap();
+        assert!(next.is_none(), "not due at once");
+
+        // When the probe cannot reach the homeserver either, it is an outage: a pause, no try.
+        let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+        let (broadcast, claim) = claimed(&test, "Hi").await;
+        test.hs.fail_next("send_raw", MatrixError::Unavailable("502 Bad Gateway".into()));
+        test.hs.fail_next("profile", MatrixError::Unavailable("502 Bad Gateway".into()));
+        let outage = Arc::new(Outage::default());
+        try_once(&test, &outage, &broadcast, &claim).await;
+        assert!(outage.down.load(Ordering::SeqCst), "an outage the probe confirmed pauses the workers");
+        assert!(outcome(&test, broadcast.id, DeliveryState::Failed).await.is_empty(), "no try used");
     }
 
     /// Issue 10, item 6: while the homeserver cannot be reached, the workers pause (one probe

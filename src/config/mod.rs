@@ -177,7 +177,7 @@ pub struct BroadcastConfig {
     pub concurrency: usize,
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
-    /// A delivery not sent this many hours after it was queued fails (outages do not use up
+    /// A delivery not sent this many hours after it became due fails (outages do not use up
     /// `max_attempts`, so this bounds them).
     #[serde(default = "default_give_up_after_hours")]
     pub give_up_after_hours: u64,
