@@ -7,6 +7,7 @@ audience-bad-word = `{ $word }` bezeichnet keine Empfänger: verwenden Sie @user
 audience-bad-except = `{ $word }` nach --except ist keine Benutzer-ID (wie @bob:example.org)
 audience-bad-alias = `{ $room }` ist kein gültiger Alias
 audience-no-room = Es gibt keinen Raum `{ $room }`.
+audience-alias-not-resolved = Der Alias `{ $room }` wurde von einer älteren Version gespeichert und wird nicht erneut aufgelöst; sende die Rundsendung bitte neu.
 audience-cannot-look-up = `{ $room }` kann nicht nachgeschlagen werden: { $error }
 audience-cannot-read-space = Die Räume des Spaces `{ $room }` können nicht gelesen werden: { $error }
 audience-server-needs-admin = Nur Admins des Bots dürfen an `server` senden (alle auf dem Homeserver).

@@ -7,6 +7,7 @@ audience-bad-word = `{ $word }` is not an audience: use @user:server, #room:serv
 audience-bad-except = `{ $word }` after --except is not a user ID (like @bob:example.org)
 audience-bad-alias = `{ $room }` is not a valid alias
 audience-no-room = There is no room `{ $room }`.
+audience-alias-not-resolved = The alias `{ $room }` was stored by an older version and is not looked up again; send the broadcast again.
 audience-cannot-look-up = Cannot look up `{ $room }`: { $error }
 audience-cannot-read-space = Cannot read the rooms of the space `{ $room }`: { $error }
 audience-server-needs-admin = Only admins of the bot may send to `server` (everyone on the homeserver).

@@ -42,6 +42,18 @@ pub enum Target {
 /// The audience word of a search: `search:` and the text.
 const SEARCH: &str = "search:";
 
+impl Target {
+    /// The word that [`parse_targets`] reads back as this target.
+    pub fn word(&self) -> String {
+        match self {
+            Target::User(user) => user.to_string(),
+            Target::Room(room) => room.to_string(),
+            Target::Server => "server".to_owned(),
+            Target::Search(text) => format!("{SEARCH}{text}"),
+        }
+    }
+}
+
 /// Why an audience cannot be used: a message of the catalogue and its arguments, written in
 /// the language of whoever reads it ([`AudienceError::text`]; the log gets English).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +174,10 @@ pub async fn rooms(
     let mut rooms = Rooms::default();
     for target in targets {
         let Target::Room(room) = target else { continue };
-        let room_id = room_id(homeserver, room).await?;
+        // Aliases were resolved once, by `authorize`: an alias here was stored by an older
+        // version, and a second look-up could answer another room than the one checked.
+        let room_id = OwnedRoomId::try_from(room.as_str())
+            .map_err(|_| AudienceError::new("audience-alias-not-resolved", &[("room", room.as_str())]))?;
         rooms.reached.push((room_id.clone(), room.to_string()));
         if !recursive {
             continue;
@@ -187,45 +202,59 @@ pub async fn rooms(
 }
 
 /// Checks that `sender` (of `level`) may address every target: admins anything; broadcasters
-/// users, and rooms or spaces where they are joined with power level 50 or more.
+/// users, and rooms or spaces where they are joined with power level 50 or more. Returns the
+/// targets with each alias resolved to the room that was checked: the broadcast keeps those, and
+/// nothing looks the alias up again (its server could answer another room the next time).
 pub async fn authorize(
     homeserver: &dyn Homeserver,
     sender: &UserId,
     level: Level,
     targets: &[Target],
-) -> Result<(), AudienceError> {
-    if level >= Level::Admin {
-        return Ok(());
-    }
+) -> Result<Vec<Target>, AudienceError> {
+    let mut checked = Vec::with_capacity(targets.len());
     for target in targets {
         match target {
-            Target::User(_) => {}
+            Target::Room(room) => {
+                let room_id = room_id(homeserver, room).await?;
+                if level < Level::Admin {
+                    may_address_room(homeserver, sender, room, &room_id).await?;
+                }
+                checked.push(Target::Room(room_id.into()));
+            }
+            _ if level >= Level::Admin => checked.push(target.clone()),
+            Target::User(_) => checked.push(target.clone()),
             Target::Server => return Err(AudienceError::new("audience-server-needs-admin", &[])),
             Target::Search(text) => {
                 return Err(AudienceError::new("audience-search-needs-admin", &[("text", text)]))
             }
-            Target::Room(room) => {
-                let room_id = room_id(homeserver, room).await?;
-                let (allowed, joined, power) =
-                    may_address(homeserver, &room_id, sender).await.map_err(|error| {
-                        AudienceError::new(
-                            "audience-cannot-see-room",
-                            &[("room", room.as_str()), ("error", &error.to_string())],
-                        )
-                    })?;
-                if !allowed {
-                    return Err(AudienceError::new(
-                        "audience-power-too-low",
-                        &[
-                            ("required", &REQUIRED_POWER_LEVEL.to_string()),
-                            ("room", room.as_str()),
-                            ("power", &power.to_string()),
-                            ("member", if joined { "yes" } else { "no" }),
-                        ],
-                    ));
-                }
-            }
         }
+    }
+    Ok(checked)
+}
+
+/// Refuses a broadcaster who may not address `room_id` (typed as `room`), saying why.
+async fn may_address_room(
+    homeserver: &dyn Homeserver,
+    sender: &UserId,
+    room: &OwnedRoomOrAliasId,
+    room_id: &RoomId,
+) -> Result<(), AudienceError> {
+    let (allowed, joined, power) = may_address(homeserver, room_id, sender).await.map_err(|error| {
+        AudienceError::new(
+            "audience-cannot-see-room",
+            &[("room", room.as_str()), ("error", &error.to_string())],
+        )
+    })?;
+    if !allowed {
+        return Err(AudienceError::new(
+            "audience-power-too-low",
+            &[
+                ("required", &REQUIRED_POWER_LEVEL.to_string()),
+                ("room", room.as_str()),
+                ("power", &power.to_string()),
+                ("member", if joined { "yes" } else { "no" }),
+            ],
+        ));
     }
     Ok(())
 }
@@ -697,8 +726,10 @@ mod tests {
         recursive: bool,
     ) -> Result<u64, AudienceError> {
         let admin = ruma::user_id!("@admin:example.org");
-        let rooms = rooms(hs, targets, recursive, admin, Level::Admin).await?;
-        resolve(store, hs, exclusions, id, targets, &rooms, true, Language::En).await
+        // As a command does: aliases resolved once, when checked.
+        let targets = authorize(hs, admin, Level::Admin, targets).await?;
+        let rooms = rooms(hs, &targets, recursive, admin, Level::Admin).await?;
+        resolve(store, hs, exclusions, id, &targets, &rooms, true, Language::En).await
     }
 
     fn words(list: &[&str]) -> Vec<String> {

@@ -114,7 +114,8 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         request.within_limits(language)?;
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
-        audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
+        let targets =
+            audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
         let send_at = request.when.send_at(&ctx.app.config.broadcast.time_zone())?;
         let persona = persona(ctx, request.persona.as_deref())?;
         let message = message(ctx, request.dry_run).await?;
@@ -126,9 +127,10 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
             send_at,
             persona,
         };
-        Ok::<_, Answer>((message, options))
+        let audience: Vec<String> = targets.iter().map(audience::Target::word).collect();
+        Ok::<_, Answer>((audience, message, options))
     };
-    let (message, options) = match checked.await {
+    let (audience, message, options) = match checked.await {
         Ok(checked) => checked,
         Err(answer) => return Some(answer),
     };
@@ -138,7 +140,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         created_by: ctx.sender,
         command: ctx.event_id,
         message: &message,
-        audience: &request.audience,
+        audience: &audience,
         options: &options,
     };
     lifecycle::create(ctx.app, draft).await.err().map(Answer::store_failed)
@@ -275,6 +277,53 @@ mod tests {
         let answer = answer.expect("answered at once");
         assert!(!answer.ok, "{answer:?}");
         answer.markdown
+    }
+
+    /// Issue 22, item 1: an alias is looked up once, when the command is checked; the room that
+    /// passed the check is the one whose members get the broadcast, and confirming it looks up
+    /// nothing again. Here the alias's server answers the broadcaster's room first and another,
+    /// private room the next time.
+    #[tokio::test]
+    async fn an_alias_is_resolved_once_and_the_room_that_passed_the_check_is_reached() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let (bob, alice, carol) =
+            (test.hs.user("bob", None), test.hs.user("alice", None), test.hs.user("carol", None));
+        let team = test.hs.room(&bob, &[&alice], true);
+        let private = test.hs.room(&test.hs.user("dave", None), &[&carol], true);
+        let alias = test.hs.alias(&team, "team");
+        test.hs.with(|state| state.alias_moves.insert(alias.clone(), private.clone()));
+        let event_id: ruma::OwnedEventId = "$alias-once".try_into().unwrap();
+        let ctx = Context {
+            app: &test.app,
+            room: &control,
+            event_id: &event_id,
+            sender: &bob,
+            level: test.app.permissions.level(&bob),
+            body: "Hi",
+            reply_to: None,
+        };
+        let command =
+            crate::commands::parse_command(Language::En, "!bc", &format!("!bc send {alias}")).unwrap();
+        assert_eq!(crate::commands::run(&ctx, command).await, None, "resolved in a task");
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let broadcast = loop {
+            let made = test.store().broadcast_by_command(&event_id).await.unwrap().expect("made");
+            if made.state != BroadcastState::Resolving {
+                break made;
+            }
+            assert!(tokio::time::Instant::now() < until, "resolved within 5 s");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        };
+        assert_eq!(broadcast.audience, [team.to_string()], "the room that passed the check is kept");
+        let recipients = test.store().sample_recipients(broadcast.id, 10).await.unwrap();
+        assert!(!recipients.contains(&carol), "the other room is never reached: {recipients:?}");
+        assert!(recipients.contains(&alice), "{recipients:?}");
+        lifecycle::may_manage(&test.app, &broadcast, &alice, test.app.permissions.level(&alice))
+            .await
+            .expect_err("alice has no rights in the room");
+        let lookups = test.hs.with(|state| state.requests.get("resolve_alias").copied());
+        assert_eq!(lookups, Some(1), "one look-up of the alias");
     }
 
     #[tokio::test]

@@ -272,7 +272,7 @@ pub async fn may_manage(
     }
     let targets = audience::parse_targets(&broadcast.audience)
         .map_err(|error| Answer::error(error.text(app.language())))?;
-    audience::authorize(app.hs(), sender, level, &targets).await.map_err(|error| {
+    audience::authorize(app.hs(), sender, level, &targets).await.map(drop).map_err(|error| {
         Answer::error(crate::t!(
             app.language(),
             "lifecycle-may-not-manage",

@@ -73,6 +73,9 @@ pub struct Sent {
 pub struct FakeState {
     pub rooms: BTreeMap<OwnedRoomId, FakeRoom>,
     pub aliases: HashMap<OwnedRoomAliasId, OwnedRoomId>,
+    /// After its first look-up, an alias points to this room instead (a remote server that
+    /// answers one room, then another).
+    pub alias_moves: HashMap<OwnedRoomAliasId, OwnedRoomId>,
     /// Users that exist, with their display names.
     pub profiles: HashMap<OwnedUserId, Option<String>>,
     /// The admin API's accounts, as the single-user answer shows them (with `appservice_id`).
@@ -572,7 +575,14 @@ impl Homeserver for FakeHomeserver {
 
     async fn resolve_alias(&self, alias: &RoomAliasId) -> Result<OwnedRoomId, MatrixError> {
         self.enter("resolve_alias")?;
-        self.with(|state| state.aliases.get(alias).cloned()).ok_or_else(|| not_found("Room alias not found"))
+        self.with(|state| {
+            let room = state.aliases.get(alias).cloned();
+            if let Some(moved) = state.alias_moves.remove(alias) {
+                state.aliases.insert(alias.to_owned(), moved);
+            }
+            room
+        })
+        .ok_or_else(|| not_found("Room alias not found"))
     }
 
     async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
