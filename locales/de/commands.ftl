@@ -48,6 +48,7 @@ send-too-many-except = `--except` nennt zu viele Benutzer: { $count }, höchsten
 send-name-too-long = Der Name ist zu lang: { $count } Zeichen, höchstens { $most }.
 send-no-persona = Es gibt keine Persona `{ $name }`: keine ist konfiguriert (`personas:` in der Konfiguration).
 send-unknown-persona = Es gibt keine Persona `{ $name }`. Die Personas sind { $personas }.
+send-persona-not-allowed = Du darfst nicht als `{ $name }` senden: Die Liste `allowed` in der Konfiguration (`personas.{ $name }.allowed`) nennt weder dich noch deine Stufe.
 send-cannot-read-reply = Ich kann die Nachricht nicht lesen, auf die dieser Befehl antwortet: { $error }
 send-reply-has-no-content = Die Nachricht, auf die dieser Befehl antwortet, hat keinen Inhalt (wurde sie gelöscht?).
 send-what-to-send =

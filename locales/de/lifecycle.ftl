@@ -6,6 +6,7 @@ lifecycle-audience-unreadable = { $id } kann nicht gesendet werden: Die Empfäng
 lifecycle-left-out = Ausgelassen: { $rooms } (Räume des Space, in denen Sie kein Mitglied mit Berechtigungsstufe { $level } sind).
 lifecycle-dry-run = Probelauf, nichts gesendet: { $who }
 lifecycle-nobody = { $titled }: niemand, an den gesendet werden könnte. { $who }
+lifecycle-stopped-while-resolving = { $titled } wurde angehalten, während die Empfänger ermittelt wurden: Es wird nichts gesendet.
 lifecycle-database-failed-nothing-sent = Die Datenbank des Bots ist ausgefallen; nichts wurde gesendet.
 lifecycle-preview-at = Sie wird am { $at } gesendet.
 lifecycle-preview = **Vorschau von { $titled }**{ $from } — { $who }{ $when }

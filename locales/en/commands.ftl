@@ -48,6 +48,7 @@ send-too-many-except = `--except` names too many users: { $count }, at most { $m
 send-name-too-long = The name is too long: { $count } characters, at most { $most }.
 send-no-persona = There is no persona `{ $name }`: none is configured (`personas:` in the config).
 send-unknown-persona = There is no persona `{ $name }`. The personas are { $personas }.
+send-persona-not-allowed = You may not send as `{ $name }`: its `allowed` list in the config (`personas.{ $name }.allowed`) does not name you or your level.
 send-cannot-read-reply = I cannot read the message this command replies to: { $error }
 send-reply-has-no-content = The message this command replies to has no content (was it deleted?).
 send-what-to-send =

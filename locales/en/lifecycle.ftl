@@ -7,6 +7,7 @@ lifecycle-audience-unreadable = { $id } cannot be sent: its audience is unreadab
 lifecycle-left-out = Left out: { $rooms } (rooms of the space where you are not a member with power level { $level }).
 lifecycle-dry-run = Dry run, nothing sent: { $who }
 lifecycle-nobody = { $titled }: nobody to send to. { $who }
+lifecycle-stopped-while-resolving = { $titled } was stopped while its audience was being resolved: nothing is sent.
 lifecycle-database-failed-nothing-sent = The bot's database failed; nothing was sent.
 # Follows the audience in a preview, after a space.
 lifecycle-preview-at = It is to be sent at { $at }.

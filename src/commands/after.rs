@@ -95,10 +95,7 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
         ));
     }
     let store = &ctx.app.store;
-    if matches!(
-        broadcast.state,
-        BroadcastState::Running | BroadcastState::Prepared | BroadcastState::Scheduled
-    ) {
+    if broadcast.state.is_stoppable() {
         if let Err(error) = store.transition(id, broadcast.state, BroadcastState::Cancelled).await {
             return Answer::store_failed(error);
         }

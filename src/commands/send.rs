@@ -147,11 +147,15 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
 }
 
 /// Who a `send` is sent as: the persona `--as` names, else `broadcast.default_persona` (`None`:
-/// the bot). A name that is not a persona is refused with the list of personas.
+/// the bot). A name that is not a persona is refused with the list of personas, and so is a
+/// persona the sender is not on the `allowed` list of.
 fn persona(ctx: &Context<'_>, name: Option<&str>) -> Result<Option<String>, Answer> {
     let config = &ctx.app.config;
     let Some(name) = name else { return Ok(config.default_persona().map(str::to_owned)) };
-    if ctx.app.persona(name).is_some() {
+    if let Some(persona) = config.personas.get(name) {
+        if !persona.allows(ctx.sender, ctx.level) {
+            return Err(Answer::error(t!(ctx.language(), "send-persona-not-allowed", name = name)));
+        }
         return Ok(Some(name.to_owned()));
     }
     let known: Vec<String> = config.personas.keys().map(|known| format!("`{known}`")).collect();
@@ -279,6 +283,129 @@ mod tests {
         answer.markdown
     }
 
+    /// `line` + `body` typed by `sender` in `room`: the answer (`None`: given by the task that
+    /// resolves the audience) and the command's event ID.
+    async fn run_as(
+        test: &TestApp,
+        room: &ruma::RoomId,
+        sender: &ruma::UserId,
+        line: &str,
+        body: &str,
+    ) -> (Option<Answer>, ruma::OwnedEventId) {
+        let event_id: ruma::OwnedEventId = format!("$cmd{}", crate::store::now_ms()).try_into().unwrap();
+        let level = test.app.permissions.level(sender);
+        let ctx = Context { app: &test.app, room, event_id: &event_id, sender, level, body, reply_to: None };
+        let command = crate::commands::parse_command(Language::En, "!bc", line).unwrap();
+        (crate::commands::run(&ctx, command).await, event_id)
+    }
+
+    /// The broadcast of the command `event_id` once its audience is resolved (within 5 s).
+    async fn prepared(test: &TestApp, event_id: &ruma::EventId) -> crate::store::Broadcast {
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let made = test.store().broadcast_by_command(event_id).await.unwrap().expect("made");
+            if made.state != BroadcastState::Resolving {
+                return made;
+            }
+            assert!(tokio::time::Instant::now() < until, "resolved within 5 s");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// The broadcast of the command `event_id`, as soon as it is recorded.
+    async fn recorded(test: &TestApp, event_id: &ruma::EventId) -> crate::store::Broadcast {
+        test.store().broadcast_by_command(event_id).await.unwrap().expect("recorded")
+    }
+
+    /// Issue 22, item 6: a broadcast whose audience is still being resolved (a slow room) can
+    /// be cancelled and retracted; the resolution that ends afterwards sends nothing, queues
+    /// nothing and leaves no welcome switched on.
+    #[tokio::test]
+    async fn a_broadcast_still_being_resolved_can_be_cancelled_or_retracted_and_sends_nothing() {
+        for stop in ["cancel", "redact"] {
+            let test = TestApp::new().await;
+            let control = test.control_room().await;
+            let admin = test.hs.user("admin", Some("Admin"));
+            let alice = test.hs.user("alice", None);
+            let team = test.hs.room(&admin, &[&alice], true);
+            test.hs.with(|state| state.slow.insert("joined_members", std::time::Duration::from_millis(500)));
+            let line = format!("!bc send {team} --yes --default");
+            let (_, event_id) = run_as(&test, &control, &admin, &line, "Welcome").await;
+            let id = recorded(&test, &event_id).await.id;
+            let (answer, _) = run_as(&test, &control, &admin, &format!("!bc {stop} {id}"), "").await;
+            let answer = answer.expect("answered at once");
+            assert!(answer.ok, "{stop} while resolving: {answer:?}");
+            let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !test.hs.bodies_in(&control).iter().any(|body| body.contains("was stopped while")) {
+                assert!(tokio::time::Instant::now() < until, "{stop}: the resolution answers within 5 s");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+            let broadcast = prepared(&test, &event_id).await;
+            assert_eq!(broadcast.state, BroadcastState::Cancelled, "{stop}");
+            let counts = test.store().delivery_counts(id).await.unwrap();
+            assert_eq!(counts.pending, 0, "{stop}: nothing left to send");
+            let defaults = test.store().all_defaults().await.unwrap();
+            assert!(defaults.iter().all(|default| !default.active), "{stop}: no welcome: {defaults:?}");
+            test.deliver_all(id, 0).await;
+            assert!(test.hs.dms_with(&alice).is_empty(), "{stop}: alice got nothing");
+        }
+    }
+
+    /// Issue 22, item 8: `cancel` and `default on` need the rights `confirm` needs (the creator,
+    /// or someone who may address the whole audience): a broadcaster cannot switch an admin's
+    /// `server` welcome back on, nor cancel it.
+    #[tokio::test]
+    async fn cancel_and_default_on_need_the_rights_over_the_broadcast() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let users = [test.hs.user("alice", None)];
+        let options = SendOptions { default: true, ..SendOptions::default() };
+        let id =
+            test.broadcast_in(BroadcastState::Running, &control, "Hi", &["server"], &users, options).await;
+        test.store().add_default(id, &crate::store::DefaultScope::Server).await.unwrap();
+        test.store().set_default_active(id, false).await.unwrap();
+        let bob = test.hs.user("bob", None);
+        for line in [format!("!bc default on {id}"), format!("!bc cancel {id}")] {
+            let (answer, _) = run_as(&test, &control, &bob, &line, "").await;
+            let answer = answer.expect("answered");
+            assert!(!answer.ok && answer.markdown.contains("`server`"), "{line}: {answer:?}");
+        }
+        assert!(test.store().all_defaults().await.unwrap().iter().all(|default| !default.active));
+        assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running);
+    }
+
+    /// Issue 22, item 8: a persona is for admins unless `personas.NAME.allowed` opens it to a
+    /// level or to named users.
+    #[tokio::test]
+    async fn a_persona_is_for_admins_unless_its_allowed_list_opens_it() {
+        let test = TestApp::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let (bob, alice) = (test.hs.user("bob", None), test.hs.user("alice", None));
+        let line = format!("!bc send {alice} --as hr");
+        let (answer, event_id) = run_as(&test, &control, &bob, &line, "Hi").await;
+        let answer = answer.expect("refused at once");
+        assert!(!answer.ok && answer.markdown.contains("`hr`"), "{answer:?}");
+        assert!(test.store().broadcast_by_command(&event_id).await.unwrap().is_none(), "nothing made");
+        let admin = test.hs.user("admin", None);
+        let (answer, _) = run_as(&test, &control, &admin, &line, "Hi").await;
+        assert_eq!(answer, None, "an admin may");
+
+        let opened = "personas:\n  hr: { username: broadcast_hr, allowed: [\"@bob:example.org\"] }\n";
+        let test = TestApp::with_config(opened).await;
+        let control = test.control_room().await;
+        let (answer, _) = run_as(&test, &control, &bob, &line, "Hi").await;
+        assert_eq!(answer, None, "bob is on the list");
+        let carol = test.hs.user("carol", None);
+        let (answer, _) = run_as(&test, &control, &carol, &line, "Hi").await;
+        assert!(answer.is_some_and(|answer| !answer.ok), "carol is not");
+
+        let everyone = "personas:\n  hr: { username: broadcast_hr, allowed: [broadcaster] }\n";
+        let test = TestApp::with_config(everyone).await;
+        let control = test.control_room().await;
+        let (answer, _) = run_as(&test, &control, &carol, &line, "Hi").await;
+        assert_eq!(answer, None, "every broadcaster may");
+    }
+
     /// Issue 22, item 1: an alias is looked up once, when the command is checked; the room that
     /// passed the check is the one whose members get the broadcast, and confirming it looks up
     /// nothing again. Here the alias's server answers the broadcaster's room first and another,
@@ -293,28 +420,9 @@ mod tests {
         let private = test.hs.room(&test.hs.user("dave", None), &[&carol], true);
         let alias = test.hs.alias(&team, "team");
         test.hs.with(|state| state.alias_moves.insert(alias.clone(), private.clone()));
-        let event_id: ruma::OwnedEventId = "$alias-once".try_into().unwrap();
-        let ctx = Context {
-            app: &test.app,
-            room: &control,
-            event_id: &event_id,
-            sender: &bob,
-            level: test.app.permissions.level(&bob),
-            body: "Hi",
-            reply_to: None,
-        };
-        let command =
-            crate::commands::parse_command(Language::En, "!bc", &format!("!bc send {alias}")).unwrap();
-        assert_eq!(crate::commands::run(&ctx, command).await, None, "resolved in a task");
-        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
-        let broadcast = loop {
-            let made = test.store().broadcast_by_command(&event_id).await.unwrap().expect("made");
-            if made.state != BroadcastState::Resolving {
-                break made;
-            }
-            assert!(tokio::time::Instant::now() < until, "resolved within 5 s");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        };
+        let (answer, event_id) = run_as(&test, &control, &bob, &format!("!bc send {alias}"), "Hi").await;
+        assert_eq!(answer, None, "resolved in a task");
+        let broadcast = prepared(&test, &event_id).await;
         assert_eq!(broadcast.audience, [team.to_string()], "the room that passed the check is kept");
         let recipients = test.store().sample_recipients(broadcast.id, 10).await.unwrap();
         assert!(!recipients.contains(&carol), "the other room is never reached: {recipients:?}");

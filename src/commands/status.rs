@@ -7,6 +7,7 @@ use ruma::OwnedUserId;
 use super::{find_broadcast, state_name, Answer, Context};
 use crate::{
     i18n::Language,
+    lifecycle,
     notices::titled,
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
@@ -149,8 +150,11 @@ pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
+    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+        return refused;
+    }
     let cancelled = match broadcast.state {
-        BroadcastState::Running | BroadcastState::Prepared | BroadcastState::Scheduled => {
+        state if state.is_stoppable() => {
             store.transition(id, broadcast.state, BroadcastState::Cancelled).await
         }
         state => {
@@ -212,12 +216,15 @@ async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
 
 pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Answer {
     let (language, id_text) = (ctx.language(), id.to_string());
-    match find_broadcast(ctx, id).await {
+    let broadcast = match find_broadcast(ctx, id).await {
         Err(answer) => return answer,
         Ok(broadcast) if on && broadcast.retracted_at.is_some() => {
             return Answer::error(t!(language, "default-retracted", id = id_text))
         }
-        Ok(_) => {}
+        Ok(broadcast) => broadcast,
+    };
+    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+        return refused;
     }
     match ctx.app.store.set_default_active(id, on).await {
         Ok(true) if on => Answer::ok(t!(language, "default-on", id = id_text)),

@@ -122,7 +122,18 @@ pub struct PersonaConfig {
     pub displayname: String,
     #[serde(default)]
     pub avatar: String,
+    /// Who may send as this persona (`--as`): levels (`admin`, `broadcaster`: that level or
+    /// higher) and user IDs. Default: admins only.
+    #[serde(default = "default_persona_allowed")]
+    pub allowed: Vec<String>,
 }
+
+fn default_persona_allowed() -> Vec<String> {
+    vec!["admin".to_owned()]
+}
+
+/// The levels a persona's `allowed` list may name.
+const PERSONA_LEVELS: [(&str, Level); 2] = [("admin", Level::Admin), ("broadcaster", Level::Broadcaster)];
 
 impl BotConfig {
     /// The display name and avatar to set; `None` for those left empty (left as they are).
@@ -135,6 +146,14 @@ impl PersonaConfig {
     /// The display name and avatar to set; `None` for those left empty (left as they are).
     pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
         profile(&self.displayname, &self.avatar)
+    }
+
+    /// Whether `user`, of `level`, may send as this persona.
+    pub fn allows(&self, user: &UserId, level: Level) -> bool {
+        self.allowed.iter().any(|entry| match PERSONA_LEVELS.iter().find(|(name, _)| name == entry) {
+            Some((_, needed)) => level >= *needed,
+            None => entry == user.as_str(),
+        })
     }
 }
 
@@ -465,6 +484,16 @@ impl Config {
             if !persona.avatar.is_empty() && !persona.avatar.starts_with("mxc://") {
                 return Err(ConfigError::invalid(format!("{key}.avatar"), "must be an mxc:// URI or empty"));
             }
+            let known = |entry: &String| {
+                PERSONA_LEVELS.iter().any(|(level, _)| level == entry)
+                    || UserId::parse(entry.as_str()).is_ok()
+            };
+            if let Some(entry) = persona.allowed.iter().find(|entry| !known(entry)) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.allowed"),
+                    format!("{entry:?} is neither a level (admin, broadcaster) nor a user ID (@user:server)"),
+                ));
+            }
         }
         match self.default_persona() {
             Some(name) if !self.personas.contains_key(name) => Err(ConfigError::invalid(
@@ -708,6 +737,18 @@ mod tests {
         let text = usable(EXAMPLE).replace("\"*\": none", "\"not a server!\": none");
         let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
         assert!(error.contains("permissions.\"not a server!\""), "{error}");
+    }
+
+    /// Issue 22, item 8: a persona's `allowed` list names levels and user IDs, nothing else.
+    #[test]
+    fn a_persona_allowed_entry_that_is_no_level_or_user_is_refused_by_name() {
+        let text = usable(EXAMPLE).replace("allowed: [admin]", "allowed: [admin, everyone]");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("personas.hr.allowed") && error.contains("\"everyone\""), "{error}");
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        let hr = &config.personas["hr"];
+        let someone = ruma::user_id!("@someone:test.local");
+        assert!(hr.allows(someone, Level::Admin) && !hr.allows(someone, Level::Broadcaster));
     }
 
     #[test]

@@ -138,6 +138,9 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
         return abandon(app, id, error.text(language)).await;
     }
+    if let Some(stopped) = stopped_while_resolving(app, broadcast).await {
+        return stopped;
+    }
     // A re-dispatched command counts what an earlier run queued too.
     let (count, mut who) = match describe_queue(language, &app.store, broadcast, &targets).await {
         Ok(described) => described,
@@ -150,6 +153,30 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
         who.push_str(&format!(" {left_out}"));
     }
     decide(app, broadcast, count, who).await
+}
+
+/// The answer when `!bc cancel` or `!bc redact` stopped `broadcast` while its audience was
+/// being resolved: what the resolution queued is cancelled and the defaults it recorded are
+/// switched off, so nothing is sent. `None` while it is still resolving.
+async fn stopped_while_resolving(app: &App, broadcast: &Broadcast) -> Option<Answer> {
+    let id = broadcast.id;
+    let state = match app.store.broadcast(id).await {
+        Ok(now) => now.state,
+        Err(error) => return Some(Answer::store_failed_in(app.language(), error)),
+    };
+    if state == BroadcastState::Resolving {
+        return None;
+    }
+    tracing::info!(broadcast = %id, state = state.as_str(), "stopped while its audience was resolved");
+    let cleared = async {
+        app.store.cancel_deliveries(id).await?;
+        app.store.set_default_active(id, false).await
+    };
+    if let Err(error) = cleared.await {
+        return Some(Answer::store_failed_in(app.language(), error));
+    }
+    let titled = notices::titled(broadcast);
+    Some(Answer::error(crate::t!(app.language(), "lifecycle-stopped-while-resolving", titled = titled)))
 }
 
 /// What happens to a resolved broadcast of `count` recipients: a dry run, nothing, a preview, or

@@ -587,6 +587,9 @@ impl Homeserver for FakeHomeserver {
 
     async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
         self.enter("joined_members")?;
+        if let Some(delay) = self.with(|state| state.slow.get("joined_members").copied()) {
+            tokio::time::sleep(delay).await;
+        }
         self.with(|state| {
             let fake = self.visible_room(state, room)?;
             Ok(fake

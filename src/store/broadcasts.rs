@@ -63,6 +63,12 @@ pub enum BroadcastState {
 }
 
 impl BroadcastState {
+    /// Whether `!bc cancel` and `!bc redact` can still stop it from sending: its audience is
+    /// being resolved, or it waits (for a confirmation or its time), or it is being sent.
+    pub fn is_stoppable(self) -> bool {
+        matches!(self, Self::Resolving | Self::Prepared | Self::Scheduled | Self::Running)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Resolving => "resolving",
