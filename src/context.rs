@@ -376,16 +376,15 @@ mod tests {
         let answer = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
             "msgtype": "m.text", "body": "thanks!", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
-        assert!(
-            crate::relay::on_thread_message(
-                &test.app,
-                &control,
-                &admin,
-                &owned_event_id!("$answer"),
-                &answer
-            )
-            .await
-        );
+        let handled = crate::relay::on_thread_message(
+            &test.app,
+            &control,
+            &admin,
+            &owned_event_id!("$answer"),
+            &answer,
+        )
+        .await;
+        assert!(matches!(handled, crate::handled::Handled::Done));
         let bodies: Vec<_> =
             sent_by(&test.hs, &hr(), &hr_room).iter().map(|sent| sent.content["body"].clone()).collect();
         assert_eq!(bodies, [json!("Survey"), json!("thanks!")], "the answer, sent as the persona");

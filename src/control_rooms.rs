@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use ruma::{
     events::room::member::{MembershipState, OriginalRoomMemberEvent},
     EventId, OwnedRoomOrAliasId, RoomId, UserId,
@@ -15,24 +17,38 @@ use ruma::{
 
 use crate::{
     context::App,
+    handled::Handled,
     i18n::Language,
     matrix::{how_open, txn_for, MatrixError},
     notices::post_notice,
     permissions::Level,
 };
 
-/// Handles a change of the bot's own membership.
+/// Handles a change of the bot's own membership. An invite from another server is answered in
+/// the background: joining or declining it goes over federation, which may take minutes.
 #[tracing::instrument(skip_all, fields(room = %event.room_id, sender = %event.sender))]
-pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) {
+pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) -> Handled {
     match event.content.membership {
-        MembershipState::Invite => on_invite(app, event).await,
-        MembershipState::Leave | MembershipState::Ban => {
-            if let Err(error) = app.store.remove_control_room(&event.room_id).await {
-                tracing::error!(%error, "cannot forget a control room");
-            }
-            tracing::info!("bot left the room");
+        MembershipState::Invite if event.sender.server_name() == app.bot.server_name() => {
+            on_invite(app, event).await;
+            Handled::Done
         }
-        _ => {}
+        MembershipState::Invite => {
+            let (app, invite, span) = (app.clone(), event.clone(), tracing::Span::current());
+            Handled::later(
+                async move {
+                    on_invite(&app, &invite).await;
+                    Handled::Done
+                }
+                .instrument(span),
+            )
+        }
+        MembershipState::Leave | MembershipState::Ban => {
+            let forgotten = app.store.remove_control_room(&event.room_id).await;
+            tracing::info!("bot left the room");
+            Handled::of("cannot forget a control room", forgotten)
+        }
+        _ => Handled::Done,
     }
 }
 
@@ -122,23 +138,24 @@ async fn adopt(
 /// The join rule or history visibility of `room` changed to `content`: a control room that anyone
 /// could now join, knock on, join through another room, or read without joining stops being one
 /// (replies from recipients are posted into control rooms). The bot says so there and in the log.
-pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Value) {
+pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Value) -> Handled {
     let Some(open) = how_open(content["join_rule"].as_str(), content["history_visibility"].as_str()) else {
-        return;
+        return Handled::Done;
     };
     match app.store.is_control_room(room).await {
         Ok(true) => {}
-        Ok(false) => return,
-        Err(error) => return tracing::error!(%error, "cannot look up control rooms"),
+        Ok(false) => return Handled::Done,
+        Err(error) => return Handled::of("cannot look up control rooms", Err(error)),
     }
     if let Err(error) = app.store.remove_control_room(room).await {
-        return tracing::error!(%error, %room, "cannot forget a control room that was opened up");
+        return Handled::of("cannot forget a control room that was opened up", Err(error));
     }
     tracing::warn!(%room, open, "a control room was opened up; it is no longer a control room");
     let language = app.language();
     let text = crate::t!(language, "control-room-opened", open = openness(language, open));
     let txn = ruma::OwnedTransactionId::from(format!("opened.{}.{}", room, crate::store::now_ms()));
     post_notice(app.hs(), room, &txn, &text).await;
+    Handled::Done
 }
 
 /// How open a room is, as [`how_open`] tells, in `language`.
@@ -192,7 +209,7 @@ mod tests {
             "sender": inviter, "event_id": format!("$invite-{}", inviter.localpart()), "origin_server_ts": 1,
             "content": { "membership": "invite", "is_direct": true } });
         let event: OriginalRoomMemberEvent = serde_json::from_value(invite).unwrap();
-        on_bot_membership(&test.app, &event).await;
+        on_bot_membership(&test.app, &event).await.to_end().await;
         room
     }
 
@@ -261,7 +278,7 @@ mod tests {
         let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": public,
             "sender": carol, "event_id": "$public", "origin_server_ts": 1,
             "content": { "membership": "invite", "is_direct": true } });
-        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await;
+        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await.to_end().await;
         assert!(!adopted(&test, &carol).await, "a public room is no DM");
     }
 

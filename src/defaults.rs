@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::{
     audience::{self, AccountPages, AudienceError, Exclusions},
     context::App,
+    handled::Handled,
     store::{BroadcastId, BroadcastState, DefaultScope, Recipient, StoreError},
 };
 
@@ -44,7 +45,8 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<
 }
 
 /// `user` joined `room` (as `displayname`): every active default of the room is queued for them.
-pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Option<&str>) {
+/// A welcome already queued for them is not queued again, so a failure is tried again.
+pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Option<&str>) -> Handled {
     let result = async {
         let newcomer = Recipient::new(user.to_owned(), displayname.map(str::to_owned));
         for id in app.store.defaults_for(&DefaultScope::Room(room.to_owned())).await? {
@@ -52,9 +54,7 @@ pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Optio
         }
         Ok::<_, StoreError>(())
     };
-    if let Err(error) = result.await {
-        tracing::error!(%error, %room, %user, "cannot queue a welcome");
-    }
+    Handled::of("cannot queue a welcome", result.await)
 }
 
 /// At start-up: queues whoever joined a default room while the bot was down.

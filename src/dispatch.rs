@@ -3,8 +3,11 @@
 //! rooms to `commands`, messages in DMs and reply threads to `relay`, read receipts and answers
 //! to polls to `relay`, ✅ on a preview to the broadcast `lifecycle`.
 //!
-//! An event is removed from the inbox once handled, whatever the outcome: a failure is logged
-//! and answered where a person is waiting, never retried forever.
+//! An event is removed from the inbox once handled, or once it failed for a reason that trying
+//! again cannot change (answered where a person is waiting); a failure that may pass (the
+//! database, a homeserver that is failing) is tried again later, a few times. The keys of handled
+//! events are kept a week, so that a transaction Synapse pushes again is not handled twice.
+//! Nothing that waits on another server runs inline: it is left to bounded background work.
 
 use std::sync::Arc;
 
@@ -20,36 +23,61 @@ use ruma::{
     EventId, OwnedEventId, RoomId, UserId,
 };
 use serde_json::Value;
-use tokio::sync::watch;
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Semaphore};
 
 use crate::{
     commands::{self, Answer, Context},
     context::App,
     control_rooms, defaults,
     e2ee::{rooms::Undecryptable, Crypto},
+    handled::Handled,
     lifecycle,
     permissions::Level,
     poll,
     registration::is_own_user,
     relay,
-    store::{BroadcastState, RECEIPT_EVENT_TYPE},
+    store::{BroadcastState, InboxEvent, StoreError, RECEIPT_EVENT_TYPE},
 };
 
 /// How many inbox events are read at once.
 const BATCH: i64 = 50;
+/// How many events' background work (what waits on other servers) runs at once.
+const BACKGROUND_AT_ONCE: usize = 8;
+/// How long an event whose work runs in the background is not read again; when the bot stops
+/// before the work ends, the event is handled again after this.
+const BACKGROUND_LEASE_MS: i64 = 5 * 60 * 1000;
+/// How long an event waits for a background slot when all are taken; no try is used.
+const BACKGROUND_FULL_WAIT_MS: i64 = 5_000;
+/// How many times an event whose handling failed for a reason that may pass is tried in all.
+const MAX_TRIES: i64 = 8;
+/// The longest wait between two tries of an event (they double from 2 s).
+const MAX_RETRY_WAIT_MS: i64 = 5 * 60 * 1000;
+/// How long the keys of handled events are kept (a transaction pushed again is ignored).
+const HANDLED_KEPT_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// Dispatches inbox events until `shutdown` turns true.
+/// Dispatches inbox events until `shutdown` turns true. Each event leaves the inbox once its
+/// handling succeeded or failed for a reason that trying again cannot change; other failures
+/// are tried again later (see [`Handled`]), and work that waits on other servers runs in at most
+/// [`BACKGROUND_AT_ONCE`] background tasks, never holding up the next event.
 pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+    let background = Arc::new(Semaphore::new(BACKGROUND_AT_ONCE));
+    let mut pruned_at: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
             return;
+        }
+        if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            prune_handled(&app).await;
+            pruned_at = Some(Instant::now());
         }
         let batch = match app.store.inbox_batch(BATCH).await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(%error, "cannot read the inbox; trying again shortly");
                 tokio::select! {
-                    _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => return,
                 }
                 continue;
@@ -58,33 +86,95 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         if batch.is_empty() {
             tokio::select! {
                 _ = app.inbox_ready.notified() => {}
+                _ = until_next_try(&app) => {}
                 _ = shutdown.changed() => return,
             }
             continue;
         }
-        // Removed together once the batch is dispatched: one commit per batch. After a crash
-        // the batch is dispatched again, which every handler allows (answers and copies have
-        // transaction IDs made from the event, broadcasts are found by their command).
-        for event in &batch {
-            dispatch(&app, &event.event_json).await;
-        }
-        let seqs: Vec<i64> = batch.iter().map(|event| event.seq).collect();
-        if let Err(error) = app.store.remove_inbox(&seqs).await {
-            tracing::error!(%error, "cannot remove dispatched events from the inbox");
+        for event in batch {
+            let handled = dispatch(&app, &event.event_json).await;
+            if let Err(error) = settle(&app, &background, event, handled).await {
+                // The database fails: the event stays as it was and is read again.
+                tracing::error!(%error, "cannot record how an inbox event was handled; trying again shortly");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                break;
+            }
         }
     }
 }
 
+/// Sleeps until the next event put off for a later try is due (forever when none is).
+async fn until_next_try(app: &App) {
+    match app.store.inbox_next_due().await {
+        Ok(Some(due)) => {
+            let wait = u64::try_from(due - crate::store::now_ms()).unwrap_or(0);
+            tokio::time::sleep(Duration::from_millis(wait)).await
+        }
+        Ok(None) => std::future::pending().await,
+        Err(error) => {
+            tracing::error!(%error, "cannot read the inbox");
+            tokio::time::sleep(Duration::from_secs(1)).await
+        }
+    }
+}
+
+async fn prune_handled(app: &App) {
+    let before = crate::store::now_ms() - HANDLED_KEPT_MS;
+    if let Err(error) = app.store.prune_handled(before).await {
+        tracing::warn!(%error, "cannot forget the keys of events handled long ago");
+    }
+}
+
+/// Records what became of `event`; work left for the background is started here.
+async fn settle(
+    app: &Arc<App>,
+    background: &Arc<Semaphore>,
+    event: InboxEvent,
+    handled: Handled,
+) -> Result<(), StoreError> {
+    let Handled::Later(work) = handled else { return record(app, &event, handled).await };
+    let Ok(slot) = background.clone().try_acquire_owned() else {
+        tracing::debug!(event = %event.key, "all background slots are taken; the event waits");
+        let not_before = crate::store::now_ms() + BACKGROUND_FULL_WAIT_MS;
+        return app.store.inbox_later(&event, event.tries, not_before).await;
+    };
+    let lease = crate::store::now_ms() + BACKGROUND_LEASE_MS;
+    app.store.inbox_later(&event, event.tries, lease).await?;
+    let app = app.clone();
+    tokio::spawn(async move {
+        let handled = work.await;
+        drop(slot);
+        if let Err(error) = record(&app, &event, handled).await {
+            // The lease runs out and the event is handled again.
+            tracing::error!(%error, "cannot record how an inbox event was handled");
+        }
+    });
+    Ok(())
+}
+
+/// Removes a handled event from the inbox, or keeps it for a later try.
+async fn record(app: &App, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
+    let Handled::Retry(reason) = handled else { return app.store.inbox_handled(event).await };
+    let tries = event.tries + 1;
+    if tries >= MAX_TRIES {
+        tracing::error!(event = %event.key, %reason, tries, "an inbox event could not be handled; given up");
+        return app.store.inbox_handled(event).await;
+    }
+    let wait = (2_000_i64 << (tries - 1).min(20)).min(MAX_RETRY_WAIT_MS);
+    app.store.inbox_later(event, tries, crate::store::now_ms() + wait).await
+}
+
 /// Routes one event.
-async fn dispatch(app: &Arc<App>, json: &str) {
+async fn dispatch(app: &Arc<App>, json: &str) -> Handled {
     let Ok(raw) = serde_json::from_str::<Value>(json) else {
-        return tracing::warn!("an inbox event is not JSON; ignored");
+        tracing::warn!("an inbox event is not JSON; ignored");
+        return Handled::Done;
     };
     if raw["type"] == "m.room.encrypted" {
-        if let Some(decrypted) = decrypted(app, &raw, json).await {
-            route(app, decrypted).await;
-        }
-        return;
+        return match decrypted(app, &raw, json).await {
+            Some(decrypted) => route(app, decrypted).await,
+            None => Handled::Done,
+        };
     }
     route(app, raw).await
 }
@@ -146,7 +236,10 @@ async fn retry_one(app: &Arc<App>, crypto: &Crypto, event_id: &str, json: &str, 
     match crypto.decrypt(&raw).await {
         Ok(event) => {
             forget_undecrypted(app, event_id).await;
-            route(app, event).await;
+            // A parked event is tried once more only when keys arrive, not on failure.
+            if let Handled::Later(work) = route(app, event).await {
+                tokio::spawn(work);
+            }
         }
         Err(Undecryptable::KeyMissing(reason)) if crate::store::now_ms() - parked_at > KEY_WAIT_MS => {
             tracing::warn!(%reason, event = event_id, sender = %raw["sender"], "no room key arrived for an encrypted event; given up");
@@ -167,7 +260,7 @@ async fn forget_undecrypted(app: &App, event_id: &str) {
 }
 
 /// Routes one event, decrypted if it was encrypted.
-async fn route(app: &Arc<App>, raw: Value) {
+async fn route(app: &Arc<App>, raw: Value) -> Handled {
     if raw["type"] == RECEIPT_EVENT_TYPE {
         return on_receipt(app, &raw).await;
     }
@@ -179,11 +272,11 @@ async fn route(app: &Arc<App>, raw: Value) {
         Err(error) => {
             // Event types the bot does not know, or content it cannot read: nothing to do.
             tracing::debug!(%error, "event ignored");
-            return;
+            return Handled::Done;
         }
     };
     if is_own_user(&app.bot, event.sender()) {
-        return;
+        return Handled::Done;
     }
     if raw["type"] == "m.room.encryption" {
         return on_encryption(app, event.room_id()).await;
@@ -204,40 +297,36 @@ async fn route(app: &Arc<App>, raw: Value) {
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(MessageLikeEvent::Original(
             reaction,
         ))) => on_reaction(app, &reaction.room_id, &reaction.sender, &reaction.content.relates_to).await,
-        _ => {}
+        _ => Handled::Done,
     }
 }
 
 /// Someone turned on encryption in a room of the bot: what it sends there is encrypted from now
 /// on (when the bot encrypts), and a DM's copies count as encrypted.
-async fn on_encryption(app: &App, room: &RoomId) {
+async fn on_encryption(app: &App, room: &RoomId) -> Handled {
     if let Some(crypto) = &app.crypto {
         if let Err(error) = crypto.mark_encrypted(room).await {
             tracing::error!(%error, %room, "cannot record that a room is encrypted; it is looked up on the next send");
         }
     }
-    if let Err(error) = app.store.dm_encrypted(room).await {
-        tracing::error!(%error, %room, "cannot record that a DM is encrypted");
-    }
+    Handled::of("cannot record that a DM is encrypted", app.store.dm_encrypted(room).await)
 }
 
 /// Membership changes in DMs of the bot or a persona (kept, so that a send needs no request to
 /// know whether the DM is usable), the bot's own membership changes, and joins of others
 /// (welcome messages).
-async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
+async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) -> Handled {
     match app.store.dm_by_room(&member.room_id).await {
         Ok(Some(dm)) => {
             let Some(dms) = app.dms_of(dm.persona.as_deref()) else {
-                return tracing::warn!(room = %member.room_id, "a DM of a persona no longer in the config");
+                tracing::warn!(room = %member.room_id, "a DM of a persona no longer in the config");
+                return Handled::Done;
             };
             let changed = dms.member_changed(&dm, &member.state_key, &member.content.membership);
-            if let Err(error) = changed.await {
-                tracing::error!(%error, room = %member.room_id, "cannot record a membership in a DM");
-            }
-            return;
+            return Handled::of("cannot record a membership in a DM", changed.await);
         }
         Ok(None) => {}
-        Err(error) => return tracing::error!(%error, "cannot look up DM rooms"),
+        Err(error) => return Handled::of("cannot look up DM rooms", Err(error)),
     }
     if let Some(crypto) = &app.crypto {
         // Who reads what the bot encrypts there changed (a DM's readers are its recipient).
@@ -251,27 +340,28 @@ async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) {
         .prev_content
         .as_ref()
         .is_some_and(|before| before.membership == MembershipState::Join);
-    if member.content.membership == MembershipState::Join && !was_joined {
-        let name = member.content.displayname.as_deref();
-        defaults::on_join(app, &member.room_id, &member.state_key, name).await;
+    if member.content.membership != MembershipState::Join || was_joined {
+        return Handled::Done;
     }
+    let name = member.content.displayname.as_deref();
+    defaults::on_join(app, &member.room_id, &member.state_key, name).await
 }
 
 /// A message: a recipient's in their DM, a command in a control room, or an answer in a reply
 /// thread.
-async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Value) {
+async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Value) -> Handled {
     let (room, event_id, sender) = (&message.room_id, &message.event_id, &message.sender);
     match app.store.dm_by_room(room).await {
         Ok(Some(dm)) if dm.user_id == *sender => {
             return relay::on_dm_message(app, &dm, room, event_id, raw).await
         }
-        Ok(Some(_)) => return, // someone else in a recipient's DM
+        Ok(Some(_)) => return Handled::Done, // someone else in a recipient's DM
         Ok(None) => {}
-        Err(error) => return tracing::error!(%error, "cannot look up DM rooms"),
+        Err(error) => return Handled::of("cannot look up DM rooms", Err(error)),
     }
     let edit = matches!(message.content.relates_to, Some(Relation::Replacement(_)));
     if edit {
-        return;
+        return Handled::Done;
     }
     if let MessageType::Text(text) = &message.content.msgtype {
         let reply_to = match &message.content.relates_to {
@@ -288,30 +378,29 @@ async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Va
             return on_command(app, room, event_id, sender, line, body, reply_to).await;
         }
     }
-    relay::on_thread_message(app, room, sender, event_id, raw).await;
+    relay::on_thread_message(app, room, sender, event_id, raw).await
 }
 
 /// A redaction by a recipient in their DM retracts the relayed copy.
-async fn on_redaction(app: &App, room: &RoomId, sender: &UserId, raw: &Value) {
+async fn on_redaction(app: &App, room: &RoomId, sender: &UserId, raw: &Value) -> Handled {
     let redacts = raw["content"]["redacts"].as_str().or(raw["redacts"].as_str());
-    let Some(redacts) = redacts.and_then(|id| EventId::parse(id).ok()) else { return };
+    let Some(redacts) = redacts.and_then(|id| EventId::parse(id).ok()) else { return Handled::Done };
     match app.store.dm_by_room(room).await {
-        Ok(Some(dm)) if dm.user_id == sender => relay::on_dm_redaction(app, &redacts).await,
-        Ok(_) => {}
-        Err(error) => tracing::error!(%error, "cannot look up DM rooms"),
+        Ok(Some(dm)) if dm.user_id == sender => relay::on_dm_redaction(app, room, &redacts).await,
+        Ok(_) => Handled::Done,
+        Err(error) => Handled::of("cannot look up DM rooms", Err(error)),
     }
 }
 
 /// A read receipt the HTTP edge put into the inbox.
-async fn on_receipt(app: &App, raw: &Value) {
+async fn on_receipt(app: &App, raw: &Value) -> Handled {
     let room = raw["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
     let user = raw["sender"].as_str().and_then(|user| UserId::parse(user).ok());
     let (Some(room), Some(user)) = (room, user) else {
-        return tracing::warn!("a stored read receipt has no room or reader; ignored");
+        tracing::warn!("a stored read receipt has no room or reader; ignored");
+        return Handled::Done;
     };
-    if let Err(error) = relay::on_receipt(&app.store, &room, &user).await {
-        tracing::error!(%error, "cannot record a read receipt");
-    }
+    Handled::of("cannot record a read receipt", relay::on_receipt(&app.store, &room, &user).await)
 }
 
 /// A reply's body without the quoted fallback of the replied-to message that older clients put
@@ -347,11 +436,11 @@ async fn on_command(
     line: &str,
     body: &str,
     reply_to: Option<OwnedEventId>,
-) {
+) -> Handled {
     let level = app.permissions.level(sender);
     let is_control_room = match app.store.is_control_room(room).await {
         Ok(is_control_room) => is_control_room,
-        Err(error) => return tracing::error!(%error, "cannot look up control rooms"),
+        Err(error) => return Handled::of("cannot look up control rooms", Err(error)),
     };
     let prefix = &app.config.broadcast.command_prefix;
     let answer = if !is_control_room {
@@ -374,27 +463,31 @@ async fn on_command(
     if let Some(answer) = answer {
         lifecycle::answer_command(app, room, event_id, &answer).await;
     }
+    // A command is answered, also when it failed: running it again could do it twice.
+    Handled::Done
 }
 
 /// ✅ on a broadcast's preview, by someone who may send, confirms it.
-async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation: &Annotation) {
+async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation: &Annotation) -> Handled {
     if !annotation.key.starts_with('✅') || app.permissions.level(sender) < Level::Broadcaster {
-        return;
+        return Handled::Done;
     }
     let broadcast = match app.store.broadcast_by_preview(&annotation.event_id).await {
         Ok(Some(broadcast)) if broadcast.control_room_id == room => broadcast,
-        Ok(_) => return,
-        Err(error) => return tracing::error!(%error, "cannot look up a preview"),
+        Ok(_) => return Handled::Done,
+        Err(error) => return Handled::of("cannot look up a preview", Err(error)),
     };
     if let Err(refused) = lifecycle::may_manage(app, &broadcast, sender, app.permissions.level(sender)).await
     {
-        return tracing::info!(answer = %refused.markdown, "confirmation by reaction refused");
+        tracing::info!(answer = %refused.markdown, "confirmation by reaction refused");
+        return Handled::Done;
     }
     tracing::info!(broadcast = %broadcast.id, %sender, "preview confirmed with a reaction");
     let answer = lifecycle::start(app, broadcast.id, BroadcastState::Prepared).await;
     if !answer.ok {
         tracing::info!(answer = %answer.markdown, "confirmation by reaction refused");
     }
+    Handled::Done
 }
 
 #[cfg(test)]
@@ -515,5 +608,166 @@ mod tests {
             "content": { "join_rule": "invite" } });
         dispatch(&test.app, &event.to_string()).await;
         assert!(test.store().is_control_room(&control).await.unwrap(), "invite-only stays a control room");
+    }
+
+    /// Runs the dispatcher on `test`'s inbox; it stops when the returned sender is dropped.
+    fn dispatcher(test: &crate::testing::TestApp) -> watch::Sender<bool> {
+        let (stop, shutdown) = watch::channel(false);
+        tokio::spawn(run(test.app.clone(), shutdown));
+        stop
+    }
+
+    /// Puts `events` into the inbox, as a transaction from the homeserver does.
+    async fn push(test: &crate::testing::TestApp, events: &[Value]) {
+        let events: Vec<_> = events
+            .iter()
+            .map(|event| (event["event_id"].as_str().unwrap().to_owned(), event.to_string()))
+            .collect();
+        test.store().push_inbox(&events).await.unwrap();
+        test.app.inbox_ready.notify_one();
+    }
+
+    /// Waits until `done` holds (at most `within`), saying `what` was waited for if it does not.
+    async fn eventually(within: Duration, what: &str, mut done: impl AsyncFnMut() -> bool) {
+        let started = Instant::now();
+        while !done().await {
+            assert!(started.elapsed() < within, "not within {within:?}: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn command(room: &RoomId, n: u32, body: &str) -> Value {
+        serde_json::json!({ "type": "m.room.message", "room_id": room, "sender": "@admin:example.org",
+            "event_id": format!("$command{n}"), "origin_server_ts": 1,
+            "content": { "msgtype": "m.text", "body": body } })
+    }
+
+    /// Issue 22, item 4: invites from a remote server that never answers are declined in bounded
+    /// background work; a command that comes after them is answered at once.
+    #[tokio::test]
+    async fn invites_from_a_server_that_never_answers_do_not_hold_up_a_command() {
+        let test = crate::testing::TestApp::new().await;
+        let control = test.control_room().await;
+        test.hs.with(|state| state.slow.insert("leave", Duration::from_secs(3600)));
+        let invites: Vec<Value> = (0..100)
+            .map(|n| {
+                serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot,
+                    "room_id": format!("!stranger{n}:slow.example"), "sender": format!("@s{n}:slow.example"),
+                    "event_id": format!("$invite{n}"), "origin_server_ts": 1,
+                    "content": { "membership": "invite", "is_direct": true } })
+            })
+            .collect();
+        push(&test, &invites).await;
+        push(&test, &[command(&control, 1, "!bc help")]).await;
+        let _running = dispatcher(&test);
+        eventually(Duration::from_secs(1), "the command is answered", async || {
+            !test.hs.bodies_in(&control).is_empty()
+        })
+        .await;
+        assert_eq!(test.hs.count("leave"), BACKGROUND_AT_ONCE, "declines in flight at most");
+    }
+
+    /// Issue 22, item 7: a database error while a third member joins a DM keeps the event in the
+    /// inbox; it is tried again, and the DM is retired once the database answers.
+    #[tokio::test]
+    async fn a_database_error_keeps_an_event_for_another_try() {
+        let test = crate::testing::TestApp::new().await;
+        let alice = test.hs.user("alice", None);
+        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        test.store()
+            .execute_raw(
+                "CREATE TRIGGER broken BEFORE UPDATE ON dm_rooms BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+            )
+            .await;
+        let mallory = test.hs.user("mallory", None);
+        let joined = serde_json::json!({ "type": "m.room.member", "event_id": "$mallory", "room_id": dm,
+            "sender": mallory, "state_key": mallory, "origin_server_ts": 1, "content": { "membership": "join" } });
+        push(&test, &[joined]).await;
+        let _running = dispatcher(&test);
+        eventually(Duration::from_secs(2), "the event is put off for a later try", async || {
+            test.store().inbox_next_due().await.unwrap().is_some_and(|due| due > crate::store::now_ms())
+        })
+        .await;
+        assert!(test.store().live_dm(None, &alice).await.unwrap().is_some(), "not retired yet");
+        test.store().execute_raw("DROP TRIGGER broken").await;
+        eventually(Duration::from_secs(5), "the DM is retired on the next try", async || {
+            test.store().live_dm(None, &alice).await.unwrap().is_none()
+        })
+        .await;
+        eventually(Duration::from_secs(1), "the event leaves the inbox", async || {
+            test.store().inbox_next_due().await.unwrap().is_none()
+        })
+        .await;
+    }
+
+    /// Issue 22, item 7: a reply whose relay meets a busy homeserver is relayed on a later try;
+    /// one the homeserver refuses is not tried again.
+    #[tokio::test]
+    async fn a_relay_that_meets_a_busy_homeserver_is_tried_again() {
+        let test = crate::testing::TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let id =
+            test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
+        test.deliver_all(id, 1).await;
+        let dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        let reply = |n: u32| {
+            serde_json::json!({ "type": "m.room.message", "room_id": dm, "sender": alice,
+                "event_id": format!("$reply{n}"), "origin_server_ts": 1,
+                "content": { "msgtype": "m.text", "body": format!("reply {n}") } })
+        };
+        let busy = || crate::matrix::MatrixError::Transient { retry_after: None, message: "busy".into() };
+        test.hs.fail_next("send_raw", busy());
+        push(&test, &[reply(1)]).await;
+        let _running = dispatcher(&test);
+        eventually(Duration::from_secs(5), "the reply is relayed", async || {
+            test.hs.bodies_in(&control).contains(&"reply 1".to_owned())
+        })
+        .await;
+        eventually(Duration::from_secs(1), "the event leaves the inbox", async || {
+            test.store().inbox_next_due().await.unwrap().is_none()
+        })
+        .await;
+        let refused = crate::matrix::MatrixError::Permanent {
+            errcode: Some("M_FORBIDDEN".into()),
+            status: Some(403),
+            message: "no".into(),
+        };
+        test.hs.fail_next("send_raw", refused);
+        let sends = test.hs.count("send_raw");
+        push(&test, &[reply(2)]).await;
+        eventually(Duration::from_secs(1), "a refused relay leaves the inbox", async || {
+            test.hs.count("send_raw") > sends && test.store().inbox_next_due().await.unwrap().is_none()
+        })
+        .await;
+        assert!(!test.hs.bodies_in(&control).contains(&"reply 2".to_owned()));
+    }
+
+    /// Issue 22, item 13: a transaction the homeserver pushes again (the bot crashed before its
+    /// answer) is not handled twice.
+    #[tokio::test]
+    async fn an_event_pushed_again_is_handled_once() {
+        let test = crate::testing::TestApp::new().await;
+        let control = test.control_room().await;
+        let _running = dispatcher(&test);
+        let before = test.hs.count("send_raw");
+        push(&test, &[command(&control, 1, "!bc help")]).await;
+        eventually(Duration::from_secs(2), "the command is answered", async || {
+            test.hs.bodies_in(&control).len() == 1 && test.store().inbox_next_due().await.unwrap().is_none()
+        })
+        .await;
+        let per_command = test.hs.count("send_raw") - before;
+        push(&test, &[command(&control, 1, "!bc help")]).await;
+        push(&test, &[command(&control, 2, "!bc help")]).await;
+        eventually(Duration::from_secs(2), "the next command is answered", async || {
+            test.hs.bodies_in(&control).len() >= 2
+        })
+        .await;
+        // Requests, not messages: the homeserver would drop a repeated transaction ID itself.
+        assert_eq!(
+            test.hs.count("send_raw"),
+            before + 2 * per_command,
+            "the command pushed again is left alone"
+        );
     }
 }

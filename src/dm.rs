@@ -592,13 +592,14 @@ impl Dms {
     }
 
     /// Whether `room` is closed to others (see [`crate::matrix::how_open`]) and has exactly the bot
-    /// and `user` joined.
+    /// and `user` in it, joined or invited: a third person invited earlier could join later and
+    /// read what the bot sends there.
     async fn is_private_with(&self, room: &RoomId, user: &UserId) -> Result<bool, MatrixError> {
         if self.homeserver.room_facts(room).await?.open.is_some() {
             return Ok(false);
         }
-        let members = self.homeserver.joined_members(room).await?;
-        Ok(members.len() == 2 && !has_third_member(&members, &self.bot, user))
+        let members = self.homeserver.room_members(room).await?;
+        Ok(members.len() == 2 && members.iter().all(|member| *member == self.bot || member == user))
     }
 
     async fn record_adopted(&self, room: &RoomId, user: &UserId) -> Result<(), StoreError> {

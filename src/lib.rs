@@ -24,6 +24,7 @@ pub mod dispatch;
 pub mod dm;
 pub mod e2ee;
 pub mod followup;
+pub mod handled;
 pub mod i18n;
 pub mod lifecycle;
 pub mod matrix;

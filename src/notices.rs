@@ -20,7 +20,7 @@ use ruma::{
 
 use crate::{
     i18n::Language,
-    matrix::{send, txn_for, Homeserver},
+    matrix::{send, txn_for, Homeserver, MatrixError},
     message::{cut_to_fit, MAX_CONTENT_BYTES},
     store::{Broadcast, BroadcastId, StoreError},
 };
@@ -100,8 +100,18 @@ pub async fn post_text(
     txn_id: &TransactionId,
     text: &str,
 ) -> Option<OwnedEventId> {
+    logged(room, "post a notice", try_post_text(homeserver, room, txn_id, text).await)
+}
+
+/// Like [`post_text`], the failure returned rather than logged (for a caller that tries again).
+pub async fn try_post_text(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    text: &str,
+) -> Result<OwnedEventId, MatrixError> {
     let notice = fitted(text, |text| RoomMessageEventContent::notice_plain(text));
-    post(homeserver, room, txn_id, &notice, "post a notice").await
+    send_mentioning_nobody(homeserver, room, txn_id, &notice).await
 }
 
 /// Posts a notice in the thread of `root`, as a reply to `in_reply_to`.
@@ -144,10 +154,24 @@ async fn post(
     content: &RoomMessageEventContent,
     what: &str,
 ) -> Option<OwnedEventId> {
+    logged(room, what, send_mentioning_nobody(homeserver, room, txn_id, content).await)
+}
+
+async fn send_mentioning_nobody(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    txn_id: &TransactionId,
+    content: &RoomMessageEventContent,
+) -> Result<OwnedEventId, MatrixError> {
     // The bot usually has the power to ping everyone in a control room: it mentions nobody.
     let mut content = content.clone();
     content.mentions = Some(Mentions::new());
-    match send(homeserver, room, txn_id, &content).await {
+    send(homeserver, room, txn_id, &content).await
+}
+
+/// The event ID a post got, or `None` with its failure logged (it could not `what`).
+fn logged(room: &RoomId, what: &str, posted: Result<OwnedEventId, MatrixError>) -> Option<OwnedEventId> {
+    match posted {
         Ok(event) => Some(event),
         Err(error) => {
             tracing::warn!(%error, %room, "cannot {what}");

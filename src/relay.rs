@@ -8,7 +8,8 @@
 //! bot relays from them, and the persona writes into them (answers, `stop`/`start` notices).
 
 use ruma::{
-    events::room::member::MembershipState, EventId, OwnedTransactionId, RoomId, TransactionId, UserId,
+    events::{room::member::MembershipState, StateEventType},
+    EventId, OwnedTransactionId, RoomId, TransactionId, UserId,
 };
 use serde_json::{json, Value};
 
@@ -16,28 +17,30 @@ use crate::{
     config::{BroadcastConfig, RecipientLanguage},
     context::App,
     dm::has_third_member,
+    handled::{Failure, Handled},
     i18n::Language,
     matrix::{membership, send_json, txn_for},
     message::{cut_to_fit, StoredMessage},
-    notices::{post_in_thread, post_notice, post_text, react},
+    notices::{post_in_thread, post_notice, react, try_post_text},
     permissions::Level,
     poll::{self, Poll},
     store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
     throttle::Verdict,
 };
 
-/// How long a thread title waits for the writer's display name before using their localpart.
-const PROFILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The pseudo broadcast of messages that answer no broadcast.
 const NO_BROADCAST: BroadcastId = BroadcastId(0);
 
 /// A message the recipient of `dm` wrote in it.
 #[tracing::instrument(skip_all, fields(user = %dm.user_id))]
-pub async fn on_dm_message(app: &App, dm: &DmRoom, room: &RoomId, event_id: &EventId, event: &Value) {
-    if let Err(error) = dm_message(app, dm, room, event_id, event).await {
-        tracing::error!(%error, "cannot handle a message in a DM");
-    }
+pub async fn on_dm_message(
+    app: &App,
+    dm: &DmRoom,
+    room: &RoomId,
+    event_id: &EventId,
+    event: &Value,
+) -> Handled {
+    Handled::of("cannot handle a message in a DM", dm_message(app, dm, room, event_id, event).await)
 }
 
 async fn dm_message(
@@ -46,10 +49,10 @@ async fn dm_message(
     room: &RoomId,
     event_id: &EventId,
     event: &Value,
-) -> Result<(), StoreError> {
+) -> Result<(), Failure> {
     let content = &event["content"];
     if content["m.relates_to"]["rel_type"] == "m.replace" {
-        return relay_edit(app, content).await;
+        return relay_edit(app, dm, room, event_id, content).await;
     }
     let word = content["body"].as_str().unwrap_or("").trim().to_lowercase();
     let language = app.recipient_language(&dm.user_id).await;
@@ -67,7 +70,7 @@ async fn dm_message(
     let Some(message) = StoredMessage::copy_of(event).map(defused).map(cut_to_event) else { return Ok(()) };
     let Some(thread) = thread_for(app, dm, room, event_id).await? else { return Ok(()) };
     match app.relay_throttle.check(&dm.user_id, now_ms()) {
-        Verdict::Pass => relay(app, &thread, event_id, message).await,
+        Verdict::Pass => relay(app, &thread, room, event_id, message).await,
         Verdict::FirstHeld => {
             let (user, count) = (dm.user_id.as_str(), app.relay_throttle.allowed());
             let text = crate::t!(app.language(), "relay-flood", user = user, count = count);
@@ -87,6 +90,21 @@ async fn notice_in_dm(app: &App, dm: &DmRoom, room: &RoomId, txn: &TransactionId
         }
         Err(error) => tracing::warn!(%error, %room, "cannot write into a DM as its owner"),
     }
+}
+
+/// The name the recipient's member event in their DM shows (read as the DM's owner, the bot or
+/// a persona), else their localpart: the homeserver has it at hand, where a profile look-up of a
+/// remote user would wait on their server.
+async fn name_in_dm(app: &App, dm: &DmRoom, room: &RoomId) -> String {
+    let user = &dm.user_id;
+    let member = match app.sender(dm.persona.as_deref()).await {
+        Ok(owner) => {
+            owner.homeserver.state(room, StateEventType::RoomMember, user.as_str()).await.ok().flatten()
+        }
+        Err(_) => None,
+    };
+    let name = member.and_then(|member| member["displayname"].as_str().map(str::to_owned));
+    name.unwrap_or_else(|| user.localpart().to_owned())
 }
 
 /// The content keys of a message that are relayed; anything else a client put there is not.
@@ -191,9 +209,10 @@ async fn choose_language(
 async fn relay(
     app: &App,
     thread: &ReplyThread,
+    dm_room: &RoomId,
     event_id: &EventId,
     message: StoredMessage,
-) -> Result<(), StoreError> {
+) -> Result<(), Failure> {
     let mut relayed = message.content;
     relayed["m.relates_to"] = json!({
         "rel_type": "m.thread",
@@ -202,14 +221,11 @@ async fn relay(
         "m.in_reply_to": { "event_id": thread.root_event_id },
     });
     let room = &thread.control_room_id;
-    match send_json(app.hs(), room, &txn_for("relay", event_id), &message.event_type, &relayed).await {
-        Ok(copy) => {
-            app.store.record_relay(event_id, room, &copy).await?;
-            if thread.broadcast_id != NO_BROADCAST {
-                app.store.mark_replied(thread.broadcast_id, &thread.user_id).await?;
-            }
-        }
-        Err(error) => tracing::warn!(%error, "cannot relay a reply"),
+    // A failure is tried again (the transaction ID keeps a retry from posting twice).
+    let copy = send_json(app.hs(), room, &txn_for("relay", event_id), &message.event_type, &relayed).await?;
+    app.store.record_relay(dm_room, event_id, room, &copy).await?;
+    if thread.broadcast_id != NO_BROADCAST {
+        app.store.mark_replied(thread.broadcast_id, &thread.user_id).await?;
     }
     Ok(())
 }
@@ -222,7 +238,7 @@ async fn thread_for(
     dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
-) -> Result<Option<ReplyThread>, StoreError> {
+) -> Result<Option<ReplyThread>, Failure> {
     let user = &dm.user_id;
     let broadcast = match app.store.last_delivered_in(room).await? {
         Some(id) => Some(app.store.broadcast(id).await?),
@@ -246,9 +262,7 @@ async fn thread_for(
     if !still_a_control_room(&app.store, &control_room).await? {
         return Ok(None);
     }
-    // A remote user's profile is fetched over federation: never wait long for it.
-    let name = tokio::time::timeout(PROFILE_TIMEOUT, app.hs().displayname(user)).await;
-    let name = name.ok().and_then(Result::ok).flatten().unwrap_or_else(|| user.localpart().to_owned());
+    let name = name_in_dm(app, dm, room).await;
     let (language, user_id) = (app.language(), user.as_str());
     let title = match &broadcast {
         Some(broadcast) => crate::t!(
@@ -262,9 +276,7 @@ async fn thread_for(
         None => crate::t!(language, "relay-thread-title-no-broadcast", name = &name, user = user_id),
     };
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
-    let Some(root) = post_text(app.hs(), &control_room, &root_txn, &title).await else {
-        return Ok(None);
-    };
+    let root = try_post_text(app.hs(), &control_room, &root_txn, &title).await?;
     let thread = ReplyThread {
         broadcast_id: id,
         user_id: user.to_owned(),
@@ -285,66 +297,77 @@ async fn still_a_control_room(store: &Store, room: &RoomId) -> Result<bool, Stor
     Ok(control)
 }
 
-/// An edit by the recipient replaces the relayed copy.
-async fn relay_edit(app: &App, content: &Value) -> Result<(), StoreError> {
+/// An edit by the recipient (`event_id` in their DM `room`) replaces the relayed copy. It passes
+/// the gate a new reply passes: the room must still be a control room, the per-person limit
+/// counts it, and its content is defused and cut to fit like a reply's.
+async fn relay_edit(
+    app: &App,
+    dm: &DmRoom,
+    room: &RoomId,
+    event_id: &EventId,
+    content: &Value,
+) -> Result<(), Failure> {
     let Some(original) = content["m.relates_to"]["event_id"].as_str().and_then(|id| EventId::parse(id).ok())
     else {
         return Ok(());
     };
-    let Some((room, copy)) = app.store.relayed(&original).await? else { return Ok(()) };
-    let new_content = content["m.new_content"].clone();
-    let edit = json!({
-        "msgtype": new_content["msgtype"].clone(),
-        "body": format!("* {}", new_content["body"].as_str().unwrap_or("")),
-        "m.new_content": new_content,
-        "m.relates_to": { "rel_type": "m.replace", "event_id": copy },
-    });
-    let txn = OwnedTransactionId::from(format!("{}.{}", txn_for("edit", &copy), now_ms()));
-    if let Err(error) = send_json(app.hs(), &room, &txn, "m.room.message", &edit).await {
-        tracing::warn!(%error, "cannot relay an edit");
+    let Some((control_room, copy)) = app.store.relayed(room, &original).await? else { return Ok(()) };
+    if !still_a_control_room(&app.store, &control_room).await? {
+        return Ok(());
     }
+    if app.relay_throttle.check(&dm.user_id, now_ms()) != Verdict::Pass {
+        tracing::debug!("an edit of a relayed reply is held: too many messages");
+        return Ok(());
+    }
+    let new =
+        StoredMessage { event_type: "m.room.message".into(), content: content["m.new_content"].clone() };
+    let new = cut_to_event(defused(new)).content;
+    let mut edit = new.clone();
+    for fallback in ["body", "formatted_body"] {
+        if let Some(text) = new[fallback].as_str() {
+            edit[fallback] = json!(format!("* {text}"));
+        }
+    }
+    edit["m.new_content"] = new;
+    edit["m.relates_to"] = json!({ "rel_type": "m.replace", "event_id": copy });
+    send_json(app.hs(), &control_room, &txn_for("edit", event_id), "m.room.message", &edit).await?;
     Ok(())
 }
 
-/// A redaction by the recipient in their DM retracts the relayed copy.
-pub async fn on_dm_redaction(app: &App, redacts: &EventId) {
-    match app.store.relayed(redacts).await {
-        Ok(Some((room, copy))) => {
-            if let Err(error) = app.hs().redact(&room, &copy, &txn_for("redact", redacts), None).await {
-                tracing::warn!(%error, "cannot retract a relayed message");
-            }
+/// A redaction by the recipient in their DM `room` retracts the relayed copy.
+pub async fn on_dm_redaction(app: &App, room: &RoomId, redacts: &EventId) -> Handled {
+    let retracted = async {
+        if let Some((control_room, copy)) = app.store.relayed(room, redacts).await? {
+            app.hs().redact(&control_room, &copy, &txn_for("redact", redacts), None).await?;
         }
-        Ok(None) => {}
-        Err(error) => tracing::error!(%error, "cannot look up a relayed message"),
-    }
+        Ok::<_, Failure>(())
+    };
+    Handled::of("cannot retract a relayed message", retracted.await)
 }
 
-/// A message in a control room thread. Returns false when the thread is not a reply thread.
-/// In one, an answer by a broadcaster goes into the recipient's DM (✅), or ❌ with the reason.
+/// A message in a control room thread. In a reply thread, an answer by a broadcaster goes into
+/// the recipient's DM (✅), or ❌ with the reason; other threads are not the bot's.
 pub async fn on_thread_message(
     app: &App,
     room: &RoomId,
     sender: &UserId,
     event_id: &EventId,
     event: &Value,
-) -> bool {
+) -> Handled {
     let relation = &event["content"]["m.relates_to"];
     if relation["rel_type"] != "m.thread" {
-        return false;
+        return Handled::Done;
     }
     let Some(root) = relation["event_id"].as_str().and_then(|id| EventId::parse(id).ok()) else {
-        return false;
+        return Handled::Done;
     };
     let thread = match app.store.thread_by_root(&root).await {
         Ok(Some(thread)) if thread.control_room_id == room => thread,
-        Ok(_) => return false,
-        Err(error) => {
-            tracing::error!(%error, "cannot look up a reply thread");
-            return false;
-        }
+        Ok(_) => return Handled::Done,
+        Err(error) => return Handled::of("cannot look up a reply thread", Err(error)),
     };
     if app.permissions.level(sender) < Level::Broadcaster {
-        return true;
+        return Handled::Done;
     }
     match answer(app, &thread, event_id, event).await {
         Ok(()) => react(app.hs(), room, event_id, "✅").await,
@@ -355,7 +378,7 @@ pub async fn on_thread_message(
             post_in_thread(app.hs(), room, &txn, &thread.root_event_id, event_id, &text).await;
         }
     }
-    true
+    Handled::Done
 }
 
 /// Sends an answer into the recipient's DM with the sender of the thread's broadcast (the bot
@@ -391,10 +414,8 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
 /// An answer to a poll broadcast (`event`, of `event_type`) in a DM: tallied, never relayed.
 /// It counts when its writer is the recipient of the copy it answers, and it was given before
 /// the poll was closed; a later answer of the same person replaces it.
-pub async fn on_poll_answer(app: &App, event_type: &str, event: &Value) {
-    if let Err(error) = poll_answer(app, event_type, event).await {
-        tracing::error!(%error, "cannot record an answer to a poll");
-    }
+pub async fn on_poll_answer(app: &App, event_type: &str, event: &Value) -> Handled {
+    Handled::of("cannot record an answer to a poll", poll_answer(app, event_type, event).await)
 }
 
 async fn poll_answer(app: &App, event_type: &str, event: &Value) -> Result<(), StoreError> {
@@ -576,7 +597,10 @@ mod tests {
         };
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let (event_id, event) = answer(1);
-        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        assert!(matches!(
+            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            Handled::Done
+        ));
         let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
         let bob_dm = test.store().live_dm(None, &bob).await.unwrap().unwrap().room_id.unwrap();
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"]);
@@ -587,12 +611,18 @@ mod tests {
 
         let nobody: OwnedUserId = "@nobody:example.org".try_into().unwrap();
         let (event_id, event) = answer(2);
-        assert!(on_thread_message(&test.app, &control, &nobody, &event_id, &event).await);
+        assert!(matches!(
+            on_thread_message(&test.app, &control, &nobody, &event_id, &event).await,
+            Handled::Done
+        ));
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "people without the level are not passed on");
 
         test.hs.set_membership(&alice_dm, &alice, MembershipState::Leave);
         let (event_id, event) = answer(3);
-        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        assert!(matches!(
+            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            Handled::Done
+        ));
         let last = test.hs.sent_to(&control).pop().unwrap();
         assert_eq!(last.content["body"], "Not delivered: @alice:example.org has left their DM with me");
         assert_eq!(thread_of(&last), Some(root.to_string()));
@@ -601,15 +631,21 @@ mod tests {
         let mallory = test.hs.user("mallory", None);
         test.hs.set_membership(&alice_dm, &mallory, MembershipState::Join);
         let (event_id, event) = answer(4);
-        assert!(on_thread_message(&test.app, &control, &admin, &event_id, &event).await);
+        assert!(matches!(
+            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            Handled::Done
+        ));
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "nothing into a room with a third member");
         let last = test.hs.sent_to(&control).pop().unwrap();
         assert_eq!(
             last.content["body"],
             "Not delivered: the DM of @alice:example.org has a third member, so nothing is sent there"
         );
+        let sent_before = test.hs.sent_to(&control).len();
         let not_a_thread = json!({ "content": { "body": "x" } });
-        assert!(!on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await);
+        on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await;
+        assert_eq!(test.hs.sent_to(&control).len(), sent_before, "a message outside a thread is left alone");
+        assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"]);
     }
 
     /// Issue 10, item 14: what a recipient writes cannot ping the control room or smuggle markup.
@@ -669,7 +705,8 @@ mod tests {
         assert!(bodies[6].contains("more than 5 messages within a minute"), "{bodies:?}");
     }
 
-    /// Issue 10, item 3: a slow remote profile look-up does not hold up the dispatcher.
+    /// Issue 10, item 3: a slow remote profile look-up does not hold up the dispatcher; issue 22:
+    /// the thread's title takes the name from the member event in the DM, never asking a profile.
     #[tokio::test]
     async fn a_slow_profile_look_up_does_not_hold_up_a_reply() {
         let test = TestApp::new().await;
@@ -680,7 +717,8 @@ mod tests {
         let started = std::time::Instant::now();
         write_in_dm(&test, &alice, "hello", 1).await;
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
-        assert_eq!(test.hs.bodies_in(&control)[0], "Replies from “alice” (@alice:example.org) to «News» #1");
+        assert_eq!(test.hs.bodies_in(&control)[0], "Replies from “Alice” (@alice:example.org) to «News» #1");
+        assert_eq!(test.hs.count("displayname"), 0, "no profile look-up");
     }
 
     /// Issue 15: with `language: de`, `stopp` opts out and the recipient is answered in German.
@@ -732,7 +770,10 @@ mod tests {
         let event = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
             "msgtype": "m.text", "body": "Danke", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
-        assert!(on_thread_message(&test.app, &control, &admin, &owned_event_id!("$answer"), &event).await);
+        assert!(matches!(
+            on_thread_message(&test.app, &control, &admin, &owned_event_id!("$answer"), &event).await,
+            Handled::Done
+        ));
         assert_eq!(
             test.hs.bodies_in(&control).pop().unwrap(),
             "Nicht zugestellt: @alice:example.org hat den Direktchat mit mir verlassen"

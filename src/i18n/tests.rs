@@ -194,6 +194,7 @@ const NOT_FOR_PEOPLE_CALLS: &[&str] = &[
     "context(",
     "#[instrument",
     "#[tracing::instrument",
+    "Handled::of(",
 ];
 
 /// The sentence-like string literals of `source` (line where each starts, text), outside

@@ -405,6 +405,15 @@ impl FakeHomeserver {
         })
     }
 
+    /// Like [`FakeHomeserver::enter`], then waits as long as `endpoint` is set to be slow.
+    async fn enter_slowly(&self, endpoint: &'static str) -> Result<(), MatrixError> {
+        self.enter(endpoint)?;
+        if let Some(delay) = self.with(|state| state.slow.get(endpoint).copied()) {
+            tokio::time::sleep(delay).await;
+        }
+        Ok(())
+    }
+
     /// Counts a request and returns the failure injected for it, if any.
     fn enter(&self, endpoint: &'static str) -> Result<(), MatrixError> {
         self.with(|state| {
@@ -517,7 +526,7 @@ impl Homeserver for FakeHomeserver {
     }
 
     async fn leave(&self, room: &RoomId, _: Option<String>) -> Result<(), MatrixError> {
-        self.enter("leave")?;
+        self.enter_slowly("leave").await?;
         self.with(|state| {
             if let Some(fake) = state.rooms.get_mut(room) {
                 fake.members.insert(self.bot.clone(), MembershipState::Leave);
@@ -543,10 +552,7 @@ impl Homeserver for FakeHomeserver {
         content: Raw<AnyMessageLikeEventContent>,
         event_type: MessageLikeEventType,
     ) -> Result<OwnedEventId, MatrixError> {
-        self.enter("send_raw")?;
-        if let Some(delay) = self.with(|state| state.slow.get("send_raw").copied()) {
-            tokio::time::sleep(delay).await;
-        }
+        self.enter_slowly("send_raw").await?;
         let content: Value = serde_json::from_str(content.json().get()).map_err(MatrixError::internal)?;
         self.with(|state| {
             // Transaction IDs are the sender's own, as on Synapse (per user and device).
@@ -586,10 +592,7 @@ impl Homeserver for FakeHomeserver {
     }
 
     async fn joined_members(&self, room: &RoomId) -> Result<Vec<(OwnedUserId, Option<String>)>, MatrixError> {
-        self.enter("joined_members")?;
-        if let Some(delay) = self.with(|state| state.slow.get("joined_members").copied()) {
-            tokio::time::sleep(delay).await;
-        }
+        self.enter_slowly("joined_members").await?;
         self.with(|state| {
             let fake = self.visible_room(state, room)?;
             Ok(fake
@@ -633,7 +636,11 @@ impl Homeserver for FakeHomeserver {
                 StateEventType::RoomPowerLevels => fake.power_levels.clone(),
                 StateEventType::RoomMember => {
                     let user = UserId::parse(state_key).map_err(MatrixError::internal)?;
-                    fake.members.get(&user).map(|membership| json!({ "membership": membership.as_str() }))
+                    // Like Synapse, the member event carries the user's display name.
+                    let name = state.profiles.get(&user).cloned().flatten();
+                    fake.members
+                        .get(&user)
+                        .map(|membership| json!({ "membership": membership.as_str(), "displayname": name }))
                 }
                 StateEventType::RoomEncryption if fake.encrypted => {
                     Some(json!({ "algorithm": "m.megolm.v1.aes-sha2" }))
@@ -785,10 +792,7 @@ impl Homeserver for FakeHomeserver {
     }
 
     async fn displayname(&self, user: &UserId) -> Result<Option<String>, MatrixError> {
-        self.enter("displayname")?;
-        if let Some(delay) = self.with(|state| state.slow.get("displayname").copied()) {
-            tokio::time::sleep(delay).await;
-        }
+        self.enter_slowly("displayname").await?;
         self.with(|state| match state.profiles.get(user) {
             Some(name) => Ok(name.clone()),
             None => Err(not_found("Profile was not found")),

@@ -1,4 +1,8 @@
-//! The inbox: events pushed by the homeserver, kept until dispatched.
+//! The inbox: events pushed by the homeserver, kept until handled.
+//!
+//! An event leaves the inbox once its handling succeeded or failed for a reason that trying again
+//! cannot change; its key is then kept a week in `handled_events`, so that a transaction Synapse
+//! pushes again is not handled twice. A failure that may pass keeps the event, tried again later.
 //!
 //! Each row has a unique key: the event ID of a timeline event, or, for a read receipt (an
 //! ephemeral event without an ID), one made from its room, reader and the event read. Receipts
@@ -10,8 +14,8 @@ use super::{now_ms, InboxEvent, Pool, Store, StoreError};
 pub const RECEIPT_EVENT_TYPE: &str = "org.matrix_broadcast.read_receipt";
 
 impl Store {
-    /// Persists pushed events as (unique key, JSON); an event already in the inbox is ignored.
-    /// Returns how many were new.
+    /// Persists pushed events as (unique key, JSON); an event already in the inbox, or already
+    /// handled, is ignored. Returns how many were new.
     pub async fn push_inbox(&self, events: &[(String, String)]) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut inserted = 0;
@@ -19,7 +23,8 @@ impl Store {
             let mut transaction = pool.begin().await?;
             for (key, json) in events {
                 inserted += sqlx::query(
-                    "INSERT INTO inbox (event_id, event_json, received_at) VALUES ($1, $2, $3)
+                    "INSERT INTO inbox (event_id, event_json, received_at)
+                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM handled_events WHERE event_id = $1)
                      ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(key)
@@ -34,15 +39,83 @@ impl Store {
         Ok(inserted)
     }
 
-    /// The oldest `limit` events waiting to be dispatched, oldest first.
+    /// The oldest `limit` events due to be handled (none that waits for a later try), oldest
+    /// first.
     pub async fn inbox_batch(&self, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
-        let rows: Vec<(i64, String)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT seq, event_json FROM inbox ORDER BY seq LIMIT $1")
-                .bind(limit)
-                .fetch_all(pool)
-                .await?
+        let rows: Vec<(i64, String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT seq, event_id, event_json, tries FROM inbox WHERE not_before <= $1
+                 ORDER BY seq LIMIT $2",
+            )
+            .bind(now_ms())
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
         });
-        Ok(rows.into_iter().map(|(seq, event_json)| InboxEvent { seq, event_json }).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(seq, key, event_json, tries)| InboxEvent { seq, key, event_json, tries })
+            .collect())
+    }
+
+    /// When the next event that waits for a later try is due, if one waits.
+    pub async fn inbox_next_due(&self) -> Result<Option<i64>, StoreError> {
+        let (next,): (Option<i64>,) = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT MIN(not_before) FROM inbox").fetch_one(pool).await?
+        });
+        Ok(next)
+    }
+
+    /// An event is handled (or cannot ever be): it leaves the inbox, and its key is kept so that
+    /// the same event pushed again is ignored.
+    pub async fn inbox_handled(&self, event: &InboxEvent) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            let mut transaction = pool.begin().await?;
+            sqlx::query("DELETE FROM inbox WHERE seq = $1")
+                .bind(event.seq)
+                .execute(&mut *transaction)
+                .await?;
+            sqlx::query(
+                "INSERT INTO handled_events (event_id, handled_at) VALUES ($1, $2)
+                 ON CONFLICT (event_id) DO NOTHING",
+            )
+            .bind(&event.key)
+            .bind(now_ms())
+            .execute(&mut *transaction)
+            .await?;
+            transaction.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// An event stays in the inbox, read again at `not_before` (Unix ms) and not before; `tries`
+    /// is how many times its handling has failed so far.
+    pub async fn inbox_later(
+        &self,
+        event: &InboxEvent,
+        tries: i64,
+        not_before: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE inbox SET tries = $1, not_before = $2 WHERE seq = $3")
+                .bind(tries)
+                .bind(not_before)
+                .bind(event.seq)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Forgets the keys of events handled before `before` (Unix ms).
+    pub async fn prune_handled(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM handled_events WHERE handled_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
     }
 
     /// Keeps an encrypted event whose room key has not arrived, to be decrypted later.
@@ -78,26 +151,6 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::query("DELETE FROM undecrypted WHERE event_id = $1").bind(event_id).execute(pool).await?;
         });
-        Ok(())
-    }
-
-    /// Removes dispatched events from the inbox, in one statement.
-    pub async fn remove_inbox(&self, seqs: &[i64]) -> Result<(), StoreError> {
-        match &*self.pool {
-            Pool::Sqlite(pool) => {
-                let list = serde_json::Value::from(seqs.to_vec()).to_string();
-                sqlx::query("DELETE FROM inbox WHERE seq IN (SELECT value FROM json_each($1))")
-                    .bind(list)
-                    .execute(pool)
-                    .await?;
-            }
-            Pool::Postgres(pool) => {
-                sqlx::query("DELETE FROM inbox WHERE seq = ANY($1)")
-                    .bind(seqs.to_vec())
-                    .execute(pool)
-                    .await?;
-            }
-        }
         Ok(())
     }
 }

@@ -60,7 +60,11 @@ impl std::fmt::Display for BroadcastId {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboxEvent {
     pub seq: i64,
+    /// The event's unique key: its event ID, or the one made for a read receipt.
+    pub key: String,
     pub event_json: String,
+    /// How many times its handling failed for a reason that may pass.
+    pub tries: i64,
 }
 
 enum Pool {
@@ -225,6 +229,16 @@ fn redact_password(uri: &str) -> String {
             url.to_string()
         }
         _ => uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    /// Runs `sql` as it is: unit tests make a write fail with a trigger.
+    pub async fn execute_raw(&self, sql: &str) {
+        on_pool!(self, |pool| {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.expect("raw SQL");
+        });
     }
 }
 

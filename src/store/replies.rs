@@ -206,19 +206,21 @@ impl Store {
         Ok(())
     }
 
-    /// Records where a message was relayed to.
+    /// Records where a message (`source`, written in the DM `source_room`) was relayed to.
     pub async fn record_relay(
         &self,
+        source_room: &RoomId,
         source: &EventId,
         room: &RoomId,
         target: &EventId,
     ) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO relayed_events (source_event_id, target_room_id, target_event_id) VALUES ($1, $2, $3)
-                 ON CONFLICT (source_event_id) DO NOTHING",
+                "INSERT INTO relayed_events (source_event_id, source_room_id, target_room_id, target_event_id)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (source_event_id) DO NOTHING",
             )
             .bind(source.as_str())
+            .bind(source_room.as_str())
             .bind(room.as_str())
             .bind(target.as_str())
             .execute(pool)
@@ -227,13 +229,20 @@ impl Store {
         Ok(())
     }
 
-    /// Where a message was relayed to, if it was.
-    pub async fn relayed(&self, source: &EventId) -> Result<Option<(OwnedRoomId, OwnedEventId)>, StoreError> {
+    /// Where a message written in the DM `source_room` was relayed to, if it was: an edit or a
+    /// redaction from another room naming the same event finds nothing.
+    pub async fn relayed(
+        &self,
+        source_room: &RoomId,
+        source: &EventId,
+    ) -> Result<Option<(OwnedRoomId, OwnedEventId)>, StoreError> {
         let row: Option<(String, String)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT target_room_id, target_event_id FROM relayed_events WHERE source_event_id = $1",
+                "SELECT target_room_id, target_event_id FROM relayed_events
+                 WHERE source_event_id = $1 AND source_room_id = $2",
             )
             .bind(source.as_str())
+            .bind(source_room.as_str())
             .fetch_optional(pool)
             .await?
         });

@@ -52,8 +52,20 @@ async fn inbox_keeps_each_event_once(store: &Store) {
         batch.iter().map(|event| event.event_json.as_str()).collect::<Vec<_>>(),
         [r#"{"n":1}"#, r#"{"n":2}"#]
     );
-    store.remove_inbox(&[batch[0].seq]).await.unwrap();
+    store.inbox_handled(&batch[0]).await.unwrap();
     assert_eq!(store.inbox_batch(10).await.unwrap().len(), 1);
+    // Issue 22, item 13: an event handled already and pushed again is not taken in again.
+    assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 0, "a handled event is ignored");
+    // Issue 22, item 7: an event put off for a later try is not read before then.
+    let later = matrix_broadcast::store::now_ms() + 60_000;
+    store.inbox_later(&batch[1], 1, later).await.unwrap();
+    assert!(store.inbox_batch(10).await.unwrap().is_empty(), "b waits for its next try");
+    assert_eq!(store.inbox_next_due().await.unwrap(), Some(later));
+    store.inbox_later(&batch[1], 2, 0).await.unwrap();
+    assert_eq!(store.inbox_batch(10).await.unwrap()[0].tries, 2);
+    // A week later the key is forgotten.
+    assert_eq!(store.prune_handled(matrix_broadcast::store::now_ms() + 1).await.unwrap(), 1);
+    assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 1);
 }
 
 async fn control_rooms_are_remembered_and_forgotten(store: &Store) {
@@ -219,11 +231,15 @@ async fn replies_reads_and_opt_outs(store: &Store) {
     store.add_reply_thread(&thread).await.unwrap();
     assert_eq!(store.reply_thread(id, &alice).await.unwrap(), Some(thread.clone()));
     assert_eq!(store.thread_by_root(&owned_event_id!("$root")).await.unwrap(), Some(thread));
-    store.record_relay(&owned_event_id!("$reply"), &room, &owned_event_id!("$relayed")).await.unwrap();
+    let dm = owned_room_id!("!dm:example.org");
+    store.record_relay(&dm, &owned_event_id!("$reply"), &room, &owned_event_id!("$relayed")).await.unwrap();
     assert_eq!(
-        store.relayed(&owned_event_id!("$reply")).await.unwrap(),
+        store.relayed(&dm, &owned_event_id!("$reply")).await.unwrap(),
         Some((room.clone(), owned_event_id!("$relayed")))
     );
+    // Issue 22, item 12: the same event ID named from another room finds nothing.
+    let other_dm = owned_room_id!("!other-dm:example.org");
+    assert_eq!(store.relayed(&other_dm, &owned_event_id!("$reply")).await.unwrap(), None);
 
     store.opt_out(&alice).await.unwrap();
     assert!(store.is_opted_out(&alice).await.unwrap());
