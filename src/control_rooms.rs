@@ -280,6 +280,21 @@ mod tests {
             "content": { "membership": "invite", "is_direct": true } });
         on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await.to_end().await;
         assert!(!adopted(&test, &carol).await, "a public room is no DM");
+
+        // Issue 22, item 11: a third person invited earlier counts, though not joined yet.
+        let (dave, erin) = (test.hs.user("dave", None), test.hs.user("erin", None));
+        let room = test.hs.room(&dave, &[], false);
+        test.hs.set_membership(&room, &erin, MembershipState::Invite);
+        test.hs.set_membership(&room, &test.app.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": room,
+            "sender": dave, "event_id": "$with-erin-invited", "origin_server_ts": 1,
+            "content": { "membership": "invite", "is_direct": true } });
+        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await.to_end().await;
+        assert!(!adopted(&test, &dave).await, "a room with a third person invited is no DM");
+        assert_eq!(
+            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            MembershipState::Leave
+        );
     }
 
     /// Issue 15: every way a room can be open reads in English as `how_open` says it, and has

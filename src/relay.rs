@@ -677,6 +677,102 @@ mod tests {
         assert_eq!(relayed["body"], "@room look");
     }
 
+    /// `user`'s edit `n` in their DM `room` of their message `original`, to `new` (content).
+    async fn edit_in_dm(
+        test: &TestApp,
+        user: &UserId,
+        room: &RoomId,
+        original: &EventId,
+        n: u32,
+        new: Value,
+    ) {
+        let dm = test.store().live_dm(None, user).await.unwrap().expect("a DM");
+        let event_id: OwnedEventId = format!("${}-edit-{n}", user.localpart()).try_into().unwrap();
+        let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
+            "content": { "msgtype": "m.text", "body": "* edited", "m.new_content": new,
+                "m.relates_to": { "rel_type": "m.replace", "event_id": original } } });
+        on_dm_message(&test.app, &dm, room, &event_id, &event).await;
+    }
+
+    fn edits_in(test: &TestApp, room: &RoomId) -> Vec<Value> {
+        let sent = test.hs.sent_to(room).into_iter();
+        sent.filter(|sent| sent.content["m.relates_to"]["rel_type"] == "m.replace")
+            .map(|sent| sent.content)
+            .collect()
+    }
+
+    /// Issue 22, item 5: an edit of a relayed reply passes the gate a new reply passes: its HTML
+    /// is sanitized, it mentions nobody, the per-person limit counts it, and it never goes into a
+    /// room that stopped being a control room.
+    #[tokio::test]
+    async fn an_edit_of_a_relayed_reply_passes_the_same_gate() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let mallory = test.hs.user("mallory", None);
+        delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
+        let dm = test.store().live_dm(None, &mallory).await.unwrap().unwrap().room_id.unwrap();
+        let original = write_in_dm(&test, &mallory, "hello", 1).await;
+        let evil = json!({ "msgtype": "m.text", "body": "@room look", "format": "org.matrix.custom.html",
+            "formatted_body": "<b>hi</b><script>alert(1)</script>", "m.mentions": { "room": true } });
+        edit_in_dm(&test, &mallory, &dm, &original, 1, evil).await;
+        let edits = edits_in(&test, &control);
+        assert_eq!(edits.len(), 1, "{edits:?}");
+        let edit = &edits[0];
+        assert_eq!(edit["m.mentions"], json!({}), "the edit mentions nobody: {edit}");
+        assert_eq!(edit["m.new_content"]["m.mentions"], json!({}), "{edit}");
+        let html = edit["m.new_content"]["formatted_body"].as_str().unwrap();
+        assert!(html.starts_with("<b>hi</b>") && !html.contains("<script"), "{html}");
+        assert!(!edit["formatted_body"].as_str().unwrap().contains("<script"), "{edit}");
+        assert_eq!(edit["body"], "* @room look");
+
+        // Two more messages and the next edit fill the minute's five; the edit after is held.
+        for n in 2..=3 {
+            write_in_dm(&test, &mallory, &format!("more {n}"), n).await;
+        }
+        edit_in_dm(&test, &mallory, &dm, &original, 2, json!({ "msgtype": "m.text", "body": "fifth" })).await;
+        edit_in_dm(&test, &mallory, &dm, &original, 3, json!({ "msgtype": "m.text", "body": "sixth" })).await;
+        let bodies: Vec<_> = edits_in(&test, &control).iter().map(|edit| edit["body"].clone()).collect();
+        assert_eq!(
+            bodies,
+            [json!("* @room look"), json!("* fifth")],
+            "the sixth message of the minute is held"
+        );
+
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
+        let dm = test.store().live_dm(None, &mallory).await.unwrap().unwrap().room_id.unwrap();
+        let original = write_in_dm(&test, &mallory, "hello", 1).await;
+        test.store().remove_control_room(&control).await.unwrap();
+        edit_in_dm(&test, &mallory, &dm, &original, 1, json!({ "msgtype": "m.text", "body": "late" })).await;
+        assert!(edits_in(&test, &control).is_empty(), "nothing into a room that is no longer a control room");
+    }
+
+    /// Issue 22, item 12: an edit or redaction names a relayed message by its event ID, which
+    /// counts only in the DM the message came from.
+    #[tokio::test]
+    async fn edits_and_redactions_count_only_in_the_dm_of_the_relayed_message() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let (alice, bob) = (test.hs.user("alice", None), test.hs.user("bob", None));
+        delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
+        let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
+        let bob_dm = test.store().live_dm(None, &bob).await.unwrap().unwrap().room_id.unwrap();
+        let original = write_in_dm(&test, &alice, "hello", 1).await;
+
+        edit_in_dm(&test, &bob, &bob_dm, &original, 1, json!({ "msgtype": "m.text", "body": "forged" }))
+            .await;
+        assert!(edits_in(&test, &control).is_empty(), "an edit from another DM is ignored");
+        on_dm_redaction(&test.app, &bob_dm, &original).await;
+        assert!(test.hs.with(|state| state.redacted.is_empty()), "a redaction from another DM is ignored");
+
+        edit_in_dm(&test, &alice, &alice_dm, &original, 1, json!({ "msgtype": "m.text", "body": "fixed" }))
+            .await;
+        assert_eq!(edits_in(&test, &control).len(), 1, "her own edit is relayed");
+        on_dm_redaction(&test.app, &alice_dm, &original).await;
+        assert_eq!(test.hs.with(|state| state.redacted.len()), 1, "her own redaction retracts the copy");
+    }
+
     /// Issue 10, item 5: nothing is relayed into a room that is no longer a control room.
     #[tokio::test]
     async fn nothing_is_relayed_into_a_room_that_stopped_being_a_control_room() {
