@@ -196,6 +196,12 @@ pub fn shortened(text: &str, max: usize) -> String {
     short
 }
 
+/// An error's text as a Markdown answer may show it: as written (a homeserver's error text can
+/// come from a remote server, and say anything).
+pub fn error_text(error: &impl std::fmt::Display) -> String {
+    escape_markdown(&error.to_string())
+}
+
 /// `text` with the characters that Markdown or HTML would read as markup backslash-escaped.
 pub fn escape_markdown(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());

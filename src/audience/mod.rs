@@ -14,6 +14,7 @@ use ruma::{
 use crate::{
     i18n::{self, Arg, Language},
     matrix::{membership, AdminUser, Homeserver, MatrixError},
+    notices::error_text,
     permissions::Level,
     registration::is_own_user,
     store::{BroadcastId, Recipient, Store, StoreError},
@@ -143,7 +144,7 @@ pub async fn room_id(
                 Some("M_NOT_FOUND") => AudienceError::new("audience-no-room", &[("room", room.as_str())]),
                 _ => AudienceError::new(
                     "audience-cannot-look-up",
-                    &[("room", room.as_str()), ("error", &error.to_string())],
+                    &[("room", room.as_str()), ("error", &error_text(&error))],
                 ),
             })
         }
@@ -185,7 +186,7 @@ pub async fn rooms(
         let below = homeserver.space_rooms(&room_id).await.map_err(|error| {
             AudienceError::new(
                 "audience-cannot-read-space",
-                &[("room", room.as_str()), ("error", &error.to_string())],
+                &[("room", room.as_str()), ("error", &error_text(&error))],
             )
         })?;
         for child in below {
@@ -242,7 +243,7 @@ async fn may_address_room(
     let (allowed, joined, power) = may_address(homeserver, room_id, sender).await.map_err(|error| {
         AudienceError::new(
             "audience-cannot-see-room",
-            &[("room", room.as_str()), ("error", &error.to_string())],
+            &[("room", room.as_str()), ("error", &error_text(&error))],
         )
     })?;
     if !allowed {
@@ -557,7 +558,7 @@ pub async fn room_members(
 }
 
 fn cannot_read_members(shown: &str, error: MatrixError) -> AudienceError {
-    AudienceError::new("audience-cannot-read-members", &[("room", shown), ("error", &error.to_string())])
+    AudienceError::new("audience-cannot-read-members", &[("room", shown), ("error", &error_text(&error))])
 }
 
 /// The local accounts of the homeserver, a page of the Synapse admin user list at a time.
@@ -591,7 +592,7 @@ pub fn cannot_list_users(homeserver: &dyn Homeserver, error: MatrixError) -> Aud
     if error.is_not_server_admin() {
         not_server_admin(homeserver)
     } else {
-        AudienceError::new("audience-cannot-list-users", &[("error", &error.to_string())])
+        AudienceError::new("audience-cannot-list-users", &[("error", &error_text(&error))])
     }
 }
 

@@ -8,7 +8,7 @@ use crate::{
     i18n::Language,
     lifecycle::{self, Draft},
     message::StoredMessage,
-    notices::shortened,
+    notices::{error_text, shortened},
     poll::Poll,
     store::{now_ms, AudienceOptions, BroadcastId, BroadcastState, SendOptions},
     t, when,
@@ -174,7 +174,7 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
     }
     if let Some(replied) = &ctx.reply_to {
         let event = ctx.app.hs().room_event(ctx.room, replied).await.map_err(|error| {
-            Answer::error(t!(language, "send-cannot-read-reply", error = error.to_string()))
+            Answer::error(t!(language, "send-cannot-read-reply", error = error_text(&error)))
         })?;
         let event = decrypted(ctx, event).await?;
         return StoredMessage::copy_of(&event)
@@ -197,7 +197,7 @@ async fn decrypted(ctx: &Context<'_>, event: serde_json::Value) -> Result<serde_
         return Err(Answer::error(t!(ctx.language(), "send-reply-encrypted")));
     };
     crypto.decrypt(&event).await.map_err(|error| {
-        Answer::error(t!(ctx.language(), "send-cannot-decrypt-reply", error = error.to_string()))
+        Answer::error(t!(ctx.language(), "send-cannot-decrypt-reply", error = error_text(&error)))
     })
 }
 

@@ -8,7 +8,7 @@ use super::{find_broadcast, state_name, Answer, Context};
 use crate::{
     i18n::Language,
     lifecycle,
-    notices::titled,
+    notices::{escape_markdown, titled},
     poll::Poll,
     store::{Broadcast, BroadcastId, BroadcastState, DeliveryCounts, DeliveryState, StoreError},
     t, when,
@@ -126,7 +126,7 @@ fn reasons(text: &mut String, title: &str, rows: Vec<(OwnedUserId, String)>) {
     if !rows.is_empty() {
         text.push_str(&format!("\n{title}:\n"));
         for (user, reason) in rows {
-            text.push_str(&format!("- `{user}`: {reason}\n"));
+            text.push_str(&format!("- `{user}`: {}\n", escape_markdown(&reason)));
         }
     }
 }
@@ -231,5 +231,42 @@ pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Ans
         Ok(true) => Answer::ok(t!(language, "default-off", id = id_text)),
         Ok(false) => Answer::error(t!(language, "default-not-a-default", id = id_text)),
         Err(error) => Answer::store_failed(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestApp;
+
+    /// Issue 22, item 14: a reason a homeserver gave (which can come from a remote server) shows
+    /// as written in `!bc status`, never as Markdown: no link, no HTML, no ping.
+    #[tokio::test]
+    async fn a_homeserver_reason_shows_as_written_in_status() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let alice = test.hs.user("alice", None);
+        let id = test.running_broadcast(&control, "News", &[], Default::default()).await;
+        let said = "refused ([click](https://evil.example) <b>@room</b>)";
+        test.store().add_failed_deliveries(id, &[alice], said).await.unwrap();
+        let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let ctx = Context {
+            app: &test.app,
+            room: &control,
+            event_id: ruma::event_id!("$status"),
+            sender: &admin,
+            level: test.app.permissions.level(&admin),
+            body: "",
+            reply_to: None,
+        };
+        let answer = status(&ctx, id).await;
+        let line = answer.markdown.lines().find(|line| line.contains("evil")).expect(&answer.markdown);
+        assert_eq!(
+            line,
+            r"- `@alice:example.org`: refused \(\[click\]\(https://evil.example\) \<b\>@room\</b\>\)"
+        );
+        let html =
+            crate::message::StoredMessage::markdown(&answer.markdown).content["formatted_body"].clone();
+        assert!(!html.to_string().contains("<a ") && !html.to_string().contains("<b>"), "{html}");
     }
 }
