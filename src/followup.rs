@@ -129,6 +129,12 @@ enum Step {
 /// Retracts, edits or ends the poll of one copy, and records what became of it.
 async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<Step, StoreError> {
     let Some(done) = needed(job, copy) else { return Ok(Step::Later) };
+    if copy.in_retired_dm && done != FollowupDone::Retracted {
+        // The DM gained a third member: what is sent there now, they would read. A retraction
+        // still goes, and takes the copy away from them too.
+        app.store.skip_followup(copy, done).await?;
+        return Ok(Step::Recorded);
+    }
     let result = match &job.author {
         Ok(author) => make(*author, job, copy, done).await,
         Err(error) => Err(error.clone()),
@@ -210,6 +216,9 @@ async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     } else {
         crate::t!(language, "followup-edited", titled = titled, count = done)
     };
+    if counts.skipped > 0 {
+        text.push_str(&crate::t!(language, "followup-skipped", count = counts.skipped));
+    }
     if counts.failed > 0 {
         let id = broadcast.id.to_string();
         text.push_str(&crate::t!(language, "followup-failed", count = counts.failed, id = id));
@@ -218,7 +227,7 @@ async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     let kind = (broadcast.revision, broadcast.retracted_at.is_some(), broadcast.poll_closed_at.is_some());
     let txn =
         OwnedTransactionId::from(format!("followups-{}-{}-{}-{}", broadcast.id.0, kind.0, kind.1, kind.2));
-    tracing::info!(broadcast = %broadcast.id, done = counts.done, failed = counts.failed, "follow-ups finished");
+    tracing::info!(broadcast = %broadcast.id, done = counts.done, skipped = counts.skipped, failed = counts.failed, "follow-ups finished");
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
 }
@@ -409,6 +418,64 @@ mod tests {
         let en = crate::i18n::Language::En;
         let edited = |count: i64| crate::t!(en, "followup-edited", titled = "#3 «Oops»", count = count);
         assert_eq!(edited(1_200), "Edited #3 «Oops»: 1,200 copies show the new text");
+    }
+
+    /// Issue 22, item 9: a DM retired for gaining a third member gets no edit and no poll end
+    /// (the summary counts it skipped); a retraction still takes the copy away.
+    #[tokio::test]
+    async fn edits_and_poll_ends_skip_a_dm_that_gained_a_third_member() {
+        let test = TestApp::new().await;
+        let control = test.control_room().await;
+        let id = test.running_broadcast(&control, "Hi", &people(&test), SendOptions::default()).await;
+        let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
+        test.store().retire_dm(&retired.room).await.unwrap();
+        test.store().edit_broadcast(id, &StoredMessage::markdown("Bye")).await.unwrap();
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        let edits = |room| later(&test, room, "m.room.message").len();
+        assert_eq!(
+            (edits(&kept.room), edits(&retired.room)),
+            (2, 1),
+            "the copy, and an edit where it is private"
+        );
+        assert_eq!(
+            test.hs.bodies_in(&control).last().unwrap(),
+            &format!(
+                "Edited {id} «Hi»: 1 copy shows the new text, 1 skipped (their DM gained a third member)."
+            )
+        );
+        test.store().retract_broadcast(id, None).await.unwrap();
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        let redacted = test.hs.with(|state| state.redacted.clone());
+        assert!(redacted.contains(&kept.event_id) && redacted.contains(&retired.event_id), "{redacted:?}");
+
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let new = NewBroadcast {
+            name: "Lunch",
+            control_room_id: &control,
+            created_by: &admin,
+            message: &element_poll(1),
+            state: crate::store::BroadcastState::Running,
+            audience: &[],
+            options: &SendOptions::default(),
+            command_event_id: None,
+        };
+        let poll = test.store().create_broadcast(new).await.unwrap();
+        test.store().add_deliveries(poll, &people(&test)).await.unwrap();
+        let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
+        test.store().retire_dm(&retired.room).await.unwrap();
+        assert!(test.store().close_poll(poll).await.unwrap());
+        round(&test.app).await.unwrap();
+        round(&test.app).await.unwrap();
+        let ends = |room| later(&test, room, "org.matrix.msc3381.poll.end").len();
+        assert_eq!((ends(&kept.room), ends(&retired.room)), (1, 0));
+        assert_eq!(
+            test.hs.bodies_in(&control).last().unwrap(),
+            &format!(
+                "Closed the poll {poll} «Lunch»: ended in 1 DM, 1 skipped (their DM gained a third member)."
+            )
+        );
     }
 
     /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,

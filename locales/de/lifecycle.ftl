@@ -77,6 +77,7 @@ followup-edited = { $titled } bearbeitet: { $count ->
         [one] { $count } Kopie zeigt
        *[other] { $count } Kopien zeigen
     } den neuen Text
+followup-skipped = , { $count } übersprungen (ihr Direktchat hat ein drittes Mitglied bekommen)
 followup-failed = , { $count } fehlgeschlagen (Gründe: `!bc status { $id }`)
 
 ## Umfragen (src/poll.rs)

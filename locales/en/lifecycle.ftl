@@ -79,6 +79,7 @@ followup-edited = Edited { $titled }: { $count ->
         [one] { $count } copy shows
        *[other] { $count } copies show
     } the new text
+followup-skipped = , { $count } skipped (their DM gained a third member)
 followup-failed = , { $count } failed (reasons: `!bc status { $id }`)
 
 ## Polls (src/poll.rs)

@@ -21,6 +21,8 @@ pub struct Followup {
     pub shown_revision: i64,
     /// Failed tries of the follow-up it needs now.
     pub attempts: i64,
+    /// Its DM was retired (it gained a third member): edits and a poll's end are not sent there.
+    pub in_retired_dm: bool,
 }
 
 /// What a follow-up of a copy came to.
@@ -34,10 +36,12 @@ pub enum FollowupDone {
     PollEnded,
 }
 
-/// How many copies a broadcast's follow-ups reached, and how many failed for good.
+/// How many copies a broadcast's follow-ups reached, how many were skipped (their DM was
+/// retired), and how many failed for good.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FollowupCounts {
     pub done: i64,
+    pub skipped: i64,
     pub failed: i64,
 }
 
@@ -50,9 +54,10 @@ const NEEDS_FOLLOWUP: &str = "d.state = 'delivered' AND d.event_id IS NOT NULL A
 
 /// Forgets the follow-up failures of a broadcast: a new edit, retraction or close starts over.
 const RESET_FOLLOWUPS: &str =
-    "UPDATE deliveries SET followup_error = NULL, followup_attempts = 0 WHERE broadcast_id = $1";
+    "UPDATE deliveries SET followup_error = NULL, followup_attempts = 0, followup_skipped = 0
+     WHERE broadcast_id = $1";
 
-type FollowupRow = (i64, String, String, String, Option<String>, i64, i64);
+type FollowupRow = (i64, String, String, String, Option<String>, i64, i64, bool);
 
 impl Store {
     /// Replaces a broadcast's message with `message` (copies not delivered yet and later
@@ -145,7 +150,8 @@ impl Store {
         let rows: Vec<FollowupRow> = on_pool!(self, |pool| {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT d.broadcast_id, d.user_id, d.room_id, d.event_id, d.displayname, d.shown_revision,
-                        d.followup_attempts
+                        d.followup_attempts,
+                        EXISTS (SELECT 1 FROM dm_rooms r WHERE r.room_id = d.room_id AND r.state = 'retired')
                  FROM deliveries d JOIN broadcasts b ON b.id = d.broadcast_id
                  WHERE d.broadcast_id = $1 AND {NEEDS_FOLLOWUP}
                  ORDER BY d.user_id LIMIT $2"
@@ -156,7 +162,7 @@ impl Store {
             .await?
         });
         rows.into_iter()
-            .map(|(broadcast, user, room, event, displayname, shown_revision, attempts)| {
+            .map(|(broadcast, user, room, event, displayname, shown_revision, attempts, in_retired_dm)| {
                 Ok(Followup {
                     broadcast_id: BroadcastId(broadcast),
                     user_id: parse("deliveries.user_id", user)?,
@@ -165,6 +171,7 @@ impl Store {
                     displayname,
                     shown_revision,
                     attempts,
+                    in_retired_dm,
                 })
             })
             .collect()
@@ -178,6 +185,21 @@ impl Store {
         done: FollowupDone,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.settle_followup(copy, done, error, false).await
+    }
+
+    /// Records that a copy's follow-up `done` was not made: its DM was retired.
+    pub async fn skip_followup(&self, copy: &Followup, done: FollowupDone) -> Result<(), StoreError> {
+        self.settle_followup(copy, done, None, true).await
+    }
+
+    async fn settle_followup(
+        &self,
+        copy: &Followup,
+        done: FollowupDone,
+        error: Option<&str>,
+        skipped: bool,
+    ) -> Result<(), StoreError> {
         let (revision, retracted, poll_ended) = match done {
             FollowupDone::Edited { revision } => (Some(revision), None, None),
             FollowupDone::Retracted => (None, Some(1), None),
@@ -187,7 +209,8 @@ impl Store {
             sqlx::query(
                 "UPDATE deliveries SET shown_revision = COALESCE($1, shown_revision),
                         retracted = COALESCE($2, retracted), poll_ended = COALESCE($3, poll_ended),
-                        followup_attempts = 0, followup_error = COALESCE($4, followup_error)
+                        followup_attempts = 0, followup_error = COALESCE($4, followup_error),
+                        followup_skipped = $7
                  WHERE broadcast_id = $5 AND user_id = $6",
             )
             .bind(revision)
@@ -196,6 +219,7 @@ impl Store {
             .bind(error)
             .bind(copy.broadcast_id.0)
             .bind(copy.user_id.as_str())
+            .bind(i64::from(skipped))
             .execute(pool)
             .await?;
         });
@@ -236,11 +260,12 @@ impl Store {
         Ok(changed == 1)
     }
 
-    /// How many delivered copies of a broadcast the last follow-up reached, and how many failed.
+    /// How many delivered copies of a broadcast the last follow-up reached, skipped and failed.
     pub async fn followup_counts(&self, id: BroadcastId) -> Result<FollowupCounts, StoreError> {
-        let (done, failed): (i64, i64) = on_pool!(self, |pool| {
+        let (done, skipped, failed): (i64, i64, i64) = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT COALESCE(SUM(CASE WHEN followup_error IS NULL THEN 1 ELSE 0 END), 0),
+                "SELECT COALESCE(SUM(CASE WHEN followup_error IS NULL AND followup_skipped = 0 THEN 1 ELSE 0 END), 0),
+                        COALESCE(SUM(CASE WHEN followup_skipped = 1 THEN 1 ELSE 0 END), 0),
                         COALESCE(SUM(CASE WHEN followup_error IS NULL THEN 0 ELSE 1 END), 0)
                  FROM deliveries WHERE broadcast_id = $1 AND state = 'delivered' AND event_id IS NOT NULL",
             )
@@ -248,7 +273,7 @@ impl Store {
             .fetch_one(pool)
             .await?
         });
-        Ok(FollowupCounts { done, failed })
+        Ok(FollowupCounts { done, skipped, failed })
     }
 
     /// Up to `limit` copies whose last follow-up failed, with the reason.
