@@ -573,16 +573,16 @@ impl Dms {
             }
             Err(error) => return tracing::warn!(%error, "cannot tell who is in a direct chat"),
         }
-        match homeserver.room_facts(room).await {
+        let encrypted = match homeserver.room_facts(room).await {
             Ok(facts) if facts.is_encrypted && !self.reads_encrypted => {
                 let text = crate::t!(self.language_of(user).await, "dm-encrypted");
                 post_notice(homeserver, room, &txn_for("encrypted-dm", invite), &text).await;
                 return;
             }
-            Ok(_) => {}
+            Ok(facts) => facts.is_encrypted,
             Err(error) => return tracing::warn!(%error, "cannot tell whether a direct chat is encrypted"),
-        }
-        match self.record_adopted(room, user).await {
+        };
+        match self.record_adopted(room, user, encrypted).await {
             Ok(()) => {
                 tracing::info!(%user, %room, "adopted a direct chat the recipient opened");
                 self.direct_changed();
@@ -602,10 +602,10 @@ impl Dms {
         Ok(members.len() == 2 && members.iter().all(|member| *member == self.bot || member == user))
     }
 
-    async fn record_adopted(&self, room: &RoomId, user: &UserId) -> Result<(), StoreError> {
+    async fn record_adopted(&self, room: &RoomId, user: &UserId, encrypted: bool) -> Result<(), StoreError> {
         let nonce = random_token();
         if self.store.begin_dm(self.persona(), user, &nonce).await? {
-            self.store.dm_created(&nonce, room, false).await?;
+            self.store.dm_created(&nonce, room, encrypted).await?;
             self.store.set_dm_membership(room, &MembershipState::Join).await?;
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use futures_util::future::BoxFuture;
 
-use crate::{matrix::MatrixError, store::StoreError};
+use crate::{e2ee::CryptoError, matrix::MatrixError, store::StoreError};
 
 /// The outcome of handling one inbox event.
 pub enum Handled {
@@ -27,6 +27,8 @@ pub enum Failure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Homeserver(#[from] MatrixError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
 }
 
 impl Failure {
@@ -36,7 +38,8 @@ impl Failure {
         match self {
             Failure::Store(_) => true,
             Failure::Homeserver(MatrixError::Permanent { .. }) => false,
-            Failure::Homeserver(_) => true,
+            Failure::Crypto(CryptoError::Matrix(MatrixError::Permanent { .. })) => false,
+            Failure::Homeserver(_) | Failure::Crypto(_) => true,
         }
     }
 }

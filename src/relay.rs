@@ -246,7 +246,7 @@ async fn thread_for(
     };
     let id = broadcast.as_ref().map(|broadcast| broadcast.id).unwrap_or(NO_BROADCAST);
     if let Some(thread) = app.store.reply_thread(id, user).await? {
-        return Ok(still_a_control_room(&app.store, &thread.control_room_id).await?.then_some(thread));
+        return Ok(may_relay_into(app, room, &thread.control_room_id).await?.then_some(thread));
     }
     let control_room = match &broadcast {
         Some(broadcast) => broadcast.control_room_id.clone(),
@@ -259,7 +259,7 @@ async fn thread_for(
             }
         },
     };
-    if !still_a_control_room(&app.store, &control_room).await? {
+    if !may_relay_into(app, room, &control_room).await? {
         return Ok(None);
     }
     let name = name_in_dm(app, dm, room).await;
@@ -287,6 +287,30 @@ async fn thread_for(
     Ok(Some(thread))
 }
 
+/// Whether what the recipient writes in the DM `dm_room` may go into `control_room`: it must
+/// still be a control room (see [`still_a_control_room`]), and what comes from an encrypted DM
+/// goes only into an encrypted one, unless the config allows more (the room is told once).
+async fn may_relay_into(app: &App, dm_room: &RoomId, control_room: &RoomId) -> Result<bool, Failure> {
+    if !still_a_control_room(&app.store, control_room).await? {
+        return Ok(false);
+    }
+    // Without crypto nothing encrypted is read, so nothing of it can be relayed.
+    let Some(crypto) = &app.crypto else { return Ok(true) };
+    if app.config.broadcast.relay_encrypted_to_plain_rooms
+        || !crypto.is_encrypted(dm_room).await?
+        || crypto.is_encrypted(control_room).await?
+    {
+        return Ok(true);
+    }
+    tracing::info!(room = %control_room, "a reply from an encrypted DM was not relayed into a plain control room");
+    if app.store.tell_plain_once(control_room).await? {
+        let text = crate::t!(app.language(), "relay-not-into-plain-room");
+        let txn = OwnedTransactionId::from(format!("plain-room-{control_room}"));
+        try_post_text(app.hs(), control_room, &txn, &text).await?;
+    }
+    Ok(false)
+}
+
 /// Whether replies may still go into `room`: it stopped being a control room when it was opened
 /// up or the bot left it, and then nothing is relayed there.
 async fn still_a_control_room(store: &Store, room: &RoomId) -> Result<bool, StoreError> {
@@ -312,7 +336,7 @@ async fn relay_edit(
         return Ok(());
     };
     let Some((control_room, copy)) = app.store.relayed(room, &original).await? else { return Ok(()) };
-    if !still_a_control_room(&app.store, &control_room).await? {
+    if !may_relay_into(app, room, &control_room).await? {
         return Ok(());
     }
     if app.relay_throttle.check(&dm.user_id, now_ms()) != Verdict::Pass {

@@ -24,6 +24,7 @@ relay-flood = { $user } hat innerhalb einer Minute mehr als { $count ->
     [one] { $count } Nachricht
    *[other] { $count } Nachrichten
 } gesendet; die weiteren dieser Minute werden nicht weitergeleitet (sie bleiben im Direktchat).
+relay-not-into-plain-room = Antworten aus verschlüsselten Direktchats werden nicht in diesen Raum weitergeleitet: er ist nicht verschlüsselt, und sie lägen unverschlüsselt auf dem Homeserver. Sie bleiben in den Direktchats. Senden Sie Rundsendungen aus einem verschlüsselten Steuerraum, um sie hier zu lesen, oder setzen Sie broadcast.relay_encrypted_to_plain_rooms: true.
 relay-not-delivered = Nicht zugestellt: { $reason }
 relay-no-dm = { $user } hat keinen Direktchat mit mir
 relay-dm-left = { $user } hat den Direktchat mit mir verlassen

@@ -24,6 +24,7 @@ relay-flood = { $user } sent more than { $count ->
     [one] { $count } message
    *[other] { $count } messages
 } within a minute; the rest of this minute's are not passed on (they stay in their DM).
+relay-not-into-plain-room = Replies written in encrypted DMs are not relayed into this room: it is not encrypted, and they would be stored on the homeserver in clear. They stay in the DMs. Send broadcasts from an encrypted control room to read them here, or set broadcast.relay_encrypted_to_plain_rooms: true.
 relay-not-delivered = Not delivered: { $reason }
 relay-no-dm = { $user } has no DM with me
 relay-dm-left = { $user } has left their DM with me

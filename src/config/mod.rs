@@ -204,6 +204,10 @@ pub struct BroadcastConfig {
     pub exclude: Vec<String>,
     #[serde(default = "default_true")]
     pub relay_replies: bool,
+    /// Whether replies written in an encrypted DM may be relayed into a control room that is not
+    /// encrypted (where they, and the keys of their attachments, would be stored in clear).
+    #[serde(default)]
+    pub relay_encrypted_to_plain_rooms: bool,
     /// The words that switch broadcasts off and on; by default those of `language`.
     #[serde(default)]
     pub stop_keywords: Option<Vec<String>>,
@@ -233,6 +237,7 @@ impl Default for BroadcastConfig {
             max_attempts: default_max_attempts(),
             exclude: default_exclude(),
             relay_replies: true,
+            relay_encrypted_to_plain_rooms: false,
             stop_keywords: None,
             start_keywords: None,
             recipient_language: RecipientLanguage::default(),

@@ -43,6 +43,19 @@ impl Store {
         Ok(found.is_some())
     }
 
+    /// Records that `room` was told that replies from encrypted DMs are not relayed into it;
+    /// true only the first time.
+    pub async fn tell_plain_once(&self, room: &RoomId) -> Result<bool, StoreError> {
+        let changed = on_pool!(self, |pool| {
+            sqlx::query("UPDATE control_rooms SET told_plain = 1 WHERE room_id = $1 AND told_plain = 0")
+                .bind(room.as_str())
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(changed == 1)
+    }
+
     /// Every recorded control room.
     pub async fn control_rooms(&self) -> Result<Vec<OwnedRoomId>, StoreError> {
         let rows: Vec<(String,)> = on_pool!(self, |pool| {

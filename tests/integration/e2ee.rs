@@ -228,3 +228,48 @@ async fn a_plain_dm_stays_plain_unless_upgrade_dms_turns_it_encrypted() {
     let stored = gil_user.event(&dm, copy["event_id"].as_str().unwrap()).await;
     assert_eq!(stored["type"], "m.room.encrypted", "{stored}");
 }
+
+/// Issue 22, item 10: a reply written in an encrypted DM is not relayed into a control room that
+/// is not encrypted (the room is told so once); with `relay_encrypted_to_plain_rooms` it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_reply_is_not_relayed_into_a_plain_control_room_unless_allowed() {
+    let mut env = TestEnv::start_encrypted().await;
+    let bot = env.bot_id();
+    let (admin, hal_user) = (env.user("admin").await, env.user("hal").await);
+    let hal = E2eeUser::login(&env.synapse, &hal_user).await;
+    let room = env.control_room(&admin).await;
+    let command = admin.send_text(&room, "!bc send @hal:test.local --yes\nAre you coming?").await;
+    admin.wait_for_answer(&room, &bot, &command).await;
+    let dm = hal.dm_with(&bot).await;
+    let copy = hal.wait_for_decrypted(&dm, &bot, "Are you coming?").await;
+    assert_eq!(copy["encrypted"], true, "the DM is encrypted: {copy}");
+
+    hal.send_text(&dm, "Yes, my salary is 4000").await;
+    admin
+        .wait_for_message(&room, &bot, "Replies written in encrypted DMs are not relayed into this room")
+        .await;
+    hal.send_text(&dm, "And my address is Main Street 1").await;
+    // The second reply is handled (a `stop` after it is confirmed) and told nothing again.
+    hal.send_text(&dm, "stop").await;
+    hal.wait_for_decrypted(&dm, &bot, "no more broadcasts").await;
+    let said: Vec<String> = admin
+        .events(&room)
+        .await
+        .iter()
+        .filter(|event| event["sender"] == bot.as_str())
+        .filter_map(|event| event["content"]["body"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!said.iter().any(|body| body.contains("salary") || body.contains("Main Street")), "{said:?}");
+    assert_eq!(said.iter().filter(|body| body.contains("not relayed into this room")).count(), 1, "{said:?}");
+    for text in ["salary is 4000", "Main Street 1"] {
+        assert!(!synapse_holds_text(&env.synapse, text).await, "{text:?} is in Synapse's database in clear");
+    }
+
+    env.stop_bot().await.expect("stop the bot");
+    env.config.broadcast.relay_encrypted_to_plain_rooms = true;
+    env.start_bot().await;
+    hal.send_text(&dm, "start").await;
+    hal.wait_for_decrypted(&dm, &bot, "again").await;
+    hal.send_text(&dm, "Relay this one").await;
+    admin.wait_for_message(&room, &bot, "Relay this one").await;
+}
