@@ -171,25 +171,46 @@ fn openness(language: Language, open: &str) -> String {
     crate::t!(language, "room-open", how = how)
 }
 
-/// Joins the rooms of `broadcast.control_rooms` and records them.
+/// Joins the rooms of `broadcast.control_rooms` and records them, each once it passed the
+/// checks a room an admin invites the bot to passes: a space, a room open to others, or an
+/// encrypted room without encryption on is no control room (the log says which and why).
 pub async fn join_configured(app: &Arc<App>) {
     for room in &app.config.broadcast.control_rooms {
         let Ok(room_or_alias) = OwnedRoomOrAliasId::try_from(room.as_str()) else {
             continue;
         };
-        match app.homeserver.join(&room_or_alias).await {
-            Ok(room_id) => {
-                // The first configured room that could be joined is the default; later ones are not.
-                let _ = app.default_control_room.set(room_id.clone());
-                if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
-                    tracing::error!(%error, %room, "cannot record a configured control room");
-                }
+        let room_id = match app.homeserver.join(&room_or_alias).await {
+            Ok(room_id) => room_id,
+            Err(error) => {
+                tracing::warn!(
+                    %error,
+                    %room,
+                    "cannot join a room of broadcast.control_rooms (invite the bot first if it is invite-only)"
+                );
+                continue;
             }
-            Err(error) => tracing::warn!(
-                %error,
-                %room,
-                "cannot join a room of broadcast.control_rooms (invite the bot first if it is invite-only)"
-            ),
+        };
+        match app.homeserver.room_facts(&room_id).await {
+            Ok(facts)
+                if facts.is_space || facts.open.is_some() || (facts.is_encrypted && app.crypto.is_none()) =>
+            {
+                let why = facts.open.unwrap_or(if facts.is_space { "a space" } else { "encrypted" }); // not for people
+                tracing::warn!(%room, why, "a room of broadcast.control_rooms cannot be a control room: replies to broadcasts are posted there; it is left out");
+                if let Err(error) = app.store.remove_control_room(&room_id).await {
+                    tracing::error!(%error, %room, "cannot forget a configured control room");
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, %room, "cannot tell whether a room of broadcast.control_rooms is closed; it is left out");
+                continue;
+            }
+        }
+        // The first configured room that could be joined is the default; later ones are not.
+        let _ = app.default_control_room.set(room_id.clone());
+        if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
+            tracing::error!(%error, %room, "cannot record a configured control room");
         }
     }
 }
@@ -295,6 +316,26 @@ mod tests {
             test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
             MembershipState::Leave
         );
+    }
+
+    /// Issue 22, item 15: a room named in `broadcast.control_rooms` passes the checks an invited
+    /// one passes: one that is open to others is left out (and forgotten if it was one).
+    #[tokio::test]
+    async fn a_configured_control_room_that_is_open_is_left_out() {
+        let config = "broadcast:\n  control_rooms: [\"#open:example.org\", \"#closed:example.org\"]\n";
+        let test = TestApp::with_config(config).await;
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        let (open, closed) = (test.hs.room(&admin, &[], false), test.hs.room(&admin, &[], false));
+        test.hs.with(|state| {
+            state.rooms.get_mut(&open).unwrap().public = true;
+            state.aliases.insert(ruma::owned_room_alias_id!("#open:example.org"), open.clone());
+            state.aliases.insert(ruma::owned_room_alias_id!("#closed:example.org"), closed.clone());
+        });
+        test.store().add_control_room(&open, &admin).await.unwrap();
+        join_configured(&test.app).await;
+        assert!(!test.store().is_control_room(&open).await.unwrap(), "a public room is no control room");
+        assert!(test.store().is_control_room(&closed).await.unwrap());
+        assert_eq!(test.app.default_control_room.get(), Some(&closed), "the first that may be one");
     }
 
     /// Issue 15: every way a room can be open reads in English as `how_open` says it, and has

@@ -47,7 +47,7 @@ use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    appservice::Intake,
+    appservice::{server::Limits, Intake},
     config::Config,
     context::App,
     matrix::{MatrixClient, MatrixError},
@@ -95,9 +95,9 @@ pub async fn run_with_listener(
         serve_metrics(app.config.metrics.enabled.then_some(app.config.metrics.listen), stopped.clone())
             .await?;
     let address = listener.local_addr()?;
-    let serve = axum::serve(listener, appservice::router(intake))
-        .with_graceful_shutdown(wait_for_stop(stopped.clone()));
-    let server = tokio::spawn(async move { serve.await });
+    let router = appservice::router(intake);
+    let serve = appservice::server::serve(listener, router, Limits::DEFAULT, wait_for_stop(stopped.clone()));
+    let server = tokio::spawn(serve);
     tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
     // From the start, so that `/health` knows the homeserver's state during start-up too.
     let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
@@ -111,7 +111,7 @@ pub async fn run_with_listener(
     }
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
-    server.await.context("HTTP server task failed")??;
+    server.await.context("HTTP server task failed")?;
     let _ = probe.await;
     finish(&app, metrics).await?;
     started?;

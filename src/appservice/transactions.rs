@@ -87,8 +87,9 @@ pub async fn push(
     }
     let pushed = pushed_of(&intake.bot, &body);
 
-    for shown in &pushed.malformed {
-        tracing::warn!(event = %shown, "malformed event skipped");
+    for malformed in &pushed.malformed {
+        let Malformed { event_type, sender } = malformed;
+        tracing::warn!(?event_type, ?sender, "malformed event skipped");
         metrics::counter!("matrix_broadcast_events_total", "result" => "malformed").increment(1);
     }
     metrics::counter!("matrix_broadcast_events_total", "result" => "own").increment(pushed.own);
@@ -129,8 +130,27 @@ pub struct Pushed {
     pub events: usize,
     /// How many events were the bot's own (every message it sends comes back): not stored.
     pub own: u64,
-    /// The start (200 characters) of each malformed event, which is skipped.
-    pub malformed: Vec<String>,
+    /// Each malformed event, which is skipped.
+    pub malformed: Vec<Malformed>,
+}
+
+/// What the log shows of a malformed event: its type and sender, when they are strings (cut to
+/// [`Malformed::SHOWN`] characters); never its content, which may be anyone's message.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Malformed {
+    pub event_type: Option<String>,
+    pub sender: Option<String>,
+}
+
+impl Malformed {
+    const SHOWN: usize = 100;
+
+    fn of(event: &Value) -> Malformed {
+        let shown = |key: &str| {
+            event.get(key).and_then(Value::as_str).map(|text| text.chars().take(Self::SHOWN).collect())
+        };
+        Malformed { event_type: shown("type"), sender: shown("sender") }
+    }
 }
 
 /// Reads a transaction body as the homeserver pushed it. An error when the body is not JSON
@@ -148,7 +168,7 @@ fn pushed_of(bot: &UserId, body: &Value) -> Pushed {
         match checked_event(event) {
             Some((_, sender)) if is_own_user(bot, &sender) => pushed.own += 1,
             Some((event_id, _)) => pushed.rows.push((event_id.to_string(), event.to_string())),
-            None => pushed.malformed.push(event.to_string().chars().take(200).collect()),
+            None => pushed.malformed.push(Malformed::of(event)),
         }
     }
     pushed.events = pushed.rows.len();
@@ -270,11 +290,19 @@ mod tests {
         assert_eq!((pushed.events, pushed.own, pushed.malformed.len()), (2, 1, 4));
     }
 
+    /// Issue 22, item 15: the log shows a malformed event's type and sender, never its content.
     #[test]
-    fn a_malformed_event_is_shown_in_at_most_200_characters() {
-        let body = json!({ "events": [{ "padding": "é".repeat(10_000) }] });
+    fn a_malformed_event_is_shown_by_its_type_and_sender_only() {
+        let body = json!({ "events": [
+            { "type": "m.room.message", "sender": "@eve:x.org", "content": { "body": "my secret" } },
+            { "type": "t".repeat(10_000), "padding": "é".repeat(10_000) },
+        ]});
         let pushed = parse_transaction(&bot(), body.to_string().as_bytes()).unwrap();
-        assert_eq!(pushed.malformed[0].chars().count(), 200);
+        let shown =
+            Malformed { event_type: Some("m.room.message".into()), sender: Some("@eve:x.org".into()) };
+        assert_eq!(pushed.malformed[0], shown, "no content");
+        assert_eq!(pushed.malformed[1].event_type.as_ref().map(|shown| shown.chars().count()), Some(100));
+        assert_eq!(pushed.malformed[1].sender, None);
     }
 
     #[test]

@@ -356,7 +356,7 @@ impl Config {
     pub fn for_unit_tests(dir: &Path, extra: &str) -> Config {
         let text = format!(
             "homeserver:\n  address: http://fake.example.org\n  domain: example.org\n\
-             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token\n  hs_token: hs-token\n\
+             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token-for-unit-tests-0123456789\n  hs_token: hs-token-for-unit-tests-0123456789\n\
              database:\n  uri: sqlite://{}\n  max_connections: 4\n\
              permissions:\n  \"*\": none\n  \"example.org\": broadcaster\n  \"@nobody:example.org\": none\n  \
              \"@admin:example.org\": admin\n{extra}",
@@ -522,6 +522,26 @@ impl Config {
     }
 }
 
+/// The fewest characters a token may have, and the fewest different ones among them: a token
+/// guessed opens the bot's API (`hs_token`) or the homeserver as the bot (`as_token`).
+const MIN_TOKEN_CHARS: usize = 32;
+const MIN_TOKEN_DISTINCT_CHARS: usize = 10;
+
+/// Refuses a token that is short or repetitive enough to be guessed, naming its `key`.
+fn check_token(key: &str, token: &str) -> Result<(), ConfigError> {
+    let distinct = token.chars().collect::<std::collections::HashSet<_>>().len();
+    if token.chars().count() < MIN_TOKEN_CHARS || distinct < MIN_TOKEN_DISTINCT_CHARS {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "is too easy to guess: it needs at least {MIN_TOKEN_CHARS} characters, {MIN_TOKEN_DISTINCT_CHARS} of them \
+                 different (generate-registration makes random tokens of 64)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl AppserviceConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         check_http_url("appservice.address", &self.address)?;
@@ -533,6 +553,7 @@ impl AppserviceConfig {
                     "is not set: run `matrix-broadcast generate-registration -c <config> -r registration.yaml`",
                 ));
             }
+            check_token(key, token)?;
         }
         if self.as_token == self.hs_token {
             return Err(ConfigError::invalid(
@@ -663,8 +684,8 @@ mod tests {
 
     fn usable(text: &str) -> String {
         text.replace("domain: example.org", "domain: test.local")
-            .replace("as_token: generate", "as_token: aaaa")
-            .replace("hs_token: generate", "hs_token: bbbb")
+            .replace("as_token: generate", "as_token: as-0123456789abcdefghijklmnopqrstuvwxyz")
+            .replace("hs_token: generate", "hs_token: hs-0123456789abcdefghijklmnopqrstuvwxyz")
     }
 
     #[test]
@@ -700,6 +721,27 @@ mod tests {
             error.starts_with(
                 "config: appservice.as_token is not set: run `matrix-broadcast generate-registration"
             ),
+            "{error}"
+        );
+    }
+
+    /// Issue 22, item 15: a token that could be guessed is refused, by name.
+    #[test]
+    fn short_or_repetitive_tokens_are_refused_by_name() {
+        let strong = "hs-0123456789abcdefghijklmnopqrstuvwxyz";
+        for (weak, key) in [
+            ("as_token: short-token", "appservice.as_token"),
+            ("as_token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "appservice.as_token"),
+        ] {
+            let text = usable(EXAMPLE).replace("as_token: as-0123456789abcdefghijklmnopqrstuvwxyz", weak);
+            let error =
+                Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("config: {key} is too easy to guess")), "{error}");
+        }
+        let text = usable(EXAMPLE).replace(strong, "0123456789012345678901234567890");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("config: appservice.hs_token is too easy to guess: it needs at least 32"),
             "{error}"
         );
     }

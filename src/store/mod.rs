@@ -215,6 +215,12 @@ impl Store {
         matches!(*self.pool, Pool::Sqlite(_))
     }
 
+    /// Whether the database answers (`/health`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|_| ())?);
+        Ok(())
+    }
+
     /// Closes every connection (used at shutdown).
     pub async fn close(&self) {
         on_pool!(self, |pool| pool.close().await)

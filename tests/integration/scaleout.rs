@@ -41,11 +41,7 @@ async fn health_tells_the_homeserver_from_the_database_and_recovers() {
     let mut env = TestEnv::start().await;
     wait_until("/health is ok", DEADLINE, || async { health(&env).await.0 == 200 }).await.unwrap();
     let (_, body) = health(&env).await;
-    assert_eq!(body["status"], "ok", "{body}");
-    assert_eq!(
-        (&body["database"]["ok"], &body["homeserver"]["ok"]),
-        (&Value::Bool(true), &Value::Bool(true))
-    );
+    assert_eq!(body, serde_json::json!({ "status": "ok", "database": "ok", "homeserver": "ok" }));
 
     env.synapse.stop();
     let down = wait_for("/health says the homeserver is down", || async {
@@ -53,9 +49,10 @@ async fn health_tells_the_homeserver_from_the_database_and_recovers() {
         (status == 503).then_some(body)
     })
     .await;
-    assert_eq!(down["homeserver"]["ok"], false, "{down}");
-    assert!(down["homeserver"]["error"].as_str().is_some_and(|error| !error.is_empty()), "{down}");
-    assert_eq!(down["database"]["ok"], true, "the database is still fine: {down}");
+    // Terse: why is in the log, not in an answer to anyone who reaches the port.
+    let expected =
+        serde_json::json!({ "status": "unavailable", "database": "ok", "homeserver": "unavailable" });
+    assert_eq!(down, expected, "the database is still fine");
 
     env.synapse.start_again().await;
     wait_until("/health is ok again", DEADLINE, || async { health(&env).await.0 == 200 }).await.unwrap();
@@ -195,8 +192,8 @@ fn a_worker_on_sqlite_is_refused_with_the_reason() {
     let config = dir.path().join("config.yaml");
     let text = matrix_broadcast::config::EXAMPLE
         .replace("domain: example.org", "domain: chat.example.net")
-        .replace("as_token: ", "as_token: a-token-that-is-set #")
-        .replace("hs_token: ", "hs_token: another-token-that-is-set #");
+        .replace("as_token: ", "as_token: a-token-that-is-set-and-long-enough-0123456789 #")
+        .replace("hs_token: ", "hs_token: another-token-that-is-set-and-long-enough-0123456789 #");
     std::fs::write(&config, text).unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
         .current_dir(dir.path())
