@@ -179,7 +179,8 @@ async fn dispatch(app: &Arc<App>, json: &str) -> Handled {
     route(app, raw).await
 }
 
-/// How long an encrypted event waits for its room key before it is given up.
+/// How long an encrypted event waits for its room key (or, decrypted, to be handled after a
+/// failure that may pass) before it is given up.
 const KEY_WAIT_MS: i64 = 10 * 60 * 1000;
 /// How often parked encrypted events are tried again, besides when room keys arrive.
 const UNDECRYPTED_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -234,13 +235,21 @@ async fn retry_one(app: &Arc<App>, crypto: &Crypto, event_id: &str, json: &str, 
         return forget_undecrypted(app, event_id).await;
     };
     match crypto.decrypt(&raw).await {
-        Ok(event) => {
-            forget_undecrypted(app, event_id).await;
-            // A parked event is tried once more only when keys arrive, not on failure.
-            if let Handled::Later(work) = route(app, event).await {
+        Ok(event) => match route(app, event).await {
+            // Kept parked: tried again with the next round, until its time is up.
+            Handled::Retry(reason) if crate::store::now_ms() - parked_at <= KEY_WAIT_MS => {
+                tracing::debug!(%reason, event = event_id, "a decrypted event will be handled again");
+            }
+            Handled::Retry(reason) => {
+                tracing::error!(%reason, event = event_id, "a decrypted event could not be handled; given up");
+                forget_undecrypted(app, event_id).await;
+            }
+            Handled::Later(work) => {
+                forget_undecrypted(app, event_id).await;
                 tokio::spawn(work);
             }
-        }
+            Handled::Done => forget_undecrypted(app, event_id).await,
+        },
         Err(Undecryptable::KeyMissing(reason)) if crate::store::now_ms() - parked_at > KEY_WAIT_MS => {
             tracing::warn!(%reason, event = event_id, sender = %raw["sender"], "no room key arrived for an encrypted event; given up");
             forget_undecrypted(app, event_id).await;

@@ -450,19 +450,7 @@ mod tests {
         let redacted = test.hs.with(|state| state.redacted.clone());
         assert!(redacted.contains(&kept.event_id) && redacted.contains(&retired.event_id), "{redacted:?}");
 
-        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
-        let new = NewBroadcast {
-            name: "Lunch",
-            control_room_id: &control,
-            created_by: &admin,
-            message: &element_poll(1),
-            state: crate::store::BroadcastState::Running,
-            audience: &[],
-            options: &SendOptions::default(),
-            command_event_id: None,
-        };
-        let poll = test.store().create_broadcast(new).await.unwrap();
-        test.store().add_deliveries(poll, &people(&test)).await.unwrap();
+        let poll = running_poll(&test, &control).await;
         let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
         test.store().retire_dm(&retired.room).await.unwrap();
         assert!(test.store().close_poll(poll).await.unwrap());
@@ -478,15 +466,12 @@ mod tests {
         );
     }
 
-    /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,
-    /// `summary` the control room's last message.
-    async fn close_a_poll(config: &str, ended: &str, summary: impl Fn(BroadcastId) -> String) {
-        let test = TestApp::with_config(config).await;
-        let control = test.control_room().await;
+    /// A running poll broadcast «Lunch» from `control` to [`people`].
+    async fn running_poll(test: &TestApp, control: &RoomId) -> BroadcastId {
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let new = NewBroadcast {
             name: "Lunch",
-            control_room_id: &control,
+            control_room_id: control,
             created_by: &admin,
             message: &element_poll(1),
             state: crate::store::BroadcastState::Running,
@@ -495,8 +480,17 @@ mod tests {
             command_event_id: None,
         };
         let id = test.store().create_broadcast(new).await.unwrap();
+        test.store().add_deliveries(id, &people(test)).await.unwrap();
+        id
+    }
+
+    /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,
+    /// `summary` the control room's last message.
+    async fn close_a_poll(config: &str, ended: &str, summary: impl Fn(BroadcastId) -> String) {
+        let test = TestApp::with_config(config).await;
+        let control = test.control_room().await;
+        let id = running_poll(&test, &control).await;
         let users = people(&test);
-        test.store().add_deliveries(id, &users).await.unwrap();
         let copies = [deliver_next(&test, None).await, deliver_next(&test, None).await];
         assert_eq!(copies[0].event_type, "org.matrix.msc3381.poll.start");
         for (copy, user) in copies.iter().zip(&users) {

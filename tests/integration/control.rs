@@ -100,16 +100,23 @@ async fn rooms_that_cannot_be_control_rooms_are_explained() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_control_rooms_are_joined_at_start_up() {
-    // The room exists before the bot starts with it in broadcast.control_rooms.
+    // The rooms exist before the bot starts with them in broadcast.control_rooms.
     let mut env = TestEnv::start().await;
     let admin = env.user("admin").await;
-    let room = admin.create_room(json!({ "preset": "public_chat", "room_alias_name": "comms" })).await;
+    let public = admin.create_room(json!({ "preset": "public_chat", "room_alias_name": "lobby" })).await;
+    let closed = admin.create_room(json!({ "preset": "private_chat", "room_alias_name": "comms" })).await;
+    admin.invite(&closed, &env.bot_id()).await;
     env.stop_bot().await.expect("stop");
-    env.config.broadcast.control_rooms = vec!["#comms:test.local".into()];
+    env.config.broadcast.control_rooms = vec!["#lobby:test.local".into(), "#comms:test.local".into()];
     env.start_bot().await;
-    admin.wait_for_membership(&room, &env.bot_id(), "join").await;
-
-    let command = admin.send_text(&room, "!bc help").await;
-    let answer = admin.wait_for_answer(&room, &env.bot_id(), &command).await;
+    admin.wait_for_membership(&closed, &env.bot_id(), "join").await;
+    let command = admin.send_text(&closed, "!bc help").await;
+    let answer = admin.wait_for_answer(&closed, &env.bot_id(), &command).await;
     assert_eq!(answer.reaction, "✅");
+
+    // Issue 22, item 15: a configured room passes the must-be-closed check too.
+    admin.wait_for_membership(&public, &env.bot_id(), "join").await;
+    let command = admin.send_text(&public, "!bc help").await;
+    let answer = admin.wait_for_answer(&public, &env.bot_id(), &command).await;
+    assert_eq!(answer.reaction, "❌", "a public room is no control room: {}", answer.body);
 }

@@ -231,7 +231,10 @@ async fn a_direct_chat_opened_by_a_person_is_adopted_and_relayed_to_the_first_co
     let bot = env.bot_id();
     let (admin, alice) = (env.user("admin").await, env.user("alice").await);
     let mut env = env;
-    let room = admin.create_room(json!({ "preset": "public_chat", "room_alias_name": "comms" })).await;
+    // A configured control room must be closed too (issue 22, item 15): invite-only, the bot
+    // invited.
+    let room = admin.create_room(json!({ "preset": "private_chat", "room_alias_name": "comms" })).await;
+    admin.invite(&room, &bot).await;
     env.stop_bot().await.expect("stop");
     env.start_bot().await;
     admin.wait_for_membership(&room, &bot, "join").await;
