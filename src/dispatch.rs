@@ -37,7 +37,7 @@ use crate::{
     poll,
     registration::is_own_user,
     relay,
-    store::{BroadcastState, InboxEvent, StoreError, RECEIPT_EVENT_TYPE},
+    store::{BroadcastState, InboxEvent, StoreError, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
 };
 
 /// How many inbox events are read at once.
@@ -91,16 +91,38 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             }
             continue;
         }
-        for event in batch {
-            let handled = dispatch(&app, &event.event_json).await;
-            if let Err(error) = settle(&app, &background, event, handled).await {
-                // The database fails: the event stays as it was and is read again.
-                tracing::error!(%error, "cannot record how an inbox event was handled; trying again shortly");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                break;
-            }
+        if let Err(error) = dispatch_batch(&app, &background, batch).await {
+            // The database fails: what was not recorded stays as it was and is read again
+            // (handlers allow that: answers and copies have transaction IDs made from the event).
+            tracing::error!(%error, "cannot record how inbox events were handled; trying again shortly");
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     }
+}
+
+/// Dispatches `batch` in order. A handled event leaves the inbox at once, in one commit with
+/// the read receipts handled before it: receipts come by the thousand and marking one read
+/// twice changes nothing, while a command run twice could act twice.
+async fn dispatch_batch(
+    app: &Arc<App>,
+    background: &Arc<Semaphore>,
+    batch: Vec<InboxEvent>,
+) -> Result<(), StoreError> {
+    let mut done = Vec::with_capacity(batch.len());
+    for event in batch {
+        match dispatch(app, &event.event_json).await {
+            Handled::Done => {
+                let receipt = event.key.starts_with(RECEIPT_KEY_PREFIX);
+                done.push(event);
+                if !receipt {
+                    app.store.inbox_handled(&done).await?;
+                    done.clear();
+                }
+            }
+            handled => settle(app, background, event, handled).await?,
+        }
+    }
+    app.store.inbox_handled(&done).await
 }
 
 /// Sleeps until the next event put off for a later try is due (forever when none is).
@@ -154,11 +176,13 @@ async fn settle(
 
 /// Removes a handled event from the inbox, or keeps it for a later try.
 async fn record(app: &App, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
-    let Handled::Retry(reason) = handled else { return app.store.inbox_handled(event).await };
+    let Handled::Retry(reason) = handled else {
+        return app.store.inbox_handled(std::slice::from_ref(event)).await;
+    };
     let tries = event.tries + 1;
     if tries >= MAX_TRIES {
         tracing::error!(event = %event.key, %reason, tries, "an inbox event could not be handled; given up");
-        return app.store.inbox_handled(event).await;
+        return app.store.inbox_handled(std::slice::from_ref(event)).await;
     }
     let wait = (2_000_i64 << (tries - 1).min(20)).min(MAX_RETRY_WAIT_MS);
     app.store.inbox_later(event, tries, crate::store::now_ms() + wait).await

@@ -21,7 +21,10 @@ use ruma::{OwnedEventId, OwnedRoomId, OwnedUserId, UserId};
 use serde_json::{json, Value};
 
 use super::{ApiError, Intake};
-use crate::{registration::is_own_user, store::RECEIPT_EVENT_TYPE};
+use crate::{
+    registration::is_own_user,
+    store::{RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
+};
 
 /// How many transaction IDs are remembered. The homeserver retries a transaction until it is
 /// acknowledged, so only recent IDs can come again (and Synapse's counter may restart).
@@ -190,7 +193,7 @@ struct Reader {
 impl Reader {
     /// The inbox row: a key unique per (room, reader, event read) and the stored receipt.
     fn inbox_row(self) -> (String, String) {
-        let key = format!("receipt|{}|{}|{}", self.room, self.user, self.event);
+        let key = format!("{RECEIPT_KEY_PREFIX}{}|{}|{}", self.room, self.user, self.event);
         let json = json!({ "type": RECEIPT_EVENT_TYPE, "room_id": self.room, "sender": self.user });
         (key, json.to_string())
     }

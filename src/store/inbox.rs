@@ -12,6 +12,8 @@ use super::{now_ms, InboxEvent, Pool, Store, StoreError};
 
 /// The `type` of a read receipt in the inbox (never the type of a timeline event).
 pub const RECEIPT_EVENT_TYPE: &str = "org.matrix_broadcast.read_receipt";
+/// How the inbox key of a read receipt starts (an event ID never does).
+pub const RECEIPT_KEY_PREFIX: &str = "receipt|";
 
 impl Store {
     /// Persists pushed events as (unique key, JSON); an event already in the inbox, or already
@@ -66,23 +68,25 @@ impl Store {
         Ok(next)
     }
 
-    /// An event is handled (or cannot ever be): it leaves the inbox, and its key is kept so that
-    /// the same event pushed again is ignored.
-    pub async fn inbox_handled(&self, event: &InboxEvent) -> Result<(), StoreError> {
+    /// Events are handled (or cannot ever be): they leave the inbox, and their keys are kept so
+    /// that the same events pushed again are ignored. One commit for them all.
+    pub async fn inbox_handled(&self, events: &[InboxEvent]) -> Result<(), StoreError> {
         on_pool!(self, |pool| {
             let mut transaction = pool.begin().await?;
-            sqlx::query("DELETE FROM inbox WHERE seq = $1")
-                .bind(event.seq)
+            for event in events {
+                sqlx::query("DELETE FROM inbox WHERE seq = $1")
+                    .bind(event.seq)
+                    .execute(&mut *transaction)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO handled_events (event_id, handled_at) VALUES ($1, $2)
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(&event.key)
+                .bind(now_ms())
                 .execute(&mut *transaction)
                 .await?;
-            sqlx::query(
-                "INSERT INTO handled_events (event_id, handled_at) VALUES ($1, $2)
-                 ON CONFLICT (event_id) DO NOTHING",
-            )
-            .bind(&event.key)
-            .bind(now_ms())
-            .execute(&mut *transaction)
-            .await?;
+            }
             transaction.commit().await?;
         });
         Ok(())

@@ -100,7 +100,7 @@ pub use defaults::{DefaultBroadcast, DefaultScope};
 pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, Recipient};
 pub use dm_rooms::{DmRoom, DmState};
 pub use followups::{Followup, FollowupCounts, FollowupDone};
-pub use inbox::RECEIPT_EVENT_TYPE;
+pub use inbox::{RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX};
 pub use replies::ReplyThread;
 
 /// The handle to the database; cheap to clone.
