@@ -303,10 +303,12 @@ async fn may_relay_into(app: &App, dm_room: &RoomId, control_room: &RoomId) -> R
         return Ok(true);
     }
     tracing::info!(room = %control_room, "a reply from an encrypted DM was not relayed into a plain control room");
-    if app.store.tell_plain_once(control_room).await? {
+    if !app.store.told_plain(control_room).await? {
         let text = crate::t!(app.language(), "relay-not-into-plain-room");
         let txn = OwnedTransactionId::from(format!("plain-room-{control_room}"));
+        // Recorded once posted: a failure is tried again, with the same transaction ID.
         try_post_text(app.hs(), control_room, &txn, &text).await?;
+        app.store.mark_told_plain(control_room).await?;
     }
     Ok(false)
 }

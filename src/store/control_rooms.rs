@@ -43,17 +43,26 @@ impl Store {
         Ok(found.is_some())
     }
 
-    /// Records that `room` was told that replies from encrypted DMs are not relayed into it;
-    /// true only the first time.
-    pub async fn tell_plain_once(&self, room: &RoomId) -> Result<bool, StoreError> {
-        let changed = on_pool!(self, |pool| {
-            sqlx::query("UPDATE control_rooms SET told_plain = 1 WHERE room_id = $1 AND told_plain = 0")
+    /// Whether `room` was told that replies from encrypted DMs are not relayed into it.
+    pub async fn told_plain(&self, room: &RoomId) -> Result<bool, StoreError> {
+        let told: Option<(i64,)> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT told_plain FROM control_rooms WHERE room_id = $1")
+                .bind(room.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(told.is_some_and(|(told,)| told != 0))
+    }
+
+    /// Records that `room` was told so.
+    pub async fn mark_told_plain(&self, room: &RoomId) -> Result<(), StoreError> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE control_rooms SET told_plain = 1 WHERE room_id = $1")
                 .bind(room.as_str())
                 .execute(pool)
-                .await?
-                .rows_affected()
+                .await?;
         });
-        Ok(changed == 1)
+        Ok(())
     }
 
     /// Every recorded control room.

@@ -65,7 +65,9 @@ pub async fn assert_exactly_one_copy_each(
     users: &[TestUser],
     body: &str,
 ) {
-    let census = root.dm_census(bot, &[control_room]).await;
+    // A `createRoom` cut short while Synapse stops can leave an orphan room, nobody's DM (seen
+    // once in the outage test on PostgreSQL).
+    let census = without_orphans(root, root.dm_census(bot, &[control_room]).await).await;
     let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
     for room in &census {
         assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
