@@ -96,14 +96,23 @@ pub fn metrics_router() -> axum::Router {
 }
 
 /// The filter for a `logging.level` (or `RUST_LOG`) value, with matrix-sdk's request errors off
-/// unless the value names matrix_sdk.
+/// unless the value names matrix_sdk (or a module of it) as a target.
 pub fn log_filter(level: &str) -> EnvFilter {
-    let level = if level.contains("matrix_sdk") {
+    let level = if names_matrix_sdk(level) {
         level.to_owned()
     } else {
         format!("{level},matrix_sdk::http_client=off")
     };
     EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Whether a directive of `level` is about `matrix_sdk` itself (`matrix_sdk_crypto` is another
+/// crate).
+fn names_matrix_sdk(level: &str) -> bool {
+    level.split(',').any(|directive| {
+        let target = directive.split(['=', '[']).next().unwrap_or_default().trim();
+        target == "matrix_sdk" || target.starts_with("matrix_sdk::")
+    })
 }
 
 /// Logs to standard error as configured; `RUST_LOG` overrides `logging.level`.
@@ -120,4 +129,19 @@ pub fn init_logging(config: &LoggingConfig) {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's `RUST_LOG` names `matrix_sdk_crypto`, which must not turn matrix-sdk's
+    /// request errors (expected 404s) back on.
+    #[test]
+    fn only_a_directive_for_matrix_sdk_itself_keeps_its_request_errors() {
+        assert!(!names_matrix_sdk("warn,matrix_sdk_crypto::backups=error"));
+        assert!(!names_matrix_sdk("info"));
+        assert!(names_matrix_sdk("info,matrix_sdk=debug"));
+        assert!(names_matrix_sdk("matrix_sdk::http_client=trace"));
+    }
 }
