@@ -19,7 +19,7 @@ use crate::{
     context::App,
     handled::Handled,
     i18n::Language,
-    matrix::{how_open, txn_for, MatrixError},
+    matrix::{how_open, txn_for, MatrixError, RoomFacts},
     notices::post_notice,
     permissions::Level,
 };
@@ -98,6 +98,30 @@ async fn decline(app: &App, room: &RoomId, reason: &str) {
     }
 }
 
+/// Why a room cannot be a control room (replies to broadcasts are posted into control rooms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NoControlRoom {
+    Space,
+    /// Open to others, as [`how_open`] says.
+    Open(&'static str),
+    /// Encrypted, while the bot's encryption is off.
+    Encrypted,
+}
+
+/// Why a room with `facts` cannot be a control room, if it cannot: the one check for invited
+/// rooms and the rooms of `broadcast.control_rooms`.
+fn why_no_control_room(app: &App, facts: &RoomFacts) -> Option<NoControlRoom> {
+    if facts.is_space {
+        Some(NoControlRoom::Space)
+    } else if let Some(open) = facts.open {
+        Some(NoControlRoom::Open(open))
+    } else if facts.is_encrypted && app.crypto.is_none() {
+        Some(NoControlRoom::Encrypted)
+    } else {
+        None
+    }
+}
+
 /// Records a joined room as a control room when it may be one, and says so in the room (once per
 /// invite: the notice's transaction ID derives from the invite event).
 async fn adopt(
@@ -108,22 +132,25 @@ async fn adopt(
 ) -> Result<(), MatrixError> {
     let txn_id = txn_for("joined", invite);
     let facts = app.homeserver.room_facts(room).await?;
-    if facts.is_space {
-        tracing::info!("joined a space (to see its members); not a control room");
-        return Ok(());
-    }
     let (prefix, language) = (app.config.broadcast.command_prefix.as_str(), app.language());
-    if let Some(open) = facts.open {
-        tracing::info!(open, "joined a room that is open to others; not a control room");
-        let text = crate::t!(language, "control-room-open-joined", open = openness(language, open));
-        post_notice(app.hs(), room, &txn_id, &text).await;
-        return Ok(());
-    }
-    if facts.is_encrypted && app.crypto.is_none() {
-        tracing::info!("joined an encrypted room; not a control room");
-        let text = crate::t!(language, "control-room-encrypted", prefix = prefix);
-        post_notice(app.hs(), room, &txn_id, &text).await;
-        return Ok(());
+    match why_no_control_room(app, &facts) {
+        Some(NoControlRoom::Space) => {
+            tracing::info!("joined a space (to see its members); not a control room");
+            return Ok(());
+        }
+        Some(NoControlRoom::Open(open)) => {
+            tracing::info!(open, "joined a room that is open to others; not a control room");
+            let text = crate::t!(language, "control-room-open-joined", open = openness(language, open));
+            post_notice(app.hs(), room, &txn_id, &text).await;
+            return Ok(());
+        }
+        Some(NoControlRoom::Encrypted) => {
+            tracing::info!("joined an encrypted room; not a control room");
+            let text = crate::t!(language, "control-room-encrypted", prefix = prefix);
+            post_notice(app.hs(), room, &txn_id, &text).await;
+            return Ok(());
+        }
+        None => {}
     }
     if let Err(error) = app.store.add_control_room(room, added_by).await {
         tracing::error!(%error, "cannot record a control room");
@@ -190,22 +217,19 @@ pub async fn join_configured(app: &Arc<App>) {
                 continue;
             }
         };
-        match app.homeserver.room_facts(&room_id).await {
-            Ok(facts)
-                if facts.is_space || facts.open.is_some() || (facts.is_encrypted && app.crypto.is_none()) =>
-            {
-                let why = facts.open.unwrap_or(if facts.is_space { "a space" } else { "encrypted" }); // not for people
-                tracing::warn!(%room, why, "a room of broadcast.control_rooms cannot be a control room: replies to broadcasts are posted there; it is left out");
-                if let Err(error) = app.store.remove_control_room(&room_id).await {
-                    tracing::error!(%error, %room, "cannot forget a configured control room");
-                }
-                continue;
-            }
-            Ok(_) => {}
+        let why = match app.homeserver.room_facts(&room_id).await {
+            Ok(facts) => why_no_control_room(app, &facts),
             Err(error) => {
                 tracing::warn!(%error, %room, "cannot tell whether a room of broadcast.control_rooms is closed; it is left out");
                 continue;
             }
+        };
+        if let Some(why) = why {
+            tracing::warn!(%room, ?why, "a room of broadcast.control_rooms cannot be a control room: replies to broadcasts are posted there; it is left out");
+            if let Err(error) = app.store.remove_control_room(&room_id).await {
+                tracing::error!(%error, %room, "cannot forget a configured control room");
+            }
+            continue;
         }
         // The first configured room that could be joined is the default; later ones are not.
         let _ = app.default_control_room.set(room_id.clone());
