@@ -1,6 +1,6 @@
 //! `bench/run` part: what one rewrite of the bot's `m.direct` costs on real Synapse as the number
 //! of DMs grows. The bot rewrites the whole object (account data has no partial update), so the
-//! measurement decides how often, and up to what size, it is worth writing (see `src/dm.rs`).
+//! measurement decides how often, and up to what size, it is worth writing (see `src/rooms/dm.rs`).
 //! Prints the body size, the time of the PUT and the CPU seconds Synapse spent on it.
 
 #[allow(dead_code)]

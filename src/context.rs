@@ -15,15 +15,19 @@ use ruma::{OwnedRoomId, OwnedUserId, UserId};
 use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::{
-    config::{Config, PersonaConfig, RecipientLanguage},
-    dm::{recipient_language, Dms, Languages},
-    e2ee::Crypto,
-    i18n::Language,
-    matrix::{Homeserver, MatrixError},
-    permissions::Permissions,
-    store::{Claim, Store, StoreError},
-    telemetry::HomeserverHealth,
-    throttle::Throttle,
+    base::{
+        config::{Config, PersonaConfig, RecipientLanguage},
+        e2ee::Crypto,
+        i18n::Language,
+        matrix::{Homeserver, MatrixError},
+        permissions::Permissions,
+        store::{Claim, Store, StoreError},
+        telemetry::HomeserverHealth,
+    },
+    rooms::{
+        dm::{recipient_language, Dms, Languages},
+        throttle::Throttle,
+    },
 };
 
 /// How many messages of one person a minute are relayed into a control room; a flood beyond
@@ -130,7 +134,7 @@ impl App {
             return Ok(Sender { homeserver: self.hs(), dms: &self.dms });
         };
         let persona = self.persona(name).ok_or_else(|| {
-            MatrixError::internal(crate::t!(self.language(), "context-persona-gone", name = name))
+            MatrixError::internal(crate::base::i18n::t!(self.language(), "context-persona-gone", name = name))
         })?;
         persona.ready().await?;
         Ok(Sender { homeserver: persona.homeserver.as_ref(), dms: &persona.dms })
@@ -265,8 +269,10 @@ mod tests {
 
     use super::*;
     use crate::{
-        matrix::fake::{FakeHomeserver, Sent},
-        store::SendOptions,
+        base::{
+            matrix::fake::{FakeHomeserver, Sent},
+            store::SendOptions,
+        },
         testing::{TestApp, HR_PERSONA},
     };
 
@@ -354,7 +360,7 @@ mod tests {
         let event_id: ruma::OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
                             "content": { "msgtype": "m.text", "body": body } });
-        crate::relay::on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        crate::rooms::relay::on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
     }
 
     #[tokio::test]
@@ -376,7 +382,7 @@ mod tests {
         let answer = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
             "msgtype": "m.text", "body": "thanks!", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
-        let handled = crate::relay::on_thread_message(
+        let handled = crate::rooms::relay::on_thread_message(
             &test.app,
             &control,
             &admin,
@@ -384,7 +390,7 @@ mod tests {
             &answer,
         )
         .await;
-        assert!(matches!(handled, crate::handled::Handled::Done));
+        assert!(matches!(handled, crate::rooms::handled::Handled::Done));
         let bodies: Vec<_> =
             sent_by(&test.hs, &hr(), &hr_room).iter().map(|sent| sent.content["body"].clone()).collect();
         assert_eq!(bodies, [json!("Survey"), json!("thanks!")], "the answer, sent as the persona");
@@ -426,9 +432,9 @@ mod tests {
         let space = test.hs.room(&owner, &[], true);
         let options = SendOptions { default: true, ..as_hr() };
         let id = test.running_broadcast(&control, "Welcome", &[], options).await;
-        test.store().add_default(id, &crate::store::DefaultScope::Room(space.clone())).await.unwrap();
+        test.store().add_default(id, &crate::base::store::DefaultScope::Room(space.clone())).await.unwrap();
         let carol = test.hs.user("carol", None);
-        crate::defaults::on_join(&test.app, &space, &carol, None).await;
+        crate::broadcasts::defaults::on_join(&test.app, &space, &carol, None).await;
         test.deliver_all(id, 1).await;
         let hr_room = test.hs.dms_between(&hr(), &carol).pop().expect("a DM with the persona");
         assert_eq!(sent_by(&test.hs, &hr(), &hr_room)[0].content["body"], "Welcome");

@@ -25,14 +25,18 @@ use ruma::{OwnedEventId, OwnedTransactionId, RoomId, UserId};
 use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use crate::{
+    base::{
+        i18n::Language,
+        matrix::{send_json, Homeserver, MatrixError},
+        message::StoredMessage,
+        store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
+        telemetry::HomeserverHealth,
+    },
     context::{App, Sender},
-    dm::{Dm, DmError},
-    i18n::Language,
-    matrix::{send_json, Homeserver, MatrixError},
-    message::StoredMessage,
-    notices::post_notice,
-    store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
-    telemetry::HomeserverHealth,
+    rooms::{
+        dm::{Dm, DmError},
+        notices::post_notice,
+    },
 };
 
 /// How long a worker holds a claimed delivery before another may take it over.
@@ -104,7 +108,7 @@ async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSend
         tracing::warn!(%error, "cannot forget the DMs recorded for deliveries given back");
     }
     // Why the deliveries went back to the queue.
-    let stopped = crate::t!(app.language(), "delivery-stopped-before");
+    let stopped = crate::base::i18n::t!(app.language(), "delivery-stopped-before");
     for claim in claims {
         let _ = outcomes.send((claim, Outcome::release(now_ms(), &stopped)));
     }
@@ -258,7 +262,7 @@ async fn within_grace(
         outcome = attempt => outcome,
         _ = grace_over => {
             tracing::warn!("a send did not end within the grace after the stop: its delivery goes back to the queue");
-            Ok(Outcome::release(now_ms(), &crate::t!(language, "delivery-stopped-during")))
+            Ok(Outcome::release(now_ms(), &crate::base::i18n::t!(language, "delivery-stopped-during")))
         }
     }
 }
@@ -324,7 +328,10 @@ async fn deliver(
 ) -> Result<Outcome, StoreError> {
     if claim.opted_out {
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
-        return Ok(Outcome::end(DeliveryState::Skipped, &crate::t!(app.language(), "delivery-opted-out")));
+        return Ok(Outcome::end(
+            DeliveryState::Skipped,
+            &crate::base::i18n::t!(app.language(), "delivery-opted-out"),
+        ));
     }
     let failure = match send(app, broadcast, claim).await {
         Ok((dm, event)) => {
@@ -366,7 +373,7 @@ async fn after_failure(
         MatrixError::Permanent { .. } => human_reason(language, &failure),
         _ if now_ms() > deadline => {
             let (hours, error) = (config.give_up_after_hours.to_string(), shown_failure(language, &failure));
-            crate::t!(language, "delivery-not-within", hours = hours, error = error)
+            crate::base::i18n::t!(language, "delivery-not-within", hours = hours, error = error)
         }
         MatrixError::Waiting { retry_after, message } => {
             // Uses up no try: an encrypted DM's recipient has no device yet.
@@ -380,7 +387,7 @@ async fn after_failure(
             return Outcome::release(now_ms(), &failure.to_string());
         }
         _ if attempts >= config.max_attempts => {
-            crate::t!(
+            crate::base::i18n::t!(
                 language,
                 "delivery-gave-up",
                 attempts = attempts,
@@ -481,7 +488,7 @@ pub fn backoff(attempts: u32) -> Duration {
 /// A failure as a person reads it in `!bc status`, in `language`.
 fn human_reason(language: Language, error: &MatrixError) -> String {
     match error.errcode() {
-        Some("M_FORBIDDEN") => crate::t!(language, "delivery-refused", error = error.to_string()),
+        Some("M_FORBIDDEN") => crate::base::i18n::t!(language, "delivery-refused", error = error.to_string()),
         _ => shown_failure(language, error),
     }
 }
@@ -489,7 +496,7 @@ fn human_reason(language: Language, error: &MatrixError) -> String {
 /// A failure as it is shown inside a reason: the homeserver's own words, or ours in `language`
 /// (a copy that waited for its recipient's first device).
 fn shown_failure(language: Language, error: &MatrixError) -> String {
-    crate::e2ee::rooms::shown_reason(language, &error.to_string())
+    crate::base::e2ee::rooms::shown_reason(language, &error.to_string())
 }
 
 /// Ensures the DM and sends the personalised message, as the bot or the broadcast's persona
@@ -539,7 +546,7 @@ async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), Stor
     if !app.store.first_time(ENCRYPTED_DMS_TOLD).await? {
         return Ok(());
     }
-    let text = crate::t!(app.language(), "delivery-encrypted-dms");
+    let text = crate::base::i18n::t!(app.language(), "delivery-encrypted-dms");
     let txn = OwnedTransactionId::from(format!("{ENCRYPTED_DMS_TOLD}-{}", broadcast.id.0));
     post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
@@ -590,8 +597,10 @@ mod tests {
     use ruma::{events::room::member::MembershipState, OwnedUserId};
 
     use crate::{
-        matrix::fake::forbidden,
-        store::{BroadcastState, SendOptions},
+        base::{
+            matrix::fake::forbidden,
+            store::{BroadcastState, SendOptions},
+        },
         testing::TestApp,
     };
 
@@ -771,7 +780,7 @@ mod tests {
     async fn resolve_and_deliver(
         test: &TestApp,
         text: &str,
-        targets: &[crate::audience::Target],
+        targets: &[crate::broadcasts::audience::Target],
         count: i64,
     ) -> (Vec<(&'static str, usize)>, Vec<(&'static str, usize)>) {
         let control = test.control_room().await;
@@ -779,9 +788,10 @@ mod tests {
         let id = test
             .broadcast_in(BroadcastState::Resolving, &control, text, &[], &[], SendOptions::default())
             .await;
-        let exclusions = crate::audience::Exclusions::new(&test.app.bot, &[], &[]);
-        let (rooms, needs_names) = (crate::audience::Rooms::default(), text.contains("{displayname}"));
-        crate::audience::resolve(
+        let exclusions = crate::broadcasts::audience::Exclusions::new(&test.app.bot, &[], &[]);
+        let (rooms, needs_names) =
+            (crate::broadcasts::audience::Rooms::default(), text.contains("{displayname}"));
+        crate::broadcasts::audience::resolve(
             test.store(),
             test.app.hs(),
             &exclusions,
@@ -810,7 +820,7 @@ mod tests {
         let users: Vec<OwnedUserId> =
             (0..10).map(|n| test.hs.user(&format!("user{n}"), Some(&format!("User {n}")))).collect();
         let words: Vec<String> = users.iter().map(|user| user.to_string()).collect();
-        let targets = crate::audience::parse_targets(&words).unwrap();
+        let targets = crate::broadcasts::audience::parse_targets(&words).unwrap();
         let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
         assert_eq!(resolution, [("profile", 10)], "one look-up per word");
         assert_eq!(delivery, [("create_dm", 10), ("send_raw", 10), ("state", 1)], "new DMs");

@@ -12,34 +12,14 @@
 //! - Talking back in a room: [`notices`], over `&dyn Homeserver`, used by all of the above.
 //! - [`context`] is the shared state of the running tasks; this file wires it up and starts them.
 
-pub mod appservice;
-pub mod audience;
-pub mod commands;
-pub mod config;
+pub mod base;
+pub mod broadcasts;
 pub mod context;
-pub mod control_rooms;
-pub mod defaults;
 pub mod delivery;
-pub mod dispatch;
-pub mod dm;
-pub mod e2ee;
-pub mod followup;
-pub mod handled;
-pub mod i18n;
-pub mod lifecycle;
-pub mod matrix;
-pub mod message;
-pub mod notices;
-pub mod permissions;
-pub mod poll;
-pub mod registration;
-pub mod relay;
-pub mod store;
-pub mod telemetry;
+pub mod edge;
+pub mod rooms;
 #[cfg(test)]
 mod testing;
-pub mod throttle;
-pub mod when;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -47,11 +27,13 @@ use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    appservice::{server::Limits, Intake},
-    config::Config,
+    base::{
+        config::Config,
+        matrix::{MatrixClient, MatrixError},
+        store::Store,
+    },
     context::App,
-    matrix::{MatrixClient, MatrixError},
-    store::Store,
+    edge::appservice::{server::Limits, Intake},
 };
 
 /// How often the homeserver is probed for `/health` and `matrix_broadcast_homeserver_up`, and
@@ -95,8 +77,9 @@ pub async fn run_with_listener(
         serve_metrics(app.config.metrics.enabled.then_some(app.config.metrics.listen), stopped.clone())
             .await?;
     let address = listener.local_addr()?;
-    let router = appservice::router(intake);
-    let serve = appservice::server::serve(listener, router, Limits::DEFAULT, wait_for_stop(stopped.clone()));
+    let router = edge::appservice::router(intake);
+    let serve =
+        edge::appservice::server::serve(listener, router, Limits::DEFAULT, wait_for_stop(stopped.clone()));
     let server = tokio::spawn(serve);
     tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
     // From the start, so that `/health` knows the homeserver's state during start-up too.
@@ -135,7 +118,7 @@ pub async fn run_worker(
              crypto store belong to the main process; run the main process alone"
         );
     }
-    if !store::is_postgres_uri(&config.database.uri) {
+    if !base::store::is_postgres_uri(&config.database.uri) {
         anyhow::bail!(
             "workers need PostgreSQL (database.uri is {}): a SQLite file is used by one process only, the main one",
             config.database.uri
@@ -169,7 +152,7 @@ pub async fn run_worker(
 /// The context every process of the bot starts from: metrics, the store (migrated) and the
 /// homeserver client.
 async fn connect(config: Config) -> anyhow::Result<Arc<App>> {
-    telemetry::register_metrics();
+    base::telemetry::register_metrics();
     let permissions = config.permissions()?;
     let bot = config.bot_user_id()?;
     let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
@@ -177,7 +160,7 @@ async fn connect(config: Config) -> anyhow::Result<Arc<App>> {
     if !config.encryption.enabled {
         return Ok(Arc::new(App::new(config, permissions, bot, store, Arc::new(client))));
     }
-    let crypto = e2ee::Crypto::open(&config, Arc::new(client.clone())).await?;
+    let crypto = base::e2ee::Crypto::open(&config, Arc::new(client.clone())).await?;
     let homeserver = Arc::new(client.with_encryption(crypto.clone()));
     Ok(Arc::new(App::new(config, permissions, bot, store, homeserver).with_crypto(crypto)))
 }
@@ -243,7 +226,7 @@ async fn probe_homeserver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 async fn refresh_queue_depth(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
         match app.store.queue_depth().await {
-            Ok((pending, sending)) => telemetry::set_queue_depth(pending, sending),
+            Ok((pending, sending)) => base::telemetry::set_queue_depth(pending, sending),
             Err(error) => tracing::warn!(%error, "cannot count the deliveries in the queue"),
         }
         tokio::select! {
@@ -263,20 +246,20 @@ async fn serve_metrics(
         .await
         .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
     tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
-    let serve =
-        axum::serve(listener, telemetry::metrics_router()).with_graceful_shutdown(wait_for_stop(stopped));
+    let serve = axum::serve(listener, base::telemetry::metrics_router())
+        .with_graceful_shutdown(wait_for_stop(stopped));
     Ok(Some(tokio::spawn(async move { serve.await })))
 }
 
 /// Runs the dispatcher and the background tasks until `stopped`.
 async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
     let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
-    let progress = tokio::spawn(lifecycle::progress::run(app.clone(), stopped.clone()));
+    let progress = tokio::spawn(broadcasts::lifecycle::progress::run(app.clone(), stopped.clone()));
     let direct = tokio::spawn({
         let (app, stopped) = (app.clone(), stopped.clone());
         async move { app.dms.run_direct_writer(stopped).await }
     });
-    let new_users = tokio::spawn(defaults::run_new_user_poll(app.clone(), stopped.clone()));
+    let new_users = tokio::spawn(broadcasts::defaults::run_new_user_poll(app.clone(), stopped.clone()));
     let personas_direct = futures_util::future::join_all(app.personas.keys().map(|name| {
         let (app, stopped, name) = (app.clone(), stopped.clone(), name.clone());
         tokio::spawn(async move {
@@ -285,13 +268,13 @@ async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
             }
         })
     }));
-    let followups = tokio::spawn(followup::run(app.clone(), stopped.clone()));
-    let schedule = tokio::spawn(lifecycle::schedule::run(app.clone(), stopped.clone()));
+    let followups = tokio::spawn(broadcasts::followup::run(app.clone(), stopped.clone()));
+    let schedule = tokio::spawn(broadcasts::lifecycle::schedule::run(app.clone(), stopped.clone()));
     let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
     let queue = tokio::spawn(refresh_queue_depth(app.clone(), stopped.clone()));
     let crypto = app.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
-    let undecrypted = tokio::spawn(dispatch::retry_undecrypted(app.clone(), stopped.clone()));
-    dispatch::run(app.clone(), stopped).await;
+    let undecrypted = tokio::spawn(edge::dispatch::retry_undecrypted(app.clone(), stopped.clone()));
+    edge::dispatch::run(app.clone(), stopped).await;
     if let Some(crypto) = crypto {
         let _ = crypto.await;
     }
@@ -328,7 +311,7 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
         until_reachable("upload the bot's encryption keys and cross-sign its device", start).await?;
         tracing::info!("end-to-end encryption ready");
     }
-    control_rooms::join_configured(app).await;
+    rooms::control_rooms::join_configured(app).await;
     if app.store.is_sqlite() {
         // This process is the only one using the database: what it finds claimed was left by a
         // process that died.
@@ -338,10 +321,10 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
         }
     }
     app.dms.direct_changed();
-    lifecycle::resume_preparing(app).await?;
-    defaults::catch_up(app).await?;
+    broadcasts::lifecycle::resume_preparing(app).await?;
+    broadcasts::defaults::catch_up(app).await?;
 
-    let transaction_id = format!("startup-{}", store::now_ms());
+    let transaction_id = format!("startup-{}", base::store::now_ms());
     match homeserver.ping(&transaction_id).await {
         Ok(round_trip) => {
             tracing::info!(round_trip_ms = round_trip.as_millis() as u64, "the homeserver can reach the bot")

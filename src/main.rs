@@ -4,7 +4,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use matrix_broadcast::{config::Config, registration, telemetry};
+use matrix_broadcast::base::{config::Config, registration, telemetry};
 
 /// A Matrix application service that sends one message privately to any number of people and
 /// brings their replies back.

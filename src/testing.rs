@@ -1,4 +1,4 @@
-//! What the unit tests stand on: the bot's context over the [fake homeserver](crate::matrix::fake)
+//! What the unit tests stand on: the bot's context over the [fake homeserver](crate::base::matrix::fake)
 //! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
 //! everyone else on example.org a broadcaster, `@nobody:example.org` none.
 
@@ -7,11 +7,13 @@ use std::{sync::Arc, time::Duration};
 use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 
 use crate::{
-    config::Config,
+    base::{
+        config::Config,
+        matrix::fake::FakeHomeserver,
+        message::StoredMessage,
+        store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
+    },
     context::App,
-    matrix::fake::FakeHomeserver,
-    message::StoredMessage,
-    store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
 };
 
 /// A `personas:` section for [`TestApp::with_config`]: `hr` is `@broadcast_hr:example.org`,

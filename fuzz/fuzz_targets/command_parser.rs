@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_broadcast::commands::{self, parse};
+use matrix_broadcast::edge::commands::{self, parse};
 
 /// The most an answer to a mistake may take: a headline and tips of at most 300 characters, the
 /// line shown around the caret (about 100), and the usage.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_broadcast::message::StoredMessage;
+use matrix_broadcast::base::message::StoredMessage;
 use ruma::{event_id, user_id};
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_broadcast::{message::StoredMessage, poll};
+use matrix_broadcast::{base::{message::StoredMessage, poll}};
 use ruma::event_id;
 use serde_json::{json, Value};
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matrix_broadcast::appservice::transactions::parse_transaction;
+use matrix_broadcast::edge::appservice::transactions::parse_transaction;
 use ruma::{events::AnyTimelineEvent, user_id};
 
 fuzz_target!(|data: &[u8]| {

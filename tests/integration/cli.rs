@@ -3,7 +3,7 @@
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Command};
 
-use matrix_broadcast::config::{Config, EXAMPLE};
+use matrix_broadcast::base::config::{Config, EXAMPLE};
 
 fn matrix_broadcast(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))

@@ -161,7 +161,8 @@ async fn main_and_two_workers_deliver_exactly_once(count: usize) {
         users.len(),
         started.elapsed().as_secs_f64()
     );
-    let delivered = matrix_broadcast::i18n::number(matrix_broadcast::i18n::Language::En, users.len() as i64); // "2,002"
+    let delivered =
+        matrix_broadcast::base::i18n::number(matrix_broadcast::base::i18n::Language::En, users.len() as i64); // "2,002"
     assert!(summary.contains(&format!("{delivered} delivered, 0 failed")), "{summary}");
     for (listen, sent) in worker_metrics.iter().zip(&by_worker) {
         assert!(*sent > 0.0, "the worker on {listen} delivered some");
@@ -190,7 +191,7 @@ async fn main_and_two_workers_on_postgres_deliver_2000_exactly_once() {
 fn a_worker_on_sqlite_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
-    let text = matrix_broadcast::config::EXAMPLE
+    let text = matrix_broadcast::base::config::EXAMPLE
         .replace("domain: example.org", "domain: chat.example.net")
         .replace("as_token: ", "as_token: a-token-that-is-set-and-long-enough-0123456789 #")
         .replace("hs_token: ", "hs_token: another-token-that-is-set-and-long-enough-0123456789 #");

@@ -77,7 +77,8 @@ async fn crash_loop_every_recipient_gets_exactly_one_copy() {
         backend(),
         started.elapsed().as_secs_f64()
     );
-    let delivered = matrix_broadcast::i18n::number(matrix_broadcast::i18n::Language::En, count as i64); // "1,000"
+    let delivered =
+        matrix_broadcast::base::i18n::number(matrix_broadcast::base::i18n::Language::En, count as i64); // "1,000"
     assert!(summary.contains(&format!("{delivered} delivered, 0 failed")), "{summary}");
     assert_exactly_one_copy_each(&root, &bot, &room, &users, body).await;
     child.kill().unwrap();

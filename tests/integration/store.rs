@@ -3,7 +3,7 @@
 //! PostgreSQL tests use the database named by `MATRIX_BROADCAST_TEST_POSTGRES`, which
 //! `scripts/test` creates and drops; without it they fail and say so.
 
-use matrix_broadcast::{
+use matrix_broadcast::base::{
     message::StoredMessage,
     store::{
         BroadcastId, BroadcastState, DefaultScope, DeliveryCounts, DeliveryState, DmState, NewBroadcast,
@@ -57,14 +57,14 @@ async fn inbox_keeps_each_event_once(store: &Store) {
     // Issue 22, item 13: an event handled already and pushed again is not taken in again.
     assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 0, "a handled event is ignored");
     // Issue 22, item 7: an event put off for a later try is not read before then.
-    let later = matrix_broadcast::store::now_ms() + 60_000;
+    let later = matrix_broadcast::base::store::now_ms() + 60_000;
     store.inbox_later(&batch[1], 1, later).await.unwrap();
     assert!(store.inbox_batch(10).await.unwrap().is_empty(), "b waits for its next try");
     assert_eq!(store.inbox_next_due().await.unwrap(), Some(later));
     store.inbox_later(&batch[1], 2, 0).await.unwrap();
     assert_eq!(store.inbox_batch(10).await.unwrap()[0].tries, 2);
     // A week later the key is forgotten.
-    assert_eq!(store.prune_handled(matrix_broadcast::store::now_ms() + 1).await.unwrap(), 1);
+    assert_eq!(store.prune_handled(matrix_broadcast::base::store::now_ms() + 1).await.unwrap(), 1);
     assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 1);
 }
 
@@ -126,7 +126,7 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
     assert_eq!(claims.len(), 5, "each delivery is claimed once while its lease runs");
     store.mark_delivered(&claims[0], &owned_room_id!("!dm0"), &owned_event_id!("$sent0")).await.unwrap();
     store.end_delivery(&claims[1], DeliveryState::Failed, "this user does not exist").await.unwrap();
-    store.retry_delivery(&claims[2], matrix_broadcast::store::now_ms() - 1, "busy").await.unwrap();
+    store.retry_delivery(&claims[2], matrix_broadcast::base::store::now_ms() - 1, "busy").await.unwrap();
     let again = store.claim_delivery(60_000).await.unwrap().expect("a retried delivery is due again");
     assert_eq!((again.user_id.clone(), again.attempts), (claims[2].user_id.clone(), 2));
     // A worker that died: its claims come back when released (SQLite start-up) or expired.

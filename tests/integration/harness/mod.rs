@@ -13,7 +13,7 @@ pub mod synapse;
 
 use std::{future::Future, path::Path, str::FromStr, time::Duration};
 
-use matrix_broadcast::config::Config;
+use matrix_broadcast::base::config::Config;
 use rand::{distributions::Alphanumeric, Rng};
 use sqlx::Connection;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
@@ -202,8 +202,8 @@ fn encryption_section(config: &Config) -> String {
         return String::new();
     }
     let default_dm = match encryption.default_dm {
-        matrix_broadcast::config::DmEncryption::Encrypted => "encrypted",
-        matrix_broadcast::config::DmEncryption::Plain => "plain",
+        matrix_broadcast::base::config::DmEncryption::Encrypted => "encrypted",
+        matrix_broadcast::base::config::DmEncryption::Plain => "plain",
     };
     let store = encryption.store_path(&config.database.uri);
     let store = std::path::absolute(&store).unwrap_or(store);
@@ -223,7 +223,7 @@ fn yaml_string(text: &str) -> String {
 
 fn init_logging() {
     let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "matrix_broadcast=info".into());
-    let filter = matrix_broadcast::telemetry::log_filter(&level);
+    let filter = matrix_broadcast::base::telemetry::log_filter(&level);
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
@@ -285,13 +285,13 @@ impl TestEnv {
         // Synapse's URL is only known once it has a port: reserve one first.
         let synapse_port_hint = "http://127.0.0.1:0";
         let mut config = make_config(synapse_port_hint, bot_port, bot_dir.path());
-        let registration = matrix_broadcast::registration::registration(
+        let registration = matrix_broadcast::base::registration::registration(
             &config,
             config.appservice.as_token.clone(),
             config.appservice.hs_token.clone(),
         );
         let registration =
-            matrix_broadcast::registration::to_yaml(&config, &registration).expect("registration yaml");
+            matrix_broadcast::base::registration::to_yaml(&config, &registration).expect("registration yaml");
         let synapse = Synapse::start_with(&registration, homeserver_extra).await;
         config.homeserver.address = synapse.url.parse().expect("synapse url");
         let mut env = TestEnv {

@@ -1,0 +1,849 @@
+//! The configuration file: its shape, its defaults and its validation.
+//!
+//! Every key is documented in `config.example.yaml` at the repository root, which is embedded as
+//! [`EXAMPLE`] and parsed by a test. Loading never panics: every failure is a [`ConfigError`]
+//! whose text names the key and the fix, printed as one line by `main`.
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+};
+
+use ruma::{OwnedDeviceId, OwnedMxcUri, OwnedServerName, OwnedUserId, UserId};
+use serde::Deserialize;
+use url::Url;
+
+use crate::base::{
+    i18n::Language,
+    permissions::{Level, Permissions},
+};
+
+mod encryption;
+pub use encryption::{DmEncryption, EncryptionConfig};
+
+/// The documented example configuration (`config.example.yaml`).
+pub const EXAMPLE: &str = include_str!("../../../config.example.yaml");
+
+/// The placeholder the example uses for `homeserver.domain`.
+const PLACEHOLDER_DOMAIN: &str = "example.org";
+/// The placeholder the example uses for tokens not generated yet.
+const PLACEHOLDER_TOKEN: &str = "generate";
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source} (pass the right file with -c)")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// The YAML is malformed, has an unknown key or a value of the wrong type.
+    #[error("config {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    /// A value parsed but cannot be used.
+    #[error("config: {key} {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self::Invalid { key: key.into(), problem: problem.into() }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub homeserver: HomeserverConfig,
+    pub appservice: AppserviceConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub broadcast: BroadcastConfig,
+    #[serde(default)]
+    pub permissions: BTreeMap<String, Level>,
+    /// Senders besides the bot, by the name `--as NAME` uses.
+    #[serde(default)]
+    pub personas: BTreeMap<String, PersonaConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    #[serde(default)]
+    pub encryption: EncryptionConfig,
+    /// The language of every text the bot writes (`en` or `de`).
+    #[serde(default)]
+    pub language: Language,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HomeserverConfig {
+    pub address: Url,
+    pub domain: OwnedServerName,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppserviceConfig {
+    pub address: Url,
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_id")]
+    pub id: String,
+    pub as_token: String,
+    pub hs_token: String,
+    #[serde(default)]
+    pub bot: BotConfig,
+    #[serde(default = "default_device_id")]
+    pub device_id: OwnedDeviceId,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotConfig {
+    #[serde(default = "default_bot_username")]
+    pub username: String,
+    #[serde(default)]
+    pub displayname: String,
+    #[serde(default)]
+    pub avatar: String,
+}
+
+/// A persona: a user of the bot's namespace (`@<bot>_…`) that broadcasts may be sent as.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaConfig {
+    pub username: String,
+    #[serde(default)]
+    pub displayname: String,
+    #[serde(default)]
+    pub avatar: String,
+    /// Who may send as this persona (`--as`): levels (`admin`, `broadcaster`: that level or
+    /// higher) and user IDs. Default: admins only.
+    #[serde(default = "default_persona_allowed")]
+    pub allowed: Vec<String>,
+}
+
+fn default_persona_allowed() -> Vec<String> {
+    vec!["admin".to_owned()]
+}
+
+/// The levels a persona's `allowed` list may name.
+const PERSONA_LEVELS: [(&str, Level); 2] = [("admin", Level::Admin), ("broadcaster", Level::Broadcaster)];
+
+impl BotConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+}
+
+impl PersonaConfig {
+    /// The display name and avatar to set; `None` for those left empty (left as they are).
+    pub fn profile(&self) -> (Option<&str>, Option<OwnedMxcUri>) {
+        profile(&self.displayname, &self.avatar)
+    }
+
+    /// Whether `user`, of `level`, may send as this persona.
+    pub fn allows(&self, user: &UserId, level: Level) -> bool {
+        self.allowed.iter().any(|entry| match PERSONA_LEVELS.iter().find(|(name, _)| name == entry) {
+            Some((_, needed)) => level >= *needed,
+            None => entry == user.as_str(),
+        })
+    }
+}
+
+fn profile<'a>(displayname: &'a str, avatar: &str) -> (Option<&'a str>, Option<OwnedMxcUri>) {
+    let displayname = Some(displayname).filter(|name| !name.is_empty());
+    (displayname, Some(avatar).filter(|avatar| !avatar.is_empty()).map(OwnedMxcUri::from))
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self { username: default_bot_username(), displayname: "Broadcast".into(), avatar: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_uri")]
+    pub uri: String,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { uri: default_database_uri(), max_connections: default_max_connections() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BroadcastConfig {
+    #[serde(default = "default_command_prefix")]
+    pub command_prefix: String,
+    #[serde(default)]
+    pub control_rooms: Vec<String>,
+    #[serde(default = "default_confirm_above")]
+    pub confirm_above: u64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// A delivery not sent this many hours after it became due fails (outages do not use up
+    /// `max_attempts`, so this bounds them).
+    #[serde(default = "default_give_up_after_hours")]
+    pub give_up_after_hours: u64,
+    #[serde(default = "default_exclude")]
+    pub exclude: Vec<String>,
+    #[serde(default = "default_true")]
+    pub relay_replies: bool,
+    /// Whether replies written in an encrypted DM may be relayed into a control room that is not
+    /// encrypted (where they, and the keys of their attachments, would be stored in clear).
+    #[serde(default)]
+    pub relay_encrypted_to_plain_rooms: bool,
+    /// The words that switch broadcasts off and on; by default those of `language`.
+    #[serde(default)]
+    pub stop_keywords: Option<Vec<String>>,
+    #[serde(default)]
+    pub start_keywords: Option<Vec<String>>,
+    /// Whose language the bot's notices to a recipient are in: the config's, or the one the
+    /// recipient chose (`language en` / `sprache de` in their DM).
+    #[serde(default)]
+    pub recipient_language: RecipientLanguage,
+    #[serde(default = "default_new_user_poll_seconds")]
+    pub new_user_poll_seconds: u64,
+    /// The time zone of `--at` times and of the times the bot shows (an IANA name).
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+    /// The persona broadcasts are sent as without `--as`; empty: the bot.
+    #[serde(default)]
+    pub default_persona: String,
+}
+
+impl Default for BroadcastConfig {
+    fn default() -> Self {
+        Self {
+            command_prefix: default_command_prefix(),
+            control_rooms: Vec::new(),
+            confirm_above: default_confirm_above(),
+            concurrency: default_concurrency(),
+            max_attempts: default_max_attempts(),
+            exclude: default_exclude(),
+            relay_replies: true,
+            relay_encrypted_to_plain_rooms: false,
+            stop_keywords: None,
+            start_keywords: None,
+            recipient_language: RecipientLanguage::default(),
+            new_user_poll_seconds: default_new_user_poll_seconds(),
+            give_up_after_hours: default_give_up_after_hours(),
+            timezone: default_timezone(),
+            default_persona: String::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Where `GET /metrics` is served: a listener of its own, never the appservice port.
+    #[serde(default = "default_metrics_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: default_metrics_listen() }
+    }
+}
+
+fn default_metrics_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9100))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { level: default_log_level(), format: LogFormat::default() }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+fn default_hostname() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    29340
+}
+fn default_max_body_bytes() -> usize {
+    10 * 1024 * 1024
+}
+fn default_id() -> String {
+    "broadcast".into()
+}
+fn default_device_id() -> OwnedDeviceId {
+    "BROADCAST".into()
+}
+fn default_bot_username() -> String {
+    "broadcast".into()
+}
+fn default_database_uri() -> String {
+    "sqlite://matrix-broadcast.db".into()
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_command_prefix() -> String {
+    "!bc".into()
+}
+fn default_timezone() -> String {
+    "UTC".into()
+}
+
+fn default_confirm_above() -> u64 {
+    10
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_give_up_after_hours() -> u64 {
+    24
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_exclude() -> Vec<String> {
+    vec!["@.*bot:.*".into()]
+}
+fn default_new_user_poll_seconds() -> u64 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+impl Config {
+    /// The unit tests' config: `example.org`, a SQLite database in `dir`, `@admin:example.org`
+    /// admin, everyone on example.org a broadcaster; `extra` (whole top-level sections) appended.
+    #[cfg(test)]
+    pub fn for_unit_tests(dir: &Path, extra: &str) -> Config {
+        let text = format!(
+            "homeserver:\n  address: http://fake.example.org\n  domain: example.org\n\
+             appservice:\n  address: http://127.0.0.1:29340\n  as_token: as-token-for-unit-tests-0123456789\n  hs_token: hs-token-for-unit-tests-0123456789\n\
+             database:\n  uri: sqlite://{}\n  max_connections: 4\n\
+             permissions:\n  \"*\": none\n  \"example.org\": broadcaster\n  \"@nobody:example.org\": none\n  \
+             \"@admin:example.org\": admin\n{extra}",
+            dir.join("bot.db").display()
+        );
+        Config::parse(&text, Path::new("unit-test.yaml")).expect("test config parses")
+    }
+
+    /// Reads and parses a config file, without the start-up checks of [`Config::validate`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|error| {
+            let key = error.path().to_string();
+            let message = error.into_inner().to_string();
+            // serde_yaml usually names the key itself; add it where it does not.
+            let named = message
+                .split(": ")
+                .next()
+                .is_some_and(|first| key == first || key.starts_with(&format!("{first}.")));
+            let message = if key == "." || named { message } else { format!("{key}: {message}") };
+            ConfigError::Syntax { path: path.to_owned(), message }
+        })
+    }
+
+    /// Reads, parses and validates: what `run` and `check-config` use.
+    pub fn load_validated(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::load(path)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Everything that must hold before the bot may start. Placeholders are refused by name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.check_domain()?;
+        check_http_url("homeserver.address", &self.homeserver.address)?;
+        self.appservice.validate()?;
+        self.bot_user_id()?;
+        self.database.validate()?;
+        self.broadcast.validate()?;
+        self.check_personas()?;
+        self.encryption.validate()?;
+        self.permissions()?;
+        let metrics = self.metrics.listen;
+        if self.metrics.enabled && metrics.port() != 0 && metrics.port() == self.appservice.port {
+            return Err(ConfigError::invalid(
+                "metrics.listen",
+                "uses appservice.port: metrics need a port of their own (e.g. 127.0.0.1:9100)",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|error| {
+            ConfigError::invalid(
+                "logging.level",
+                format!("is not a valid filter ({error}); try info or debug"),
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Refuses the example's placeholder domain (also checked by `generate-registration`).
+    pub fn check_domain(&self) -> Result<(), ConfigError> {
+        if self.homeserver.domain.as_str() == PLACEHOLDER_DOMAIN {
+            return Err(ConfigError::invalid(
+                "homeserver.domain",
+                "is still example.org: set it to your homeserver's server_name",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `@<bot.username>:<domain>`.
+    pub fn bot_user_id(&self) -> Result<OwnedUserId, ConfigError> {
+        UserId::parse(format!("@{}:{}", self.appservice.bot.username, self.homeserver.domain)).map_err(|_| {
+            ConfigError::invalid(
+                "appservice.bot.username",
+                "is not a valid localpart: use lower-case letters, digits and ._=-/",
+            )
+        })
+    }
+
+    /// `@<username>:<domain>` of persona `name`, if there is one by that name.
+    pub fn persona_user_id(&self, name: &str) -> Option<OwnedUserId> {
+        let persona = self.personas.get(name)?;
+        UserId::parse(format!("@{}:{}", persona.username, self.homeserver.domain)).ok()
+    }
+
+    /// The persona broadcasts are sent as without `--as`; `None`: the bot.
+    pub fn default_persona(&self) -> Option<&str> {
+        Some(self.broadcast.default_persona.as_str()).filter(|name| !name.is_empty())
+    }
+
+    /// Every persona is a valid user of the registration's persona namespace `@<bot>_…`, each
+    /// user only once, and `broadcast.default_persona` names one of them.
+    fn check_personas(&self) -> Result<(), ConfigError> {
+        let prefix = format!("{}_", self.appservice.bot.username);
+        let mut users = std::collections::BTreeSet::new();
+        for (name, persona) in &self.personas {
+            let key = format!("personas.{name}");
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                return Err(ConfigError::invalid(key, "is not a usable name: use letters, digits, _ and -"));
+            }
+            let Some(user) = self.persona_user_id(name) else {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    "is not a valid localpart: use lower-case letters, digits and ._=-/",
+                ));
+            };
+            if !persona.username.starts_with(&prefix) || persona.username.len() == prefix.len() {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    format!(
+                        "{:?} is outside the bot's namespace: it must start with \"{prefix}\" (the registration \
+                         claims @{prefix}.*:{}), e.g. {prefix}{name}",
+                        persona.username, self.homeserver.domain
+                    ),
+                ));
+            }
+            if !users.insert(user) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.username"),
+                    "is the username of another persona",
+                ));
+            }
+            if !persona.avatar.is_empty() && !persona.avatar.starts_with("mxc://") {
+                return Err(ConfigError::invalid(format!("{key}.avatar"), "must be an mxc:// URI or empty"));
+            }
+            let known = |entry: &String| {
+                PERSONA_LEVELS.iter().any(|(level, _)| level == entry)
+                    || UserId::parse(entry.as_str()).is_ok()
+            };
+            if let Some(entry) = persona.allowed.iter().find(|entry| !known(entry)) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.allowed"),
+                    format!("{entry:?} is neither a level (admin, broadcaster) nor a user ID (@user:server)"),
+                ));
+            }
+        }
+        match self.default_persona() {
+            Some(name) if !self.personas.contains_key(name) => Err(ConfigError::invalid(
+                "broadcast.default_persona",
+                format!("{name:?} is not a persona: name one of `personas:` or leave it empty for the bot"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The resolved permission table.
+    pub fn permissions(&self) -> Result<Permissions, ConfigError> {
+        Permissions::new(&self.permissions).map_err(|key| {
+            ConfigError::invalid(format!("permissions.{key:?}"), "must be a user ID, a server name or \"*\"")
+        })
+    }
+
+    /// The address the HTTP listener binds to.
+    pub fn listen_address(&self) -> String {
+        format!("{}:{}", self.appservice.hostname, self.appservice.port)
+    }
+}
+
+/// The fewest characters a token may have, and the fewest different ones among them: a token
+/// guessed opens the bot's API (`hs_token`) or the homeserver as the bot (`as_token`).
+const MIN_TOKEN_CHARS: usize = 32;
+const MIN_TOKEN_DISTINCT_CHARS: usize = 10;
+
+/// Refuses a token that is short or repetitive enough to be guessed, naming its `key`.
+fn check_token(key: &str, token: &str) -> Result<(), ConfigError> {
+    let distinct = token.chars().collect::<std::collections::HashSet<_>>().len();
+    if token.chars().count() < MIN_TOKEN_CHARS || distinct < MIN_TOKEN_DISTINCT_CHARS {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "is too easy to guess: it needs at least {MIN_TOKEN_CHARS} characters, {MIN_TOKEN_DISTINCT_CHARS} of them \
+                 different (generate-registration makes random tokens of 64)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl AppserviceConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("appservice.address", &self.address)?;
+        for (key, token) in [("appservice.as_token", &self.as_token), ("appservice.hs_token", &self.hs_token)]
+        {
+            if token.is_empty() || token == PLACEHOLDER_TOKEN {
+                return Err(ConfigError::invalid(
+                    key,
+                    "is not set: run `matrix-broadcast generate-registration -c <config> -r registration.yaml`",
+                ));
+            }
+            check_token(key, token)?;
+        }
+        if self.as_token == self.hs_token {
+            return Err(ConfigError::invalid(
+                "appservice.hs_token",
+                "equals appservice.as_token: they must differ (generate-registration makes two random tokens)",
+            ));
+        }
+        check_range("appservice.port", self.port.into(), 1..=65535)?;
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::invalid("appservice.max_body_bytes", "must be at least 1024"));
+        }
+        if self.id.is_empty() {
+            return Err(ConfigError::invalid("appservice.id", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+impl DatabaseConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        check_range("database.max_connections", self.max_connections.into(), 1..=1000)?;
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|scheme| self.uri.starts_with(scheme)) {
+            return Err(ConfigError::invalid(
+                "database.uri",
+                "must start with sqlite:// or postgres:// (e.g. sqlite://matrix-broadcast.db)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whose language the bot's notices to a recipient are in.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RecipientLanguage {
+    /// `language:` of the config.
+    #[default]
+    Config,
+    /// The recipient's choice (`language en`, `sprache de`), else the config's.
+    User,
+}
+
+impl BroadcastConfig {
+    /// The words that switch broadcasts off: configured, or `stop` (and `stopp` in German).
+    pub fn stop_words(&self, language: Language) -> Vec<String> {
+        let default = match language {
+            Language::En => vec!["stop"],
+            Language::De => vec!["stopp", "stop"],
+        };
+        self.stop_keywords.clone().unwrap_or_else(|| default.into_iter().map(str::to_owned).collect())
+    }
+
+    /// The words that switch broadcasts on again: configured, or `start`.
+    pub fn start_words(&self) -> Vec<String> {
+        self.start_keywords.clone().unwrap_or_else(|| vec!["start".to_owned()])
+    }
+
+    /// The configured time zone (checked when the config was loaded; UTC otherwise).
+    pub fn time_zone(&self) -> jiff::tz::TimeZone {
+        crate::base::when::zone(&self.timezone).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let prefix = &self.command_prefix;
+        if prefix.is_empty() || prefix.chars().any(char::is_whitespace) {
+            return Err(ConfigError::invalid(
+                "broadcast.command_prefix",
+                "must be one word without spaces, e.g. \"!bc\"",
+            ));
+        }
+        for (index, room) in self.control_rooms.iter().enumerate() {
+            if ruma::OwnedRoomOrAliasId::try_from(room.as_str()).is_err() {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.control_rooms[{index}]"),
+                    format!("{room:?} is neither a room ID (!…) nor an alias (#…:server)"),
+                ));
+            }
+        }
+        check_range("broadcast.concurrency", self.concurrency as u64, 1..=256)?;
+        check_range("broadcast.new_user_poll_seconds", self.new_user_poll_seconds, 1..=86_400)?;
+        check_range("broadcast.max_attempts", self.max_attempts.into(), 1..=100)?;
+        check_range("broadcast.give_up_after_hours", self.give_up_after_hours, 1..=720)?;
+        crate::base::when::zone(&self.timezone)
+            .map_err(|error| ConfigError::invalid("broadcast.timezone", error))?;
+        for (index, pattern) in self.exclude.iter().enumerate() {
+            if let Err(error) = regex::Regex::new(pattern) {
+                return Err(ConfigError::invalid(
+                    format!("broadcast.exclude[{index}]"),
+                    format!("is not a valid regular expression: {error}"),
+                ));
+            }
+        }
+        for (key, words) in [
+            ("broadcast.stop_keywords", &self.stop_keywords),
+            ("broadcast.start_keywords", &self.start_keywords),
+        ] {
+            let Some(words) = words else { continue };
+            if words.is_empty() || words.iter().any(|word| word.trim().is_empty()) {
+                return Err(ConfigError::invalid(key, "must list at least one non-empty word"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses `value` of `key` outside `range`, naming the range.
+fn check_range(key: &str, value: u64, range: std::ops::RangeInclusive<u64>) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(key, format!("must be between {} and {}", range.start(), range.end())))
+}
+
+fn check_http_url(key: &str, url: &Url) -> Result<(), ConfigError> {
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::invalid(key, format!("{url} must be an http:// or https:// URL")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example() -> Config {
+        Config::parse(EXAMPLE, Path::new("config.example.yaml")).expect("the example parses")
+    }
+
+    fn usable(text: &str) -> String {
+        text.replace("domain: example.org", "domain: test.local")
+            .replace("as_token: generate", "as_token: as-0123456789abcdefghijklmnopqrstuvwxyz")
+            .replace("hs_token: generate", "hs_token: hs-0123456789abcdefghijklmnopqrstuvwxyz")
+    }
+
+    #[test]
+    fn example_parses_and_documents_the_defaults() {
+        let config = example();
+        assert_eq!(config.appservice.port, 29340);
+        assert_eq!(config.broadcast.command_prefix, "!bc");
+        assert_eq!(config.database.max_connections, 8);
+        assert_eq!(config.appservice.device_id.as_str(), "BROADCAST");
+    }
+
+    #[test]
+    fn example_is_refused_by_its_placeholder_domain() {
+        let error = example().validate().unwrap_err().to_string();
+        assert_eq!(
+            error,
+            "config: homeserver.domain is still example.org: set it to your homeserver's server_name"
+        );
+    }
+
+    #[test]
+    fn example_with_a_domain_and_tokens_is_valid() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.bot_user_id().unwrap().as_str(), "@broadcast:test.local");
+    }
+
+    #[test]
+    fn placeholder_tokens_are_refused_by_name() {
+        let text = EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "config: appservice.as_token is not set: run `matrix-broadcast generate-registration"
+            ),
+            "{error}"
+        );
+    }
+
+    /// Issue 22, item 15: a token that could be guessed is refused, by name.
+    #[test]
+    fn short_or_repetitive_tokens_are_refused_by_name() {
+        let strong = "hs-0123456789abcdefghijklmnopqrstuvwxyz";
+        for (weak, key) in [
+            ("as_token: short-token", "appservice.as_token"),
+            ("as_token: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "appservice.as_token"),
+        ] {
+            let text = usable(EXAMPLE).replace("as_token: as-0123456789abcdefghijklmnopqrstuvwxyz", weak);
+            let error =
+                Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+            assert!(error.starts_with(&format!("config: {key} is too easy to guess")), "{error}");
+        }
+        let text = usable(EXAMPLE).replace(strong, "0123456789012345678901234567890");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(
+            error.starts_with("config: appservice.hs_token is too easy to guess: it needs at least 32"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn metrics_have_a_listener_of_their_own() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        assert_eq!(config.metrics.listen.to_string(), "127.0.0.1:9100");
+        let same = usable(EXAMPLE).replace("listen: 127.0.0.1:9100", "listen: 0.0.0.0:29340");
+        let error = Config::parse(&same, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("metrics.listen") && error.contains("a port of their own"), "{error}");
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let text = usable(EXAMPLE).replace("    port: 29340", "    prot: 29340");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.starts_with("config c.yaml: appservice: unknown field `prot`"), "{error}");
+    }
+
+    #[test]
+    fn wrong_type_names_its_path() {
+        let text = usable(EXAMPLE).replace("    port: 29340", "    port: many");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap_err().to_string();
+        assert!(error.starts_with("config c.yaml: appservice.port: invalid type"), "{error}");
+    }
+
+    #[test]
+    fn bad_url_is_refused() {
+        let text = usable(EXAMPLE).replace("address: http://localhost:8008", "address: localhost:8008");
+        let error = match Config::parse(&text, Path::new("c.yaml")) {
+            Err(error) => error.to_string(),
+            Ok(config) => config.validate().unwrap_err().to_string(),
+        };
+        assert!(error.contains("homeserver.address"), "{error}");
+    }
+
+    #[test]
+    fn bad_permission_key_is_refused() {
+        let text = usable(EXAMPLE).replace("\"*\": none", "\"not a server!\": none");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("permissions.\"not a server!\""), "{error}");
+    }
+
+    /// Issue 22, item 8: a persona's `allowed` list names levels and user IDs, nothing else.
+    #[test]
+    fn a_persona_allowed_entry_that_is_no_level_or_user_is_refused_by_name() {
+        let text = usable(EXAMPLE).replace("allowed: [admin]", "allowed: [admin, everyone]");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("personas.hr.allowed") && error.contains("\"everyone\""), "{error}");
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        let hr = &config.personas["hr"];
+        let someone = ruma::user_id!("@someone:test.local");
+        assert!(hr.allows(someone, Level::Admin) && !hr.allows(someone, Level::Broadcaster));
+    }
+
+    #[test]
+    fn example_personas_are_valid_users_of_the_namespace() {
+        let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+        assert_eq!(config.persona_user_id("hr").unwrap().as_str(), "@broadcast_hr:test.local");
+        assert_eq!(config.personas["hr"].displayname, "HR Team");
+        assert_eq!(config.default_persona(), None, "empty: the bot");
+    }
+
+    #[test]
+    fn a_persona_outside_the_namespace_is_refused_with_the_fix() {
+        for username in ["hr", "broadcasthr", "broadcast_", "other_hr"] {
+            let text = usable(EXAMPLE).replace("username: broadcast_hr", &format!("username: {username}"));
+            let error =
+                Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "config: personas.hr.username {username:?} is outside the bot's namespace: it must start with \
+                     \"broadcast_\" (the registration claims @broadcast_.*:test.local), e.g. broadcast_hr"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_default_persona_must_be_one_of_the_personas() {
+        let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: it");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.starts_with("config: broadcast.default_persona \"it\" is not a persona"), "{error}");
+        let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: hr");
+        let config = Config::parse(&text, Path::new("c.yaml")).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.default_persona(), Some("hr"));
+    }
+
+    #[test]
+    fn two_personas_cannot_share_a_user() {
+        let text = usable(EXAMPLE).replace("personas:\n", "personas:\n    hr2: { username: broadcast_hr }\n");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.contains("is the username of another persona"), "{error}");
+    }
+
+    #[test]
+    fn bad_control_room_is_refused() {
+        let text = usable(EXAMPLE).replace("control_rooms: []", "control_rooms: [\"general\"]");
+        let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+        assert!(error.starts_with("config: broadcast.control_rooms[0] \"general\" is neither"), "{error}");
+    }
+}

@@ -1,0 +1,939 @@
+//! Who a broadcast goes to: parsing the audience words, checking that the sender may address
+//! them, and streaming the resulting users into the delivery queue in batches.
+//!
+//! Never holds a whole audience in memory: room members come a room at a time and the `server`
+//! audience a page at a time; de-duplication is the queue's unique (broadcast, user) pair.
+
+use futures_util::{stream, StreamExt};
+use regex::Regex;
+use ruma::{
+    events::{room::member::MembershipState, StateEventType},
+    OwnedRoomId, OwnedRoomOrAliasId, OwnedUserId, RoomId, UserId,
+};
+
+use crate::{
+    base::{
+        i18n::{self, Arg, Language},
+        matrix::{membership, AdminUser, Homeserver, MatrixError},
+        permissions::Level,
+        registration::is_own_user,
+        store::{BroadcastId, Recipient, Store, StoreError},
+    },
+    rooms::notices::error_text,
+};
+
+/// How many users are written to the queue (and read from the user list) at once.
+const BATCH: usize = 500;
+/// How many users are looked up at once (`@user` words, accounts of room members).
+const PROFILE_LOOKUPS: usize = 8;
+/// Power level a broadcaster needs in a room or space to address its members.
+pub const REQUIRED_POWER_LEVEL: i64 = 50;
+
+/// One audience word.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `@user:server`.
+    User(OwnedUserId),
+    /// `#alias:server` or `!room`: its joined members.
+    Room(OwnedRoomOrAliasId),
+    /// `server`: every active local user.
+    Server,
+    /// `search:<text>`: every active local user whose user ID or display name contains the text.
+    Search(String),
+}
+
+/// The audience word of a search: `search:` and the text.
+const SEARCH: &str = "search:";
+
+impl Target {
+    /// The word that [`parse_targets`] reads back as this target.
+    pub fn word(&self) -> String {
+        match self {
+            Target::User(user) => user.to_string(),
+            Target::Room(room) => room.to_string(),
+            Target::Server => "server".to_owned(),
+            Target::Search(text) => format!("{SEARCH}{text}"),
+        }
+    }
+}
+
+/// Why an audience cannot be used: a message of the catalogue and its arguments, written in
+/// the language of whoever reads it ([`AudienceError::text`]; the log gets English).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudienceError {
+    key: &'static str,
+    args: Vec<(&'static str, String)>,
+}
+
+impl AudienceError {
+    /// The message `key` of the catalogue with text arguments.
+    pub fn new(key: &'static str, args: &[(&'static str, &str)]) -> Self {
+        Self { key, args: args.iter().map(|(name, value)| (*name, value.to_string())).collect() }
+    }
+
+    /// The text shown to the person who typed the command.
+    pub fn text(&self, language: Language) -> String {
+        let args: Vec<(&str, Arg)> =
+            self.args.iter().map(|(name, value)| (*name, Arg::from(value))).collect();
+        i18n::text(language, self.key, &args)
+    }
+}
+
+impl std::fmt::Display for AudienceError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.text(Language::En))
+    }
+}
+
+impl std::error::Error for AudienceError {}
+
+impl From<StoreError> for AudienceError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "store error while resolving an audience");
+        AudienceError::new("audience-database-failed", &[])
+    }
+}
+
+/// Parses audience words. Room IDs are parsed with ruma (room version 12 IDs have no server).
+pub fn parse_targets(words: &[String]) -> Result<Vec<Target>, AudienceError> {
+    words
+        .iter()
+        .map(|word| {
+            if word == "server" {
+                Ok(Target::Server)
+            } else if let Some(text) = word.strip_prefix(SEARCH) {
+                match text.trim() {
+                    "" => Err(AudienceError::new("audience-empty-search", &[("word", word)])),
+                    text => Ok(Target::Search(text.to_owned())),
+                }
+            } else if word.starts_with('@') {
+                UserId::parse(word.as_str())
+                    .map(Target::User)
+                    .map_err(|_| AudienceError::new("audience-bad-user", &[("word", word)]))
+            } else if word.starts_with('#') || word.starts_with('!') {
+                OwnedRoomOrAliasId::try_from(word.as_str())
+                    .map(Target::Room)
+                    .map_err(|_| AudienceError::new("audience-bad-room", &[("word", word)]))
+            } else {
+                Err(AudienceError::new("audience-bad-word", &[("word", word)]))
+            }
+        })
+        .collect()
+}
+
+/// Parses `--except` values.
+pub fn parse_users(words: &[String]) -> Result<Vec<OwnedUserId>, AudienceError> {
+    words
+        .iter()
+        .map(|word| {
+            UserId::parse(word.as_str())
+                .map_err(|_| AudienceError::new("audience-bad-except", &[("word", word)]))
+        })
+        .collect()
+}
+
+/// The room a room target names, resolving an alias.
+pub async fn room_id(
+    homeserver: &dyn Homeserver,
+    room: &OwnedRoomOrAliasId,
+) -> Result<OwnedRoomId, AudienceError> {
+    match OwnedRoomId::try_from(room.as_str()) {
+        Ok(room_id) => Ok(room_id),
+        Err(_) => {
+            let alias = ruma::RoomAliasId::parse(room.as_str())
+                .map_err(|_| AudienceError::new("audience-bad-alias", &[("room", room.as_str())]))?;
+            homeserver.resolve_alias(&alias).await.map_err(|error| match error.errcode() {
+                Some("M_NOT_FOUND") => AudienceError::new("audience-no-room", &[("room", room.as_str())]),
+                _ => AudienceError::new(
+                    "audience-cannot-look-up",
+                    &[("room", room.as_str()), ("error", &error_text(&error))],
+                ),
+            })
+        }
+    }
+}
+
+/// The rooms an audience reaches, and those `--recursive` would add but the sender may not
+/// address.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rooms {
+    /// Each room with the name to show it by (the word typed, or the ID of a room below it).
+    pub reached: Vec<(OwnedRoomId, String)>,
+    /// Rooms of a space's hierarchy left out: below `admin`, the sender is not a member there
+    /// with power level 50.
+    pub left_out: Vec<OwnedRoomId>,
+}
+
+/// The rooms the room targets reach: each room typed and, with `recursive`, every room of its
+/// space hierarchy that `sender` (of `level`) may address as well. The typed rooms were checked
+/// by [`authorize`] when the command came.
+pub async fn rooms(
+    homeserver: &dyn Homeserver,
+    targets: &[Target],
+    recursive: bool,
+    sender: &UserId,
+    level: Level,
+) -> Result<Rooms, AudienceError> {
+    let mut rooms = Rooms::default();
+    for target in targets {
+        let Target::Room(room) = target else { continue };
+        // Aliases were resolved once, by `authorize`: an alias here was stored by an older
+        // version, and a second look-up could answer another room than the one checked.
+        let room_id = OwnedRoomId::try_from(room.as_str())
+            .map_err(|_| AudienceError::new("audience-alias-not-resolved", &[("room", room.as_str())]))?;
+        rooms.reached.push((room_id.clone(), room.to_string()));
+        if !recursive {
+            continue;
+        }
+        let below = homeserver.space_rooms(&room_id).await.map_err(|error| {
+            AudienceError::new(
+                "audience-cannot-read-space",
+                &[("room", room.as_str()), ("error", &error_text(&error))],
+            )
+        })?;
+        for child in below {
+            if level >= Level::Admin
+                || may_address(homeserver, &child, sender).await.is_ok_and(|(ok, _, _)| ok)
+            {
+                rooms.reached.push((child.clone(), child.to_string()));
+            } else {
+                rooms.left_out.push(child);
+            }
+        }
+    }
+    Ok(rooms)
+}
+
+/// Checks that `sender` (of `level`) may address every target: admins anything; broadcasters
+/// users, and rooms or spaces where they are joined with power level 50 or more. Returns the
+/// targets with each alias resolved to the room that was checked: the broadcast keeps those, and
+/// nothing looks the alias up again (its server could answer another room the next time).
+pub async fn authorize(
+    homeserver: &dyn Homeserver,
+    sender: &UserId,
+    level: Level,
+    targets: &[Target],
+) -> Result<Vec<Target>, AudienceError> {
+    let mut checked = Vec::with_capacity(targets.len());
+    for target in targets {
+        match target {
+            Target::Room(room) => {
+                let room_id = room_id(homeserver, room).await?;
+                if level < Level::Admin {
+                    may_address_room(homeserver, sender, room, &room_id).await?;
+                }
+                checked.push(Target::Room(room_id.into()));
+            }
+            _ if level >= Level::Admin => checked.push(target.clone()),
+            Target::User(_) => checked.push(target.clone()),
+            Target::Server => return Err(AudienceError::new("audience-server-needs-admin", &[])),
+            Target::Search(text) => {
+                return Err(AudienceError::new("audience-search-needs-admin", &[("text", text)]))
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// Refuses a broadcaster who may not address `room_id` (typed as `room`), saying why.
+async fn may_address_room(
+    homeserver: &dyn Homeserver,
+    sender: &UserId,
+    room: &OwnedRoomOrAliasId,
+    room_id: &RoomId,
+) -> Result<(), AudienceError> {
+    let (allowed, joined, power) = may_address(homeserver, room_id, sender).await.map_err(|error| {
+        AudienceError::new(
+            "audience-cannot-see-room",
+            &[("room", room.as_str()), ("error", &error_text(&error))],
+        )
+    })?;
+    if !allowed {
+        return Err(AudienceError::new(
+            "audience-power-too-low",
+            &[
+                ("required", &REQUIRED_POWER_LEVEL.to_string()),
+                ("room", room.as_str()),
+                ("power", &power.to_string()),
+                ("member", if joined { "yes" } else { "no" }),
+            ],
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a broadcaster may address the members of `room`: joined there with power level 50 or
+/// more. Also returns whether they are joined and their power level, to say why not.
+async fn may_address(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    sender: &UserId,
+) -> Result<(bool, bool, i64), MatrixError> {
+    let joined = membership(homeserver, room, sender).await? == Some(MembershipState::Join);
+    let power = power_level(homeserver, room, sender).await?;
+    Ok((joined && power >= REQUIRED_POWER_LEVEL, joined, power))
+}
+
+/// `user`'s power level in `room` (users_default when not listed; 0 without power levels).
+async fn power_level(homeserver: &dyn Homeserver, room: &RoomId, user: &UserId) -> Result<i64, MatrixError> {
+    let levels = homeserver.state(room, StateEventType::RoomPowerLevels, "").await?;
+    let Some(levels) = levels else { return Ok(0) };
+    let as_int = |value: &serde_json::Value| value.as_i64().or_else(|| value.as_str()?.parse().ok());
+    if let Some(level) = levels.get("users").and_then(|users| users.get(user.as_str())).and_then(as_int) {
+        return Ok(level);
+    }
+    // Room version 12: creators have unlimited power and are not listed in the power levels.
+    // In older rooms a creator has only the power the power levels give them.
+    let creation = homeserver.room_creation(room).await?;
+    if creation.creators_are_privileged() && creation.creators.iter().any(|creator| creator == user) {
+        return Ok(i64::MAX);
+    }
+    Ok(levels.get("users_default").and_then(as_int).unwrap_or(0))
+}
+
+/// Who is never addressed, whatever the audience.
+pub struct Exclusions<'a> {
+    bot: &'a UserId,
+    patterns: Vec<Regex>,
+    except: &'a [OwnedUserId],
+    /// The admin API refused a look-up in this run (the bot is no server admin): ask no more.
+    not_server_admin: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Exclusions<'a> {
+    /// The bot and its personas, users matching `patterns` (`broadcast.exclude`) and `except`.
+    pub fn new(bot: &'a UserId, patterns: &[String], except: &'a [OwnedUserId]) -> Self {
+        let patterns =
+            patterns.iter().filter_map(|pattern| Regex::new(&format!("^(?:{pattern})$")).ok()).collect();
+        Self { bot, patterns, except, not_server_admin: Default::default() }
+    }
+
+    /// The `members` that may be addressed: not excluded, and not accounts of another
+    /// application service (bridged ghosts). The Synapse admin API tells that for local
+    /// accounts, and the store keeps the answer (it never changes), so an account is looked up
+    /// once ever, eight at a time. Without server-admin rights it cannot be told, and the
+    /// member is addressed.
+    pub async fn addressable(
+        &self,
+        store: &Store,
+        homeserver: &dyn Homeserver,
+        members: &[Recipient],
+    ) -> Result<Vec<Recipient>, StoreError> {
+        let members: Vec<&Recipient> = members.iter().filter(|member| !self.excludes(&member.user)).collect();
+        let local: Vec<OwnedUserId> = members
+            .iter()
+            .filter(|member| member.user.server_name() == self.bot.server_name())
+            .map(|member| member.user.clone())
+            .collect();
+        let mut bridged = store.bridged_accounts(&local).await?;
+        let unknown: Vec<OwnedUserId> =
+            local.into_iter().filter(|user| !bridged.contains_key(user)).collect();
+        let found = self.look_up_bridged(homeserver, unknown).await;
+        store.remember_accounts(&found).await?;
+        bridged.extend(found);
+        let addressed =
+            members.into_iter().filter(|member| !bridged.get(&member.user).copied().unwrap_or(false));
+        Ok(addressed.cloned().collect())
+    }
+
+    /// Whether each of `users` is an account of an application service, as far as the admin
+    /// API tells (those it does not are left out of the answer). The first is asked alone: when
+    /// it finds that the bot is no server admin, nobody else is asked.
+    async fn look_up_bridged(
+        &self,
+        homeserver: &dyn Homeserver,
+        users: Vec<OwnedUserId>,
+    ) -> Vec<(OwnedUserId, bool)> {
+        let mut users = users.into_iter();
+        let Some(first) = users.next() else { return Vec::new() };
+        let mut found: Vec<_> = self.look_up_one(homeserver, first).await.into_iter().collect();
+        let rest: Vec<_> = stream::iter(users)
+            .map(|user: OwnedUserId| self.look_up_one(homeserver, user))
+            .buffered(PROFILE_LOOKUPS)
+            .filter_map(std::future::ready)
+            .collect()
+            .await;
+        found.extend(rest);
+        found
+    }
+
+    async fn look_up_one(
+        &self,
+        homeserver: &dyn Homeserver,
+        user: OwnedUserId,
+    ) -> Option<(OwnedUserId, bool)> {
+        if self.not_server_admin.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match homeserver.admin_user(&user).await {
+            Ok(account) => Some((user, account.appservice_id.is_some())),
+            Err(error) if error.is_not_server_admin() => {
+                self.not_server_admin.store(true, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, %user, "cannot look up an account");
+                None
+            }
+        }
+    }
+
+    /// Whether `user` must be left out.
+    pub fn excludes(&self, user: &UserId) -> bool {
+        is_own_user(self.bot, user)
+            || self.except.iter().any(|except| except == user)
+            || self.patterns.iter().any(|pattern| pattern.is_match(user.as_str()))
+    }
+
+    /// Whether a local account from the admin user list may be addressed. The list does not say
+    /// which accounts belong to application services (bridges); those never logged in, so only
+    /// such accounts are looked up one by one.
+    pub async fn addresses_account(&self, homeserver: &dyn Homeserver, account: &AdminUser) -> bool {
+        if self.excludes_account(account) {
+            return false;
+        }
+        if account.last_seen_ts.is_none() {
+            match homeserver.admin_user(&account.name).await {
+                Ok(full) => return !self.excludes_account(&full),
+                Err(error) => tracing::warn!(%error, user = %account.name, "cannot look up an account"),
+            }
+        }
+        true
+    }
+
+    /// Whether a local account must be left out (guests, deactivated, bots, support, and
+    /// accounts of application services).
+    fn excludes_account(&self, account: &AdminUser) -> bool {
+        account.is_guest
+            || account.deactivated
+            || account.user_type.is_some()
+            || account.appservice_id.is_some()
+            || self.excludes(&account.name)
+    }
+}
+
+/// Writes the audience of broadcast `id` into the delivery queue: the users among `targets`, the
+/// members of `rooms` (see [`rooms`]) and, for `server`, every active local account, each with
+/// the display name the listing gave (`needs_names`: whether the message uses them). Returns how
+/// many recipients it has (duplicates across targets counted once).
+#[allow(clippy::too_many_arguments)]
+pub async fn resolve(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    exclusions: &Exclusions<'_>,
+    id: BroadcastId,
+    targets: &[Target],
+    rooms: &Rooms,
+    needs_names: bool,
+    language: Language,
+) -> Result<u64, AudienceError> {
+    let named: Vec<&OwnedUserId> = targets
+        .iter()
+        .filter_map(|target| match target {
+            Target::User(user) if !exclusions.excludes(user) => Some(user),
+            _ => None,
+        })
+        .collect();
+    let mut total = queue_named(store, homeserver, id, &named, needs_names, language).await?;
+    if targets.contains(&Target::Server) {
+        total += queue_accounts(store, homeserver, exclusions, id, None).await?;
+    }
+    for target in targets {
+        if let Target::Search(text) = target {
+            total += queue_accounts(store, homeserver, exclusions, id, Some(text)).await?;
+        }
+    }
+    for (room, shown) in &rooms.reached {
+        let members = room_members(homeserver, room, shown).await?;
+        total += queue(store, homeserver, id, &members, exclusions).await?;
+    }
+    Ok(total)
+}
+
+/// Queues the users named by `@user` words. One profile look-up each, a few at a time, tells
+/// whether the user exists and their display name; someone the homeserver does not know is
+/// recorded as failed, with the reason, and gets no room. Someone the bot has a DM with exists:
+/// unless the message needs their name, they are not looked up.
+async fn queue_named(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    id: BroadcastId,
+    users: &[&OwnedUserId],
+    needs_names: bool,
+    language: Language,
+) -> Result<u64, StoreError> {
+    let mut users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
+    let mut added = 0;
+    if !needs_names {
+        let known = store.live_dms_of(&users).await?;
+        let (have_dm, others): (Vec<_>, Vec<_>) =
+            users.into_iter().partition(|user| known.contains_key(user));
+        let have_dm: Vec<Recipient> = have_dm.into_iter().map(Recipient::unnamed).collect();
+        added += store.add_recipients(id, &have_dm).await?;
+        users = others;
+    }
+    let profiles: Vec<(OwnedUserId, _)> = stream::iter(users)
+        .map(|user: OwnedUserId| async move {
+            let profile = homeserver.profile(&user).await;
+            (user, profile)
+        })
+        .buffered(PROFILE_LOOKUPS)
+        .collect()
+        .await;
+    let (mut found, mut unknown) = (Vec::new(), Vec::new());
+    for (user, profile) in profiles {
+        match profile {
+            Ok(Some(displayname)) => found.push(Recipient::new(user, displayname)),
+            Ok(None) => unknown.push(user),
+            Err(error) => {
+                // The delivery will tell; the name is looked up then if the message needs it.
+                tracing::warn!(%error, %user, "cannot look up a user's profile");
+                found.push(Recipient::unnamed(user));
+            }
+        }
+    }
+    added += store.add_recipients(id, &found).await?;
+    let reason = crate::base::i18n::t!(language, "audience-user-does-not-exist");
+    added += store.add_failed_deliveries(id, &unknown, &reason).await?;
+    Ok(added)
+}
+
+/// Queues every active local account that may be addressed (with `search`, those whose user ID
+/// or display name contains it), a page of the user list at a time.
+async fn queue_accounts(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    exclusions: &Exclusions<'_>,
+    id: BroadcastId,
+    search: Option<&str>,
+) -> Result<u64, AudienceError> {
+    let mut total = 0;
+    let mut pages = AccountPages::new(homeserver, false);
+    pages.search = search;
+    while let Some(page) = pages.next().await.map_err(|error| cannot_list_users(homeserver, error))? {
+        let mut chunk = Vec::with_capacity(page.len());
+        for account in page {
+            if exclusions.addresses_account(homeserver, &account).await {
+                chunk.push(Recipient::new(account.name, account.displayname));
+            }
+        }
+        total += store.add_recipients(id, &chunk).await?;
+    }
+    Ok(total)
+}
+
+/// Queues `members` (except the excluded) into broadcast `id`, a batch at a time.
+async fn queue(
+    store: &Store,
+    homeserver: &dyn Homeserver,
+    id: BroadcastId,
+    members: &[Recipient],
+    exclusions: &Exclusions<'_>,
+) -> Result<u64, StoreError> {
+    let mut added = 0;
+    for chunk in members.chunks(BATCH) {
+        let addressed = exclusions.addressable(store, homeserver, chunk).await?;
+        added += store.add_recipients(id, &addressed).await?;
+    }
+    Ok(added)
+}
+
+/// The joined members of one room (`shown` names it in errors), with their display names:
+/// through the bot's membership, or, when the bot is not in the room, through the Synapse admin
+/// API (which gives no names).
+pub async fn room_members(
+    homeserver: &dyn Homeserver,
+    room: &RoomId,
+    shown: &str,
+) -> Result<Vec<Recipient>, AudienceError> {
+    match homeserver.joined_members(room).await {
+        Ok(members) => Ok(members.into_iter().map(|(user, name)| Recipient::new(user, name)).collect()),
+        Err(MatrixError::Permanent { .. }) => match homeserver.admin_room_members(room).await {
+            Ok(members) => Ok(members.into_iter().map(Recipient::unnamed).collect()),
+            Err(error) if error.is_not_server_admin() => {
+                Err(AudienceError::new("audience-not-in-room", &[("room", shown)]))
+            }
+            Err(error) => Err(cannot_read_members(shown, error)),
+        },
+        Err(error) => Err(cannot_read_members(shown, error)),
+    }
+}
+
+fn cannot_read_members(shown: &str, error: MatrixError) -> AudienceError {
+    AudienceError::new("audience-cannot-read-members", &[("room", shown), ("error", &error_text(&error))])
+}
+
+/// The local accounts of the homeserver, a page of the Synapse admin user list at a time.
+pub struct AccountPages<'a> {
+    homeserver: &'a dyn Homeserver,
+    newest_first: bool,
+    /// Only accounts whose user ID or display name contains this.
+    pub search: Option<&'a str>,
+    /// The offset of the next page; `None` once the last page was read.
+    from: Option<u64>,
+}
+
+impl<'a> AccountPages<'a> {
+    /// By name, or newest first (for the new-user poll).
+    pub fn new(homeserver: &'a dyn Homeserver, newest_first: bool) -> Self {
+        Self { homeserver, newest_first, search: None, from: Some(0) }
+    }
+
+    /// The next page, `None` after the last.
+    pub async fn next(&mut self) -> Result<Option<Vec<AdminUser>>, MatrixError> {
+        let Some(from) = self.from else { return Ok(None) };
+        let (page, next) =
+            self.homeserver.admin_users_page(from, BATCH as u32, self.newest_first, self.search).await?;
+        self.from = next.filter(|next| *next > from);
+        Ok(Some(page))
+    }
+}
+
+/// The answer when the user list cannot be read.
+pub fn cannot_list_users(homeserver: &dyn Homeserver, error: MatrixError) -> AudienceError {
+    if error.is_not_server_admin() {
+        not_server_admin(homeserver)
+    } else {
+        AudienceError::new("audience-cannot-list-users", &[("error", &error_text(&error))])
+    }
+}
+
+/// What the homeserver admin must do so that the bot may list every user.
+pub fn not_server_admin(homeserver: &dyn Homeserver) -> AudienceError {
+    let address = homeserver.address().trim_end_matches('/').to_owned();
+    AudienceError::new(
+        "audience-not-server-admin",
+        &[("address", &address), ("bot", homeserver.bot().as_str())],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_users_rooms_aliases_and_server() {
+        let words: Vec<String> =
+            ["@a:example.org", "#team:example.org", "!31hneApxJ_1o-63DmFrpeqnkFfWppnzWso1JvH3ogLM", "server"]
+                .map(String::from)
+                .into();
+        let targets = parse_targets(&words).unwrap();
+        assert!(matches!(&targets[0], Target::User(user) if user == "@a:example.org"));
+        assert!(matches!(&targets[1], Target::Room(room) if room.as_str() == "#team:example.org"));
+        assert!(matches!(&targets[2], Target::Room(room) if room.as_str().starts_with("!31hne")));
+        assert_eq!(targets[3], Target::Server);
+    }
+
+    /// Issue 12: `search:<text>` is an audience for admins; an empty search is refused.
+    #[tokio::test]
+    async fn searches_parse_and_need_an_admin() {
+        let targets = parse_targets(&words(&["search:Smith"])).unwrap();
+        assert_eq!(targets, [Target::Search("Smith".into())]);
+        let error = parse_targets(&words(&["search:"])).unwrap_err();
+        assert!(error.to_string().contains("searches for nothing"), "{error}");
+        let test = TestApp::new().await;
+        let bob = ruma::user_id!("@bob:example.org");
+        let refused = authorize(test.hs.as_ref(), bob, Level::Broadcaster, &targets).await.unwrap_err();
+        assert!(
+            refused.to_string().starts_with("Only admins of the bot may send to `search:Smith`"),
+            "{refused}"
+        );
+        assert!(authorize(test.hs.as_ref(), bob, Level::Admin, &targets).await.is_ok());
+    }
+
+    /// Issue 12: a search reaches the active local accounts whose ID or display name contains
+    /// the text, with the exclusions of `server`.
+    #[tokio::test]
+    async fn a_search_reaches_exactly_the_matching_accounts() {
+        let test = TestApp::new().await;
+        let hs = &test.hs;
+        hs.with(|state| state.server_admin = true);
+        let anna = hs.user("anna.smith", None);
+        let ben = hs.user("ben", Some("Ben Smithers"));
+        hs.user("carol", Some("Carol Jones"));
+        let gone = hs.user("dan.smith", None);
+        hs.with(|state| state.accounts.iter_mut().find(|a| a.name == gone).unwrap().deactivated = true);
+        let except = [hs.user("eve.smith", None)];
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &[], &except);
+        let targets = parse_targets(&words(&["search:smith"])).unwrap();
+        let count =
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(test.store().sample_recipients(id, 10).await.unwrap(), [anna, ben]);
+    }
+
+    /// Issue 11: an `@user` word is checked, and named, by one profile look-up at resolution;
+    /// someone the homeserver does not know is recorded as failed and never gets a room.
+    #[tokio::test]
+    async fn named_users_are_looked_up_once_and_unknown_ones_fail_with_the_reason() {
+        let test = crate::testing::TestApp::new().await;
+        let alice = test.hs.user("alice", Some("Alice"));
+        let control = test.control_room().await;
+        let id = test
+            .broadcast_in(BroadcastState::Resolving, &control, "Hi", &[], &[], SendOptions::default())
+            .await;
+        let words = ["@alice:example.org".to_owned(), "@ghost:example.org".to_owned()];
+        let targets = parse_targets(&words).unwrap();
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let total = resolve(
+            test.store(),
+            test.app.hs(),
+            &exclusions,
+            id,
+            &targets,
+            &Rooms::default(),
+            true,
+            Language::En,
+        )
+        .await
+        .unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(test.hs.count("profile"), 2);
+        let failed = test.store().deliveries_with_reason(id, DeliveryState::Failed, 10).await.unwrap();
+        assert_eq!(
+            failed,
+            [("@ghost:example.org".try_into().unwrap(), "this user does not exist".to_owned())]
+        );
+        let claim = {
+            test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+            test.store().claim_delivery(60_000).await.unwrap().expect("alice's delivery")
+        };
+        assert_eq!((claim.user_id, claim.displayname), (alice, Some("Alice".to_owned())));
+    }
+
+    #[test]
+    fn bad_words_say_what_is_expected() {
+        let error = parse_targets(&["everyone".to_string()]).unwrap_err();
+        assert!(
+            error.to_string().contains("use @user:server, #room:server, !roomid, server or search:<text>"),
+            "{error}"
+        );
+        assert!(parse_targets(&["@nocolon".to_string()]).is_err());
+        assert!(parse_users(&["bob".to_string()]).unwrap_err().to_string().contains("--except"));
+    }
+
+    use crate::{
+        base::{
+            matrix::fake::FakeHomeserver,
+            store::{BroadcastState, DeliveryState, SendOptions},
+        },
+        testing::TestApp,
+    };
+
+    /// Resolves as an admin would: every room of a hierarchy with `recursive`.
+    async fn resolve_as_admin(
+        store: &Store,
+        hs: &dyn Homeserver,
+        exclusions: &Exclusions<'_>,
+        id: BroadcastId,
+        targets: &[Target],
+        recursive: bool,
+    ) -> Result<u64, AudienceError> {
+        let admin = ruma::user_id!("@admin:example.org");
+        // As a command does: aliases resolved once, when checked.
+        let targets = authorize(hs, admin, Level::Admin, targets).await?;
+        let rooms = rooms(hs, &targets, recursive, admin, Level::Admin).await?;
+        resolve(store, hs, exclusions, id, &targets, &rooms, true, Language::En).await
+    }
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|word| word.to_string()).collect()
+    }
+
+    /// Who may address what: level × audience kind × membership × power level.
+    #[tokio::test]
+    async fn authorize_follows_the_table_of_levels_and_power() {
+        let hs = FakeHomeserver::default();
+        let owner = hs.user("owner", None);
+        let sender = hs.user("sender", None);
+        let outsider = hs.user("outsider", None);
+        // (sender's power level in the room, whether they are joined)
+        let mut rooms = Vec::new();
+        for (power, joined) in
+            [(None, true), (Some(49), true), (Some(50), true), (Some(100), true), (Some(100), false)]
+        {
+            let members: Vec<&UserId> = if joined { vec![&sender] } else { vec![] };
+            let room = hs.room(&owner, &members, true);
+            if let Some(power) = power {
+                hs.set_power(&room, &sender, power);
+            }
+            rooms.push((room, power, joined));
+        }
+        let created = hs.room(&sender, &[], true); // room version 12: the creator has unlimited power
+        for level in [Level::Broadcaster, Level::Admin] {
+            let admin = level == Level::Admin;
+            let check = |targets: Vec<String>| {
+                let hs = &hs;
+                let sender = sender.clone();
+                async move {
+                    let targets = parse_targets(&targets).unwrap();
+                    authorize(hs, &sender, level, &targets).await
+                }
+            };
+            assert!(check(words(&[outsider.as_str()])).await.is_ok(), "{level}: a user");
+            let server = check(words(&["server"])).await;
+            assert_eq!(server.is_ok(), admin, "{level}: server");
+            for (room, power, joined) in &rooms {
+                let allowed = admin || (*joined && power.unwrap_or(0) >= REQUIRED_POWER_LEVEL);
+                let result = check(words(&[room.as_str()])).await;
+                assert_eq!(result.is_ok(), allowed, "{level}, power {power:?}, joined {joined}: {result:?}");
+                if let Err(error) = result {
+                    let shown = power.unwrap_or(0);
+                    assert!(error.to_string().contains(&format!("you have {shown}")), "{error}");
+                    assert_eq!(error.to_string().contains("are not a member"), !joined, "{error}");
+                }
+            }
+            assert!(check(words(&[created.as_str()])).await.is_ok(), "{level}: the room's creator");
+        }
+    }
+
+    /// Issue 10, item 4: a creator's unlimited power exists from room version 12 on; in an older
+    /// room a demoted creator has the power level the room gives them.
+    #[tokio::test]
+    async fn a_demoted_creator_of_an_old_room_keeps_no_rights() {
+        let hs = FakeHomeserver::default();
+        let sender = hs.user("sender", None);
+        for (version, allowed) in [("10", false), ("11", false), ("12", true)] {
+            // The creator is not listed in the power levels: removed (old rooms) or implicit (12).
+            let room = hs.room(&sender, &[], true);
+            hs.with(|state| {
+                state.rooms.get_mut(&room).unwrap().create = serde_json::json!({ "room_version": version })
+            });
+            let targets = parse_targets(&words(&[room.as_str()])).unwrap();
+            let result = authorize(&hs, &sender, Level::Broadcaster, &targets).await;
+            assert_eq!(result.is_ok(), allowed, "room version {version}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_room_the_bot_cannot_see_or_an_unknown_alias_is_refused_with_the_reason() {
+        let hs = FakeHomeserver::default();
+        let owner = hs.user("owner", None);
+        let sender = hs.user("sender", None);
+        let hidden = hs.room(&owner, &[&sender], false);
+        let targets = parse_targets(&words(&[hidden.as_str()])).unwrap();
+        let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
+        assert!(error.to_string().starts_with(&format!("I cannot see `{hidden}`")), "{error}");
+        let targets = parse_targets(&words(&["#nowhere:example.org"])).unwrap();
+        let error = authorize(&hs, &sender, Level::Broadcaster, &targets).await.unwrap_err();
+        assert_eq!(error.to_string(), "There is no room `#nowhere:example.org`.");
+    }
+
+    #[tokio::test]
+    async fn resolve_queues_each_person_once_and_leaves_out_every_exclusion() {
+        let test = TestApp::new().await;
+        let (hs, store) = (&test.hs, test.store());
+        let people: Vec<OwnedUserId> =
+            ["alice", "bob", "carol", "dave"].iter().map(|name| hs.user(name, None)).collect();
+        let helper = hs.user("helper_bot", None); // broadcast.exclude's default @.*bot:.*
+        let persona = hs.user("broadcast_hr", None); // the bot's persona namespace
+        let refs: Vec<&UserId> =
+            people.iter().map(|user| user.as_ref()).chain([&*helper, &*persona]).collect();
+        let space = hs.room(&people[0], &refs, true);
+        let alias = hs.alias(&space, "company");
+        let hidden = hs.room(&people[0], &[&people[1]], false); // the bot is not in it
+        hs.with(|state| state.rooms.get_mut(&space).unwrap().children.push(hidden.clone()));
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+
+        let except = [people[3].clone()];
+        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &except);
+        let targets = parse_targets(&words(&[alias.as_str(), people[0].as_str(), space.as_str()])).unwrap();
+        let count = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        let queued = store.sample_recipients(id, 100).await.unwrap();
+        // The room's creator is people[0]; the admin of the control room is not in the space.
+        assert_eq!(queued, people[..3], "each once; no bot, persona, helper bot or --except");
+        assert_eq!(count, 3, "duplicates across words are counted once");
+
+        // --recursive reaches a room the bot is not in only through the admin API.
+        let error = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap_err();
+        assert!(error.to_string().contains(&format!("I am not in `{hidden}`")), "{error}");
+        hs.with(|state| state.server_admin = true);
+        assert_eq!(
+            resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, true).await.unwrap(),
+            0,
+            "bob had it"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_server_audience_skips_guests_deactivated_bots_and_appservice_accounts() {
+        let test = TestApp::new().await;
+        let hs = &test.hs;
+        let alice = hs.user("alice", None);
+        let bob = hs.user("bob", None);
+        for (localpart, change) in [
+            ("guest", (|account: &mut AdminUser| account.is_guest = true) as fn(&mut AdminUser)),
+            ("gone", |account| account.deactivated = true),
+            ("support", |account| account.user_type = Some("support".into())),
+            ("ghost", |account| {
+                account.appservice_id = Some("bridge".into());
+                account.last_seen_ts = None;
+            }),
+        ] {
+            let user = hs.user(localpart, None);
+            hs.with(|state| change(state.accounts.iter_mut().find(|a| a.name == user).unwrap()));
+        }
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &[]);
+        let targets = [Target::Server];
+        let error =
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
+        assert!(error.to_string().contains("I must be a Synapse server admin"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .contains("http://fake.example.org/_synapse/admin/v2/users/@broadcast:example.org"),
+            "{error}"
+        );
+
+        hs.with(|state| state.server_admin = true);
+        assert_eq!(
+            resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap(),
+            3
+        );
+        let queued = test.store().sample_recipients(id, 10).await.unwrap();
+        let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
+        assert_eq!(queued, [admin, alice, bob], "the bot itself is left out too");
+        assert_eq!(hs.count("admin_user"), 1, "only the never-seen account is looked up one by one");
+    }
+
+    /// Issue 10, item 16: other appservices' accounts (bridged ghosts) are left out of room and
+    /// space audiences too, not only of `server`.
+    #[tokio::test]
+    async fn bridged_ghosts_in_a_room_are_left_out() {
+        let test = TestApp::new().await;
+        let (hs, store) = (&test.hs, test.store());
+        hs.with(|state| state.server_admin = true);
+        let alice = hs.user("alice", None);
+        let ghost = hs.user("telegram_123", None);
+        hs.with(|state| {
+            let account = state.accounts.iter_mut().find(|account| account.name == ghost).unwrap();
+            account.appservice_id = Some("telegram".into());
+        });
+        let room = hs.room(&alice, &[&ghost], true);
+        let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let targets = parse_targets(&words(&[room.as_str()])).unwrap();
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(
+            store.sample_recipients(id, 10).await.unwrap(),
+            std::slice::from_ref(&alice),
+            "not the bridged ghost"
+        );
+        let looked_up = hs.count("admin_user");
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(hs.count("admin_user"), looked_up, "issue 11: looked up once ever, not per broadcast");
+
+        // Without server-admin rights nothing can be told: one refused look-up, then no more.
+        hs.with(|state| state.server_admin = false);
+        let others: Vec<OwnedUserId> = (0..20).map(|n| hs.user(&format!("new{n}"), None)).collect();
+        let others: Vec<&UserId> = others.iter().map(|user| user.as_ref()).collect();
+        let targets = parse_targets(&words(&[hs.room(&alice, &others, true).as_str()])).unwrap();
+        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let before = hs.count("admin_user");
+        resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+        assert_eq!(hs.count("admin_user") - before, 1, "asked once, not per member");
+    }
+}
