@@ -32,10 +32,11 @@ use crate::{
         store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
         telemetry::HomeserverHealth,
     },
-    context::{App, Sender},
     rooms::{
         dm::{Dm, DmError},
         notices::post_notice,
+        senders::Sender,
+        Rooms,
     },
 };
 
@@ -59,27 +60,50 @@ const RECORD_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a worker sends from the broadcast as it read it.
 const BROADCAST_FRESH: Duration = Duration::from_secs(2);
 
+/// The delivery layer's service: the queue of copies to send and the workers that send them,
+/// through the senders of the rooms layer.
+pub struct Delivery {
+    pub rooms: Arc<Rooms>,
+    /// `encryption.upgrade_dms`: a plain DM is made encrypted before the bot's next copy in it.
+    upgrade_dms: bool,
+    /// Whether the homeserver answers (shared with `/health`).
+    health: Arc<HomeserverHealth>,
+    /// Woken when deliveries may be due (a broadcast started, a welcome was queued).
+    ready: Notify,
+}
+
+impl Delivery {
+    pub fn new(rooms: Arc<Rooms>, upgrade_dms: bool, health: Arc<HomeserverHealth>) -> Self {
+        Self { rooms, upgrade_dms, health, ready: Notify::new() }
+    }
+
+    /// Wakes the workers: deliveries may be due now.
+    pub fn wake(&self) {
+        self.ready.notify_waiters();
+    }
+}
+
 /// Runs `broadcast.concurrency` workers until `stopped`. One task claims due deliveries in
 /// batches and hands them to the workers; another records the workers' outcomes in batches, so
 /// that a delivery costs a fraction of a database round trip besides its sends.
 ///
 /// At the stop each worker finishes the send it is in (for up to [`STOP_GRACE`]) and starts no
 /// other; what was claimed and not sent goes back to the queue, so nothing stays `sending`.
-pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
+pub async fn run_workers(delivery: Arc<Delivery>, stopped: watch::Receiver<bool>) {
     let outage = Arc::new(Outage::default());
-    let concurrency = app.config.broadcast.concurrency.max(1);
+    let concurrency = delivery.rooms.broadcast.concurrency.max(1);
     let (claims, claimed) = mpsc::channel::<Claim>(concurrency);
     let claimed = Arc::new(Mutex::new(claimed));
     let (outcomes, to_record) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record_outcomes(app.clone(), to_record));
+    let recorder = tokio::spawn(record_outcomes(delivery.clone(), to_record));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let (app, outage, claimed, outcomes) =
-                (app.clone(), outage.clone(), claimed.clone(), outcomes.clone());
-            tokio::spawn(worker(app, outage, claimed, outcomes, stopped.clone()))
+            let (delivery, outage, claimed, outcomes) =
+                (delivery.clone(), outage.clone(), claimed.clone(), outcomes.clone());
+            tokio::spawn(worker(delivery, outage, claimed, outcomes, stopped.clone()))
         })
         .collect();
-    claim_due(&app, &outage, claims, stopped).await;
+    claim_due(&delivery, &outage, claims, stopped).await;
     for worker in workers {
         if let Err(error) = worker.await {
             tracing::error!(%error, "a delivery worker failed");
@@ -90,7 +114,7 @@ pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
     while let Ok(claim) = claimed.lock().await.try_recv() {
         unstarted.push(claim);
     }
-    give_back(&app, unstarted, &outcomes).await;
+    give_back(&delivery, unstarted, &outcomes).await;
     drop(outcomes);
     if let Err(error) = recorder.await {
         tracing::error!(%error, "the outcome recorder failed");
@@ -99,16 +123,20 @@ pub async fn run_workers(app: Arc<App>, stopped: watch::Receiver<bool>) {
 
 /// Puts claims that were never tried back in the queue, without counting a try, and forgets
 /// the DMs recorded for them and not asked for (another process may create those at once).
-async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSender<(Claim, Outcome)>) {
+async fn give_back(
+    delivery: &Delivery,
+    claims: Vec<Claim>,
+    outcomes: &mpsc::UnboundedSender<(Claim, Outcome)>,
+) {
     if claims.is_empty() {
         return;
     }
     tracing::info!(deliveries = claims.len(), "giving back deliveries not started before the stop");
-    if let Err(error) = app.abandon_untried_dms(&claims).await {
+    if let Err(error) = delivery.rooms.senders.abandon_untried_dms(&claims).await {
         tracing::warn!(%error, "cannot forget the DMs recorded for deliveries given back");
     }
     // Why the deliveries went back to the queue.
-    let stopped = crate::base::i18n::t!(app.language(), "delivery-stopped-before");
+    let stopped = crate::base::i18n::t!(delivery.rooms.language(), "delivery-stopped-before");
     for claim in claims {
         let _ = outcomes.send((claim, Outcome::release(now_ms(), &stopped)));
     }
@@ -116,7 +144,7 @@ async fn give_back(app: &App, claims: Vec<Claim>, outcomes: &mpsc::UnboundedSend
 
 /// Claims due deliveries, as many at once as there is room for in `claims`, until `stopped`.
 async fn claim_due(
-    app: &App,
+    delivery: &Delivery,
     outage: &Outage,
     claims: mpsc::Sender<Claim>,
     mut stopped: watch::Receiver<bool>,
@@ -129,7 +157,7 @@ async fn claim_due(
         };
         let Ok(permit) = permit else { return };
         let room = claims.capacity() as i64 + 1;
-        let batch = match claim_batch(app, room).await {
+        let batch = match claim_batch(delivery, room).await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(%error, "cannot claim deliveries");
@@ -139,7 +167,7 @@ async fn claim_due(
         let mut batch = batch.into_iter();
         let Some(first) = batch.next() else {
             drop(permit);
-            wait_for_due(app, &mut stopped).await;
+            wait_for_due(delivery, &mut stopped).await;
             continue;
         };
         permit.send(first);
@@ -154,20 +182,20 @@ async fn claim_due(
 
 /// Up to `limit` due deliveries, claimed, with the intent to create a DM recorded for whoever
 /// has none: a handful of statements for the whole batch.
-async fn claim_batch(app: &App, limit: i64) -> Result<Vec<Claim>, StoreError> {
-    let mut batch = app.store.claim_deliveries(LEASE_MS, limit).await?;
-    if let Err(error) = app.begin_dms_for(&mut batch).await {
+async fn claim_batch(delivery: &Delivery, limit: i64) -> Result<Vec<Claim>, StoreError> {
+    let mut batch = delivery.rooms.store.claim_deliveries(LEASE_MS, limit).await?;
+    if let Err(error) = delivery.rooms.senders.begin_dms_for(&mut batch).await {
         // Each delivery records its own intent instead.
         tracing::warn!(%error, "cannot record the intents to create DMs for a batch");
     }
-    prepare_encryption(app, &batch).await;
+    prepare_encryption(delivery, &batch).await;
     Ok(batch)
 }
 
 /// Asks for the keys of a batch's recipients at once, when the bot encrypts (its own DMs
 /// only: personas send in the clear). Each send would ask for what is missing anyway.
-async fn prepare_encryption(app: &App, batch: &[Claim]) {
-    let Some(crypto) = &app.crypto else { return };
+async fn prepare_encryption(delivery: &Delivery, batch: &[Claim]) {
+    let Some(crypto) = &delivery.rooms.crypto else { return };
     let recipients: Vec<(&UserId, Option<&RoomId>)> = batch
         .iter()
         .filter(|claim| claim.persona.is_none() && !claim.opted_out)
@@ -179,13 +207,13 @@ async fn prepare_encryption(app: &App, batch: &[Claim]) {
 }
 
 /// Waits until a delivery may be due: woken when one is queued, or when the next retry is due.
-async fn wait_for_due(app: &App, stopped: &mut watch::Receiver<bool>) {
-    let wait = match app.store.next_due_at().await {
+async fn wait_for_due(delivery: &Delivery, stopped: &mut watch::Receiver<bool>) {
+    let wait = match delivery.rooms.store.next_due_at().await {
         Ok(Some(due)) => Duration::from_millis((due - now_ms()).clamp(10, 1000) as u64),
         _ => Duration::from_secs(1),
     };
     tokio::select! {
-        _ = app.deliveries_ready.notified() => {}
+        _ = delivery.ready.notified() => {}
         _ = tokio::time::sleep(wait) => {}
         _ = stopped.wait_for(|stop| *stop) => {}
     }
@@ -194,7 +222,7 @@ async fn wait_for_due(app: &App, stopped: &mut watch::Receiver<bool>) {
 /// Delivers the claims it is handed until `stopped` (or the claimer stops), and passes on the
 /// outcomes.
 async fn worker(
-    app: Arc<App>,
+    delivery: Arc<Delivery>,
     outage: Arc<Outage>,
     claimed: Arc<Mutex<mpsc::Receiver<Claim>>>,
     outcomes: mpsc::UnboundedSender<(Claim, Outcome)>,
@@ -212,10 +240,10 @@ async fn worker(
         };
         outage.wait_until_over(&mut stopped).await;
         if *stopped.borrow() {
-            return give_back(&app, vec![claim], &outcomes).await;
+            return give_back(&delivery, vec![claim], &outcomes).await;
         }
-        let attempt = try_claim(&app, &outage, &mut broadcasts, &claim);
-        let outcome = within_grace(app.language(), attempt, stopped.clone()).await.unwrap_or_else(|error| {
+        let attempt = try_claim(&delivery, &outage, &mut broadcasts, &claim);
+        let outcome = within_grace(delivery.rooms.language(), attempt, stopped.clone()).await.unwrap_or_else(|error| {
             // The database failed (it is recorded once it is back): the delivery goes back to the
             // queue without using up a try; a copy already sent is found by its transaction ID.
             tracing::warn!(%error, broadcast = %claim.broadcast_id, "cannot deliver now; tried again shortly");
@@ -229,13 +257,13 @@ async fn worker(
 
 /// One try of `claim`.
 async fn try_claim(
-    app: &App,
+    delivery: &Delivery,
     outage: &Arc<Outage>,
     broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
     claim: &Claim,
 ) -> Result<Outcome, StoreError> {
-    match broadcast_of(app, broadcasts, claim).await {
-        Ok(broadcast) => deliver(app, outage, &broadcast, claim).await,
+    match broadcast_of(delivery, broadcasts, claim).await {
+        Ok(broadcast) => deliver(delivery, outage, &broadcast, claim).await,
         // It will never be readable: fail the delivery instead of retrying it forever.
         Err(error @ StoreError::Undecodable { .. }) => {
             Ok(Outcome::end(DeliveryState::Failed, &error.to_string()))
@@ -269,10 +297,10 @@ async fn within_grace(
 
 /// Records the workers' outcomes, all that are waiting in one statement, until every worker
 /// stopped.
-async fn record_outcomes(app: Arc<App>, mut outcomes: mpsc::UnboundedReceiver<(Claim, Outcome)>) {
+async fn record_outcomes(delivery: Arc<Delivery>, mut outcomes: mpsc::UnboundedReceiver<(Claim, Outcome)>) {
     let mut batch = Vec::new();
     while outcomes.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-        record_patiently(&app.store, &batch).await;
+        record_patiently(&delivery.rooms.store, &batch).await;
         batch.clear();
     }
 }
@@ -299,7 +327,7 @@ async fn record_patiently(store: &Store, batch: &[(Claim, Outcome)]) {
 /// the copies not yet sent soon, and a copy sent with the text before it is edited afterwards
 /// (it records the revision it showed).
 async fn broadcast_of(
-    app: &App,
+    delivery: &Delivery,
     broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
     claim: &Claim,
 ) -> Result<Arc<Broadcast>, StoreError> {
@@ -308,7 +336,7 @@ async fn broadcast_of(
             return Ok(broadcast.clone());
         }
     }
-    let broadcast = Arc::new(app.store.broadcast(claim.broadcast_id).await?);
+    let broadcast = Arc::new(delivery.rooms.store.broadcast(claim.broadcast_id).await?);
     broadcasts.insert(claim.broadcast_id, (broadcast.clone(), Instant::now()));
     Ok(broadcast)
 }
@@ -321,7 +349,7 @@ pub fn transaction_id(broadcast: BroadcastId, user: &UserId) -> OwnedTransaction
 // A debug span: one per delivery costs measurable CPU at 10,000 deliveries/s.
 #[tracing::instrument(level = "debug", skip_all, fields(broadcast = %claim.broadcast_id, user = %claim.user_id, attempt = claim.attempts))]
 async fn deliver(
-    app: &App,
+    delivery: &Delivery,
     outage: &Arc<Outage>,
     broadcast: &Broadcast,
     claim: &Claim,
@@ -330,14 +358,14 @@ async fn deliver(
         metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "skipped").increment(1);
         return Ok(Outcome::end(
             DeliveryState::Skipped,
-            &crate::base::i18n::t!(app.language(), "delivery-opted-out"),
+            &crate::base::i18n::t!(delivery.rooms.language(), "delivery-opted-out"),
         ));
     }
-    let failure = match send(app, broadcast, claim).await {
+    let failure = match send(delivery, broadcast, claim).await {
         Ok((dm, event)) => {
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "delivered").increment(1);
-            if dm.encrypted && app.crypto.is_none() {
-                tell_encrypted_dms(app, broadcast).await?;
+            if dm.encrypted && delivery.rooms.crypto.is_none() {
+                tell_encrypted_dms(delivery, broadcast).await?;
             }
             return Ok(Outcome::delivered(&dm.room, &event, broadcast.revision));
         }
@@ -348,7 +376,7 @@ async fn deliver(
         }
         Err(DmError::Matrix(error)) => error,
     };
-    Ok(after_failure(app, outage, broadcast, claim, failure).await)
+    Ok(after_failure(delivery, outage, broadcast, claim, failure).await)
 }
 
 /// When `claim`'s copy became due: when it was queued, or when its broadcast started if that
@@ -359,15 +387,15 @@ fn due_since(broadcast: &Broadcast, claim: &Claim) -> i64 {
 
 /// What a failed try of `claim` means: a pause for an outage, a retry, or the end.
 async fn after_failure(
-    app: &App,
+    delivery: &Delivery,
     outage: &Arc<Outage>,
     broadcast: &Broadcast,
     claim: &Claim,
     failure: MatrixError,
 ) -> Outcome {
-    let config = &app.config.broadcast;
+    let config = &delivery.rooms.broadcast;
     let attempts = claim.attempts as u32;
-    let language = app.language();
+    let language = delivery.rooms.language();
     let deadline = due_since(broadcast, claim) + config.give_up_after_hours as i64 * 3_600_000;
     let reason = match failure {
         MatrixError::Permanent { .. } => human_reason(language, &failure),
@@ -380,9 +408,9 @@ async fn after_failure(
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "waiting").increment(1);
             return Outcome::release(now_ms() + retry_after.as_millis() as i64, &message);
         }
-        _ if failure.is_outage() && outage.confirms(&failure, app).await => {
+        _ if failure.is_outage() && outage.confirms(&failure, delivery).await => {
             // Uses up no try: the workers pause until a probe finds the homeserver again.
-            outage.begin(&failure, app);
+            outage.begin(&failure, delivery);
             metrics::counter!("matrix_broadcast_deliveries_total", "outcome" => "paused").increment(1);
             return Outcome::release(now_ms(), &failure.to_string());
         }
@@ -417,27 +445,27 @@ pub struct Outage {
 
 impl Outage {
     /// A delivery met an outage: the first report pauses the workers and starts the probe.
-    fn begin(self: &Arc<Self>, error: &MatrixError, app: &App) {
-        app.homeserver_health.down(error);
+    fn begin(self: &Arc<Self>, error: &MatrixError, delivery: &Delivery) {
+        delivery.health.down(error);
         if self.down.swap(true, Ordering::SeqCst) {
             return;
         }
         tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
-        tokio::spawn(self.clone().probe(app.homeserver.clone(), app.homeserver_health.clone()));
+        tokio::spawn(self.clone().probe(delivery.rooms.homeserver.clone(), delivery.health.clone()));
     }
 
     /// Whether `error`, met by one delivery, is an outage of the homeserver: the workers are
     /// paused already, or one probe cannot reach it either (then the pause begins). A 5xx while
     /// the probe gets an answer is that delivery's own error (a dead remote server behind an
     /// invite), retried with backoff like any other, so that it cannot pause everyone.
-    async fn confirms(self: &Arc<Self>, error: &MatrixError, app: &App) -> bool {
+    async fn confirms(self: &Arc<Self>, error: &MatrixError, delivery: &Delivery) -> bool {
         if !self.down.load(Ordering::SeqCst) {
-            match app.homeserver.profile(app.homeserver.bot()).await {
+            match delivery.rooms.homeserver.profile(delivery.rooms.homeserver.bot()).await {
                 Err(probed) if probed.is_outage() => {}
                 _ => return false,
             }
         }
-        self.begin(error, app);
+        self.begin(error, delivery);
         true
     }
 
@@ -503,14 +531,18 @@ fn shown_failure(language: Language, error: &MatrixError) -> String {
 /// (into that one's DM); returns where it went. A message the homeserver refuses into a DM the
 /// sender already had (the recipient left, or removed the sender, before the store heard of
 /// it) is sent once more after the DM was checked with the homeserver: re-invited, or replaced.
-async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, OwnedEventId), DmError> {
+async fn send(
+    delivery: &Delivery,
+    broadcast: &Broadcast,
+    claim: &Claim,
+) -> Result<(Dm, OwnedEventId), DmError> {
     let user = &claim.user_id;
-    let copy = personalise(app.hs(), &broadcast.message, user, &claim.displayname).await?;
+    let copy = personalise(delivery.rooms.hs(), &broadcast.message, user, &claim.displayname).await?;
     let txn = transaction_id(broadcast.id, user);
     let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
-    let Sender { homeserver, dms } = app.sender(broadcast.options.persona.as_deref()).await?;
+    let Sender { homeserver, dms } = delivery.rooms.sender(broadcast.options.persona.as_deref()).await?;
     let dm = dms.ensure_seen(user, claim.dm.clone()).await?;
-    let dm = encrypted_if_asked(app, broadcast, dm).await?;
+    let dm = encrypted_if_asked(delivery, broadcast, dm).await?;
     match send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await {
         Ok(event) => Ok((dm, event)),
         Err(error) if had_dm && error.errcode() == Some("M_FORBIDDEN") => {
@@ -526,13 +558,13 @@ async fn send(app: &App, broadcast: &Broadcast, claim: &Claim) -> Result<(Dm, Ow
 
 /// `dm`, turned encrypted first when it is the bot's, plain, and `encryption.upgrade_dms` asks
 /// for it.
-async fn encrypted_if_asked(app: &App, broadcast: &Broadcast, dm: Dm) -> Result<Dm, DmError> {
-    let Some(crypto) = &app.crypto else { return Ok(dm) };
-    if dm.encrypted || !app.config.encryption.upgrade_dms || broadcast.options.persona.is_some() {
+async fn encrypted_if_asked(delivery: &Delivery, broadcast: &Broadcast, dm: Dm) -> Result<Dm, DmError> {
+    let Some(crypto) = &delivery.rooms.crypto else { return Ok(dm) };
+    if dm.encrypted || !delivery.upgrade_dms || broadcast.options.persona.is_some() {
         return Ok(dm);
     }
     crypto.upgrade(&dm.room).await.map_err(MatrixError::from)?;
-    app.store.dm_encrypted(&dm.room).await?;
+    delivery.rooms.store.dm_encrypted(&dm.room).await?;
     tracing::info!(room = %dm.room, "a plain DM was made encrypted (encryption.upgrade_dms)");
     Ok(Dm { encrypted: true, ..dm })
 }
@@ -542,13 +574,13 @@ const ENCRYPTED_DMS_TOLD: &str = "told_encrypted_dms";
 
 /// Tells the admins, once ever, in the control room of the broadcast that found it, that the
 /// homeserver makes the bot's DMs encrypted, and what to change.
-async fn tell_encrypted_dms(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
-    if !app.store.first_time(ENCRYPTED_DMS_TOLD).await? {
+async fn tell_encrypted_dms(delivery: &Delivery, broadcast: &Broadcast) -> Result<(), StoreError> {
+    if !delivery.rooms.store.first_time(ENCRYPTED_DMS_TOLD).await? {
         return Ok(());
     }
-    let text = crate::base::i18n::t!(app.language(), "delivery-encrypted-dms");
+    let text = crate::base::i18n::t!(delivery.rooms.language(), "delivery-encrypted-dms");
     let txn = OwnedTransactionId::from(format!("{ENCRYPTED_DMS_TOLD}-{}", broadcast.id.0));
-    post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
+    post_notice(delivery.rooms.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
 }
 
@@ -620,7 +652,7 @@ mod tests {
 
     /// One try of `claim`, recorded as the outcome recorder would.
     async fn try_once(test: &TestApp, outage: &Arc<Outage>, broadcast: &Broadcast, claim: &Claim) {
-        let outcome = deliver(&test.app, outage, broadcast, claim).await.expect("an outcome");
+        let outcome = deliver(&test.delivery, outage, broadcast, claim).await.expect("an outcome");
         test.store().record_outcomes(&[(claim.clone(), outcome)]).await.expect("recorded");
     }
 
@@ -788,18 +820,18 @@ mod tests {
         let id = test
             .broadcast_in(BroadcastState::Resolving, &control, text, &[], &[], SendOptions::default())
             .await;
-        let exclusions = crate::broadcasts::audience::Exclusions::new(&test.app.bot, &[], &[]);
+        let exclusions = crate::broadcasts::audience::Exclusions::new(&test.delivery.rooms.bot, &[], &[]);
         let (rooms, needs_names) =
             (crate::broadcasts::audience::Rooms::default(), text.contains("{displayname}"));
         crate::broadcasts::audience::resolve(
             test.store(),
-            test.app.hs(),
+            test.delivery.rooms.hs(),
             &exclusions,
             id,
             targets,
             &rooms,
             needs_names,
-            test.app.language(),
+            test.delivery.rooms.language(),
         )
         .await
         .unwrap();
@@ -838,8 +870,8 @@ mod tests {
     async fn a_send_refused_into_a_dm_the_bot_was_removed_from_goes_into_a_new_one() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let first = test.app.dms.ensure(&alice).await.unwrap().room;
-        test.hs.set_membership(&first, &test.app.bot, MembershipState::Leave); // not pushed yet
+        let first = test.delivery.rooms.senders.dms.ensure(&alice).await.unwrap().room;
+        test.hs.set_membership(&first, &test.delivery.rooms.bot, MembershipState::Leave); // not pushed yet
         let (broadcast, claim) = claimed_for(&test, &alice, "Hi").await;
         try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
         let second = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
@@ -854,7 +886,7 @@ mod tests {
     async fn a_send_refused_into_a_dm_the_recipient_left_invites_them_again() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let room = test.app.dms.ensure(&alice).await.unwrap().room;
+        let room = test.delivery.rooms.senders.dms.ensure(&alice).await.unwrap().room;
         test.hs.set_membership(&room, &alice, MembershipState::Leave); // not pushed yet
         test.hs.fail_next("send_raw", forbidden("not allowed"));
         let (broadcast, claim) = claimed_for(&test, &alice, "Hi").await;
@@ -875,7 +907,7 @@ mod tests {
         let id =
             test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
         let (stop, stopped) = watch::channel(false);
-        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let workers = tokio::spawn(run_workers(test.delivery.clone(), stopped));
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while test.store().delivery_counts(id).await.unwrap().delivered < 20 {
             assert!(tokio::time::Instant::now() < until, "20 deliveries within 10 s");
@@ -898,7 +930,7 @@ mod tests {
             test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
         test.hs.with(|state| state.slow.insert("send_raw", send));
         let (stop, stopped) = watch::channel(false);
-        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let workers = tokio::spawn(run_workers(test.delivery.clone(), stopped));
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while test.hs.count("send_raw") < 2 {
             assert!(tokio::time::Instant::now() < until, "both workers are sending within 10 s");
@@ -1017,12 +1049,12 @@ mod tests {
             test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
         test.hs.with(|state| state.down = true);
         let (stop, stopped) = watch::channel(false);
-        let workers = tokio::spawn(run_workers(test.app.clone(), stopped));
+        let workers = tokio::spawn(run_workers(test.delivery.clone(), stopped));
         tokio::time::sleep(Duration::from_secs(3)).await; // the outage itself
         let during = test.hs.with(|state| state.requests.values().sum::<usize>());
         assert!(during < 20, "no hot loop: {during} requests in a 3 s outage");
         assert_eq!(test.store().delivery_counts(id).await.unwrap().failed, 0, "nothing failed");
-        assert!(test.app.homeserver_health.state().is_err(), "the outage is known to /health");
+        assert!(test.delivery.health.state().is_err(), "the outage is known to /health");
         test.hs.with(|state| state.down = false);
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while test.store().delivery_counts(id).await.unwrap().delivered < 5 {
@@ -1035,6 +1067,6 @@ mod tests {
         stop.send(true).unwrap();
         workers.await.unwrap();
         assert_eq!(test.hs.with(|state| state.sent.len()), 5, "one copy each");
-        assert_eq!(test.app.homeserver_health.state(), Ok(()), "and so is its end");
+        assert_eq!(test.delivery.health.state(), Ok(()), "and so is its end");
     }
 }

@@ -14,12 +14,12 @@
 
 pub mod base;
 pub mod broadcasts;
-pub mod context;
 pub mod delivery;
 pub mod edge;
 pub mod rooms;
 #[cfg(test)]
 mod testing;
+pub mod wiring;
 
 use std::{future::Future, sync::Arc, time::Duration};
 
@@ -29,11 +29,12 @@ use tokio::{net::TcpListener, sync::watch};
 use crate::{
     base::{
         config::Config,
-        matrix::{MatrixClient, MatrixError},
+        matrix::{Homeserver, MatrixError},
         store::Store,
+        telemetry::HomeserverHealth,
     },
-    context::App,
-    edge::appservice::{server::Limits, Intake},
+    edge::appservice::server::Limits,
+    wiring::Bot,
 };
 
 /// How often the homeserver is probed for `/health` and `matrix_broadcast_homeserver_up`, and
@@ -63,40 +64,34 @@ pub async fn run_with_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let app = connect(config).await?;
-    let intake = Arc::new(Intake::new(
-        &app.config,
-        app.bot.clone(),
-        app.store.clone(),
-        app.inbox_ready.clone(),
-        app.homeserver_health.clone(),
-        app.crypto.clone(),
-    ));
+    let bot = Bot::connect(config).await?;
+    let intake = Arc::new(bot.intake());
     let (stop, stopped) = stop_on(shutdown);
     let metrics =
-        serve_metrics(app.config.metrics.enabled.then_some(app.config.metrics.listen), stopped.clone())
+        serve_metrics(bot.config.metrics.enabled.then_some(bot.config.metrics.listen), stopped.clone())
             .await?;
     let address = listener.local_addr()?;
     let router = edge::appservice::router(intake);
     let serve =
         edge::appservice::server::serve(listener, router, Limits::DEFAULT, wait_for_stop(stopped.clone()));
     let server = tokio::spawn(serve);
-    tracing::info!(%address, bot = %app.bot, "listening for the homeserver");
+    tracing::info!(%address, bot = %bot.rooms().bot, "listening for the homeserver");
     // From the start, so that `/health` knows the homeserver's state during start-up too.
-    let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
+    let probe =
+        tokio::spawn(probe_homeserver(bot.rooms().homeserver.clone(), bot.health.clone(), stopped.clone()));
 
     let started = tokio::select! {
-        result = start_up(&app) => result,
+        result = start_up(&bot) => result,
         _ = wait_for_stop(stopped.clone()) => Ok(()),
     };
     if started.is_ok() {
-        within_stop_limit(run_tasks(&app, stopped.clone()), stopped).await;
+        within_stop_limit(run_tasks(&bot, stopped.clone()), stopped).await;
     }
     // Also when start-up failed: the HTTP server must stop before this returns.
     let _ = stop.send(true);
     server.await.context("HTTP server task failed")?;
     let _ = probe.await;
-    finish(&app, metrics).await?;
+    finish(&bot, metrics).await?;
     started?;
     tracing::info!("stopped");
     Ok(())
@@ -124,10 +119,10 @@ pub async fn run_worker(
             config.database.uri
         );
     }
-    let app = connect(config).await?;
+    let bot = Bot::connect(config).await?;
     let (stop, stopped) = stop_on(shutdown);
     let metrics = serve_metrics(metrics_listen, stopped.clone()).await?;
-    let homeserver = app.homeserver.as_ref();
+    let homeserver = bot.rooms().hs();
     let started = tokio::select! {
         // The main process does the same; whichever comes first.
         result = async {
@@ -137,32 +132,20 @@ pub async fn run_worker(
         _ = wait_for_stop(stopped.clone()) => Ok(()),
     };
     if started.is_ok() {
-        tracing::info!(bot = %app.bot, concurrency = app.config.broadcast.concurrency, "delivery worker ready");
-        let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
-        let workers = delivery::run_workers(app.clone(), stopped.clone());
+        tracing::info!(bot = %bot.rooms().bot, concurrency = bot.config.broadcast.concurrency, "delivery worker ready");
+        let probe = tokio::spawn(probe_homeserver(
+            bot.rooms().homeserver.clone(),
+            bot.health.clone(),
+            stopped.clone(),
+        ));
+        let workers = delivery::run_workers(bot.delivery().clone(), stopped.clone());
         within_stop_limit(async move { tokio::join!(workers, probe) }, stopped).await;
     }
     let _ = stop.send(true);
-    finish(&app, metrics).await?;
+    finish(&bot, metrics).await?;
     started?;
     tracing::info!("worker stopped");
     Ok(())
-}
-
-/// The context every process of the bot starts from: metrics, the store (migrated) and the
-/// homeserver client.
-async fn connect(config: Config) -> anyhow::Result<Arc<App>> {
-    base::telemetry::register_metrics();
-    let permissions = config.permissions()?;
-    let bot = config.bot_user_id()?;
-    let store = Store::connect(&config.database.uri, config.database.max_connections).await?;
-    let client = MatrixClient::new(&config).await?;
-    if !config.encryption.enabled {
-        return Ok(Arc::new(App::new(config, permissions, bot, store, Arc::new(client))));
-    }
-    let crypto = base::e2ee::Crypto::open(&config, Arc::new(client.clone())).await?;
-    let homeserver = Arc::new(client.with_encryption(crypto.clone()));
-    Ok(Arc::new(App::new(config, permissions, bot, store, homeserver).with_crypto(crypto)))
 }
 
 /// A stop flag set when `shutdown` completes (or when the sender is used).
@@ -195,25 +178,28 @@ async fn within_stop_limit(tasks: impl Future, stopped: watch::Receiver<bool>) {
 
 /// Waits for the metrics server and closes the store.
 async fn finish(
-    app: &App,
+    bot: &Bot,
     metrics: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 ) -> anyhow::Result<()> {
     if let Some(metrics) = metrics {
         metrics.await.context("metrics server task failed")??;
     }
-    app.store.close().await;
+    bot.rooms().store.close().await;
     Ok(())
 }
 
 /// Asks the homeserver something cheap every few seconds, for `/health` and the
 /// `matrix_broadcast_homeserver_up` gauge, until `stopped`.
-async fn probe_homeserver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
-    let homeserver = app.hs();
+async fn probe_homeserver(
+    homeserver: Arc<dyn Homeserver>,
+    health: Arc<HomeserverHealth>,
+    mut stopped: watch::Receiver<bool>,
+) {
     while !*stopped.borrow() {
         match tokio::time::timeout(HOMESERVER_PROBE_TIMEOUT, homeserver.profile(homeserver.bot())).await {
-            Ok(Err(error)) if error.is_outage() => app.homeserver_health.down(error),
-            Ok(_) => app.homeserver_health.up(),
-            Err(_) => app.homeserver_health.down(format!("no answer within {HOMESERVER_PROBE_TIMEOUT:?}")),
+            Ok(Err(error)) if error.is_outage() => health.down(error),
+            Ok(_) => health.up(),
+            Err(_) => health.down(format!("no answer within {HOMESERVER_PROBE_TIMEOUT:?}")),
         }
         tokio::select! {
             _ = tokio::time::sleep(HOMESERVER_PROBE_EVERY) => {}
@@ -223,9 +209,9 @@ async fn probe_homeserver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Refreshes the `matrix_broadcast_queue_depth` gauge every few seconds until `stopped`.
-async fn refresh_queue_depth(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+async fn refresh_queue_depth(store: Store, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
-        match app.store.queue_depth().await {
+        match store.queue_depth().await {
             Ok((pending, sending)) => base::telemetry::set_queue_depth(pending, sending),
             Err(error) => tracing::warn!(%error, "cannot count the deliveries in the queue"),
         }
@@ -252,29 +238,31 @@ async fn serve_metrics(
 }
 
 /// Runs the dispatcher and the background tasks until `stopped`.
-async fn run_tasks(app: &Arc<App>, stopped: watch::Receiver<bool>) {
-    let workers = tokio::spawn(delivery::run_workers(app.clone(), stopped.clone()));
-    let progress = tokio::spawn(broadcasts::lifecycle::progress::run(app.clone(), stopped.clone()));
+async fn run_tasks(bot: &Bot, stopped: watch::Receiver<bool>) {
+    let (broadcasts, rooms) = (&bot.broadcasts, bot.rooms());
+    let workers = tokio::spawn(delivery::run_workers(bot.delivery().clone(), stopped.clone()));
+    let progress = tokio::spawn(broadcasts::lifecycle::progress::run(broadcasts.clone(), stopped.clone()));
     let direct = tokio::spawn({
-        let (app, stopped) = (app.clone(), stopped.clone());
-        async move { app.dms.run_direct_writer(stopped).await }
+        let (rooms, stopped) = (rooms.clone(), stopped.clone());
+        async move { rooms.senders.dms.run_direct_writer(stopped).await }
     });
-    let new_users = tokio::spawn(broadcasts::defaults::run_new_user_poll(app.clone(), stopped.clone()));
-    let personas_direct = futures_util::future::join_all(app.personas.keys().map(|name| {
-        let (app, stopped, name) = (app.clone(), stopped.clone(), name.clone());
+    let new_users =
+        tokio::spawn(broadcasts::defaults::run_new_user_poll(broadcasts.clone(), stopped.clone()));
+    let personas_direct = futures_util::future::join_all(rooms.senders.personas().map(|persona| {
+        let (rooms, stopped, name) = (rooms.clone(), stopped.clone(), persona.name.clone());
         tokio::spawn(async move {
-            if let Some(persona) = app.persona(&name) {
+            if let Some(persona) = rooms.senders.persona(&name) {
                 persona.run_direct_writer(stopped).await
             }
         })
     }));
-    let followups = tokio::spawn(broadcasts::followup::run(app.clone(), stopped.clone()));
-    let schedule = tokio::spawn(broadcasts::lifecycle::schedule::run(app.clone(), stopped.clone()));
-    let probe = tokio::spawn(probe_homeserver(app.clone(), stopped.clone()));
-    let queue = tokio::spawn(refresh_queue_depth(app.clone(), stopped.clone()));
-    let crypto = app.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
-    let undecrypted = tokio::spawn(edge::dispatch::retry_undecrypted(app.clone(), stopped.clone()));
-    edge::dispatch::run(app.clone(), stopped).await;
+    let followups = tokio::spawn(broadcasts::followup::run(broadcasts.clone(), stopped.clone()));
+    let schedule = tokio::spawn(broadcasts::lifecycle::schedule::run(broadcasts.clone(), stopped.clone()));
+    let probe = tokio::spawn(probe_homeserver(rooms.homeserver.clone(), bot.health.clone(), stopped.clone()));
+    let queue = tokio::spawn(refresh_queue_depth(rooms.store.clone(), stopped.clone()));
+    let crypto = rooms.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
+    let undecrypted = tokio::spawn(edge::dispatch::retry_undecrypted(broadcasts.clone(), stopped.clone()));
+    edge::dispatch::run(broadcasts.clone(), bot.inbox_ready.clone(), stopped).await;
     if let Some(crypto) = crypto {
         let _ = crypto.await;
     }
@@ -298,31 +286,31 @@ async fn wait_for_stop(mut stopped: watch::Receiver<bool>) {
 
 /// Registers the bot, sets its profile, logs in its device, joins configured control rooms and
 /// checks that the homeserver can reach the bot. Waits for a homeserver that is not up yet.
-async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
-    let homeserver = app.homeserver.as_ref();
+async fn start_up(bot: &Bot) -> anyhow::Result<()> {
+    let homeserver = bot.rooms().hs();
     until_reachable("register the bot user", || homeserver.register_bot()).await?;
     // The device must exist before any request names it.
     until_reachable("log in the bot's device", || homeserver.ensure_device()).await?;
-    let (displayname, avatar) = app.config.appservice.bot.profile();
+    let (displayname, avatar) = bot.config.appservice.bot.profile();
     until_reachable("set the bot's profile", || homeserver.set_bot_profile(displayname, avatar.clone()))
         .await?;
-    if let Some(crypto) = &app.crypto {
+    if let Some(crypto) = &bot.rooms().crypto {
         let start = || async { crypto.start().await.map_err(MatrixError::from) };
         until_reachable("upload the bot's encryption keys and cross-sign its device", start).await?;
         tracing::info!("end-to-end encryption ready");
     }
-    rooms::control_rooms::join_configured(app).await;
-    if app.store.is_sqlite() {
+    rooms::control_rooms::join_configured(bot.rooms()).await;
+    if bot.rooms().store.is_sqlite() {
         // This process is the only one using the database: what it finds claimed was left by a
         // process that died.
-        let released = app.store.release_claims().await?;
+        let released = bot.rooms().store.release_claims().await?;
         if released > 0 {
             tracing::info!(released, "resuming deliveries that were in flight when the bot stopped");
         }
     }
-    app.dms.direct_changed();
-    broadcasts::lifecycle::resume_preparing(app).await?;
-    broadcasts::defaults::catch_up(app).await?;
+    bot.rooms().senders.dms.direct_changed();
+    broadcasts::lifecycle::resume_preparing(&bot.broadcasts).await?;
+    broadcasts::defaults::catch_up(&bot.broadcasts).await?;
 
     let transaction_id = format!("startup-{}", base::store::now_ms());
     match homeserver.ping(&transaction_id).await {
@@ -331,13 +319,13 @@ async fn start_up(app: &Arc<App>) -> anyhow::Result<()> {
         }
         Err(error) => tracing::warn!(
             %error,
-            url = %app.config.appservice.address,
+            url = %bot.config.appservice.address,
             "the homeserver cannot reach the bot: check that appservice.address is reachable from the homeserver, \
              that the url in registration.yaml is the same, and that appservice.hostname/port is where the bot \
              listens; the bot keeps running"
         ),
     }
-    tracing::info!(bot = %app.bot, "ready");
+    tracing::info!(bot = %bot.rooms().bot, "ready");
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! What the unit tests stand on: the bot's context over the [fake homeserver](crate::base::matrix::fake)
+//! What the unit tests stand on: the bot's services over the [fake homeserver](crate::base::matrix::fake)
 //! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
 //! everyone else on example.org a broadcaster, `@nobody:example.org` none.
 
@@ -13,16 +13,23 @@ use crate::{
         message::StoredMessage,
         store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
     },
-    context::App,
+    broadcasts::Broadcasts,
+    delivery::Delivery,
+    rooms::Rooms,
+    wiring::Bot,
 };
 
 /// A `personas:` section for [`TestApp::with_config`]: `hr` is `@broadcast_hr:example.org`,
 /// "HR Team".
 pub const HR_PERSONA: &str = "personas:\n  hr: { username: broadcast_hr, displayname: \"HR Team\" }\n";
 
-/// The bot's context on a fake homeserver.
+/// The bot's services on a fake homeserver.
 pub struct TestApp {
-    pub app: Arc<App>,
+    pub rooms: Arc<Rooms>,
+    pub delivery: Arc<Delivery>,
+    pub broadcasts: Arc<Broadcasts>,
+    /// What the HTTP edge wakes the dispatcher with.
+    pub inbox_ready: Arc<tokio::sync::Notify>,
     pub hs: Arc<FakeHomeserver>,
     _dir: tempfile::TempDir,
 }
@@ -39,19 +46,20 @@ impl TestApp {
         let store = Store::connect(&config.database.uri, 4).await.expect("store");
         let hs = Arc::new(FakeHomeserver::default());
         let permissions = config.permissions().expect("permissions");
-        let bot = config.bot_user_id().expect("bot id");
-        let app = Arc::new(App::new(config, permissions, bot, store, hs.clone()));
-        Self { app, hs, _dir: dir }
+        let bot = Bot::new(config, permissions, store, hs.clone(), None);
+        let broadcasts = bot.broadcasts.clone();
+        let (rooms, delivery) = (broadcasts.rooms.clone(), broadcasts.delivery.clone());
+        Self { rooms, delivery, broadcasts, inbox_ready: bot.inbox_ready, hs, _dir: dir }
     }
 
     pub fn store(&self) -> &Store {
-        &self.app.store
+        &self.rooms.store
     }
 
     /// Runs the delivery workers until broadcast `id` has `delivered` deliveries.
     pub async fn deliver_all(&self, id: BroadcastId, delivered: i64) {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let workers = tokio::spawn(crate::delivery::run_workers(self.app.clone(), stopped));
+        let workers = tokio::spawn(crate::delivery::run_workers(self.delivery.clone(), stopped));
         let until = tokio::time::Instant::now() + Duration::from_secs(10);
         while self.store().delivery_counts(id).await.expect("counts").delivered < delivered {
             assert!(tokio::time::Instant::now() < until, "{delivered} deliveries within 10 s");

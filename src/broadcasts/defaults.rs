@@ -16,14 +16,18 @@ use tokio::sync::watch;
 use crate::{
     base::store::{BroadcastId, BroadcastState, DefaultScope, Recipient, StoreError},
     broadcasts::audience::{self, AccountPages, AudienceError, Exclusions},
-    context::App,
+    broadcasts::Broadcasts,
     rooms::handled::Handled,
 };
 
 /// Queues `users` into default broadcast `id` (those who had it already are skipped) and wakes
 /// the workers. Returns how many were new.
-pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<u64, StoreError> {
-    let broadcast = app.store.broadcast(id).await?;
+pub async fn welcome(
+    broadcasts: &Broadcasts,
+    id: BroadcastId,
+    users: &[Recipient],
+) -> Result<u64, StoreError> {
+    let broadcast = broadcasts.rooms.store.broadcast(id).await?;
     // Also while the default is still resolving or waiting for ✅: workers only claim deliveries
     // of running broadcasts, so these go out when it starts.
     let open =
@@ -31,14 +35,17 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<
     if !open.contains(&broadcast.state) {
         return Ok(0);
     }
-    let exclusions =
-        Exclusions::new(&app.bot, &app.config.broadcast.exclude, &broadcast.options.audience.except);
-    let addressed = exclusions.addressable(&app.store, app.hs(), users).await?;
-    let added = app.store.add_recipients(id, &addressed).await?;
+    let exclusions = Exclusions::new(
+        &broadcasts.rooms.bot,
+        &broadcasts.rooms.broadcast.exclude,
+        &broadcast.options.audience.except,
+    );
+    let addressed = exclusions.addressable(&broadcasts.rooms.store, broadcasts.rooms.hs(), users).await?;
+    let added = broadcasts.rooms.store.add_recipients(id, &addressed).await?;
     if added > 0 {
-        app.store.skip_opted_out(id).await?;
-        app.store.transition(id, BroadcastState::Done, BroadcastState::Running).await?;
-        app.deliveries_ready.notify_waiters();
+        broadcasts.rooms.store.skip_opted_out(id).await?;
+        broadcasts.rooms.store.transition(id, BroadcastState::Done, BroadcastState::Running).await?;
+        broadcasts.delivery.wake();
         tracing::info!(broadcast = %id, added, "welcome queued");
     }
     Ok(added)
@@ -46,11 +53,16 @@ pub async fn welcome(app: &App, id: BroadcastId, users: &[Recipient]) -> Result<
 
 /// `user` joined `room` (as `displayname`): every active default of the room is queued for them.
 /// A welcome already queued for them is not queued again, so a failure is tried again.
-pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Option<&str>) -> Handled {
+pub async fn on_join(
+    broadcasts: &Broadcasts,
+    room: &RoomId,
+    user: &UserId,
+    displayname: Option<&str>,
+) -> Handled {
     let result = async {
         let newcomer = Recipient::new(user.to_owned(), displayname.map(str::to_owned));
-        for id in app.store.defaults_for(&DefaultScope::Room(room.to_owned())).await? {
-            welcome(app, id, std::slice::from_ref(&newcomer)).await?;
+        for id in broadcasts.rooms.store.defaults_for(&DefaultScope::Room(room.to_owned())).await? {
+            welcome(broadcasts, id, std::slice::from_ref(&newcomer)).await?;
         }
         Ok::<_, StoreError>(())
     };
@@ -58,11 +70,11 @@ pub async fn on_join(app: &App, room: &RoomId, user: &UserId, displayname: Optio
 }
 
 /// At start-up: queues whoever joined a default room while the bot was down.
-pub async fn catch_up(app: &App) -> Result<(), StoreError> {
-    for (id, room) in app.store.default_rooms().await? {
-        match audience::room_members(app.hs(), &room, room.as_str()).await {
+pub async fn catch_up(broadcasts: &Broadcasts) -> Result<(), StoreError> {
+    for (id, room) in broadcasts.rooms.store.default_rooms().await? {
+        match audience::room_members(broadcasts.rooms.hs(), &room, room.as_str()).await {
             Ok(members) => {
-                welcome(app, id, &members).await?;
+                welcome(broadcasts, id, &members).await?;
             }
             Err(error) => tracing::warn!(%error, %room, "cannot read the members of a room with a default"),
         }
@@ -72,10 +84,10 @@ pub async fn catch_up(app: &App) -> Result<(), StoreError> {
 
 /// Looks for new accounts every `broadcast.new_user_poll_seconds` (and once at start) and
 /// queues them into the active `server` defaults, until `stopped`.
-pub async fn run_new_user_poll(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
-    let interval = Duration::from_secs(app.config.broadcast.new_user_poll_seconds);
+pub async fn run_new_user_poll(broadcasts: Arc<Broadcasts>, mut stopped: watch::Receiver<bool>) {
+    let interval = Duration::from_secs(broadcasts.rooms.broadcast.new_user_poll_seconds);
     loop {
-        if let Err(error) = poll_new_users(&app).await {
+        if let Err(error) = poll_new_users(&broadcasts).await {
             tracing::warn!(%error, "cannot look for new accounts");
         }
         tokio::select! {
@@ -85,17 +97,17 @@ pub async fn run_new_user_poll(app: Arc<App>, mut stopped: watch::Receiver<bool>
     }
 }
 
-async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
-    let defaults = app.store.defaults_for(&DefaultScope::Server).await?;
+async fn poll_new_users(broadcasts: &Broadcasts) -> Result<(), AudienceError> {
+    let defaults = broadcasts.rooms.store.defaults_for(&DefaultScope::Server).await?;
     if defaults.is_empty() {
         return Ok(());
     }
-    let since = app.store.new_user_mark().await?;
-    let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &[]);
+    let since = broadcasts.rooms.store.new_user_mark().await?;
+    let exclusions = Exclusions::new(&broadcasts.rooms.bot, &broadcasts.rooms.broadcast.exclude, &[]);
     let (mut newest, mut newcomers) = (since, Vec::new());
-    let mut pages = AccountPages::new(app.hs(), true);
+    let mut pages = AccountPages::new(broadcasts.rooms.hs(), true);
     'pages: while let Some(page) =
-        pages.next().await.map_err(|error| audience::cannot_list_users(app.hs(), error))?
+        pages.next().await.map_err(|error| audience::cannot_list_users(broadcasts.rooms.hs(), error))?
     {
         for account in page {
             let created = account.creation_ts.unwrap_or(0);
@@ -105,16 +117,16 @@ async fn poll_new_users(app: &App) -> Result<(), AudienceError> {
                 break 'pages;
             }
             newest = newest.max(created);
-            if exclusions.addresses_account(app.hs(), &account).await {
+            if exclusions.addresses_account(broadcasts.rooms.hs(), &account).await {
                 newcomers.push(Recipient::new(account.name, account.displayname));
             }
         }
     }
     for id in defaults {
-        welcome(app, id, &newcomers).await?;
+        welcome(broadcasts, id, &newcomers).await?;
     }
     if newest > since {
-        app.store.set_new_user_mark(newest).await?;
+        broadcasts.rooms.store.set_new_user_mark(newest).await?;
     }
     Ok(())
 }
@@ -162,17 +174,17 @@ mod tests {
         let space = test.hs.room(&owner, &[], true);
         let carol = test.hs.user("carol", None);
         let id = default_for(&test, DefaultScope::Room(space.clone()), vec![]).await;
-        on_join(&test.app, &space, &carol, None).await;
+        on_join(&test.broadcasts, &space, &carol, None).await;
         assert_eq!(queued(&test, id).await, std::slice::from_ref(&carol));
         assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running, "reopened");
-        on_join(&test.app, &space, &carol, None).await;
+        on_join(&test.broadcasts, &space, &carol, None).await;
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "once per person, ever");
 
         let other = test.hs.room(&owner, &[], true);
-        on_join(&test.app, &other, &owner, None).await;
+        on_join(&test.broadcasts, &other, &owner, None).await;
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 1, "only the default's rooms");
         test.store().set_default_active(id, false).await.unwrap();
-        on_join(&test.app, &space, &owner, None).await;
+        on_join(&test.broadcasts, &space, &owner, None).await;
         assert_eq!(
             test.store().delivery_counts(id).await.unwrap().total(),
             1,
@@ -192,7 +204,7 @@ mod tests {
         for user in [&dave, &helper] {
             test.hs.set_membership(&space, user, MembershipState::Join);
         }
-        catch_up(&test.app).await.unwrap();
+        catch_up(&test.broadcasts).await.unwrap();
         assert_eq!(queued(&test, id).await, [owner], "not --except, not a bot, not the bot itself");
     }
 
@@ -201,7 +213,7 @@ mod tests {
         let test = TestApp::new().await;
         test.hs.user("old", None);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
-        let error = poll_new_users(&test.app).await.unwrap_err();
+        let error = poll_new_users(&test.broadcasts).await.unwrap_err();
         assert!(error.to_string().contains("I must be a Synapse server admin"), "{error}");
         test.hs.with(|state| state.server_admin = true);
         // The default was made after the accounts so far (the fake counts creation from 1).
@@ -209,10 +221,10 @@ mod tests {
         test.store().set_new_user_mark(newest + 1).await.unwrap();
         let erin = test.hs.user("erin", None);
         let frank = test.hs.user("frank", None);
-        poll_new_users(&test.app).await.unwrap();
+        poll_new_users(&test.broadcasts).await.unwrap();
         assert_eq!(queued(&test, id).await, [erin, frank]);
         assert!(test.store().new_user_mark().await.unwrap() > newest, "the mark moves on");
-        poll_new_users(&test.app).await.unwrap();
+        poll_new_users(&test.broadcasts).await.unwrap();
         assert_eq!(test.store().delivery_counts(id).await.unwrap().total(), 2, "nobody twice");
     }
 
@@ -224,13 +236,13 @@ mod tests {
         test.hs.with(|state| state.server_admin = true);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
         test.store().set_new_user_mark(0).await.unwrap();
-        poll_new_users(&test.app).await.unwrap();
+        poll_new_users(&test.broadcasts).await.unwrap();
         let mark = test.store().new_user_mark().await.unwrap();
         let gina = test.hs.user("gina", None);
         test.hs.with(|state| {
             state.accounts.iter_mut().find(|a| a.name == gina).unwrap().creation_ts = Some(mark)
         });
-        poll_new_users(&test.app).await.unwrap();
+        poll_new_users(&test.broadcasts).await.unwrap();
         assert!(queued(&test, id).await.contains(&gina), "an account at the mark is not skipped");
     }
 
@@ -248,7 +260,7 @@ mod tests {
         test.hs.with(|state| {
             state.accounts.iter_mut().find(|a| a.name == gina).unwrap().creation_ts = Some(made_now)
         });
-        poll_new_users(&test.app).await.unwrap();
+        poll_new_users(&test.broadcasts).await.unwrap();
         assert!(queued(&test, id).await.contains(&gina));
     }
 
@@ -262,7 +274,7 @@ mod tests {
         let carol = test.hs.user("carol", None);
         // Waiting for ✅, as a large default's preview does.
         let id = default_in(&test, BroadcastState::Prepared, DefaultScope::Room(space.clone()), vec![]).await;
-        on_join(&test.app, &space, &carol, None).await;
+        on_join(&test.broadcasts, &space, &carol, None).await;
         assert_eq!(queued(&test, id).await, [carol], "queued while prepared");
         assert_eq!(
             test.store().broadcast(id).await.unwrap().state,
@@ -282,7 +294,7 @@ mod tests {
         let id = default_in(&test, BroadcastState::Running, DefaultScope::Room(space.clone()), vec![]).await;
         // Progress counted nothing unfinished; then the welcome came; then progress finishes.
         let stale = test.store().delivery_counts(id).await.unwrap();
-        on_join(&test.app, &space, &owner, None).await;
+        on_join(&test.broadcasts, &space, &owner, None).await;
         crate::broadcasts::lifecycle::progress::finish(
             crate::base::i18n::Language::En,
             test.store(),

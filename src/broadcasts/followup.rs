@@ -18,7 +18,7 @@ use crate::{
         poll::{Poll, Tally},
         store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
     },
-    context::App,
+    broadcasts::Broadcasts,
     delivery::personalise,
     rooms::notices::{post_notice, titled},
 };
@@ -32,9 +32,9 @@ const MAX_ATTEMPTS: i64 = 8;
 
 /// Makes follow-ups until `stopped`: round after round while there are copies to change, then
 /// every second.
-pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+pub async fn run(broadcasts: Arc<Broadcasts>, mut stopped: watch::Receiver<bool>) {
     loop {
-        let busy = round(&app).await.unwrap_or_else(|error| {
+        let busy = round(&broadcasts).await.unwrap_or_else(|error| {
             tracing::error!(%error, "cannot follow up on delivered copies");
             false
         });
@@ -52,10 +52,10 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 
 /// One batch of follow-ups for each broadcast that has some; a summary for each that has none
 /// left. True when copies were changed (another round may find more).
-pub async fn round(app: &App) -> Result<bool, StoreError> {
+pub async fn round(broadcasts: &Broadcasts) -> Result<bool, StoreError> {
     let mut busy = false;
-    for id in app.store.broadcasts_with_followups().await? {
-        match batch(app, id).await? {
+    for id in broadcasts.rooms.store.broadcasts_with_followups().await? {
+        match batch(broadcasts, id).await? {
             Some(changed) => busy |= changed,
             None => {
                 tracing::warn!(broadcast = %id, "the homeserver cannot be reached; follow-ups wait for it");
@@ -82,31 +82,32 @@ struct Job<'a> {
 
 /// One batch of follow-ups of broadcast `id`, or its summary when none is left. Whether copies
 /// were changed; `None` when the homeserver could not be reached.
-async fn batch(app: &App, id: BroadcastId) -> Result<Option<bool>, StoreError> {
-    let broadcast = app.store.broadcast(id).await?;
-    let copies = app.store.followups(id, BATCH).await?;
+async fn batch(broadcasts: &Broadcasts, id: BroadcastId) -> Result<Option<bool>, StoreError> {
+    let broadcast = broadcasts.rooms.store.broadcast(id).await?;
+    let copies = broadcasts.rooms.store.followups(id, BATCH).await?;
     if copies.is_empty() {
-        if app.store.close_followups_if_done(id).await? {
-            report(app, &broadcast).await?;
+        if broadcasts.rooms.store.close_followups_if_done(id).await? {
+            report(broadcasts, &broadcast).await?;
         }
         return Ok(Some(false));
     }
-    let author = app.sender(broadcast.options.persona.as_deref()).await.map(|sender| sender.homeserver);
+    let author =
+        broadcasts.rooms.sender(broadcast.options.persona.as_deref()).await.map(|sender| sender.homeserver);
     if author.as_ref().is_err_and(MatrixError::is_outage) {
         return Ok(None);
     }
     let ending = match Poll::of(&broadcast.message) {
         Some(poll) if broadcast.poll_closed_at.is_some() => {
-            let tally = poll.tally(&app.store.poll_answers(id).await?);
+            let tally = poll.tally(&broadcasts.rooms.store.poll_answers(id).await?);
             Some((poll, tally))
         }
         _ => None,
     };
-    let reason = app.store.retract_reason(id).await?;
-    let job = &Job { broadcast, author, ending, reason, language: app.language() };
+    let reason = broadcasts.rooms.store.retract_reason(id).await?;
+    let job = &Job { broadcast, author, ending, reason, language: broadcasts.rooms.language() };
     let steps: Vec<Step> = stream::iter(copies)
-        .map(|copy| async move { follow_up(app, job, &copy).await })
-        .buffer_unordered(app.config.broadcast.concurrency.max(1))
+        .map(|copy| async move { follow_up(broadcasts, job, &copy).await })
+        .buffer_unordered(broadcasts.rooms.broadcast.concurrency.max(1))
         .collect::<Vec<Result<Step, StoreError>>>()
         .await
         .into_iter()
@@ -129,12 +130,12 @@ enum Step {
 }
 
 /// Retracts, edits or ends the poll of one copy, and records what became of it.
-async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<Step, StoreError> {
+async fn follow_up(broadcasts: &Broadcasts, job: &Job<'_>, copy: &Followup) -> Result<Step, StoreError> {
     let Some(done) = needed(job, copy) else { return Ok(Step::Later) };
     if copy.in_retired_dm && done != FollowupDone::Retracted {
         // The DM gained a third member: what is sent there now, they would read. A retraction
         // still goes, and takes the copy away from them too.
-        app.store.skip_followup(copy, done).await?;
+        broadcasts.rooms.store.skip_followup(copy, done).await?;
         return Ok(Step::Recorded);
     }
     let result = match &job.author {
@@ -142,24 +143,24 @@ async fn follow_up(app: &App, job: &Job<'_>, copy: &Followup) -> Result<Step, St
         Err(error) => Err(error.clone()),
     };
     match result {
-        Ok(()) => app.store.record_followup(copy, done, None).await?,
+        Ok(()) => broadcasts.rooms.store.record_followup(copy, done, None).await?,
         Err(error) if error.is_outage() => return Ok(Step::Unreachable),
         Err(error @ MatrixError::Permanent { .. }) => {
-            app.store.record_followup(copy, done, Some(&error.to_string())).await?
+            broadcasts.rooms.store.record_followup(copy, done, Some(&error.to_string())).await?
         }
         Err(error) if copy.attempts + 1 >= MAX_ATTEMPTS => {
             let error = error.to_string();
             let reason = crate::base::i18n::t!(
-                app.language(),
+                broadcasts.rooms.language(),
                 "delivery-gave-up",
                 attempts = MAX_ATTEMPTS,
                 error = error
             );
-            app.store.record_followup(copy, done, Some(&reason)).await?
+            broadcasts.rooms.store.record_followup(copy, done, Some(&reason)).await?
         }
         Err(error) => {
             tracing::debug!(%error, user = %copy.user_id, "a follow-up will be tried again");
-            app.store.retry_followup(copy).await?;
+            broadcasts.rooms.store.retry_followup(copy).await?;
             return Ok(Step::Later);
         }
     }
@@ -212,9 +213,9 @@ fn txn(kind: &str, id: BroadcastId, copy: &Followup, revision: i64) -> OwnedTran
 }
 
 /// Tells the control room that every copy of a broadcast was followed up.
-async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
-    let counts = app.store.followup_counts(broadcast.id).await?;
-    let (language, titled, done) = (app.language(), titled(broadcast), counts.done);
+async fn report(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Result<(), StoreError> {
+    let counts = broadcasts.rooms.store.followup_counts(broadcast.id).await?;
+    let (language, titled, done) = (broadcasts.rooms.language(), titled(broadcast), counts.done);
     let mut text = if broadcast.retracted_at.is_some() {
         crate::base::i18n::t!(language, "followup-retracted", titled = titled, count = done)
     } else if broadcast.poll_closed_at.is_some() {
@@ -234,7 +235,7 @@ async fn report(app: &App, broadcast: &Broadcast) -> Result<(), StoreError> {
     let txn =
         OwnedTransactionId::from(format!("followups-{}-{}-{}-{}", broadcast.id.0, kind.0, kind.1, kind.2));
     tracing::info!(broadcast = %broadcast.id, done = counts.done, skipped = counts.skipped, failed = counts.failed, "follow-ups finished");
-    post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
+    post_notice(broadcasts.rooms.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
 }
 
@@ -266,7 +267,7 @@ mod tests {
         let message = personalise(test.hs.as_ref(), &broadcast.message, &claim.user_id, &claim.displayname)
             .await
             .unwrap();
-        let sender = test.app.sender(broadcast.options.persona.as_deref()).await.unwrap();
+        let sender = test.broadcasts.rooms.sender(broadcast.options.persona.as_deref()).await.unwrap();
         let room = sender.dms.ensure(&claim.user_id).await.unwrap().room;
         let txn = transaction_id(claim.broadcast_id, &claim.user_id);
         let event =
@@ -307,7 +308,7 @@ mod tests {
         // A worker that read the broadcast before the edit sends Bob the old text.
         let bobs = deliver_next(&test, Some(&before_the_edit)).await;
         assert_eq!(bobs.content["body"], "Hi Bob");
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         for (copy, name) in [(&alices, "Alice"), (&bobs, "Bob")] {
             let edits = later(&test, &copy.room, "m.room.message");
             let edit = edits.iter().find(|content| content.get("m.new_content").is_some()).expect("an edit");
@@ -316,8 +317,8 @@ mod tests {
             assert_eq!(edit["m.relates_to"], json!({ "rel_type": "m.replace", "event_id": copy.event_id }));
         }
         let sends = test.hs.count("send_raw");
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         assert_eq!(test.hs.count("send_raw"), sends + 1, "no copy is edited twice; one summary");
         assert_eq!(
             test.hs.bodies_in(&control).last().unwrap(),
@@ -336,13 +337,16 @@ mod tests {
         test.store().edit_broadcast(id, &StoredMessage::markdown("Hello")).await.unwrap();
         let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
         test.hs.fail_next("send_raw", busy);
-        assert!(!round(&test.app).await.unwrap(), "nothing changed: the task waits before the next round");
+        assert!(
+            !round(&test.broadcasts).await.unwrap(),
+            "nothing changed: the task waits before the next round"
+        );
         assert_eq!(test.store().followups(id, 10).await.unwrap()[0].attempts, 1);
         test.hs.with(|state| state.down = true);
-        assert!(!round(&test.app).await.unwrap());
+        assert!(!round(&test.broadcasts).await.unwrap());
         assert_eq!(test.store().followups(id, 10).await.unwrap()[0].attempts, 1, "an outage counts no try");
         test.hs.with(|state| state.down = false);
-        assert!(round(&test.app).await.unwrap(), "edited");
+        assert!(round(&test.broadcasts).await.unwrap(), "edited");
         assert_eq!(later(&test, &copy.room, "m.room.message").len(), 2, "the copy and one edit");
         assert!(test.store().followups(id, 10).await.unwrap().is_empty());
     }
@@ -361,12 +365,12 @@ mod tests {
         let hr: OwnedUserId = "@broadcast_hr:example.org".try_into().unwrap();
         assert_eq!(copy.sender, hr);
         test.store().edit_broadcast(id, &StoredMessage::markdown("Hello")).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         let edits = test.hs.sent_to(&copy.room);
         let edit = edits.iter().find(|sent| sent.content.get("m.new_content").is_some()).expect("an edit");
         assert_eq!((&edit.sender, &edit.content["m.new_content"]["body"]), (&hr, &json!("Hello")));
         test.store().retract_broadcast(id, None).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         assert_eq!(
             test.hs.with(|state| state.redacted.clone()),
             [copy.event_id],
@@ -387,8 +391,8 @@ mod tests {
         assert!(test.store().retract_broadcast(id, Some("sent by mistake")).await.unwrap());
         assert!(!test.store().retract_broadcast(id, None).await.unwrap(), "once");
         test.hs.fail_next("redact", forbidden("not yours"));
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         let redacted = test.hs.with(|state| state.redacted.clone());
         assert_eq!(redacted.len(), 1, "{redacted:?}");
         assert!(redacted.contains(&alices.event_id) || redacted.contains(&bobs.event_id));
@@ -441,8 +445,8 @@ mod tests {
         let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
         test.store().retire_dm(&retired.room).await.unwrap();
         test.store().edit_broadcast(id, &StoredMessage::markdown("Bye")).await.unwrap();
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         let edits = |room| later(&test, room, "m.room.message").len();
         assert_eq!(
             (edits(&kept.room), edits(&retired.room)),
@@ -456,8 +460,8 @@ mod tests {
             )
         );
         test.store().retract_broadcast(id, None).await.unwrap();
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         let redacted = test.hs.with(|state| state.redacted.clone());
         assert!(redacted.contains(&kept.event_id) && redacted.contains(&retired.event_id), "{redacted:?}");
 
@@ -465,8 +469,8 @@ mod tests {
         let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
         test.store().retire_dm(&retired.room).await.unwrap();
         assert!(test.store().close_poll(poll).await.unwrap());
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         let ends = |room| later(&test, room, "org.matrix.msc3381.poll.end").len();
         assert_eq!((ends(&kept.room), ends(&retired.room)), (1, 0));
         assert_eq!(
@@ -511,11 +515,12 @@ mod tests {
                 "content": { "m.relates_to": { "rel_type": "m.reference", "event_id": copy.event_id },
                              "org.matrix.msc3381.poll.response": { "answers": ["salad"] } },
             });
-            crate::rooms::relay::on_poll_answer(&test.app, "org.matrix.msc3381.poll.response", &answer).await;
+            crate::rooms::relay::on_poll_answer(&test.rooms, "org.matrix.msc3381.poll.response", &answer)
+                .await;
         }
         assert!(test.store().close_poll(id).await.unwrap());
-        round(&test.app).await.unwrap();
-        round(&test.app).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
+        round(&test.broadcasts).await.unwrap();
         for copy in &copies {
             let ends = later(&test, &copy.room, "org.matrix.msc3381.poll.end");
             assert_eq!(ends.len(), 1, "{ends:?}");

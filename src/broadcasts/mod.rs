@@ -7,3 +7,16 @@ pub mod audience;
 pub mod defaults;
 pub mod followup;
 pub mod lifecycle;
+
+use std::sync::Arc;
+
+use crate::{delivery::Delivery, rooms::Rooms};
+
+/// The broadcasts layer's service: a broadcast's life, over the rooms it is written in and the
+/// delivery queue its copies go into.
+pub struct Broadcasts {
+    pub rooms: Arc<Rooms>,
+    pub delivery: Arc<Delivery>,
+    /// `appservice.bot.displayname`: whom a preview says the copies come from.
+    pub bot_displayname: String,
+}

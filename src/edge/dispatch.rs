@@ -24,7 +24,7 @@ use ruma::{
 };
 use serde_json::Value;
 use std::time::{Duration, Instant};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::{
     base::{
@@ -34,8 +34,8 @@ use crate::{
         registration::is_own_user,
         store::{BroadcastState, InboxEvent, StoreError, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
     },
+    broadcasts::Broadcasts,
     broadcasts::{defaults, lifecycle},
-    context::App,
     edge::commands::{self, Answer, Context},
     rooms::{control_rooms, handled::Handled, relay},
 };
@@ -61,7 +61,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// handling succeeded or failed for a reason that trying again cannot change; other failures
 /// are tried again later (see [`Handled`]), and work that waits on other servers runs in at most
 /// [`BACKGROUND_AT_ONCE`] background tasks, never holding up the next event.
-pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
     let background = Arc::new(Semaphore::new(BACKGROUND_AT_ONCE));
     let mut pruned_at: Option<Instant> = None;
     loop {
@@ -69,10 +69,10 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
             return;
         }
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            prune_handled(&app).await;
+            prune_handled(&broadcasts).await;
             pruned_at = Some(Instant::now());
         }
-        let batch = match app.store.inbox_batch(BATCH).await {
+        let batch = match broadcasts.rooms.store.inbox_batch(BATCH).await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(%error, "cannot read the inbox; trying again shortly");
@@ -85,13 +85,13 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
         };
         if batch.is_empty() {
             tokio::select! {
-                _ = app.inbox_ready.notified() => {}
-                _ = until_next_try(&app) => {}
+                _ = inbox_ready.notified() => {}
+                _ = until_next_try(&broadcasts) => {}
                 _ = shutdown.changed() => return,
             }
             continue;
         }
-        if let Err(error) = dispatch_batch(&app, &background, batch).await {
+        if let Err(error) = dispatch_batch(&broadcasts, &background, batch).await {
             // The database fails: what was not recorded stays as it was and is read again
             // (handlers allow that: answers and copies have transaction IDs made from the event).
             tracing::error!(%error, "cannot record how inbox events were handled; trying again shortly");
@@ -104,30 +104,30 @@ pub async fn run(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
 /// the read receipts handled before it: receipts come by the thousand and marking one read
 /// twice changes nothing, while a command run twice could act twice.
 async fn dispatch_batch(
-    app: &Arc<App>,
+    broadcasts: &Arc<Broadcasts>,
     background: &Arc<Semaphore>,
     batch: Vec<InboxEvent>,
 ) -> Result<(), StoreError> {
     let mut done = Vec::with_capacity(batch.len());
     for event in batch {
-        match dispatch(app, &event.event_json).await {
+        match dispatch(broadcasts, &event.event_json).await {
             Handled::Done => {
                 let receipt = event.key.starts_with(RECEIPT_KEY_PREFIX);
                 done.push(event);
                 if !receipt {
-                    app.store.inbox_handled(&done).await?;
+                    broadcasts.rooms.store.inbox_handled(&done).await?;
                     done.clear();
                 }
             }
-            handled => settle(app, background, event, handled).await?,
+            handled => settle(broadcasts, background, event, handled).await?,
         }
     }
-    app.store.inbox_handled(&done).await
+    broadcasts.rooms.store.inbox_handled(&done).await
 }
 
 /// Sleeps until the next event put off for a later try is due (forever when none is).
-async fn until_next_try(app: &App) {
-    match app.store.inbox_next_due().await {
+async fn until_next_try(broadcasts: &Broadcasts) {
+    match broadcasts.rooms.store.inbox_next_due().await {
         Ok(Some(due)) => {
             let wait = u64::try_from(due - crate::base::store::now_ms()).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(wait)).await
@@ -140,33 +140,33 @@ async fn until_next_try(app: &App) {
     }
 }
 
-async fn prune_handled(app: &App) {
+async fn prune_handled(broadcasts: &Broadcasts) {
     let before = crate::base::store::now_ms() - HANDLED_KEPT_MS;
-    if let Err(error) = app.store.prune_handled(before).await {
+    if let Err(error) = broadcasts.rooms.store.prune_handled(before).await {
         tracing::warn!(%error, "cannot forget the keys of events handled long ago");
     }
 }
 
 /// Records what became of `event`; work left for the background is started here.
 async fn settle(
-    app: &Arc<App>,
+    broadcasts: &Arc<Broadcasts>,
     background: &Arc<Semaphore>,
     event: InboxEvent,
     handled: Handled,
 ) -> Result<(), StoreError> {
-    let Handled::Later(work) = handled else { return record(app, &event, handled).await };
+    let Handled::Later(work) = handled else { return record(broadcasts, &event, handled).await };
     let Ok(slot) = background.clone().try_acquire_owned() else {
         tracing::debug!(event = %event.key, "all background slots are taken; the event waits");
         let not_before = crate::base::store::now_ms() + BACKGROUND_FULL_WAIT_MS;
-        return app.store.inbox_later(&event, event.tries, not_before).await;
+        return broadcasts.rooms.store.inbox_later(&event, event.tries, not_before).await;
     };
     let lease = crate::base::store::now_ms() + BACKGROUND_LEASE_MS;
-    app.store.inbox_later(&event, event.tries, lease).await?;
-    let app = app.clone();
+    broadcasts.rooms.store.inbox_later(&event, event.tries, lease).await?;
+    let broadcasts = broadcasts.clone();
     tokio::spawn(async move {
         let handled = work.await;
         drop(slot);
-        if let Err(error) = record(&app, &event, handled).await {
+        if let Err(error) = record(&broadcasts, &event, handled).await {
             // The lease runs out and the event is handled again.
             tracing::error!(%error, "cannot record how an inbox event was handled");
         }
@@ -175,32 +175,32 @@ async fn settle(
 }
 
 /// Removes a handled event from the inbox, or keeps it for a later try.
-async fn record(app: &App, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
+async fn record(broadcasts: &Broadcasts, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
     let Handled::Retry(reason) = handled else {
-        return app.store.inbox_handled(std::slice::from_ref(event)).await;
+        return broadcasts.rooms.store.inbox_handled(std::slice::from_ref(event)).await;
     };
     let tries = event.tries + 1;
     if tries >= MAX_TRIES {
         tracing::error!(event = %event.key, %reason, tries, "an inbox event could not be handled; given up");
-        return app.store.inbox_handled(std::slice::from_ref(event)).await;
+        return broadcasts.rooms.store.inbox_handled(std::slice::from_ref(event)).await;
     }
     let wait = (2_000_i64 << (tries - 1).min(20)).min(MAX_RETRY_WAIT_MS);
-    app.store.inbox_later(event, tries, crate::base::store::now_ms() + wait).await
+    broadcasts.rooms.store.inbox_later(event, tries, crate::base::store::now_ms() + wait).await
 }
 
 /// Routes one event.
-async fn dispatch(app: &Arc<App>, json: &str) -> Handled {
+async fn dispatch(broadcasts: &Arc<Broadcasts>, json: &str) -> Handled {
     let Ok(raw) = serde_json::from_str::<Value>(json) else {
         tracing::warn!("an inbox event is not JSON; ignored");
         return Handled::Done;
     };
     if raw["type"] == "m.room.encrypted" {
-        return match decrypted(app, &raw, json).await {
-            Some(decrypted) => route(app, decrypted).await,
+        return match decrypted(broadcasts, &raw, json).await {
+            Some(decrypted) => route(broadcasts, decrypted).await,
             None => Handled::Done,
         };
     }
-    route(app, raw).await
+    route(broadcasts, raw).await
 }
 
 /// How long an encrypted event waits for its room key (or, decrypted, to be handled after a
@@ -211,14 +211,14 @@ const UNDECRYPTED_RETRY: std::time::Duration = std::time::Duration::from_secs(5)
 
 /// The decrypted form of an encrypted event; `None` when there is none (yet): an event whose
 /// room key has not arrived is parked and tried again by [`retry_undecrypted`].
-async fn decrypted(app: &App, raw: &Value, json: &str) -> Option<Value> {
-    let crypto = app.crypto.as_ref()?;
+async fn decrypted(broadcasts: &Broadcasts, raw: &Value, json: &str) -> Option<Value> {
+    let crypto = broadcasts.rooms.crypto.as_ref()?;
     match crypto.decrypt(raw).await {
         Ok(event) => Some(event),
         Err(Undecryptable::KeyMissing(reason)) => {
             tracing::debug!(%reason, event = %raw["event_id"], "an encrypted event waits for its room key");
             let event_id = raw["event_id"].as_str().unwrap_or_default();
-            if let Err(error) = app.store.park_undecrypted(event_id, json).await {
+            if let Err(error) = broadcasts.rooms.store.park_undecrypted(event_id, json).await {
                 tracing::error!(%error, "cannot keep an encrypted event for later; it is lost");
             }
             None
@@ -232,15 +232,15 @@ async fn decrypted(app: &App, raw: &Value, json: &str) -> Option<Value> {
 
 /// Tries the parked encrypted events again whenever room keys arrive (and every few seconds),
 /// until `shutdown`; one that waited longer than [`KEY_WAIT_MS`] is given up with a log line.
-pub async fn retry_undecrypted(app: Arc<App>, mut shutdown: watch::Receiver<bool>) {
-    let Some(crypto) = app.crypto.clone() else { return };
+pub async fn retry_undecrypted(broadcasts: Arc<Broadcasts>, mut shutdown: watch::Receiver<bool>) {
+    let Some(crypto) = broadcasts.rooms.crypto.clone() else { return };
     while !*shutdown.borrow() {
         tokio::select! {
             _ = crypto.keys_arrived.notified() => {}
             _ = tokio::time::sleep(UNDECRYPTED_RETRY) => {}
             _ = shutdown.changed() => return,
         }
-        let parked = match app.store.undecrypted(BATCH).await {
+        let parked = match broadcasts.rooms.store.undecrypted(BATCH).await {
             Ok(parked) => parked,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the encrypted events waiting for keys");
@@ -248,57 +248,63 @@ pub async fn retry_undecrypted(app: Arc<App>, mut shutdown: watch::Receiver<bool
             }
         };
         for (event_id, json, parked_at) in parked {
-            retry_one(&app, &crypto, &event_id, &json, parked_at).await;
+            retry_one(&broadcasts, &crypto, &event_id, &json, parked_at).await;
         }
     }
 }
 
 /// One more try of a parked encrypted event.
-async fn retry_one(app: &Arc<App>, crypto: &Crypto, event_id: &str, json: &str, parked_at: i64) {
+async fn retry_one(
+    broadcasts: &Arc<Broadcasts>,
+    crypto: &Crypto,
+    event_id: &str,
+    json: &str,
+    parked_at: i64,
+) {
     let Ok(raw) = serde_json::from_str::<Value>(json) else {
-        return forget_undecrypted(app, event_id).await;
+        return forget_undecrypted(broadcasts, event_id).await;
     };
     match crypto.decrypt(&raw).await {
-        Ok(event) => match route(app, event).await {
+        Ok(event) => match route(broadcasts, event).await {
             // Kept parked: tried again with the next round, until its time is up.
             Handled::Retry(reason) if crate::base::store::now_ms() - parked_at <= KEY_WAIT_MS => {
                 tracing::debug!(%reason, event = event_id, "a decrypted event will be handled again");
             }
             Handled::Retry(reason) => {
                 tracing::error!(%reason, event = event_id, "a decrypted event could not be handled; given up");
-                forget_undecrypted(app, event_id).await;
+                forget_undecrypted(broadcasts, event_id).await;
             }
             Handled::Later(work) => {
-                forget_undecrypted(app, event_id).await;
+                forget_undecrypted(broadcasts, event_id).await;
                 tokio::spawn(work);
             }
-            Handled::Done => forget_undecrypted(app, event_id).await,
+            Handled::Done => forget_undecrypted(broadcasts, event_id).await,
         },
         Err(Undecryptable::KeyMissing(reason)) if crate::base::store::now_ms() - parked_at > KEY_WAIT_MS => {
             tracing::warn!(%reason, event = event_id, sender = %raw["sender"], "no room key arrived for an encrypted event; given up");
-            forget_undecrypted(app, event_id).await;
+            forget_undecrypted(broadcasts, event_id).await;
         }
         Err(Undecryptable::KeyMissing(_)) => {}
         Err(Undecryptable::Never(reason)) => {
             tracing::warn!(%reason, event = event_id, "an encrypted event cannot be decrypted; ignored");
-            forget_undecrypted(app, event_id).await;
+            forget_undecrypted(broadcasts, event_id).await;
         }
     }
 }
 
-async fn forget_undecrypted(app: &App, event_id: &str) {
-    if let Err(error) = app.store.forget_undecrypted(event_id).await {
+async fn forget_undecrypted(broadcasts: &Broadcasts, event_id: &str) {
+    if let Err(error) = broadcasts.rooms.store.forget_undecrypted(event_id).await {
         tracing::warn!(%error, "cannot forget an encrypted event that was handled");
     }
 }
 
 /// Routes one event, decrypted if it was encrypted.
-async fn route(app: &Arc<App>, raw: Value) -> Handled {
+async fn route(broadcasts: &Arc<Broadcasts>, raw: Value) -> Handled {
     if raw["type"] == RECEIPT_EVENT_TYPE {
-        return on_receipt(app, &raw).await;
+        return on_receipt(broadcasts, &raw).await;
     }
     if let Some(event_type) = raw["type"].as_str().filter(|kind| poll::RESPONSE_TYPES.contains(kind)) {
-        return relay::on_poll_answer(app, event_type, &raw).await;
+        return relay::on_poll_answer(&broadcasts.rooms, event_type, &raw).await;
     }
     let event: AnyTimelineEvent = match serde_json::from_value(raw.clone()) {
         Ok(event) => event,
@@ -308,50 +314,52 @@ async fn route(app: &Arc<App>, raw: Value) -> Handled {
             return Handled::Done;
         }
     };
-    if is_own_user(&app.bot, event.sender()) {
+    if is_own_user(&broadcasts.rooms.bot, event.sender()) {
         return Handled::Done;
     }
     if raw["type"] == "m.room.encryption" {
-        return on_encryption(app, event.room_id()).await;
+        return on_encryption(broadcasts, event.room_id()).await;
     }
     if matches!(raw["type"].as_str(), Some("m.room.join_rules" | "m.room.history_visibility")) {
-        return control_rooms::on_access_change(app, event.room_id(), &raw["content"]).await;
+        return control_rooms::on_access_change(&broadcasts.rooms, event.room_id(), &raw["content"]).await;
     }
     match event {
         AnyTimelineEvent::State(AnyStateEvent::RoomMember(StateEvent::Original(member))) => {
-            on_member(app, &member).await
+            on_member(broadcasts, &member).await
         }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomMessage(MessageLikeEvent::Original(
             message,
-        ))) => on_message(app, &message, &raw).await,
+        ))) => on_message(broadcasts, &message, &raw).await,
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::RoomRedaction(_)) => {
-            on_redaction(app, event.room_id(), event.sender(), &raw).await
+            on_redaction(broadcasts, event.room_id(), event.sender(), &raw).await
         }
         AnyTimelineEvent::MessageLike(AnyMessageLikeEvent::Reaction(MessageLikeEvent::Original(
             reaction,
-        ))) => on_reaction(app, &reaction.room_id, &reaction.sender, &reaction.content.relates_to).await,
+        ))) => {
+            on_reaction(broadcasts, &reaction.room_id, &reaction.sender, &reaction.content.relates_to).await
+        }
         _ => Handled::Done,
     }
 }
 
 /// Someone turned on encryption in a room of the bot: what it sends there is encrypted from now
 /// on (when the bot encrypts), and a DM's copies count as encrypted.
-async fn on_encryption(app: &App, room: &RoomId) -> Handled {
-    if let Some(crypto) = &app.crypto {
+async fn on_encryption(broadcasts: &Broadcasts, room: &RoomId) -> Handled {
+    if let Some(crypto) = &broadcasts.rooms.crypto {
         if let Err(error) = crypto.mark_encrypted(room).await {
             tracing::error!(%error, %room, "cannot record that a room is encrypted; it is looked up on the next send");
         }
     }
-    Handled::of("cannot record that a DM is encrypted", app.store.dm_encrypted(room).await)
+    Handled::of("cannot record that a DM is encrypted", broadcasts.rooms.store.dm_encrypted(room).await)
 }
 
 /// Membership changes in DMs of the bot or a persona (kept, so that a send needs no request to
 /// know whether the DM is usable), the bot's own membership changes, and joins of others
 /// (welcome messages).
-async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) -> Handled {
-    match app.store.dm_by_room(&member.room_id).await {
+async fn on_member(broadcasts: &Arc<Broadcasts>, member: &OriginalRoomMemberEvent) -> Handled {
+    match broadcasts.rooms.store.dm_by_room(&member.room_id).await {
         Ok(Some(dm)) => {
-            let Some(dms) = app.dms_of(dm.persona.as_deref()) else {
+            let Some(dms) = broadcasts.rooms.senders.dms_of(dm.persona.as_deref()) else {
                 tracing::warn!(room = %member.room_id, "a DM of a persona no longer in the config");
                 return Handled::Done;
             };
@@ -361,12 +369,12 @@ async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) -> Handled 
         Ok(None) => {}
         Err(error) => return Handled::of("cannot look up DM rooms", Err(error)),
     }
-    if let Some(crypto) = &app.crypto {
+    if let Some(crypto) = &broadcasts.rooms.crypto {
         // Who reads what the bot encrypts there changed (a DM's readers are its recipient).
         crypto.members_changed(&member.room_id);
     }
-    if member.state_key == app.bot {
-        return control_rooms::on_bot_membership(app, member).await;
+    if member.state_key == broadcasts.rooms.bot {
+        return control_rooms::on_bot_membership(&broadcasts.rooms, member).await;
     }
     let was_joined = member
         .unsigned
@@ -377,16 +385,20 @@ async fn on_member(app: &Arc<App>, member: &OriginalRoomMemberEvent) -> Handled 
         return Handled::Done;
     }
     let name = member.content.displayname.as_deref();
-    defaults::on_join(app, &member.room_id, &member.state_key, name).await
+    defaults::on_join(broadcasts, &member.room_id, &member.state_key, name).await
 }
 
 /// A message: a recipient's in their DM, a command in a control room, or an answer in a reply
 /// thread.
-async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Value) -> Handled {
+async fn on_message(
+    broadcasts: &Arc<Broadcasts>,
+    message: &OriginalRoomMessageEvent,
+    raw: &Value,
+) -> Handled {
     let (room, event_id, sender) = (&message.room_id, &message.event_id, &message.sender);
-    match app.store.dm_by_room(room).await {
+    match broadcasts.rooms.store.dm_by_room(room).await {
         Ok(Some(dm)) if dm.user_id == *sender => {
-            return relay::on_dm_message(app, &dm, room, event_id, raw).await
+            return relay::on_dm_message(&broadcasts.rooms, &dm, room, event_id, raw).await
         }
         Ok(Some(_)) => return Handled::Done, // someone else in a recipient's DM
         Ok(None) => {}
@@ -407,33 +419,38 @@ async fn on_message(app: &Arc<App>, message: &OriginalRoomMessageEvent, raw: &Va
             _ => None,
         };
         let body = if reply_to.is_some() { strip_reply_fallback(&text.body) } else { &text.body };
-        if let Some(line) = command_line(&app.config.broadcast.command_prefix, body) {
-            return on_command(app, room, event_id, sender, line, body, reply_to).await;
+        if let Some(line) = command_line(&broadcasts.rooms.broadcast.command_prefix, body) {
+            return on_command(broadcasts, room, event_id, sender, line, body, reply_to).await;
         }
     }
-    relay::on_thread_message(app, room, sender, event_id, raw).await
+    relay::on_thread_message(&broadcasts.rooms, room, sender, event_id, raw).await
 }
 
 /// A redaction by a recipient in their DM retracts the relayed copy.
-async fn on_redaction(app: &App, room: &RoomId, sender: &UserId, raw: &Value) -> Handled {
+async fn on_redaction(broadcasts: &Broadcasts, room: &RoomId, sender: &UserId, raw: &Value) -> Handled {
     let redacts = raw["content"]["redacts"].as_str().or(raw["redacts"].as_str());
     let Some(redacts) = redacts.and_then(|id| EventId::parse(id).ok()) else { return Handled::Done };
-    match app.store.dm_by_room(room).await {
-        Ok(Some(dm)) if dm.user_id == sender => relay::on_dm_redaction(app, room, &redacts).await,
+    match broadcasts.rooms.store.dm_by_room(room).await {
+        Ok(Some(dm)) if dm.user_id == sender => {
+            relay::on_dm_redaction(&broadcasts.rooms, room, &redacts).await
+        }
         Ok(_) => Handled::Done,
         Err(error) => Handled::of("cannot look up DM rooms", Err(error)),
     }
 }
 
 /// A read receipt the HTTP edge put into the inbox.
-async fn on_receipt(app: &App, raw: &Value) -> Handled {
+async fn on_receipt(broadcasts: &Broadcasts, raw: &Value) -> Handled {
     let room = raw["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
     let user = raw["sender"].as_str().and_then(|user| UserId::parse(user).ok());
     let (Some(room), Some(user)) = (room, user) else {
         tracing::warn!("a stored read receipt has no room or reader; ignored");
         return Handled::Done;
     };
-    Handled::of("cannot record a read receipt", relay::on_receipt(&app.store, &room, &user).await)
+    Handled::of(
+        "cannot record a read receipt",
+        relay::on_receipt(&broadcasts.rooms.store, &room, &user).await,
+    )
 }
 
 /// A reply's body without the quoted fallback of the replied-to message that older clients put
@@ -462,7 +479,7 @@ fn command_line<'a>(prefix: &str, body: &'a str) -> Option<&'a str> {
 /// A command line (`line`, the first line of `body`) typed by `sender` in `room`.
 #[tracing::instrument(skip_all, fields(room = %room, sender = %sender))]
 async fn on_command(
-    app: &Arc<App>,
+    broadcasts: &Arc<Broadcasts>,
     room: &RoomId,
     event_id: &EventId,
     sender: &UserId,
@@ -470,58 +487,68 @@ async fn on_command(
     body: &str,
     reply_to: Option<OwnedEventId>,
 ) -> Handled {
-    let level = app.permissions.level(sender);
-    let is_control_room = match app.store.is_control_room(room).await {
+    let level = broadcasts.rooms.permissions.level(sender);
+    let is_control_room = match broadcasts.rooms.store.is_control_room(room).await {
         Ok(is_control_room) => is_control_room,
         Err(error) => return Handled::of("cannot look up control rooms", Err(error)),
     };
-    let prefix = &app.config.broadcast.command_prefix;
+    let prefix = &broadcasts.rooms.broadcast.command_prefix;
     let answer = if !is_control_room {
         // Only an admin is told why; anyone else is not answered outside control rooms.
-        let hint =
-            crate::base::i18n::t!(app.language(), "dispatch-outside-control-room", prefix = prefix.as_str());
+        let hint = crate::base::i18n::t!(
+            broadcasts.rooms.language(),
+            "dispatch-outside-control-room",
+            prefix = prefix.as_str()
+        );
         (level == Level::Admin).then(|| Answer::error(hint))
     } else if level < Level::Broadcaster {
         tracing::info!(%level, "command refused: not allowed");
         Some(Answer::error(crate::base::i18n::t!(
-            app.language(),
+            broadcasts.rooms.language(),
             "dispatch-not-allowed",
             level = level.to_string()
         )))
     } else {
-        match commands::parse_command(app.language(), prefix, line) {
+        match commands::parse_command(broadcasts.rooms.language(), prefix, line) {
             Ok(command) => {
                 let body = body.split_once('\n').map(|(_, rest)| rest).unwrap_or("");
-                let ctx = Context { app, room, event_id, sender, level, body, reply_to };
+                let ctx = Context { broadcasts, room, event_id, sender, level, body, reply_to };
                 commands::run(&ctx, command).await
             }
             Err(answer) => Some(answer),
         }
     };
     if let Some(answer) = answer {
-        lifecycle::answer_command(app, room, event_id, &answer).await;
+        lifecycle::answer_command(broadcasts, room, event_id, &answer).await;
     }
     // A command is answered, also when it failed: running it again could do it twice.
     Handled::Done
 }
 
 /// ✅ on a broadcast's preview, by someone who may send, confirms it.
-async fn on_reaction(app: &Arc<App>, room: &RoomId, sender: &UserId, annotation: &Annotation) -> Handled {
-    if !annotation.key.starts_with('✅') || app.permissions.level(sender) < Level::Broadcaster {
+async fn on_reaction(
+    broadcasts: &Arc<Broadcasts>,
+    room: &RoomId,
+    sender: &UserId,
+    annotation: &Annotation,
+) -> Handled {
+    if !annotation.key.starts_with('✅') || broadcasts.rooms.permissions.level(sender) < Level::Broadcaster {
         return Handled::Done;
     }
-    let broadcast = match app.store.broadcast_by_preview(&annotation.event_id).await {
+    let broadcast = match broadcasts.rooms.store.broadcast_by_preview(&annotation.event_id).await {
         Ok(Some(broadcast)) if broadcast.control_room_id == room => broadcast,
         Ok(_) => return Handled::Done,
         Err(error) => return Handled::of("cannot look up a preview", Err(error)),
     };
-    if let Err(refused) = lifecycle::may_manage(app, &broadcast, sender, app.permissions.level(sender)).await
+    if let Err(refused) =
+        lifecycle::may_manage(broadcasts, &broadcast, sender, broadcasts.rooms.permissions.level(sender))
+            .await
     {
         tracing::info!(answer = %refused.markdown, "confirmation by reaction refused");
         return Handled::Done;
     }
     tracing::info!(broadcast = %broadcast.id, %sender, "preview confirmed with a reaction");
-    let answer = lifecycle::start(app, broadcast.id, BroadcastState::Prepared).await;
+    let answer = lifecycle::start(broadcasts, broadcast.id, BroadcastState::Prepared).await;
     if !answer.ok {
         tracing::info!(answer = %answer.markdown, "confirmation by reaction refused");
     }
@@ -554,14 +581,14 @@ mod tests {
         let id =
             test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
         let claim = test.store().claim_delivery(60_000).await.unwrap().unwrap();
-        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        let dm = test.broadcasts.rooms.senders.dms.ensure(&alice).await.unwrap().room;
         test.store().mark_delivered(&claim, &dm, ruma::event_id!("$copy")).await.unwrap();
         let receipt = serde_json::json!({ "type": RECEIPT_EVENT_TYPE, "room_id": dm, "sender": alice });
         // Someone else's receipt in her DM, or hers elsewhere, counts for nothing.
         let other = serde_json::json!({ "type": RECEIPT_EVENT_TYPE, "room_id": control, "sender": alice });
-        dispatch(&test.app, &other.to_string()).await;
+        dispatch(&test.broadcasts, &other.to_string()).await;
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (0, 0));
-        dispatch(&test.app, &receipt.to_string()).await;
+        dispatch(&test.broadcasts, &receipt.to_string()).await;
         assert_eq!(test.store().read_and_replied(id).await.unwrap(), (1, 0));
     }
 
@@ -571,23 +598,23 @@ mod tests {
     async fn member_events_in_a_dm_are_kept_and_a_third_member_retires_it() {
         let test = crate::testing::TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        let dm = test.broadcasts.rooms.senders.dms.ensure(&alice).await.unwrap().room;
         let member = |sender: &ruma::UserId, state_key: &ruma::UserId, membership: &str, n: u32| {
             serde_json::json!({ "type": "m.room.member", "event_id": format!("$member{n}"), "room_id": dm,
                 "sender": sender, "state_key": state_key, "origin_server_ts": 1,
                 "content": { "membership": membership } })
             .to_string()
         };
-        dispatch(&test.app, &member(&alice, &alice, "join", 1)).await;
+        dispatch(&test.broadcasts, &member(&alice, &alice, "join", 1)).await;
         let stored = test.store().live_dm(None, &alice).await.unwrap().unwrap();
         assert_eq!(stored.membership, MembershipState::Join);
-        dispatch(&test.app, &member(&alice, &alice, "leave", 2)).await;
+        dispatch(&test.broadcasts, &member(&alice, &alice, "leave", 2)).await;
         assert_eq!(
             test.store().live_dm(None, &alice).await.unwrap().unwrap().membership,
             MembershipState::Leave
         );
         let mallory = test.hs.user("mallory", None);
-        dispatch(&test.app, &member(&alice, &mallory, "invite", 3)).await;
+        dispatch(&test.broadcasts, &member(&alice, &mallory, "invite", 3)).await;
         assert_eq!(test.store().live_dm(None, &alice).await.unwrap(), None, "retired");
     }
 
@@ -600,7 +627,7 @@ mod tests {
         let alice = test.hs.user("alice", None);
         let private = test.hs.with(|state| {
             let event_id: OwnedEventId = "$private-reply".try_into().unwrap();
-            let event = serde_json::json!({ "type": "m.room.message", "room_id": control, "sender": test.app.bot,
+            let event = serde_json::json!({ "type": "m.room.message", "room_id": control, "sender": test.broadcasts.rooms.bot,
                                             "content": { "msgtype": "m.text", "body": "alice's secret" } });
             state.events.insert(event_id.clone(), event);
             event_id
@@ -610,7 +637,7 @@ mod tests {
             "origin_server_ts": 1, "content": { "msgtype": "m.text", "body": format!("!bc send {alice}"),
                 "m.relates_to": { "rel_type": "m.thread", "event_id": "$root", "is_falling_back": true,
                                   "m.in_reply_to": { "event_id": private } } } });
-        dispatch(&test.app, &command.to_string()).await;
+        dispatch(&test.broadcasts, &command.to_string()).await;
         let made = test.store().broadcast_by_command(ruma::event_id!("$command")).await.unwrap();
         assert_eq!(made.map(|broadcast| broadcast.message.summary()), None, "no broadcast of the fallback");
         let answers = test.hs.bodies_in(&control);
@@ -634,7 +661,7 @@ mod tests {
             let control = test.control_room().await;
             let event = serde_json::json!({ "type": event_type, "state_key": "", "room_id": control,
                 "sender": "@admin:example.org", "event_id": "$opened", "origin_server_ts": 1, "content": content });
-            dispatch(&test.app, &event.to_string()).await;
+            dispatch(&test.broadcasts, &event.to_string()).await;
             assert!(!test.store().is_control_room(&control).await.unwrap(), "{content}");
             let said = test.hs.bodies_in(&control);
             assert!(said.last().is_some_and(|text| text.contains("no longer a control room")), "{said:?}");
@@ -644,14 +671,14 @@ mod tests {
         let event = serde_json::json!({ "type": "m.room.join_rules", "state_key": "", "room_id": control,
             "sender": "@admin:example.org", "event_id": "$closed", "origin_server_ts": 1,
             "content": { "join_rule": "invite" } });
-        dispatch(&test.app, &event.to_string()).await;
+        dispatch(&test.broadcasts, &event.to_string()).await;
         assert!(test.store().is_control_room(&control).await.unwrap(), "invite-only stays a control room");
     }
 
     /// Runs the dispatcher on `test`'s inbox; it stops when the returned sender is dropped.
     fn dispatcher(test: &crate::testing::TestApp) -> watch::Sender<bool> {
         let (stop, shutdown) = watch::channel(false);
-        tokio::spawn(run(test.app.clone(), shutdown));
+        tokio::spawn(run(test.broadcasts.clone(), test.inbox_ready.clone(), shutdown));
         stop
     }
 
@@ -662,7 +689,7 @@ mod tests {
             .map(|event| (event["event_id"].as_str().unwrap().to_owned(), event.to_string()))
             .collect();
         test.store().push_inbox(&events).await.unwrap();
-        test.app.inbox_ready.notify_one();
+        test.inbox_ready.notify_one();
     }
 
     /// Waits until `done` holds (at most `within`), saying `what` was waited for if it does not.
@@ -689,7 +716,7 @@ mod tests {
         test.hs.with(|state| state.slow.insert("leave", Duration::from_secs(3600)));
         let invites: Vec<Value> = (0..100)
             .map(|n| {
-                serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot,
+                serde_json::json!({ "type": "m.room.member", "state_key": test.broadcasts.rooms.bot,
                     "room_id": format!("!stranger{n}:slow.example"), "sender": format!("@s{n}:slow.example"),
                     "event_id": format!("$invite{n}"), "origin_server_ts": 1,
                     "content": { "membership": "invite", "is_direct": true } })
@@ -711,7 +738,7 @@ mod tests {
     async fn a_database_error_keeps_an_event_for_another_try() {
         let test = crate::testing::TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        let dm = test.broadcasts.rooms.senders.dms.ensure(&alice).await.unwrap().room;
         test.store()
             .execute_raw(
                 "CREATE TRIGGER broken BEFORE UPDATE ON dm_rooms BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",

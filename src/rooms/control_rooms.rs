@@ -21,31 +21,31 @@ use crate::{
         matrix::{how_open, txn_for, MatrixError, RoomFacts},
         permissions::Level,
     },
-    context::App,
+    rooms::Rooms,
     rooms::{handled::Handled, notices::post_notice},
 };
 
 /// Handles a change of the bot's own membership. An invite from another server is answered in
 /// the background: joining or declining it goes over federation, which may take minutes.
 #[tracing::instrument(skip_all, fields(room = %event.room_id, sender = %event.sender))]
-pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) -> Handled {
+pub async fn on_bot_membership(rooms: &Arc<Rooms>, event: &OriginalRoomMemberEvent) -> Handled {
     match event.content.membership {
-        MembershipState::Invite if event.sender.server_name() == app.bot.server_name() => {
-            on_invite(app, event).await;
+        MembershipState::Invite if event.sender.server_name() == rooms.bot.server_name() => {
+            on_invite(rooms, event).await;
             Handled::Done
         }
         MembershipState::Invite => {
-            let (app, invite, span) = (app.clone(), event.clone(), tracing::Span::current());
+            let (rooms, invite, span) = (rooms.clone(), event.clone(), tracing::Span::current());
             Handled::later(
                 async move {
-                    on_invite(&app, &invite).await;
+                    on_invite(&rooms, &invite).await;
                     Handled::Done
                 }
                 .instrument(span),
             )
         }
         MembershipState::Leave | MembershipState::Ban => {
-            let forgotten = app.store.remove_control_room(&event.room_id).await;
+            let forgotten = rooms.store.remove_control_room(&event.room_id).await;
             tracing::info!("bot left the room");
             Handled::of("cannot forget a control room", forgotten)
         }
@@ -53,26 +53,26 @@ pub async fn on_bot_membership(app: &Arc<App>, event: &OriginalRoomMemberEvent) 
     }
 }
 
-async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
+async fn on_invite(rooms: &Arc<Rooms>, invite: &OriginalRoomMemberEvent) {
     let (room, inviter) = (invite.room_id.as_ref(), invite.sender.as_ref());
-    let level = app.permissions.level(inviter);
+    let level = rooms.permissions.level(inviter);
     if level < Level::Admin && invite.content.is_direct == Some(true) {
-        if may_open_direct_chat(app, inviter, level).await {
-            return app.dms.adopt_invited(room, inviter, &invite.event_id).await;
+        if may_open_direct_chat(rooms, inviter, level).await {
+            return rooms.senders.dms.adopt_invited(room, inviter, &invite.event_id).await;
         }
         tracing::info!(%level, "direct chat declined: a stranger");
-        let reason = crate::base::i18n::t!(app.recipient_language(inviter).await, "dm-stranger-declined");
-        return decline(app, room, &reason).await;
+        let reason = crate::base::i18n::t!(rooms.recipient_language(inviter).await, "dm-stranger-declined");
+        return decline(rooms, room, &reason).await;
     }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
-        return decline(app, room, &crate::base::i18n::t!(app.language(), "invite-not-admin")).await;
+        return decline(rooms, room, &crate::base::i18n::t!(rooms.language(), "invite-not-admin")).await;
     }
-    if let Err(error) = app.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
+    if let Err(error) = rooms.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
         tracing::warn!(%error, "cannot join a room an admin invited the bot to");
         return;
     }
-    if let Err(error) = adopt(app, room, inviter, &invite.event_id).await {
+    if let Err(error) = adopt(rooms, room, inviter, &invite.event_id).await {
         tracing::warn!(%error, "joined, but cannot tell what kind of room this is");
     }
 }
@@ -80,11 +80,11 @@ async fn on_invite(app: &Arc<App>, invite: &OriginalRoomMemberEvent) {
 /// Whether `user` may open a direct chat with the bot (which then relays what they write into a
 /// control room): local people whose level is not `none`, and anyone the bot has sent a
 /// broadcast to.
-async fn may_open_direct_chat(app: &App, user: &UserId, level: Level) -> bool {
-    if user.server_name() == app.bot.server_name() && level > Level::None {
+async fn may_open_direct_chat(rooms: &Rooms, user: &UserId, level: Level) -> bool {
+    if user.server_name() == rooms.bot.server_name() && level > Level::None {
         return true;
     }
-    match app.store.was_delivered_to(user).await {
+    match rooms.store.was_delivered_to(user).await {
         Ok(delivered) => delivered,
         Err(error) => {
             tracing::error!(%error, "cannot look up past deliveries");
@@ -93,8 +93,8 @@ async fn may_open_direct_chat(app: &App, user: &UserId, level: Level) -> bool {
     }
 }
 
-async fn decline(app: &App, room: &RoomId, reason: &str) {
-    if let Err(error) = app.hs().leave(room, Some(reason.to_owned())).await {
+async fn decline(rooms: &Rooms, room: &RoomId, reason: &str) {
+    if let Err(error) = rooms.hs().leave(room, Some(reason.to_owned())).await {
         tracing::warn!(%error, "cannot decline an invite");
     }
 }
@@ -111,12 +111,12 @@ enum NoControlRoom {
 
 /// Why a room with `facts` cannot be a control room, if it cannot: the one check for invited
 /// rooms and the rooms of `broadcast.control_rooms`.
-fn why_no_control_room(app: &App, facts: &RoomFacts) -> Option<NoControlRoom> {
+fn why_no_control_room(rooms: &Rooms, facts: &RoomFacts) -> Option<NoControlRoom> {
     if facts.is_space {
         Some(NoControlRoom::Space)
     } else if let Some(open) = facts.open {
         Some(NoControlRoom::Open(open))
-    } else if facts.is_encrypted && app.crypto.is_none() {
+    } else if facts.is_encrypted && rooms.crypto.is_none() {
         Some(NoControlRoom::Encrypted)
     } else {
         None
@@ -126,15 +126,15 @@ fn why_no_control_room(app: &App, facts: &RoomFacts) -> Option<NoControlRoom> {
 /// Records a joined room as a control room when it may be one, and says so in the room (once per
 /// invite: the notice's transaction ID derives from the invite event).
 async fn adopt(
-    app: &Arc<App>,
+    rooms: &Arc<Rooms>,
     room: &RoomId,
     added_by: &UserId,
     invite: &EventId,
 ) -> Result<(), MatrixError> {
     let txn_id = txn_for("joined", invite);
-    let facts = app.homeserver.room_facts(room).await?;
-    let (prefix, language) = (app.config.broadcast.command_prefix.as_str(), app.language());
-    match why_no_control_room(app, &facts) {
+    let facts = rooms.homeserver.room_facts(room).await?;
+    let (prefix, language) = (rooms.broadcast.command_prefix.as_str(), rooms.language());
+    match why_no_control_room(rooms, &facts) {
         Some(NoControlRoom::Space) => {
             tracing::info!("joined a space (to see its members); not a control room");
             return Ok(());
@@ -143,47 +143,47 @@ async fn adopt(
             tracing::info!(open, "joined a room that is open to others; not a control room");
             let text =
                 crate::base::i18n::t!(language, "control-room-open-joined", open = openness(language, open));
-            post_notice(app.hs(), room, &txn_id, &text).await;
+            post_notice(rooms.hs(), room, &txn_id, &text).await;
             return Ok(());
         }
         Some(NoControlRoom::Encrypted) => {
             tracing::info!("joined an encrypted room; not a control room");
             let text = crate::base::i18n::t!(language, "control-room-encrypted", prefix = prefix);
-            post_notice(app.hs(), room, &txn_id, &text).await;
+            post_notice(rooms.hs(), room, &txn_id, &text).await;
             return Ok(());
         }
         None => {}
     }
-    if let Err(error) = app.store.add_control_room(room, added_by).await {
+    if let Err(error) = rooms.store.add_control_room(room, added_by).await {
         tracing::error!(%error, "cannot record a control room");
         return Ok(());
     }
     tracing::info!("room is now a control room");
     let text = crate::base::i18n::t!(language, "control-room-adopted", prefix = prefix);
-    post_notice(app.hs(), room, &txn_id, &text).await;
+    post_notice(rooms.hs(), room, &txn_id, &text).await;
     Ok(())
 }
 
 /// The join rule or history visibility of `room` changed to `content`: a control room that anyone
 /// could now join, knock on, join through another room, or read without joining stops being one
 /// (replies from recipients are posted into control rooms). The bot says so there and in the log.
-pub async fn on_access_change(app: &App, room: &RoomId, content: &serde_json::Value) -> Handled {
+pub async fn on_access_change(rooms: &Rooms, room: &RoomId, content: &serde_json::Value) -> Handled {
     let Some(open) = how_open(content["join_rule"].as_str(), content["history_visibility"].as_str()) else {
         return Handled::Done;
     };
-    match app.store.is_control_room(room).await {
+    match rooms.store.is_control_room(room).await {
         Ok(true) => {}
         Ok(false) => return Handled::Done,
         Err(error) => return Handled::of("cannot look up control rooms", Err(error)),
     }
-    if let Err(error) = app.store.remove_control_room(room).await {
+    if let Err(error) = rooms.store.remove_control_room(room).await {
         return Handled::of("cannot forget a control room that was opened up", Err(error));
     }
     tracing::warn!(%room, open, "a control room was opened up; it is no longer a control room");
-    let language = app.language();
+    let language = rooms.language();
     let text = crate::base::i18n::t!(language, "control-room-opened", open = openness(language, open));
     let txn = ruma::OwnedTransactionId::from(format!("opened.{}.{}", room, crate::base::store::now_ms()));
-    post_notice(app.hs(), room, &txn, &text).await;
+    post_notice(rooms.hs(), room, &txn, &text).await;
     Handled::Done
 }
 
@@ -203,12 +203,12 @@ fn openness(language: Language, open: &str) -> String {
 /// Joins the rooms of `broadcast.control_rooms` and records them, each once it passed the
 /// checks a room an admin invites the bot to passes: a space, a room open to others, or an
 /// encrypted room without encryption on is no control room (the log says which and why).
-pub async fn join_configured(app: &Arc<App>) {
-    for room in &app.config.broadcast.control_rooms {
+pub async fn join_configured(rooms: &Arc<Rooms>) {
+    for room in &rooms.broadcast.control_rooms {
         let Ok(room_or_alias) = OwnedRoomOrAliasId::try_from(room.as_str()) else {
             continue;
         };
-        let room_id = match app.homeserver.join(&room_or_alias).await {
+        let room_id = match rooms.homeserver.join(&room_or_alias).await {
             Ok(room_id) => room_id,
             Err(error) => {
                 tracing::warn!(
@@ -219,8 +219,8 @@ pub async fn join_configured(app: &Arc<App>) {
                 continue;
             }
         };
-        let why = match app.homeserver.room_facts(&room_id).await {
-            Ok(facts) => why_no_control_room(app, &facts),
+        let why = match rooms.homeserver.room_facts(&room_id).await {
+            Ok(facts) => why_no_control_room(rooms, &facts),
             Err(error) => {
                 tracing::warn!(%error, %room, "cannot tell whether a room of broadcast.control_rooms is closed; it is left out");
                 continue;
@@ -228,14 +228,14 @@ pub async fn join_configured(app: &Arc<App>) {
         };
         if let Some(why) = why {
             tracing::warn!(%room, ?why, "a room of broadcast.control_rooms cannot be a control room: replies to broadcasts are posted there; it is left out");
-            if let Err(error) = app.store.remove_control_room(&room_id).await {
+            if let Err(error) = rooms.store.remove_control_room(&room_id).await {
                 tracing::error!(%error, %room, "cannot forget a configured control room");
             }
             continue;
         }
         // The first configured room that could be joined is the default; later ones are not.
-        let _ = app.default_control_room.set(room_id.clone());
-        if let Err(error) = app.store.add_control_room(&room_id, &app.bot).await {
+        let _ = rooms.default_control_room.set(room_id.clone());
+        if let Err(error) = rooms.store.add_control_room(&room_id, &rooms.bot).await {
             tracing::error!(%error, %room, "cannot record a configured control room");
         }
     }
@@ -251,12 +251,12 @@ mod tests {
     /// `inviter` opens a direct chat with the bot in a room with `others` in it too.
     async fn open_direct_chat(test: &TestApp, inviter: &UserId, others: &[&UserId]) -> ruma::OwnedRoomId {
         let room = test.hs.room(inviter, others, false);
-        test.hs.set_membership(&room, &test.app.bot, MembershipState::Invite);
-        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": room,
+        test.hs.set_membership(&room, &test.rooms.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.rooms.bot, "room_id": room,
             "sender": inviter, "event_id": format!("$invite-{}", inviter.localpart()), "origin_server_ts": 1,
             "content": { "membership": "invite", "is_direct": true } });
         let event: OriginalRoomMemberEvent = serde_json::from_value(invite).unwrap();
-        on_bot_membership(&test.app, &event).await.to_end().await;
+        on_bot_membership(&test.rooms, &event).await.to_end().await;
         room
     }
 
@@ -276,7 +276,7 @@ mod tests {
         let room = open_direct_chat(&test, &nobody, &[]).await;
         assert!(!adopted(&test, &nobody).await, "level none");
         assert_eq!(
-            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            test.hs.with(|state| state.rooms[&room].members[&test.rooms.bot].clone()),
             MembershipState::Leave
         );
 
@@ -314,32 +314,32 @@ mod tests {
         let room = open_direct_chat(&test, &alice, &[&bob]).await;
         assert!(!adopted(&test, &alice).await);
         assert_eq!(
-            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            test.hs.with(|state| state.rooms[&room].members[&test.rooms.bot].clone()),
             MembershipState::Leave
         );
 
         let carol = test.hs.user("carol", None);
         let public = test.hs.room(&carol, &[], false);
         test.hs.with(|state| state.rooms.get_mut(&public).unwrap().public = true);
-        test.hs.set_membership(&public, &test.app.bot, MembershipState::Invite);
-        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": public,
+        test.hs.set_membership(&public, &test.rooms.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.rooms.bot, "room_id": public,
             "sender": carol, "event_id": "$public", "origin_server_ts": 1,
             "content": { "membership": "invite", "is_direct": true } });
-        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await.to_end().await;
+        on_bot_membership(&test.rooms, &serde_json::from_value(invite).unwrap()).await.to_end().await;
         assert!(!adopted(&test, &carol).await, "a public room is no DM");
 
         // Issue 22, item 11: a third person invited earlier counts, though not joined yet.
         let (dave, erin) = (test.hs.user("dave", None), test.hs.user("erin", None));
         let room = test.hs.room(&dave, &[], false);
         test.hs.set_membership(&room, &erin, MembershipState::Invite);
-        test.hs.set_membership(&room, &test.app.bot, MembershipState::Invite);
-        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.app.bot, "room_id": room,
+        test.hs.set_membership(&room, &test.rooms.bot, MembershipState::Invite);
+        let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.rooms.bot, "room_id": room,
             "sender": dave, "event_id": "$with-erin-invited", "origin_server_ts": 1,
             "content": { "membership": "invite", "is_direct": true } });
-        on_bot_membership(&test.app, &serde_json::from_value(invite).unwrap()).await.to_end().await;
+        on_bot_membership(&test.rooms, &serde_json::from_value(invite).unwrap()).await.to_end().await;
         assert!(!adopted(&test, &dave).await, "a room with a third person invited is no DM");
         assert_eq!(
-            test.hs.with(|state| state.rooms[&room].members[&test.app.bot].clone()),
+            test.hs.with(|state| state.rooms[&room].members[&test.rooms.bot].clone()),
             MembershipState::Leave
         );
     }
@@ -358,10 +358,10 @@ mod tests {
             state.aliases.insert(ruma::owned_room_alias_id!("#closed:example.org"), closed.clone());
         });
         test.store().add_control_room(&open, &admin).await.unwrap();
-        join_configured(&test.app).await;
+        join_configured(&test.rooms).await;
         assert!(!test.store().is_control_room(&open).await.unwrap(), "a public room is no control room");
         assert!(test.store().is_control_room(&closed).await.unwrap());
-        assert_eq!(test.app.default_control_room.get(), Some(&closed), "the first that may be one");
+        assert_eq!(test.rooms.default_control_room.get(), Some(&closed), "the first that may be one");
     }
 
     /// Issue 15: every way a room can be open reads in English as `how_open` says it, and has
@@ -389,7 +389,7 @@ mod tests {
     async fn in_german_an_opened_control_room_is_told_in_german() {
         let test = TestApp::with_config("language: de\n").await;
         let control = test.control_room().await;
-        on_access_change(&test.app, &control, &serde_json::json!({ "join_rule": "public" })).await;
+        on_access_change(&test.rooms, &control, &serde_json::json!({ "join_rule": "public" })).await;
         assert!(!test.store().is_control_room(&control).await.unwrap());
         assert_eq!(
             test.hs.bodies_in(&control),

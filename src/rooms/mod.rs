@@ -8,4 +8,103 @@ pub mod dm;
 pub mod handled;
 pub mod notices;
 pub mod relay;
+pub mod senders;
 pub mod throttle;
+
+use std::sync::{Arc, OnceLock};
+
+use ruma::{OwnedRoomId, OwnedUserId, UserId};
+
+use crate::{
+    base::{
+        config::{BroadcastConfig, Config},
+        e2ee::Crypto,
+        i18n::Language,
+        matrix::{Homeserver, MatrixError},
+        permissions::Permissions,
+        store::Store,
+    },
+    rooms::{
+        senders::{Sender, Senders},
+        throttle::Throttle,
+    },
+};
+
+/// How many messages of one person a minute are relayed into a control room; a flood beyond
+/// that folds into one notice.
+const RELAYS_PER_MINUTE: u32 = 5;
+
+/// The rooms layer's service: what the DMs, the relay and the control rooms use. The layers
+/// above reach the store, the homeserver and the senders through it.
+pub struct Rooms {
+    /// `@broadcast:<domain>`.
+    pub bot: OwnedUserId,
+    /// `language:` of the config: what the bot writes to admins, and to recipients who chose
+    /// none.
+    pub language: Language,
+    /// `broadcast:` of the config.
+    pub broadcast: BroadcastConfig,
+    pub permissions: Permissions,
+    pub store: Store,
+    /// The homeserver, acting as the bot.
+    pub homeserver: Arc<dyn Homeserver>,
+    /// The bot and its personas, with their DMs.
+    pub senders: Senders,
+    /// End-to-end encryption on the bot's device, when `encryption.enabled`.
+    pub crypto: Option<Arc<Crypto>>,
+    /// How many of a person's messages a minute are relayed into a control room.
+    pub relay_throttle: Throttle,
+    /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
+    pub default_control_room: OnceLock<OwnedRoomId>,
+}
+
+impl Rooms {
+    /// The rooms of the bot `bot` (acting through `homeserver`), as `config` says.
+    pub fn new(
+        config: &Config,
+        permissions: Permissions,
+        store: Store,
+        homeserver: Arc<dyn Homeserver>,
+    ) -> Self {
+        Self {
+            bot: homeserver.bot().to_owned(),
+            language: config.language,
+            broadcast: config.broadcast.clone(),
+            permissions,
+            senders: Senders::new(config, &store, homeserver.clone()),
+            store,
+            homeserver,
+            crypto: None,
+            relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
+            default_control_room: OnceLock::new(),
+        }
+    }
+
+    /// The same rooms with end-to-end encryption: the bot's new DMs are made as
+    /// `encryption.default_dm` says (`encrypt_new_dms`), and encrypted rooms work like plain ones.
+    pub fn with_crypto(self, crypto: Arc<Crypto>, encrypt_new_dms: bool) -> Self {
+        let senders = self.senders.encrypting_new_dms(encrypt_new_dms);
+        Self { senders, crypto: Some(crypto), ..self }
+    }
+
+    /// The homeserver, acting as the bot.
+    pub fn hs(&self) -> &dyn Homeserver {
+        self.homeserver.as_ref()
+    }
+
+    /// The language of what the bot writes to admins (and to recipients, unless they chose one:
+    /// see `broadcast.recipient_language`).
+    pub fn language(&self) -> Language {
+        self.language
+    }
+
+    /// The language of what the bot writes to the recipient `user`.
+    pub async fn recipient_language(&self, user: &UserId) -> Language {
+        self.senders.recipient_language(user).await
+    }
+
+    /// Who writes as the bot (`persona` `None`) or as a persona of the config.
+    pub async fn sender(&self, persona: Option<&str>) -> Result<Sender<'_>, MatrixError> {
+        self.senders.sender(persona).await
+    }
+}

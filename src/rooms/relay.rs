@@ -23,7 +23,7 @@ use crate::{
         poll::{self, Poll},
         store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
     },
-    context::App,
+    rooms::Rooms,
     rooms::{
         dm::has_third_member,
         handled::{Failure, Handled},
@@ -38,17 +38,17 @@ const NO_BROADCAST: BroadcastId = BroadcastId(0);
 /// A message the recipient of `dm` wrote in it.
 #[tracing::instrument(skip_all, fields(user = %dm.user_id))]
 pub async fn on_dm_message(
-    app: &App,
+    rooms: &Rooms,
     dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
     event: &Value,
 ) -> Handled {
-    Handled::of("cannot handle a message in a DM", dm_message(app, dm, room, event_id, event).await)
+    Handled::of("cannot handle a message in a DM", dm_message(rooms, dm, room, event_id, event).await)
 }
 
 async fn dm_message(
-    app: &App,
+    rooms: &Rooms,
     dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
@@ -56,30 +56,30 @@ async fn dm_message(
 ) -> Result<(), Failure> {
     let content = &event["content"];
     if content["m.relates_to"]["rel_type"] == "m.replace" {
-        return relay_edit(app, dm, room, event_id, content).await;
+        return relay_edit(rooms, dm, room, event_id, content).await;
     }
     let word = content["body"].as_str().unwrap_or("").trim().to_lowercase();
-    let language = app.recipient_language(&dm.user_id).await;
-    let switched = match choose_language(app, &dm.user_id, &word).await? {
+    let language = rooms.recipient_language(&dm.user_id).await;
+    let switched = match choose_language(rooms, &dm.user_id, &word).await? {
         Some(confirmation) => Some(confirmation),
-        None => switch_broadcasts(&app.store, &app.config.broadcast, language, &dm.user_id, &word).await?,
+        None => switch_broadcasts(&rooms.store, &rooms.broadcast, language, &dm.user_id, &word).await?,
     };
     if let Some((kind, confirmation)) = switched {
-        notice_in_dm(app, dm, room, &txn_for(kind, event_id), &confirmation).await;
+        notice_in_dm(rooms, dm, room, &txn_for(kind, event_id), &confirmation).await;
         return Ok(());
     }
-    if !app.config.broadcast.relay_replies {
+    if !rooms.broadcast.relay_replies {
         return Ok(());
     }
     let Some(message) = StoredMessage::copy_of(event).map(defused).map(cut_to_event) else { return Ok(()) };
-    let Some(thread) = thread_for(app, dm, room, event_id).await? else { return Ok(()) };
-    match app.relay_throttle.check(&dm.user_id, now_ms()) {
-        Verdict::Pass => relay(app, &thread, room, event_id, message).await,
+    let Some(thread) = thread_for(rooms, dm, room, event_id).await? else { return Ok(()) };
+    match rooms.relay_throttle.check(&dm.user_id, now_ms()) {
+        Verdict::Pass => relay(rooms, &thread, room, event_id, message).await,
         Verdict::FirstHeld => {
-            let (user, count) = (dm.user_id.as_str(), app.relay_throttle.allowed());
-            let text = crate::base::i18n::t!(app.language(), "relay-flood", user = user, count = count);
+            let (user, count) = (dm.user_id.as_str(), rooms.relay_throttle.allowed());
+            let text = crate::base::i18n::t!(rooms.language(), "relay-flood", user = user, count = count);
             let (root, txn) = (&thread.root_event_id, txn_for("flood", event_id));
-            post_in_thread(app.hs(), &thread.control_room_id, &txn, root, root, &text).await;
+            post_in_thread(rooms.hs(), &thread.control_room_id, &txn, root, root, &text).await;
             Ok(())
         }
         Verdict::Held => Ok(()),
@@ -87,8 +87,8 @@ async fn dm_message(
 }
 
 /// Posts a notice into the DM `room` as its owner: the bot, or the persona whose DM it is.
-async fn notice_in_dm(app: &App, dm: &DmRoom, room: &RoomId, txn: &TransactionId, text: &str) {
-    match app.sender(dm.persona.as_deref()).await {
+async fn notice_in_dm(rooms: &Rooms, dm: &DmRoom, room: &RoomId, txn: &TransactionId, text: &str) {
+    match rooms.sender(dm.persona.as_deref()).await {
         Ok(owner) => {
             post_notice(owner.homeserver, room, txn, text).await;
         }
@@ -99,9 +99,9 @@ async fn notice_in_dm(app: &App, dm: &DmRoom, room: &RoomId, txn: &TransactionId
 /// The name the recipient's member event in their DM shows (read as the DM's owner, the bot or
 /// a persona), else their localpart: the homeserver has it at hand, where a profile look-up of a
 /// remote user would wait on their server.
-async fn name_in_dm(app: &App, dm: &DmRoom, room: &RoomId) -> String {
+async fn name_in_dm(rooms: &Rooms, dm: &DmRoom, room: &RoomId) -> String {
     let user = &dm.user_id;
-    let member = match app.sender(dm.persona.as_deref()).await {
+    let member = match rooms.sender(dm.persona.as_deref()).await {
         Ok(owner) => {
             owner.homeserver.state(room, StateEventType::RoomMember, user.as_str()).await.ok().flatten()
         }
@@ -186,11 +186,11 @@ const LANGUAGE_WORDS: [&str; 2] = ["language", "sprache"];
 /// records the language `user` chose. Returns the kind and text of the answer (in the chosen
 /// language, or a list of the languages the bot speaks), `None` for anything else.
 async fn choose_language(
-    app: &App,
+    rooms: &Rooms,
     user: &UserId,
     word: &str,
 ) -> Result<Option<(&'static str, String)>, StoreError> {
-    if app.config.broadcast.recipient_language != RecipientLanguage::User {
+    if rooms.broadcast.recipient_language != RecipientLanguage::User {
         return Ok(None);
     }
     let mut words = word.split_whitespace();
@@ -201,20 +201,20 @@ async fn choose_language(
         return Ok(None);
     }
     let Some(language) = Language::of(code) else {
-        let current = app.recipient_language(user).await;
+        let current = rooms.recipient_language(user).await;
         return Ok(Some((
             "language",
             crate::base::i18n::t!(current, "recipient-language-unknown", code = code),
         )));
     };
-    app.store.set_language(user, language).await?;
+    rooms.store.set_language(user, language).await?;
     tracing::info!(language = language.code(), "a recipient chose the language of the bot's notices");
     Ok(Some(("language", crate::base::i18n::t!(language, "recipient-language-set"))))
 }
 
 /// Posts a recipient's message into their thread and records where it went.
 async fn relay(
-    app: &App,
+    rooms: &Rooms,
     thread: &ReplyThread,
     dm_room: &RoomId,
     event_id: &EventId,
@@ -229,10 +229,11 @@ async fn relay(
     });
     let room = &thread.control_room_id;
     // A failure is tried again (the transaction ID keeps a retry from posting twice).
-    let copy = send_json(app.hs(), room, &txn_for("relay", event_id), &message.event_type, &relayed).await?;
-    app.store.record_relay(dm_room, event_id, room, &copy).await?;
+    let copy =
+        send_json(rooms.hs(), room, &txn_for("relay", event_id), &message.event_type, &relayed).await?;
+    rooms.store.record_relay(dm_room, event_id, room, &copy).await?;
     if thread.broadcast_id != NO_BROADCAST {
-        app.store.mark_replied(thread.broadcast_id, &thread.user_id).await?;
+        rooms.store.mark_replied(thread.broadcast_id, &thread.user_id).await?;
     }
     Ok(())
 }
@@ -241,36 +242,36 @@ async fn relay(
 /// delivered there, or for messages that answer none (in the first configured control room).
 /// Started when new.
 async fn thread_for(
-    app: &App,
+    rooms: &Rooms,
     dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
 ) -> Result<Option<ReplyThread>, Failure> {
     let user = &dm.user_id;
-    let broadcast = match app.store.last_delivered_in(room).await? {
-        Some(id) => Some(app.store.broadcast(id).await?),
+    let broadcast = match rooms.store.last_delivered_in(room).await? {
+        Some(id) => Some(rooms.store.broadcast(id).await?),
         None => None,
     };
     let id = broadcast.as_ref().map(|broadcast| broadcast.id).unwrap_or(NO_BROADCAST);
-    if let Some(thread) = app.store.reply_thread(id, user).await? {
-        return Ok(may_relay_into(app, room, &thread.control_room_id).await?.then_some(thread));
+    if let Some(thread) = rooms.store.reply_thread(id, user).await? {
+        return Ok(may_relay_into(rooms, room, &thread.control_room_id).await?.then_some(thread));
     }
     let control_room = match &broadcast {
         Some(broadcast) => broadcast.control_room_id.clone(),
-        None => match app.default_control_room.get().cloned() {
+        None => match rooms.default_control_room.get().cloned() {
             Some(room) => room,
             None => {
-                let text = crate::base::i18n::t!(app.recipient_language(user).await, "recipient-unread");
-                notice_in_dm(app, dm, room, &txn_for("unread", event_id), &text).await;
+                let text = crate::base::i18n::t!(rooms.recipient_language(user).await, "recipient-unread");
+                notice_in_dm(rooms, dm, room, &txn_for("unread", event_id), &text).await;
                 return Ok(None);
             }
         },
     };
-    if !may_relay_into(app, room, &control_room).await? {
+    if !may_relay_into(rooms, room, &control_room).await? {
         return Ok(None);
     }
-    let name = name_in_dm(app, dm, room).await;
-    let (language, user_id) = (app.language(), user.as_str());
+    let name = name_in_dm(rooms, dm, room).await;
+    let (language, user_id) = (rooms.language(), user.as_str());
     let title = match &broadcast {
         Some(broadcast) => crate::base::i18n::t!(
             language,
@@ -285,39 +286,39 @@ async fn thread_for(
         }
     };
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
-    let root = try_post_text(app.hs(), &control_room, &root_txn, &title).await?;
+    let root = try_post_text(rooms.hs(), &control_room, &root_txn, &title).await?;
     let thread = ReplyThread {
         broadcast_id: id,
         user_id: user.to_owned(),
         control_room_id: control_room,
         root_event_id: root,
     };
-    app.store.add_reply_thread(&thread).await?;
+    rooms.store.add_reply_thread(&thread).await?;
     Ok(Some(thread))
 }
 
 /// Whether what the recipient writes in the DM `dm_room` may go into `control_room`: it must
 /// still be a control room (see [`still_a_control_room`]), and what comes from an encrypted DM
 /// goes only into an encrypted one, unless the config allows more (the room is told once).
-async fn may_relay_into(app: &App, dm_room: &RoomId, control_room: &RoomId) -> Result<bool, Failure> {
-    if !still_a_control_room(&app.store, control_room).await? {
+async fn may_relay_into(rooms: &Rooms, dm_room: &RoomId, control_room: &RoomId) -> Result<bool, Failure> {
+    if !still_a_control_room(&rooms.store, control_room).await? {
         return Ok(false);
     }
     // Without crypto nothing encrypted is read, so nothing of it can be relayed.
-    let Some(crypto) = &app.crypto else { return Ok(true) };
-    if app.config.broadcast.relay_encrypted_to_plain_rooms
+    let Some(crypto) = &rooms.crypto else { return Ok(true) };
+    if rooms.broadcast.relay_encrypted_to_plain_rooms
         || !crypto.is_encrypted(dm_room).await?
         || crypto.is_encrypted(control_room).await?
     {
         return Ok(true);
     }
     tracing::info!(room = %control_room, "a reply from an encrypted DM was not relayed into a plain control room");
-    if !app.store.told_plain(control_room).await? {
-        let text = crate::base::i18n::t!(app.language(), "relay-not-into-plain-room");
+    if !rooms.store.told_plain(control_room).await? {
+        let text = crate::base::i18n::t!(rooms.language(), "relay-not-into-plain-room");
         let txn = OwnedTransactionId::from(format!("plain-room-{control_room}"));
         // Recorded once posted: a failure is tried again, with the same transaction ID.
-        try_post_text(app.hs(), control_room, &txn, &text).await?;
-        app.store.mark_told_plain(control_room).await?;
+        try_post_text(rooms.hs(), control_room, &txn, &text).await?;
+        rooms.store.mark_told_plain(control_room).await?;
     }
     Ok(false)
 }
@@ -336,7 +337,7 @@ async fn still_a_control_room(store: &Store, room: &RoomId) -> Result<bool, Stor
 /// the gate a new reply passes: the room must still be a control room, the per-person limit
 /// counts it, and its content is defused and cut to fit like a reply's.
 async fn relay_edit(
-    app: &App,
+    rooms: &Rooms,
     dm: &DmRoom,
     room: &RoomId,
     event_id: &EventId,
@@ -346,11 +347,11 @@ async fn relay_edit(
     else {
         return Ok(());
     };
-    let Some((control_room, copy)) = app.store.relayed(room, &original).await? else { return Ok(()) };
-    if !may_relay_into(app, room, &control_room).await? {
+    let Some((control_room, copy)) = rooms.store.relayed(room, &original).await? else { return Ok(()) };
+    if !may_relay_into(rooms, room, &control_room).await? {
         return Ok(());
     }
-    if app.relay_throttle.check(&dm.user_id, now_ms()) != Verdict::Pass {
+    if rooms.relay_throttle.check(&dm.user_id, now_ms()) != Verdict::Pass {
         tracing::debug!("an edit of a relayed reply is held: too many messages");
         return Ok(());
     }
@@ -365,15 +366,15 @@ async fn relay_edit(
     }
     edit["m.new_content"] = new;
     edit["m.relates_to"] = json!({ "rel_type": "m.replace", "event_id": copy });
-    send_json(app.hs(), &control_room, &txn_for("edit", event_id), "m.room.message", &edit).await?;
+    send_json(rooms.hs(), &control_room, &txn_for("edit", event_id), "m.room.message", &edit).await?;
     Ok(())
 }
 
 /// A redaction by the recipient in their DM `room` retracts the relayed copy.
-pub async fn on_dm_redaction(app: &App, room: &RoomId, redacts: &EventId) -> Handled {
+pub async fn on_dm_redaction(rooms: &Rooms, room: &RoomId, redacts: &EventId) -> Handled {
     let retracted = async {
-        if let Some((control_room, copy)) = app.store.relayed(room, redacts).await? {
-            app.hs().redact(&control_room, &copy, &txn_for("redact", redacts), None).await?;
+        if let Some((control_room, copy)) = rooms.store.relayed(room, redacts).await? {
+            rooms.hs().redact(&control_room, &copy, &txn_for("redact", redacts), None).await?;
         }
         Ok::<_, Failure>(())
     };
@@ -383,7 +384,7 @@ pub async fn on_dm_redaction(app: &App, room: &RoomId, redacts: &EventId) -> Han
 /// A message in a control room thread. In a reply thread, an answer by a broadcaster goes into
 /// the recipient's DM (✅), or ❌ with the reason; other threads are not the bot's.
 pub async fn on_thread_message(
-    app: &App,
+    rooms: &Rooms,
     room: &RoomId,
     sender: &UserId,
     event_id: &EventId,
@@ -396,21 +397,21 @@ pub async fn on_thread_message(
     let Some(root) = relation["event_id"].as_str().and_then(|id| EventId::parse(id).ok()) else {
         return Handled::Done;
     };
-    let thread = match app.store.thread_by_root(&root).await {
+    let thread = match rooms.store.thread_by_root(&root).await {
         Ok(Some(thread)) if thread.control_room_id == room => thread,
         Ok(_) => return Handled::Done,
         Err(error) => return Handled::of("cannot look up a reply thread", Err(error)),
     };
-    if app.permissions.level(sender) < Level::Broadcaster {
+    if rooms.permissions.level(sender) < Level::Broadcaster {
         return Handled::Done;
     }
-    match answer(app, &thread, event_id, event).await {
-        Ok(()) => react(app.hs(), room, event_id, "✅").await,
+    match answer(rooms, &thread, event_id, event).await {
+        Ok(()) => react(rooms.hs(), room, event_id, "✅").await,
         Err(reason) => {
-            react(app.hs(), room, event_id, "❌").await;
-            let text = crate::base::i18n::t!(app.language(), "relay-not-delivered", reason = reason);
+            react(rooms.hs(), room, event_id, "❌").await;
+            let text = crate::base::i18n::t!(rooms.language(), "relay-not-delivered", reason = reason);
             let txn = txn_for("undelivered", event_id);
-            post_in_thread(app.hs(), room, &txn, &thread.root_event_id, event_id, &text).await;
+            post_in_thread(rooms.hs(), room, &txn, &thread.root_event_id, event_id, &text).await;
         }
     }
     Handled::Done
@@ -418,15 +419,20 @@ pub async fn on_thread_message(
 
 /// Sends an answer into the recipient's DM with the sender of the thread's broadcast (the bot
 /// or a persona), as that sender; the error is the reason shown in the thread.
-async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Value) -> Result<(), String> {
+async fn answer(
+    rooms: &Rooms,
+    thread: &ReplyThread,
+    event_id: &EventId,
+    event: &Value,
+) -> Result<(), String> {
     let user = &thread.user_id;
     let persona = match thread.broadcast_id {
         NO_BROADCAST => None,
-        id => app.store.broadcast(id).await.map_err(|error| error.to_string())?.options.persona,
+        id => rooms.store.broadcast(id).await.map_err(|error| error.to_string())?.options.persona,
     };
-    let owner = app.sender(persona.as_deref()).await.map_err(|error| error.to_string())?;
-    let dm = app.store.live_dm(persona.as_deref(), user).await.map_err(|error| error.to_string())?;
-    let language = app.language();
+    let owner = rooms.sender(persona.as_deref()).await.map_err(|error| error.to_string())?;
+    let dm = rooms.store.live_dm(persona.as_deref(), user).await.map_err(|error| error.to_string())?;
+    let language = rooms.language();
     let Some(dm_room) = dm.and_then(|dm| dm.room_id) else {
         return Err(crate::base::i18n::t!(language, "relay-no-dm", user = user.as_str()));
     };
@@ -450,11 +456,11 @@ async fn answer(app: &App, thread: &ReplyThread, event_id: &EventId, event: &Val
 /// An answer to a poll broadcast (`event`, of `event_type`) in a DM: tallied, never relayed.
 /// It counts when its writer is the recipient of the copy it answers, and it was given before
 /// the poll was closed; a later answer of the same person replaces it.
-pub async fn on_poll_answer(app: &App, event_type: &str, event: &Value) -> Handled {
-    Handled::of("cannot record an answer to a poll", poll_answer(app, event_type, event).await)
+pub async fn on_poll_answer(rooms: &Rooms, event_type: &str, event: &Value) -> Handled {
+    Handled::of("cannot record an answer to a poll", poll_answer(rooms, event_type, event).await)
 }
 
-async fn poll_answer(app: &App, event_type: &str, event: &Value) -> Result<(), StoreError> {
+async fn poll_answer(rooms: &Rooms, event_type: &str, event: &Value) -> Result<(), StoreError> {
     let room = event["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
     let sender = event["sender"].as_str().and_then(|user| UserId::parse(user).ok());
     let answered_at = event["origin_server_ts"].as_i64().unwrap_or_else(now_ms);
@@ -463,17 +469,17 @@ async fn poll_answer(app: &App, event_type: &str, event: &Value) -> Result<(), S
     else {
         return Ok(());
     };
-    let Some((id, recipient)) = app.store.copy_of(&room, &start).await? else { return Ok(()) };
+    let Some((id, recipient)) = rooms.store.copy_of(&room, &start).await? else { return Ok(()) };
     if recipient != sender {
         return Ok(());
     }
-    let broadcast = app.store.broadcast(id).await?;
+    let broadcast = rooms.store.broadcast(id).await?;
     let Some(poll) = Poll::of(&broadcast.message) else { return Ok(()) };
     if broadcast.poll_closed_at.is_some_and(|closed| answered_at > closed) {
         tracing::debug!(broadcast = %id, "an answer after the poll was closed does not count");
         return Ok(());
     }
-    app.store.record_poll_answer(id, &sender, &poll.valid_choices(&choices), answered_at).await
+    rooms.store.record_poll_answer(id, &sender, &poll.valid_choices(&choices), answered_at).await
 }
 
 /// A read receipt by `user` in `room`: their copy of the broadcast last delivered there is read.
@@ -501,7 +507,7 @@ mod tests {
     async fn delivered(test: &TestApp, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {
         let id = test.running_broadcast(control, text, users, SendOptions::default()).await;
         while let Some(claim) = test.store().claim_delivery(60_000).await.unwrap() {
-            let room = test.app.dms.ensure(&claim.user_id).await.unwrap().room;
+            let room = test.rooms.senders.dms.ensure(&claim.user_id).await.unwrap().room;
             let event: OwnedEventId =
                 format!("$copy-{}-{}", id.0, claim.user_id.localpart()).try_into().unwrap();
             test.store().mark_delivered(&claim, &room, &event).await.unwrap();
@@ -516,7 +522,7 @@ mod tests {
         let event_id: OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
                             "content": { "msgtype": "m.text", "body": body } });
-        on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        on_dm_message(&test.rooms, &dm, &room, &event_id, &event).await;
         event_id
     }
 
@@ -579,14 +585,14 @@ mod tests {
     async fn messages_about_no_broadcast_go_to_the_default_control_room_or_get_a_polite_notice() {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None);
-        let dm = test.app.dms.ensure(&alice).await.unwrap().room;
+        let dm = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
         write_in_dm(&test, &alice, "hello?", 1).await;
         assert_eq!(
             test.hs.bodies_in(&dm),
             ["Thanks for your message. Nobody reads messages here yet, so it was not passed on."]
         );
         let control = test.control_room().await;
-        test.app.default_control_room.set(control.clone()).unwrap();
+        test.rooms.default_control_room.set(control.clone()).unwrap();
         write_in_dm(&test, &alice, "anyone?", 2).await;
         assert_eq!(
             test.hs.bodies_in(&control),
@@ -634,7 +640,7 @@ mod tests {
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let (event_id, event) = answer(1);
         assert!(matches!(
-            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            on_thread_message(&test.rooms, &control, &admin, &event_id, &event).await,
             Handled::Done
         ));
         let alice_dm = test.store().live_dm(None, &alice).await.unwrap().unwrap().room_id.unwrap();
@@ -648,7 +654,7 @@ mod tests {
         let nobody: OwnedUserId = "@nobody:example.org".try_into().unwrap();
         let (event_id, event) = answer(2);
         assert!(matches!(
-            on_thread_message(&test.app, &control, &nobody, &event_id, &event).await,
+            on_thread_message(&test.rooms, &control, &nobody, &event_id, &event).await,
             Handled::Done
         ));
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "people without the level are not passed on");
@@ -656,7 +662,7 @@ mod tests {
         test.hs.set_membership(&alice_dm, &alice, MembershipState::Leave);
         let (event_id, event) = answer(3);
         assert!(matches!(
-            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            on_thread_message(&test.rooms, &control, &admin, &event_id, &event).await,
             Handled::Done
         ));
         let last = test.hs.sent_to(&control).pop().unwrap();
@@ -668,7 +674,7 @@ mod tests {
         test.hs.set_membership(&alice_dm, &mallory, MembershipState::Join);
         let (event_id, event) = answer(4);
         assert!(matches!(
-            on_thread_message(&test.app, &control, &admin, &event_id, &event).await,
+            on_thread_message(&test.rooms, &control, &admin, &event_id, &event).await,
             Handled::Done
         ));
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"], "nothing into a room with a third member");
@@ -679,7 +685,7 @@ mod tests {
         );
         let sent_before = test.hs.sent_to(&control).len();
         let not_a_thread = json!({ "content": { "body": "x" } });
-        on_thread_message(&test.app, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await;
+        on_thread_message(&test.rooms, &control, &admin, &owned_event_id!("$x"), &not_a_thread).await;
         assert_eq!(test.hs.sent_to(&control).len(), sent_before, "a message outside a thread is left alone");
         assert_eq!(test.hs.bodies_in(&alice_dm), ["answer 1"]);
     }
@@ -698,7 +704,7 @@ mod tests {
             "content": { "msgtype": "m.text", "body": "@room look", "format": "org.matrix.custom.html",
                 "formatted_body": "<b>hi</b><script>alert(1)</script><img src=\"https://evil.example/x.png\">",
                 "m.mentions": { "room": true }, "evil.key": 1 } });
-        on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        on_dm_message(&test.rooms, &dm, &room, &event_id, &event).await;
         let sent = test.hs.sent_to(&control);
         let (title, relayed) = (&sent[0].content, &sent[1].content);
         assert_eq!(title["body"], "Replies from “@room” (@mallory:example.org) to «News» #1");
@@ -727,7 +733,7 @@ mod tests {
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
             "content": { "msgtype": "m.text", "body": "* edited", "m.new_content": new,
                 "m.relates_to": { "rel_type": "m.replace", "event_id": original } } });
-        on_dm_message(&test.app, &dm, room, &event_id, &event).await;
+        on_dm_message(&test.rooms, &dm, room, &event_id, &event).await;
     }
 
     fn edits_in(test: &TestApp, room: &RoomId) -> Vec<Value> {
@@ -799,13 +805,13 @@ mod tests {
         edit_in_dm(&test, &bob, &bob_dm, &original, 1, json!({ "msgtype": "m.text", "body": "forged" }))
             .await;
         assert!(edits_in(&test, &control).is_empty(), "an edit from another DM is ignored");
-        on_dm_redaction(&test.app, &bob_dm, &original).await;
+        on_dm_redaction(&test.rooms, &bob_dm, &original).await;
         assert!(test.hs.with(|state| state.redacted.is_empty()), "a redaction from another DM is ignored");
 
         edit_in_dm(&test, &alice, &alice_dm, &original, 1, json!({ "msgtype": "m.text", "body": "fixed" }))
             .await;
         assert_eq!(edits_in(&test, &control).len(), 1, "her own edit is relayed");
-        on_dm_redaction(&test.app, &alice_dm, &original).await;
+        on_dm_redaction(&test.rooms, &alice_dm, &original).await;
         assert_eq!(test.hs.with(|state| state.redacted.len()), 1, "her own redaction retracts the copy");
     }
 
@@ -903,7 +909,7 @@ mod tests {
             "msgtype": "m.text", "body": "Danke", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         assert!(matches!(
-            on_thread_message(&test.app, &control, &admin, &owned_event_id!("$answer"), &event).await,
+            on_thread_message(&test.rooms, &control, &admin, &owned_event_id!("$answer"), &event).await,
             Handled::Done
         ));
         assert_eq!(
@@ -942,7 +948,7 @@ mod tests {
             ["Replies from “Alice” (@alice:example.org) to «News» #1", "Hallo"],
             "the admins' texts stay English, and the language words are not relayed"
         );
-        assert_eq!(test.app.recipient_language(&alice).await, Language::De);
+        assert_eq!(test.rooms.recipient_language(&alice).await, Language::De);
 
         write_in_dm(&test, &bob, "stopp", 1).await;
         assert!(!test.store().is_opted_out(&bob).await.unwrap(), "bob speaks English: `stopp` is a reply");
@@ -996,6 +1002,6 @@ mod tests {
         write_in_dm(&test, &alice, "sprache de", 1).await;
         assert_eq!(test.hs.bodies_in(&control)[1], "sprache de");
         assert_eq!(test.store().language(&alice).await.unwrap(), None);
-        assert_eq!(test.app.recipient_language(&alice).await, Language::En);
+        assert_eq!(test.rooms.recipient_language(&alice).await, Language::En);
     }
 }

@@ -23,7 +23,7 @@ use crate::base::{
 const PICKLE_KEY: &str = "unit-test-pickle-key-0123456789a";
 
 /// The bot's side of a test: its config (crypto store in a temporary directory) and the fake
-/// homeserver. Only what the crypto needs: no store, no `App`.
+/// homeserver. Only what the crypto needs: no store, no services.
 struct TestBot {
     config: Config,
     hs: Arc<FakeHomeserver>,

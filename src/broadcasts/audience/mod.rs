@@ -655,7 +655,7 @@ mod tests {
         hs.with(|state| state.accounts.iter_mut().find(|a| a.name == gone).unwrap().deactivated = true);
         let except = [hs.user("eve.smith", None)];
         let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
-        let exclusions = Exclusions::new(&test.app.bot, &[], &except);
+        let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &except);
         let targets = parse_targets(&words(&["search:smith"])).unwrap();
         let count =
             resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
@@ -675,10 +675,10 @@ mod tests {
             .await;
         let words = ["@alice:example.org".to_owned(), "@ghost:example.org".to_owned()];
         let targets = parse_targets(&words).unwrap();
-        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &[]);
         let total = resolve(
             test.store(),
-            test.app.hs(),
+            test.broadcasts.rooms.hs(),
             &exclusions,
             id,
             &targets,
@@ -837,7 +837,8 @@ mod tests {
         let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
 
         let except = [people[3].clone()];
-        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &except);
+        let exclusions =
+            Exclusions::new(&test.broadcasts.rooms.bot, &test.broadcasts.rooms.broadcast.exclude, &except);
         let targets = parse_targets(&words(&[alias.as_str(), people[0].as_str(), space.as_str()])).unwrap();
         let count = resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
         let queued = store.sample_recipients(id, 100).await.unwrap();
@@ -875,7 +876,8 @@ mod tests {
             hs.with(|state| change(state.accounts.iter_mut().find(|a| a.name == user).unwrap()));
         }
         let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
-        let exclusions = Exclusions::new(&test.app.bot, &test.app.config.broadcast.exclude, &[]);
+        let exclusions =
+            Exclusions::new(&test.broadcasts.rooms.bot, &test.broadcasts.rooms.broadcast.exclude, &[]);
         let targets = [Target::Server];
         let error =
             resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap_err();
@@ -913,7 +915,7 @@ mod tests {
         });
         let room = hs.room(&alice, &[&ghost], true);
         let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
-        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &[]);
         let targets = parse_targets(&words(&[room.as_str()])).unwrap();
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
         assert_eq!(
@@ -922,7 +924,7 @@ mod tests {
             "not the bridged ghost"
         );
         let looked_up = hs.count("admin_user");
-        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &[]);
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
         assert_eq!(hs.count("admin_user"), looked_up, "issue 11: looked up once ever, not per broadcast");
 
@@ -931,7 +933,7 @@ mod tests {
         let others: Vec<OwnedUserId> = (0..20).map(|n| hs.user(&format!("new{n}"), None)).collect();
         let others: Vec<&UserId> = others.iter().map(|user| user.as_ref()).collect();
         let targets = parse_targets(&words(&[hs.room(&alice, &others, true).as_str()])).unwrap();
-        let exclusions = Exclusions::new(&test.app.bot, &[], &[]);
+        let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &[]);
         let before = hs.count("admin_user");
         resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
         assert_eq!(hs.count("admin_user") - before, 1, "asked once, not per member");

@@ -26,7 +26,7 @@ use crate::{
         when,
     },
     broadcasts::audience::{self, AudienceError, Exclusions, Target},
-    context::App,
+    broadcasts::Broadcasts,
     rooms::notices::{self, Answer},
 };
 
@@ -46,8 +46,9 @@ pub struct Draft<'a> {
 
 /// Records the broadcast of a command and starts resolving it in a task that answers the
 /// command when done.
-pub async fn create(app: &Arc<App>, draft: Draft<'_>) -> Result<(), StoreError> {
-    let id = app
+pub async fn create(broadcasts: &Arc<Broadcasts>, draft: Draft<'_>) -> Result<(), StoreError> {
+    let id = broadcasts
+        .rooms
         .store
         .create_broadcast(NewBroadcast {
             name: &draft.name,
@@ -60,91 +61,95 @@ pub async fn create(app: &Arc<App>, draft: Draft<'_>) -> Result<(), StoreError> 
             command_event_id: Some(draft.command),
         })
         .await?;
-    tokio::spawn(resolve_and_answer(app.clone(), id));
+    tokio::spawn(resolve_and_answer(broadcasts.clone(), id));
     Ok(())
 }
 
 /// Resumes resolving the broadcasts a stopped bot left half-prepared (at start-up).
-pub async fn resume_preparing(app: &Arc<App>) -> Result<(), StoreError> {
-    for broadcast in app.store.broadcasts_in_state(BroadcastState::Resolving).await? {
+pub async fn resume_preparing(broadcasts: &Arc<Broadcasts>) -> Result<(), StoreError> {
+    for broadcast in broadcasts.rooms.store.broadcasts_in_state(BroadcastState::Resolving).await? {
         tracing::info!(broadcast = %broadcast.id, "resuming the preparation of a broadcast");
-        tokio::spawn(resolve_and_answer(app.clone(), broadcast.id));
+        tokio::spawn(resolve_and_answer(broadcasts.clone(), broadcast.id));
     }
     Ok(())
 }
 
 /// Resolves a broadcast's audience and answers its command.
-async fn resolve_and_answer(app: Arc<App>, id: BroadcastId) {
-    let broadcast = match app.store.broadcast(id).await {
+async fn resolve_and_answer(broadcasts: Arc<Broadcasts>, id: BroadcastId) {
+    let broadcast = match broadcasts.rooms.store.broadcast(id).await {
         Ok(broadcast) => broadcast,
         Err(error) => return tracing::error!(%error, broadcast = %id, "cannot read a broadcast to resolve"),
     };
-    let answer = finish_preparing(&app, &broadcast).await;
+    let answer = finish_preparing(&broadcasts, &broadcast).await;
     if let Some(command) = &broadcast.command_event_id {
-        answer_command(&app, &broadcast.control_room_id, command, &answer).await;
+        answer_command(&broadcasts, &broadcast.control_room_id, command, &answer).await;
     }
 }
 
 /// Posts a command's answer, and records it when it is the preview of a broadcast.
-pub async fn answer_command(app: &App, room: &RoomId, command: &EventId, answer: &Answer) {
-    let posted = notices::answer(app.hs(), room, command, answer).await;
+pub async fn answer_command(broadcasts: &Broadcasts, room: &RoomId, command: &EventId, answer: &Answer) {
+    let posted = notices::answer(broadcasts.rooms.hs(), room, command, answer).await;
     if let (Some(preview), Some(id)) = (posted, answer.preview_of) {
-        if let Err(error) = app.store.set_preview_event(id, &preview).await {
+        if let Err(error) = broadcasts.rooms.store.set_preview_event(id, &preview).await {
             tracing::error!(%error, broadcast = %id, "cannot record a preview");
         }
     }
 }
 
 /// Resolves the audience of a `resolving` broadcast, then previews, starts or reports it.
-async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
+async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Answer {
     let id = broadcast.id;
     let targets = match audience::parse_targets(&broadcast.audience) {
         Ok(targets) => targets,
         Err(error) => {
             let id = id.to_string();
             let reason = crate::base::i18n::t!(
-                app.language(),
+                broadcasts.rooms.language(),
                 "lifecycle-audience-unreadable",
                 id = id,
                 error = error.to_string()
             );
-            return abandon(app, broadcast.id, reason).await;
+            return abandon(broadcasts, broadcast.id, reason).await;
         }
     };
     let options = &broadcast.options;
-    let language = app.language();
-    let level = app.permissions.level(&broadcast.created_by);
+    let language = broadcasts.rooms.language();
+    let level = broadcasts.rooms.permissions.level(&broadcast.created_by);
     let recursive = options.audience.recursive;
-    let rooms = match audience::rooms(app.hs(), &targets, recursive, &broadcast.created_by, level).await {
-        Ok(rooms) => rooms,
-        Err(error) => return abandon(app, id, error.text(app.language())).await,
-    };
+    let rooms =
+        match audience::rooms(broadcasts.rooms.hs(), &targets, recursive, &broadcast.created_by, level).await
+        {
+            Ok(rooms) => rooms,
+            Err(error) => return abandon(broadcasts, id, error.text(broadcasts.rooms.language())).await,
+        };
     if options.default && !options.dry_run {
-        if let Err(error) = record_defaults(&app.store, id, &targets, &rooms).await {
-            return abandon(app, id, error.text(language)).await;
+        if let Err(error) = record_defaults(&broadcasts.rooms.store, id, &targets, &rooms).await {
+            return abandon(broadcasts, id, error.text(language)).await;
         }
     }
-    let exclusions = Exclusions::new(&app.bot, &app.config.broadcast.exclude, &options.audience.except);
+    let exclusions =
+        Exclusions::new(&broadcasts.rooms.bot, &broadcasts.rooms.broadcast.exclude, &options.audience.except);
     let needs_names = broadcast.message.needs_displayname();
     let resolved = audience::resolve(
-        &app.store,
-        app.hs(),
+        &broadcasts.rooms.store,
+        broadcasts.rooms.hs(),
         &exclusions,
         id,
         &targets,
         &rooms,
         needs_names,
-        app.language(),
+        broadcasts.rooms.language(),
     );
     if let Err(error) = resolved.await {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
-        return abandon(app, id, error.text(language)).await;
+        log_failure(broadcasts.rooms.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
+        return abandon(broadcasts, id, error.text(language)).await;
     }
-    if let Some(stopped) = stopped_while_resolving(app, broadcast).await {
+    if let Some(stopped) = stopped_while_resolving(broadcasts, broadcast).await {
         return stopped;
     }
     // A re-dispatched command counts what an earlier run queued too.
-    let (count, mut who) = match describe_queue(language, &app.store, broadcast, &targets).await {
+    let (count, mut who) = match describe_queue(language, &broadcasts.rooms.store, broadcast, &targets).await
+    {
         Ok(described) => described,
         Err(error) => return Answer::store_failed_in(language, error),
     };
@@ -155,32 +160,32 @@ async fn finish_preparing(app: &App, broadcast: &Broadcast) -> Answer {
             crate::base::i18n::t!(language, "lifecycle-left-out", rooms = names.join(", "), level = level);
         who.push_str(&format!(" {left_out}"));
     }
-    decide(app, broadcast, count, who).await
+    decide(broadcasts, broadcast, count, who).await
 }
 
 /// The answer when `!bc cancel` or `!bc redact` stopped `broadcast` while its audience was
 /// being resolved: what the resolution queued is cancelled and the defaults it recorded are
 /// switched off, so nothing is sent. `None` while it is still resolving.
-async fn stopped_while_resolving(app: &App, broadcast: &Broadcast) -> Option<Answer> {
+async fn stopped_while_resolving(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Option<Answer> {
     let id = broadcast.id;
-    let state = match app.store.broadcast(id).await {
+    let state = match broadcasts.rooms.store.broadcast(id).await {
         Ok(now) => now.state,
-        Err(error) => return Some(Answer::store_failed_in(app.language(), error)),
+        Err(error) => return Some(Answer::store_failed_in(broadcasts.rooms.language(), error)),
     };
     if state == BroadcastState::Resolving {
         return None;
     }
     tracing::info!(broadcast = %id, state = state.as_str(), "stopped while its audience was resolved");
     let cleared = async {
-        app.store.cancel_deliveries(id).await?;
-        app.store.set_default_active(id, false).await
+        broadcasts.rooms.store.cancel_deliveries(id).await?;
+        broadcasts.rooms.store.set_default_active(id, false).await
     };
     if let Err(error) = cleared.await {
-        return Some(Answer::store_failed_in(app.language(), error));
+        return Some(Answer::store_failed_in(broadcasts.rooms.language(), error));
     }
     let titled = notices::titled(broadcast);
     Some(Answer::error(crate::base::i18n::t!(
-        app.language(),
+        broadcasts.rooms.language(),
         "lifecycle-stopped-while-resolving",
         titled = titled
     )))
@@ -188,16 +193,16 @@ async fn stopped_while_resolving(app: &App, broadcast: &Broadcast) -> Option<Ans
 
 /// What happens to a resolved broadcast of `count` recipients: a dry run, nothing, a preview, or
 /// the start.
-async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> Answer {
+async fn decide(broadcasts: &Broadcasts, broadcast: &Broadcast, count: i64, who: String) -> Answer {
     let (id, options, titled) = (broadcast.id, &broadcast.options, notices::titled(broadcast));
-    let language = app.language();
+    let language = broadcasts.rooms.language();
     if options.dry_run {
-        log_failure(app.store.delete_deliveries(id).await, id, "forget a dry run's audience"); // not for people
-        settle(&app.store, id, BroadcastState::DryRun).await;
+        log_failure(broadcasts.rooms.store.delete_deliveries(id).await, id, "forget a dry run's audience"); // not for people
+        settle(&broadcasts.rooms.store, id, BroadcastState::DryRun).await;
         return Answer::ok(crate::base::i18n::t!(language, "lifecycle-dry-run", who = who));
     }
     if count == 0 && !options.default {
-        settle(&app.store, id, BroadcastState::Empty).await;
+        settle(&broadcasts.rooms.store, id, BroadcastState::Empty).await;
         return Answer::error(crate::base::i18n::t!(
             language,
             "lifecycle-nobody",
@@ -205,16 +210,16 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
             who = who
         ));
     }
-    if count as u64 > app.config.broadcast.confirm_above && !options.yes {
-        if !settle(&app.store, id, BroadcastState::Prepared).await {
+    if count as u64 > broadcasts.rooms.broadcast.confirm_above && !options.yes {
+        if !settle(&broadcasts.rooms.store, id, BroadcastState::Prepared).await {
             return Answer::error(crate::base::i18n::t!(language, "lifecycle-database-failed-nothing-sent"));
         }
-        let prefix = &app.config.broadcast.command_prefix;
+        let prefix = &broadcasts.rooms.broadcast.command_prefix;
         let quote = broadcast.message.summary_in(language).replace('\n', "\n> ");
-        let from = from_whom(app, options);
+        let from = from_whom(broadcasts, options);
         let when = match options.send_at {
             Some(at) => {
-                let at = when::show(at, &app.config.broadcast.time_zone());
+                let at = when::show(at, &broadcasts.rooms.broadcast.time_zone());
                 format!(" {}", crate::base::i18n::t!(language, "lifecycle-preview-at", at = at))
             }
             None => String::new(),
@@ -232,12 +237,12 @@ async fn decide(app: &App, broadcast: &Broadcast, count: i64, who: String) -> An
         );
         return Answer::preview(id, preview);
     }
-    start(app, id, BroadcastState::Resolving).await
+    start(broadcasts, id, BroadcastState::Resolving).await
 }
 
 /// A broadcast that cannot be prepared is cancelled; `reason` is the answer.
-async fn abandon(app: &App, id: BroadcastId, reason: String) -> Answer {
-    settle(&app.store, id, BroadcastState::Cancelled).await;
+async fn abandon(broadcasts: &Broadcasts, id: BroadcastId, reason: String) -> Answer {
+    settle(&broadcasts.rooms.store, id, BroadcastState::Cancelled).await;
     Answer::error(reason)
 }
 
@@ -307,7 +312,7 @@ fn describe_audience(
 /// Whether `sender` (of `level`) may manage `broadcast` (confirm, edit, retract, close its
 /// poll): its creator, or someone who may address its whole audience. The refusal says why.
 pub async fn may_manage(
-    app: &App,
+    broadcasts: &Broadcasts,
     broadcast: &Broadcast,
     sender: &UserId,
     level: Level,
@@ -316,10 +321,10 @@ pub async fn may_manage(
         return Ok(());
     }
     let targets = audience::parse_targets(&broadcast.audience)
-        .map_err(|error| Answer::error(error.text(app.language())))?;
-    audience::authorize(app.hs(), sender, level, &targets).await.map(drop).map_err(|error| {
+        .map_err(|error| Answer::error(error.text(broadcasts.rooms.language())))?;
+    audience::authorize(broadcasts.rooms.hs(), sender, level, &targets).await.map(drop).map_err(|error| {
         Answer::error(crate::base::i18n::t!(
-            app.language(),
+            broadcasts.rooms.language(),
             "lifecycle-may-not-manage",
             id = broadcast.id.to_string(),
             creator = broadcast.created_by.to_string(),
@@ -330,10 +335,10 @@ pub async fn may_manage(
 
 /// Starts a broadcast that is in `from` (resolving, prepared or scheduled), or schedules it when
 /// its `--at` time is still to come.
-pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
-    let language = app.language();
+pub async fn start(broadcasts: &Broadcasts, id: BroadcastId, from: BroadcastState) -> Answer {
+    let language = broadcasts.rooms.language();
     let store_failed = |error| Answer::store_failed_in(language, error);
-    let send_at = match app.store.broadcast(id).await {
+    let send_at = match broadcasts.rooms.store.broadcast(id).await {
         Ok(broadcast) => broadcast.options.send_at,
         Err(error) => return store_failed(error),
     };
@@ -341,10 +346,10 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
         Some(at) if at > now_ms() => BroadcastState::Scheduled,
         _ => BroadcastState::Running,
     };
-    match app.store.transition(id, from, to).await {
+    match broadcasts.rooms.store.transition(id, from, to).await {
         Ok(true) => {}
         Ok(false) => {
-            return match app.store.broadcast(id).await {
+            return match broadcasts.rooms.store.broadcast(id).await {
                 Ok(broadcast) => Answer::error(crate::base::i18n::t!(
                     language,
                     "lifecycle-cannot-start",
@@ -356,12 +361,12 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
         }
         Err(error) => return store_failed(error),
     }
-    let broadcast = match app.store.broadcast(id).await {
+    let broadcast = match broadcasts.rooms.store.broadcast(id).await {
         Ok(broadcast) => broadcast,
         Err(error) => return store_failed(error),
     };
     if let (BroadcastState::Scheduled, Some(at)) = (to, send_at) {
-        let zone = app.config.broadcast.time_zone();
+        let zone = broadcasts.rooms.broadcast.time_zone();
         tracing::info!(broadcast = %id, send_at = at, "broadcast scheduled");
         return Answer::ok(crate::base::i18n::t!(
             language,
@@ -369,26 +374,26 @@ pub async fn start(app: &App, id: BroadcastId, from: BroadcastState) -> Answer {
             titled = notices::titled(&broadcast),
             at = when::show(at, &zone),
             length = when::show_length(language, at - now_ms()),
-            prefix = &app.config.broadcast.command_prefix,
+            prefix = &broadcasts.rooms.broadcast.command_prefix,
             id = id.to_string(),
         ));
     }
-    progress::announce(language, &app.store, app.hs(), &broadcast).await;
-    app.deliveries_ready.notify_waiters();
+    progress::announce(language, &broadcasts.rooms.store, broadcasts.rooms.hs(), &broadcast).await;
+    broadcasts.delivery.wake();
     tracing::info!(broadcast = %id, "broadcast started");
-    let (titled, from) = (notices::titled(&broadcast), from_whom(app, &broadcast.options));
+    let (titled, from) = (notices::titled(&broadcast), from_whom(broadcasts, &broadcast.options));
     Answer::ok(crate::base::i18n::t!(language, "lifecycle-sending", titled = titled, from = from))
 }
 
 /// Who a broadcast is sent as, for its preview and start: " from HR Team
 /// (`@broadcast_hr:example.org`)" for a persona, and for the bot too when there are personas;
 /// nothing when the bot is the only sender.
-fn from_whom(app: &App, options: &SendOptions) -> String {
-    let language = app.language();
+fn from_whom(broadcasts: &Broadcasts, options: &SendOptions) -> String {
+    let language = broadcasts.rooms.language();
     let (name, user) = match options.persona.as_deref() {
-        None if app.personas.is_empty() => return String::new(),
-        None => (app.config.appservice.bot.displayname.as_str(), app.bot.as_ref()),
-        Some(persona) => match app.persona(persona) {
+        None if broadcasts.rooms.senders.personas().next().is_none() => return String::new(),
+        None => (broadcasts.bot_displayname.as_str(), broadcasts.rooms.bot.as_ref()),
+        Some(persona) => match broadcasts.rooms.senders.persona(persona) {
             Some(persona) => (persona.config.displayname.as_str(), persona.user_id()),
             None => {
                 return format!(
@@ -495,7 +500,7 @@ mod tests {
         let people: Vec<String> =
             ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
         let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &small).await;
+        let answer = finish_preparing(&test.broadcasts, &small).await;
         assert_eq!(answer, Answer::ok(format!("Sending {} «Hello».", small.id)));
         assert_eq!(state(&test, small.id).await, BroadcastState::Running);
         assert_eq!(
@@ -505,7 +510,7 @@ mod tests {
 
         let words: Vec<&str> = people.iter().map(String::as_str).collect();
         let large = resolving(&test, &words, SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &large).await;
+        let answer = finish_preparing(&test.broadcasts, &large).await;
         assert_eq!(answer.preview_of, Some(large.id));
         assert!(
             answer.markdown.starts_with(&format!(
@@ -518,7 +523,7 @@ mod tests {
         assert_eq!(state(&test, large.id).await, BroadcastState::Prepared);
 
         let yes = resolving(&test, &words, SendOptions { yes: true, ..SendOptions::default() }).await;
-        assert!(finish_preparing(&test.app, &yes).await.ok);
+        assert!(finish_preparing(&test.broadcasts, &yes).await.ok);
         assert_eq!(state(&test, yes.id).await, BroadcastState::Running, "--yes skips the preview");
     }
 
@@ -528,7 +533,7 @@ mod tests {
         let people: Vec<String> =
             ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
         let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &small).await;
+        let answer = finish_preparing(&test.broadcasts, &small).await;
         assert_eq!(answer, Answer::ok(format!("Sende {} «Hello».", small.id)));
         assert_eq!(
             test.hs.bodies_in(&small.control_room_id),
@@ -537,7 +542,7 @@ mod tests {
 
         let words: Vec<&str> = people.iter().map(String::as_str).collect();
         let large = resolving(&test, &words, SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &large).await;
+        let answer = finish_preparing(&test.broadcasts, &large).await;
         let start = format!("**Vorschau von {} «Hello»** — 3 Empfänger: `@a:example.org`", large.id);
         assert!(answer.markdown.starts_with(&start), "{}", answer.markdown);
         let end = format!(
@@ -549,11 +554,11 @@ mod tests {
 
         let alice = test.hs.user("alice", None).to_string();
         let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
-        let answer = finish_preparing(&test.app, &dry).await;
+        let answer = finish_preparing(&test.broadcasts, &dry).await;
         assert_eq!(answer, Answer::ok("Probelauf, nichts gesendet: 1 Empfänger: `@alice:example.org`."));
         let users_only = SendOptions { default: true, ..SendOptions::default() };
         let users_only = resolving(&test, &[&alice], users_only).await;
-        let answer = finish_preparing(&test.app, &users_only).await;
+        let answer = finish_preparing(&test.broadcasts, &users_only).await;
         assert_eq!(
             answer,
             Answer::error("`--default` braucht einen Raum, einen Space oder `server` unter den Empfängern.")
@@ -569,15 +574,15 @@ mod tests {
         let words: Vec<&str> = people.iter().map(String::as_str).collect();
         let as_hr = SendOptions { persona: Some("hr".into()), ..SendOptions::default() };
         let large = resolving(&test, &words, as_hr.clone()).await;
-        let answer = finish_preparing(&test.app, &large).await;
+        let answer = finish_preparing(&test.broadcasts, &large).await;
         let from = "from HR Team (`@broadcast_hr:example.org`)";
         let preview = format!("**Preview of {} «Hello»** {from} — 2 recipients", large.id);
         assert!(answer.markdown.starts_with(&preview), "{}", answer.markdown);
         let small = resolving(&test, &words[..1], as_hr).await;
-        let answer = finish_preparing(&test.app, &small).await;
+        let answer = finish_preparing(&test.broadcasts, &small).await;
         assert_eq!(answer, Answer::ok(format!("Sending {} «Hello» {from}.", small.id)));
         let bot = resolving(&test, &words[..1], SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &bot).await;
+        let answer = finish_preparing(&test.broadcasts, &bot).await;
         let from_bot = "from Broadcast (`@broadcast:example.org`)";
         assert_eq!(answer, Answer::ok(format!("Sending {} «Hello» {from_bot}.", bot.id)), "personas exist");
     }
@@ -587,7 +592,7 @@ mod tests {
         let test = TestApp::new().await;
         let alice = test.hs.user("alice", None).to_string();
         let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
-        let answer = finish_preparing(&test.app, &dry).await;
+        let answer = finish_preparing(&test.broadcasts, &dry).await;
         assert_eq!(answer, Answer::ok("Dry run, nothing sent: 1 recipient: `@alice:example.org`."));
         assert_eq!(state(&test, dry.id).await, BroadcastState::DryRun);
         assert_eq!(test.store().delivery_counts(dry.id).await.unwrap().total(), 0, "nothing stays queued");
@@ -595,12 +600,12 @@ mod tests {
         let except = AudienceOptions { except: vec![alice.as_str().try_into().unwrap()], recursive: false };
         let empty =
             resolving(&test, &[&alice], SendOptions { audience: except, ..SendOptions::default() }).await;
-        let answer = finish_preparing(&test.app, &empty).await;
+        let answer = finish_preparing(&test.broadcasts, &empty).await;
         assert_eq!(answer, Answer::error(format!("{} «Hello»: nobody to send to. 0 recipients.", empty.id)));
         assert_eq!(state(&test, empty.id).await, BroadcastState::Empty);
 
         let unreadable = resolving(&test, &["everyone"], SendOptions::default()).await;
-        let answer = finish_preparing(&test.app, &unreadable).await;
+        let answer = finish_preparing(&test.broadcasts, &unreadable).await;
         assert!(
             !answer.ok && answer.markdown.starts_with(&format!("{} cannot be sent", unreadable.id)),
             "{answer:?}"
@@ -621,13 +626,13 @@ mod tests {
             ..Default::default()
         };
         let welcome = resolving(&test, &[space.as_str()], options.clone()).await;
-        assert!(finish_preparing(&test.app, &welcome).await.ok);
+        assert!(finish_preparing(&test.broadcasts, &welcome).await.ok);
         for room in [&space, &child] {
             let defaults = test.store().defaults_for(&DefaultScope::Room(room.clone())).await.unwrap();
             assert_eq!(defaults, [welcome.id], "{room}");
         }
         let users_only = resolving(&test, &[owner.as_str()], options).await;
-        let answer = finish_preparing(&test.app, &users_only).await;
+        let answer = finish_preparing(&test.broadcasts, &users_only).await;
         assert_eq!(answer, Answer::error("`--default` needs a room, a space or `server` in the audience."));
         assert_eq!(state(&test, users_only.id).await, BroadcastState::Cancelled);
     }
@@ -654,7 +659,7 @@ mod tests {
             ..Default::default()
         };
         let dry = resolving_by(&test, broadcaster.as_str(), &[space.as_str()], options.clone()).await;
-        let answer = finish_preparing(&test.app, &dry).await;
+        let answer = finish_preparing(&test.broadcasts, &dry).await;
         assert!(!answer.markdown.contains("@carol"), "board's members are not shown: {}", answer.markdown);
         assert!(answer.markdown.contains(&format!("Left out: `{board}`")), "{}", answer.markdown);
 
@@ -665,7 +670,7 @@ mod tests {
             SendOptions { dry_run: false, ..options },
         )
         .await;
-        finish_preparing(&test.app, &send).await;
+        finish_preparing(&test.broadcasts, &send).await;
         let queued = test.store().sample_recipients(send.id, 10).await.unwrap();
         assert!(!queued.contains(&carol), "{queued:?}");
         assert!(queued.contains(&alice), "{queued:?}");

@@ -13,7 +13,7 @@ use crate::{
         matrix::Homeserver,
         store::{now_ms, Broadcast, BroadcastId, BroadcastState, DeliveryCounts, Store, StoreError},
     },
-    context::App,
+    broadcasts::Broadcasts,
     rooms::notices::{edit_notice, post_text},
 };
 
@@ -103,14 +103,17 @@ async fn edit(homeserver: &dyn Homeserver, broadcast: &Broadcast, text: &str) {
 }
 
 /// Refreshes progress and finishes broadcasts, every few seconds until `stopped`.
-pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+pub async fn run(broadcasts: Arc<Broadcasts>, mut stopped: watch::Receiver<bool>) {
     let mut shown: HashMap<BroadcastId, (String, i64)> = HashMap::new();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(INTERVAL) => {}
             _ = stopped.wait_for(|stop| *stop) => return,
         }
-        if let Err(error) = refresh(app.language(), &app.store, app.hs(), &mut shown).await {
+        if let Err(error) =
+            refresh(broadcasts.rooms.language(), &broadcasts.rooms.store, broadcasts.rooms.hs(), &mut shown)
+                .await
+        {
             tracing::error!(%error, "cannot refresh progress");
         }
     }

@@ -13,7 +13,7 @@ use crate::{
         store::{now_ms, Broadcast, BroadcastState, StoreError},
         when,
     },
-    context::App,
+    broadcasts::Broadcasts,
     rooms::notices::post_notice,
 };
 
@@ -23,9 +23,9 @@ const INTERVAL: Duration = Duration::from_secs(1);
 const LATE_MS: i64 = 60_000;
 
 /// Starts due broadcasts every second until `stopped`.
-pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+pub async fn run(broadcasts: Arc<Broadcasts>, mut stopped: watch::Receiver<bool>) {
     loop {
-        if let Err(error) = start_due(&app).await {
+        if let Err(error) = start_due(&broadcasts).await {
             tracing::error!(%error, "cannot start scheduled broadcasts");
         }
         tokio::select! {
@@ -36,21 +36,21 @@ pub async fn run(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Starts every scheduled broadcast whose time has come, and says so in its control room.
-pub async fn start_due(app: &App) -> Result<(), StoreError> {
-    for broadcast in app.store.broadcasts_in_state(BroadcastState::Scheduled).await? {
+pub async fn start_due(broadcasts: &Broadcasts) -> Result<(), StoreError> {
+    for broadcast in broadcasts.rooms.store.broadcasts_in_state(BroadcastState::Scheduled).await? {
         let Some(at) = broadcast.options.send_at else { continue };
         if at <= now_ms() {
-            start_one(app, &broadcast, at).await;
+            start_one(broadcasts, &broadcast, at).await;
         }
     }
     Ok(())
 }
 
-async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
+async fn start_one(broadcasts: &Broadcasts, broadcast: &Broadcast, at: i64) {
     let late = now_ms() - at;
-    let answer = start(app, broadcast.id, BroadcastState::Scheduled).await.markdown;
-    let due = when::show(at, &app.config.broadcast.time_zone());
-    let language = app.language();
+    let answer = start(broadcasts, broadcast.id, BroadcastState::Scheduled).await.markdown;
+    let due = when::show(at, &broadcasts.rooms.broadcast.time_zone());
+    let language = broadcasts.rooms.language();
     let text = if late > LATE_MS {
         let late = when::show_length(language, late);
         crate::base::i18n::t!(language, "schedule-late", answer = answer, due = due, late = late)
@@ -58,7 +58,7 @@ async fn start_one(app: &App, broadcast: &Broadcast, at: i64) {
         crate::base::i18n::t!(language, "schedule-on-time", answer = answer.trim_end_matches('.'), due = due)
     };
     let txn = OwnedTransactionId::from(format!("scheduled-{}", broadcast.id.0));
-    post_notice(app.hs(), &broadcast.control_room_id, &txn, &text).await;
+    post_notice(broadcasts.rooms.hs(), &broadcast.control_room_id, &txn, &text).await;
 }
 
 #[cfg(test)]
@@ -79,7 +79,7 @@ mod tests {
     async fn a_broadcast_due_later_waits_and_starts_once_when_due() {
         let test = TestApp::with_config("broadcast:\n  timezone: Europe/Berlin\n").await;
         let broadcast = scheduled(&test, BroadcastState::Resolving, now_ms() + 1_500).await;
-        let answer = start(&test.app, broadcast.id, BroadcastState::Resolving).await;
+        let answer = start(&test.broadcasts, broadcast.id, BroadcastState::Resolving).await;
         assert!(
             answer.markdown.starts_with(&format!("Scheduled {} «Hello» for ", broadcast.id)),
             "{answer:?}"
@@ -87,13 +87,13 @@ mod tests {
         assert!(answer.markdown.contains(" Europe/Berlin (in 1 s)"), "{answer:?}");
         let state = || async { test.store().broadcast(broadcast.id).await.unwrap().state };
         assert_eq!(state().await, BroadcastState::Scheduled);
-        start_due(&test.app).await.unwrap();
+        start_due(&test.broadcasts).await.unwrap();
         assert_eq!(state().await, BroadcastState::Scheduled, "not due yet");
         assert!(test.hs.bodies_in(&broadcast.control_room_id).is_empty(), "no progress message yet");
 
         tokio::time::sleep(Duration::from_millis(1_600)).await;
-        start_due(&test.app).await.unwrap();
-        start_due(&test.app).await.unwrap();
+        start_due(&test.broadcasts).await.unwrap();
+        start_due(&test.broadcasts).await.unwrap();
         assert_eq!(state().await, BroadcastState::Running);
         let said = test.hs.bodies_in(&broadcast.control_room_id);
         let starts: Vec<&String> = said.iter().filter(|text| text.starts_with("Sending")).collect();
@@ -105,7 +105,7 @@ mod tests {
     async fn a_broadcast_whose_time_passed_while_the_bot_was_stopped_goes_out_and_says_it_is_late() {
         let test = TestApp::new().await;
         let broadcast = scheduled(&test, BroadcastState::Scheduled, now_ms() - 5 * 60_000).await;
-        start_due(&test.app).await.unwrap();
+        start_due(&test.broadcasts).await.unwrap();
         assert_eq!(test.store().broadcast(broadcast.id).await.unwrap().state, BroadcastState::Running);
         let said = test.hs.bodies_in(&broadcast.control_room_id);
         let start = said.iter().find(|text| text.starts_with("Sending")).expect("a start notice");
@@ -116,7 +116,7 @@ mod tests {
     async fn a_german_bot_says_in_german_that_a_broadcast_is_scheduled_or_late() {
         let test = TestApp::with_config("language: de\n").await;
         let later = scheduled(&test, BroadcastState::Resolving, now_ms() + 2 * 3_600_000 + 30_000).await;
-        let answer = start(&test.app, later.id, BroadcastState::Resolving).await;
+        let answer = start(&test.broadcasts, later.id, BroadcastState::Resolving).await;
         let at = when::show(later.options.send_at.unwrap(), &jiff::tz::TimeZone::UTC);
         let expected = format!(
             "{} «Hello» ist für {at} geplant (in 2 h). `!bc cancel {}` verwirft sie.",
@@ -125,7 +125,7 @@ mod tests {
         assert_eq!(answer.markdown, expected);
 
         let late = scheduled(&test, BroadcastState::Scheduled, now_ms() - 5 * 60_000).await;
-        start_due(&test.app).await.unwrap();
+        start_due(&test.broadcasts).await.unwrap();
         let said = test.hs.bodies_in(&late.control_room_id);
         let start = said.iter().find(|text| text.starts_with("Sende")).expect("a start notice");
         assert!(

@@ -22,11 +22,11 @@ fn delivered_copies(language: Language, counts: &DeliveryCounts) -> String {
 /// whole audience (admins may name one of another control room); else the refusal.
 async fn managed(ctx: &Context<'_>, id: BroadcastId) -> Result<(Broadcast, DeliveryCounts), Answer> {
     let broadcast = find_broadcast(ctx, id).await?;
-    lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await?;
+    lifecycle::may_manage(ctx.broadcasts, &broadcast, ctx.sender, ctx.level).await?;
     if broadcast.retracted_at.is_some() {
         return Err(Answer::error(t!(ctx.language(), "after-retracted", broadcast = titled(&broadcast))));
     }
-    let counts = ctx.app.store.delivery_counts(id).await.map_err(Answer::store_failed)?;
+    let counts = ctx.broadcasts.rooms.store.delivery_counts(id).await.map_err(Answer::store_failed)?;
     Ok((broadcast, counts))
 }
 
@@ -36,7 +36,7 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
         Ok(found) => found,
         Err(answer) => return answer,
     };
-    let (language, prefix) = (ctx.language(), &ctx.app.config.broadcast.command_prefix);
+    let (language, prefix) = (ctx.language(), &ctx.broadcasts.rooms.broadcast.command_prefix);
     if !broadcast.message.is_text() {
         return Answer::error(t!(
             language,
@@ -65,7 +65,7 @@ pub async fn edit(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> Answer {
             waiting = waiting
         ));
     }
-    if let Err(error) = ctx.app.store.edit_broadcast(id, &message).await {
+    if let Err(error) = ctx.broadcasts.rooms.store.edit_broadcast(id, &message).await {
         return Answer::store_failed(error);
     }
     let mut text = t!(language, "after-editing", delivered = delivered, broadcast = title, waiting = waiting);
@@ -95,7 +95,7 @@ pub async fn redact(ctx: &Context<'_>, id: BroadcastId, reason: &[String], dry_r
             waiting = waiting
         ));
     }
-    let store = &ctx.app.store;
+    let store = &ctx.broadcasts.rooms.store;
     if broadcast.state.is_stoppable() {
         if let Err(error) = store.transition(id, broadcast.state, BroadcastState::Cancelled).await {
             return Answer::store_failed(error);
@@ -140,7 +140,7 @@ pub async fn close_poll(ctx: &Context<'_>, id: BroadcastId, dry_run: bool) -> An
     if dry_run {
         return Answer::ok(t!(language, "after-close-dry-run", broadcast = title, dms = dms));
     }
-    let store = &ctx.app.store;
+    let store = &ctx.broadcasts.rooms.store;
     let answers = async {
         store.close_poll(id).await?;
         store.poll_answers(id).await

@@ -25,13 +25,13 @@ use crate::{
         permissions::Level,
         store::{Broadcast, BroadcastId, BroadcastState, StoreError},
     },
-    context::App,
+    broadcasts::Broadcasts,
     rooms::notices::shortened,
 };
 
 /// Where a command was typed, by whom, and what came with it.
 pub struct Context<'a> {
-    pub app: &'a Arc<App>,
+    pub broadcasts: &'a Arc<Broadcasts>,
     pub room: &'a RoomId,
     pub event_id: &'a EventId,
     pub sender: &'a UserId,
@@ -45,13 +45,13 @@ pub struct Context<'a> {
 impl Context<'_> {
     /// The language answers are written in.
     pub fn language(&self) -> crate::base::i18n::Language {
-        self.app.language()
+        self.broadcasts.rooms.language()
     }
 }
 
 /// Runs a parsed command; `None` when a task answers it later.
 pub async fn run(ctx: &Context<'_>, command: Command) -> Option<Answer> {
-    let prefix = &ctx.app.config.broadcast.command_prefix;
+    let prefix = &ctx.broadcasts.rooms.broadcast.command_prefix;
     Some(match command {
         Command::Help { command } => help(ctx.language(), prefix, command.as_deref()),
         Command::Send { audience, name, default, except, recursive, persona, at, r#in, yes, dry_run } => {
@@ -223,7 +223,7 @@ pub enum PollAction {
 /// Broadcast `id` as the command's room may see it: its own broadcasts, or any for an admin.
 /// The answer when there is none (or none here) or the store failed.
 async fn find_broadcast(ctx: &Context<'_>, id: BroadcastId) -> Result<Broadcast, Answer> {
-    match ctx.app.store.broadcast(id).await {
+    match ctx.broadcasts.rooms.store.broadcast(id).await {
         Ok(broadcast) if broadcast.control_room_id == ctx.room || ctx.level >= Level::Admin => Ok(broadcast),
         Ok(_) | Err(StoreError::NotFound) => {
             Err(Answer::error(t!(ctx.language(), "command-no-such-broadcast", id = id.to_string())))
@@ -807,25 +807,34 @@ mod tests {
         };
 
         /// Runs `line` as `sender` typed it in `room`, and returns the answer.
-        async fn run_line(app: &Arc<App>, room: &RoomId, sender: &str, line: &str) -> Answer {
-            run_with_body(app, room, sender, line, "").await
+        async fn run_line(broadcasts: &Arc<Broadcasts>, room: &RoomId, sender: &str, line: &str) -> Answer {
+            run_with_body(broadcasts, room, sender, line, "").await
         }
 
         /// [`run_line`] with `body` on the lines after the command.
         async fn run_with_body(
-            app: &Arc<App>,
+            broadcasts: &Arc<Broadcasts>,
             room: &RoomId,
             sender: &str,
             line: &str,
             body: &str,
         ) -> Answer {
             let sender: OwnedUserId = sender.try_into().unwrap();
-            let level = app.permissions.level(&sender);
+            let level = broadcasts.rooms.permissions.level(&sender);
             let event_id: ruma::OwnedEventId =
                 format!("$cmd{}", crate::base::store::now_ms()).try_into().unwrap();
-            let ctx =
-                Context { app, room, event_id: &event_id, sender: &sender, level, body, reply_to: None };
-            run(&ctx, parse_command(app.language(), "!bc", line).unwrap()).await.expect("answered at once")
+            let ctx = Context {
+                broadcasts,
+                room,
+                event_id: &event_id,
+                sender: &sender,
+                level,
+                body,
+                reply_to: None,
+            };
+            run(&ctx, parse_command(broadcasts.rooms.language(), "!bc", line).unwrap())
+                .await
+                .expect("answered at once")
         }
 
         /// Two control rooms; in room A, an admin's pending `server` broadcast and a default.
@@ -861,25 +870,26 @@ mod tests {
                 format!("!bc redact {id}"),
                 format!("!bc poll close {id}"),
             ] {
-                let answer = run_line(&test.app, &room_b, bob, &line).await;
+                let answer = run_line(&test.broadcasts, &room_b, bob, &line).await;
                 assert_eq!(
                     answer,
                     Answer::error(format!("There is no broadcast {id} in this room.")),
                     "{line}"
                 );
             }
-            let list = run_line(&test.app, &room_b, bob, "!bc list").await;
+            let list = run_line(&test.broadcasts, &room_b, bob, "!bc list").await;
             assert_eq!(list.markdown, "No broadcasts yet.", "room B's list shows room B's broadcasts");
-            let defaults = run_line(&test.app, &room_b, bob, "!bc defaults").await;
+            let defaults = run_line(&test.broadcasts, &room_b, bob, "!bc defaults").await;
             assert!(!defaults.markdown.contains("All hands"), "{}", defaults.markdown);
             assert_eq!(
                 test.store().broadcast(id).await.unwrap().state,
                 BroadcastState::Prepared,
                 "untouched"
             );
-            let admin = run_line(&test.app, &room_b, "@admin:example.org", &format!("!bc status {id}")).await;
+            let admin =
+                run_line(&test.broadcasts, &room_b, "@admin:example.org", &format!("!bc status {id}")).await;
             assert!(admin.ok, "an admin may name any id: {admin:?}");
-            let own = run_line(&test.app, &room_a, bob, "!bc list").await;
+            let own = run_line(&test.broadcasts, &room_a, bob, "!bc list").await;
             assert!(own.markdown.contains("All hands"), "{}", own.markdown);
         }
 
@@ -890,31 +900,34 @@ mod tests {
             let (test, room_a, _, id) = two_rooms().await;
             let store = test.store();
             let bob = "@bob:example.org";
-            let answer = run_with_body(&test.app, &room_a, bob, &format!("!bc edit {id}"), "New").await;
+            let answer =
+                run_with_body(&test.broadcasts, &room_a, bob, &format!("!bc edit {id}"), "New").await;
             assert!(!answer.ok && answer.markdown.contains("you may not manage it"), "{answer:?}");
-            let answer = run_line(&test.app, &room_a, bob, &format!("!bc redact {id}")).await;
+            let answer = run_line(&test.broadcasts, &room_a, bob, &format!("!bc redact {id}")).await;
             assert!(!answer.ok && answer.markdown.contains("you may not manage it"), "{answer:?}");
-            let answer = run_line(&test.app, &room_a, bob, "!bc edit #99").await;
+            let answer = run_line(&test.broadcasts, &room_a, bob, "!bc edit #99").await;
             assert_eq!(answer, Answer::error("There is no broadcast #99 in this room."));
 
             let admin = "@admin:example.org";
-            let answer = run_line(&test.app, &room_a, admin, &format!("!bc edit {id}")).await;
+            let answer = run_line(&test.broadcasts, &room_a, admin, &format!("!bc edit {id}")).await;
             assert!(!answer.ok && answer.markdown.starts_with("What is the new text?"), "{answer:?}");
-            let answer = run_line(&test.app, &room_a, admin, &format!("!bc poll close {id}")).await;
+            let answer = run_line(&test.broadcasts, &room_a, admin, &format!("!bc poll close {id}")).await;
             assert_eq!(answer, Answer::error(format!("{id} «All hands» is not a poll.")));
             let dry =
-                run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id} --dry-run"), "New").await;
+                run_with_body(&test.broadcasts, &room_a, admin, &format!("!bc edit {id} --dry-run"), "New")
+                    .await;
             assert!(
                 dry.ok && dry.markdown.starts_with("Dry run, nothing changed: 0 delivered copies"),
                 "{dry:?}"
             );
-            let dry = run_line(&test.app, &room_a, admin, &format!("!bc redact {id} --dry-run")).await;
+            let dry = run_line(&test.broadcasts, &room_a, admin, &format!("!bc redact {id} --dry-run")).await;
             assert!(dry.ok && dry.markdown.contains("1 not yet delivered cancelled"), "{dry:?}");
             let broadcast = store.broadcast(id).await.unwrap();
             assert_eq!((broadcast.revision, broadcast.retracted_at), (0, None), "dry runs change nothing");
 
             let edited =
-                run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id}"), "All **hands**").await;
+                run_with_body(&test.broadcasts, &room_a, admin, &format!("!bc edit {id}"), "All **hands**")
+                    .await;
             assert!(edited.ok, "{edited:?}");
             let broadcast = store.broadcast(id).await.unwrap();
             assert_eq!(
@@ -922,13 +935,13 @@ mod tests {
                 (1, Some("All **hands**"))
             );
             let retracted =
-                run_line(&test.app, &room_a, admin, &format!("!bc redact {id} sent by mistake")).await;
+                run_line(&test.broadcasts, &room_a, admin, &format!("!bc redact {id} sent by mistake")).await;
             assert!(retracted.ok && retracted.markdown.contains("no longer welcomes"), "{retracted:?}");
             assert_eq!(store.retract_reason(id).await.unwrap().as_deref(), Some("sent by mistake"));
             assert_eq!(store.broadcast(id).await.unwrap().state, BroadcastState::Cancelled);
-            let again = run_line(&test.app, &room_a, admin, &format!("!bc default on {id}")).await;
+            let again = run_line(&test.broadcasts, &room_a, admin, &format!("!bc default on {id}")).await;
             assert!(!again.ok, "a retracted default stays off: {again:?}");
-            let late = run_with_body(&test.app, &room_a, admin, &format!("!bc edit {id}"), "x").await;
+            let late = run_with_body(&test.broadcasts, &room_a, admin, &format!("!bc edit {id}"), "x").await;
             assert!(!late.ok && late.markdown.contains("was retracted"), "{late:?}");
         }
 
@@ -941,11 +954,12 @@ mod tests {
             let options =
                 SendOptions { send_at: Some(crate::base::store::now_ms() - 1), ..SendOptions::default() };
             let id = test.broadcast_in(BroadcastState::Scheduled, &room, "Later", &[], &users, options).await;
-            let list = run_line(&test.app, &room, "@admin:example.org", "!bc list").await;
+            let list = run_line(&test.broadcasts, &room, "@admin:example.org", "!bc list").await;
             assert!(list.markdown.contains("scheduled for "), "{}", list.markdown);
-            let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc cancel {id}")).await;
+            let answer =
+                run_line(&test.broadcasts, &room, "@admin:example.org", &format!("!bc cancel {id}")).await;
             assert!(answer.ok, "{answer:?}");
-            crate::broadcasts::lifecycle::schedule::start_due(&test.app).await.unwrap();
+            crate::broadcasts::lifecycle::schedule::start_due(&test.broadcasts).await.unwrap();
             assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Cancelled);
             assert_eq!(test.hs.count("send_raw"), 0, "nothing was sent or announced");
         }
@@ -957,11 +971,12 @@ mod tests {
             let room = test.control_room().await;
             let admin = "@admin:example.org";
             let line = "!bc send @alice:example.org --at \"2020-01-01 09:00\"";
-            let answer = run_with_body(&test.app, &room, admin, line, "Hi").await;
+            let answer = run_with_body(&test.broadcasts, &room, admin, line, "Hi").await;
             assert!(!answer.ok && answer.markdown.contains("is not in the future"), "{answer:?}");
             assert!(answer.markdown.contains("YYYY-MM-DD HH:MM"), "{answer:?}");
             let answer =
-                run_with_body(&test.app, &room, admin, "!bc send @alice:example.org --in soon", "Hi").await;
+                run_with_body(&test.broadcasts, &room, admin, "!bc send @alice:example.org --in soon", "Hi")
+                    .await;
             assert!(
                 !answer.ok && answer.markdown.contains("I cannot read the duration `soon`"),
                 "{answer:?}"
@@ -980,7 +995,7 @@ mod tests {
                 .broadcast_in(BroadcastState::Prepared, &room, name, &[], &[], SendOptions::default())
                 .await;
             for line in [format!("!bc status {id}"), "!bc list".to_owned(), format!("!bc cancel {id}")] {
-                let answer = run_line(&test.app, &room, "@bob:example.org", &line).await;
+                let answer = run_line(&test.broadcasts, &room, "@bob:example.org", &line).await;
                 let html =
                     ruma::events::room::message::RoomMessageEventContent::notice_markdown(&answer.markdown);
                 let rendered = serde_json::to_value(&html).unwrap();
@@ -1003,13 +1018,15 @@ mod tests {
             let id = test
                 .broadcast_in(BroadcastState::Prepared, &room, "All hands", &["server"], &users, options)
                 .await;
-            let answer = run_line(&test.app, &room, "@bob:example.org", &format!("!bc confirm {id}")).await;
+            let answer =
+                run_line(&test.broadcasts, &room, "@bob:example.org", &format!("!bc confirm {id}")).await;
             assert!(
                 !answer.ok && answer.markdown.contains("Only admins of the bot may send to `server`"),
                 "{answer:?}"
             );
             assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Prepared);
-            let answer = run_line(&test.app, &room, "@admin:example.org", &format!("!bc confirm {id}")).await;
+            let answer =
+                run_line(&test.broadcasts, &room, "@admin:example.org", &format!("!bc confirm {id}")).await;
             assert!(answer.ok, "{answer:?}");
         }
 
@@ -1020,11 +1037,11 @@ mod tests {
             let test = TestApp::with_config("language: de\n").await;
             let room = test.control_room().await;
             let admin = "@admin:example.org";
-            let answer = run_line(&test.app, &room, admin, "!bc status #99").await;
+            let answer = run_line(&test.broadcasts, &room, admin, "!bc status #99").await;
             assert_eq!(answer, Answer::error("In diesem Raum gibt es keine Rundsendung #99."));
-            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            let list = run_line(&test.broadcasts, &room, admin, "!bc list").await;
             assert_eq!(list.markdown, "Noch keine Rundsendungen.");
-            let defaults = run_line(&test.app, &room, admin, "!bc defaults").await;
+            let defaults = run_line(&test.broadcasts, &room, admin, "!bc defaults").await;
             assert_eq!(defaults.markdown, "Keine Standard-Rundsendungen. `send … --default` erstellt eine.");
 
             let users = [test.hs.user("alice", None)];
@@ -1038,21 +1055,22 @@ mod tests {
                     SendOptions::default(),
                 )
                 .await;
-            let status = run_line(&test.app, &room, admin, &format!("!bc status {id}")).await;
+            let status = run_line(&test.broadcasts, &room, admin, &format!("!bc status {id}")).await;
             assert!(
                 status.markdown.starts_with(&format!("**{id} «Alle»** — vorbereitet\n\n")),
                 "{}",
                 status.markdown
             );
             assert!(status.markdown.contains("- zugestellt: 0\n- ausstehend: 1\n"), "{}", status.markdown);
-            let list = run_line(&test.app, &room, admin, "!bc list").await;
+            let list = run_line(&test.broadcasts, &room, admin, "!bc list").await;
             assert!(
                 list.markdown.contains("— vorbereitet — 0 / 1 zugestellt, 0 fehlgeschlagen"),
                 "{}",
                 list.markdown
             );
             let dry =
-                run_with_body(&test.app, &room, admin, &format!("!bc edit {id} --dry-run"), "Neu").await;
+                run_with_body(&test.broadcasts, &room, admin, &format!("!bc edit {id} --dry-run"), "Neu")
+                    .await;
             assert_eq!(
                 dry.markdown,
                 format!(
@@ -1060,26 +1078,31 @@ mod tests {
                      nicht zugestellte bekämen den neuen Text."
                 )
             );
-            let poll = run_line(&test.app, &room, admin, &format!("!bc poll close {id}")).await;
+            let poll = run_line(&test.broadcasts, &room, admin, &format!("!bc poll close {id}")).await;
             assert_eq!(poll, Answer::error(format!("{id} «Alle» ist keine Umfrage.")));
             let bob = ruma::user_id!("@bob:example.org");
             let targets = crate::broadcasts::audience::parse_targets(&["server".to_owned()]).unwrap();
-            let refused =
-                crate::broadcasts::audience::authorize(test.app.hs(), bob, Level::Broadcaster, &targets)
-                    .await;
+            let refused = crate::broadcasts::audience::authorize(
+                test.broadcasts.rooms.hs(),
+                bob,
+                Level::Broadcaster,
+                &targets,
+            )
+            .await;
             assert_eq!(
-                refused.unwrap_err().text(test.app.language()),
+                refused.unwrap_err().text(test.broadcasts.rooms.language()),
                 "Nur Admins des Bots dürfen an `server` senden (alle auf dem Homeserver)."
             );
             let bad = crate::broadcasts::audience::parse_targets(&["alle".to_owned()]).unwrap_err();
             assert!(bad.text(Language::De).starts_with("`alle` bezeichnet keine Empfänger"), "{bad:?}");
-            let cancel = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            let cancel = run_line(&test.broadcasts, &room, admin, &format!("!bc cancel {id}")).await;
             assert_eq!(cancel, Answer::ok(format!("{id} «Alle» abgebrochen: 1 nicht zugestellt.")));
-            let again = run_line(&test.app, &room, admin, &format!("!bc cancel {id}")).await;
+            let again = run_line(&test.broadcasts, &room, admin, &format!("!bc cancel {id}")).await;
             assert_eq!(again, Answer::error(format!("{id} ist abgebrochen: nichts abzubrechen.")));
 
             let many = vec!["@a:example.org"; send::MAX_AUDIENCE_WORDS + 1].join(" ");
-            let answer = run_with_body(&test.app, &room, admin, &format!("!bc send {many}"), "Hallo").await;
+            let answer =
+                run_with_body(&test.broadcasts, &room, admin, &format!("!bc send {many}"), "Hallo").await;
             assert!(
                 answer
                     .markdown

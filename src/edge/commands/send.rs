@@ -103,7 +103,7 @@ impl SendRequest {
 /// Checks and records the broadcast; a task resolves its audience and answers the command
 /// (`None`: answered later), so that a large audience does not hold up other commands.
 pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
-    match ctx.app.store.broadcast_by_command(ctx.event_id).await {
+    match ctx.broadcasts.rooms.store.broadcast_by_command(ctx.event_id).await {
         Ok(None) => {}
         Ok(Some(existing)) => {
             // Dispatched again after a restart: its resolution was resumed at start-up.
@@ -118,9 +118,10 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         request.within_limits(language)?;
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
-        let targets =
-            audience::authorize(ctx.app.hs(), ctx.sender, ctx.level, &targets).await.map_err(refuse)?;
-        let send_at = request.when.send_at(&ctx.app.config.broadcast.time_zone())?;
+        let targets = audience::authorize(ctx.broadcasts.rooms.hs(), ctx.sender, ctx.level, &targets)
+            .await
+            .map_err(refuse)?;
+        let send_at = request.when.send_at(&ctx.broadcasts.rooms.broadcast.time_zone())?;
         let persona = persona(ctx, request.persona.as_deref())?;
         let message = message(ctx, request.dry_run).await?;
         let options = SendOptions {
@@ -147,22 +148,25 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         audience: &audience,
         options: &options,
     };
-    lifecycle::create(ctx.app, draft).await.err().map(Answer::store_failed)
+    lifecycle::create(ctx.broadcasts, draft).await.err().map(Answer::store_failed)
 }
 
 /// Who a `send` is sent as: the persona `--as` names, else `broadcast.default_persona` (`None`:
 /// the bot). A name that is not a persona is refused with the list of personas, and so is a
 /// persona the sender is not on the `allowed` list of.
 fn persona(ctx: &Context<'_>, name: Option<&str>) -> Result<Option<String>, Answer> {
-    let config = &ctx.app.config;
-    let Some(name) = name else { return Ok(config.default_persona().map(str::to_owned)) };
-    if let Some(persona) = config.personas.get(name) {
-        if !persona.allows(ctx.sender, ctx.level) {
+    let rooms = &ctx.broadcasts.rooms;
+    let Some(name) = name else {
+        let default = &rooms.broadcast.default_persona;
+        return Ok(Some(default.clone()).filter(|name| !name.is_empty()));
+    };
+    if let Some(persona) = rooms.senders.persona(name) {
+        if !persona.config.allows(ctx.sender, ctx.level) {
             return Err(Answer::error(t!(ctx.language(), "send-persona-not-allowed", name = name)));
         }
         return Ok(Some(name.to_owned()));
     }
-    let known: Vec<String> = config.personas.keys().map(|known| format!("`{known}`")).collect();
+    let known: Vec<String> = rooms.senders.personas().map(|known| format!("`{}`", known.name)).collect();
     let language = ctx.language();
     Err(Answer::error(match known.is_empty() {
         true => t!(language, "send-no-persona", name = name),
@@ -177,7 +181,7 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
         return markdown_message(language, ctx.body);
     }
     if let Some(replied) = &ctx.reply_to {
-        let event = ctx.app.hs().room_event(ctx.room, replied).await.map_err(|error| {
+        let event = ctx.broadcasts.rooms.hs().room_event(ctx.room, replied).await.map_err(|error| {
             Answer::error(t!(language, "send-cannot-read-reply", error = error_text(&error)))
         })?;
         let event = decrypted(ctx, event).await?;
@@ -188,7 +192,7 @@ async fn message(ctx: &Context<'_>, dry_run: bool) -> Result<StoredMessage, Answ
     if dry_run {
         return Ok(StoredMessage::markdown(""));
     }
-    let prefix = &ctx.app.config.broadcast.command_prefix;
+    let prefix = &ctx.broadcasts.rooms.broadcast.command_prefix;
     Err(Answer::error(t!(language, "send-what-to-send", prefix = prefix)))
 }
 
@@ -197,7 +201,7 @@ async fn decrypted(ctx: &Context<'_>, event: serde_json::Value) -> Result<serde_
     if event["type"] != "m.room.encrypted" {
         return Ok(event);
     }
-    let Some(crypto) = &ctx.app.crypto else {
+    let Some(crypto) = &ctx.broadcasts.rooms.crypto else {
         return Err(Answer::error(t!(ctx.language(), "send-reply-encrypted")));
     };
     crypto.decrypt(&event).await.map_err(|error| {
@@ -230,10 +234,10 @@ pub async fn confirm(ctx: &Context<'_>, id: BroadcastId) -> Answer {
         let state = super::state_name(language, broadcast.state);
         return Answer::error(t!(language, "confirm-not-prepared", id = id_text, state = state));
     }
-    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+    if let Err(refused) = lifecycle::may_manage(ctx.broadcasts, &broadcast, ctx.sender, ctx.level).await {
         return refused;
     }
-    lifecycle::start(ctx.app, id, BroadcastState::Prepared).await
+    lifecycle::start(ctx.broadcasts, id, BroadcastState::Prepared).await
 }
 
 #[cfg(test)]
@@ -265,9 +269,9 @@ mod tests {
         let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
         let event_id: ruma::OwnedEventId =
             format!("$send{}", crate::base::store::now_ms()).try_into().unwrap();
-        let level = test.app.permissions.level(&admin);
+        let level = test.broadcasts.rooms.permissions.level(&admin);
         let ctx = Context {
-            app: &test.app,
+            broadcasts: &test.broadcasts,
             room: &room,
             event_id: &event_id,
             sender: &admin,
@@ -301,8 +305,16 @@ mod tests {
     ) -> (Option<Answer>, ruma::OwnedEventId) {
         let event_id: ruma::OwnedEventId =
             format!("$cmd{}", crate::base::store::now_ms()).try_into().unwrap();
-        let level = test.app.permissions.level(sender);
-        let ctx = Context { app: &test.app, room, event_id: &event_id, sender, level, body, reply_to: None };
+        let level = test.broadcasts.rooms.permissions.level(sender);
+        let ctx = Context {
+            broadcasts: &test.broadcasts,
+            room,
+            event_id: &event_id,
+            sender,
+            level,
+            body,
+            reply_to: None,
+        };
         let command = crate::edge::commands::parse_command(Language::En, "!bc", line).unwrap();
         (crate::edge::commands::run(&ctx, command).await, event_id)
     }
@@ -435,9 +447,14 @@ mod tests {
         let recipients = test.store().sample_recipients(broadcast.id, 10).await.unwrap();
         assert!(!recipients.contains(&carol), "the other room is never reached: {recipients:?}");
         assert!(recipients.contains(&alice), "{recipients:?}");
-        lifecycle::may_manage(&test.app, &broadcast, &alice, test.app.permissions.level(&alice))
-            .await
-            .expect_err("alice has no rights in the room");
+        lifecycle::may_manage(
+            &test.broadcasts,
+            &broadcast,
+            &alice,
+            test.broadcasts.rooms.permissions.level(&alice),
+        )
+        .await
+        .expect_err("alice has no rights in the room");
         let lookups = test.hs.with(|state| state.requests.get("resolve_alias").copied());
         assert_eq!(lookups, Some(1), "one look-up of the alias");
     }

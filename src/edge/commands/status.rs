@@ -20,7 +20,7 @@ use crate::{
 const SHOWN: i64 = 10;
 
 pub async fn list(ctx: &Context<'_>) -> Answer {
-    let broadcasts = match ctx.app.store.recent_broadcasts(ctx.room, SHOWN).await {
+    let broadcasts = match ctx.broadcasts.rooms.store.recent_broadcasts(ctx.room, SHOWN).await {
         Ok(broadcasts) => broadcasts,
         Err(error) => return Answer::store_failed(error),
     };
@@ -30,7 +30,7 @@ pub async fn list(ctx: &Context<'_>) -> Answer {
     }
     let mut text = format!("{}\n\n", t!(language, "list-title"));
     for broadcast in broadcasts {
-        let counts = match ctx.app.store.delivery_counts(broadcast.id).await {
+        let counts = match ctx.broadcasts.rooms.store.delivery_counts(broadcast.id).await {
             Ok(counts) => counts,
             Err(error) => return Answer::store_failed(error),
         };
@@ -69,7 +69,7 @@ fn state_text(ctx: &Context<'_>, broadcast: &Broadcast) -> String {
     let language = ctx.language();
     let mut text = state_name(language, broadcast.state);
     if let (BroadcastState::Scheduled, Some(at)) = (broadcast.state, broadcast.options.send_at) {
-        let time = when::show(at, &ctx.app.config.broadcast.time_zone());
+        let time = when::show(at, &ctx.broadcasts.rooms.broadcast.time_zone());
         text = t!(language, "state-scheduled-for", state = text, time = time);
     }
     if broadcast.revision > 0 {
@@ -86,7 +86,7 @@ fn state_text(ctx: &Context<'_>, broadcast: &Broadcast) -> String {
 
 /// The counts, a poll's tally, who replied, and who failed or was skipped, with reasons.
 async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String, StoreError> {
-    let (store, id, language) = (&ctx.app.store, broadcast.id, ctx.language());
+    let (store, id, language) = (&ctx.broadcasts.rooms.store, broadcast.id, ctx.language());
     let counts = store.delivery_counts(id).await?;
     let mut text = count_lines(language, &counts);
     let (read, replied) = store.read_and_replied(id).await?;
@@ -94,7 +94,7 @@ async fn status_text(ctx: &Context<'_>, broadcast: &Broadcast) -> Result<String,
     line(&mut text, t!(language, "status-read", count = read));
     line(&mut text, t!(language, "status-replied", count = replied));
     let encrypted = store.encrypted_dm_deliveries(id).await?;
-    if ctx.app.crypto.is_some() {
+    if ctx.broadcasts.rooms.crypto.is_some() {
         let waiting = store.deliveries_waiting(id, crate::base::e2ee::rooms::NO_DEVICE_YET).await?;
         line(&mut text, t!(language, "status-encrypted", count = encrypted));
         line(&mut text, t!(language, "status-no-device-yet", count = waiting));
@@ -147,12 +147,12 @@ fn count_lines(language: Language, counts: &DeliveryCounts) -> String {
 }
 
 pub async fn cancel(ctx: &Context<'_>, id: BroadcastId) -> Answer {
-    let (store, language) = (&ctx.app.store, ctx.language());
+    let (store, language) = (&ctx.broadcasts.rooms.store, ctx.language());
     let broadcast = match find_broadcast(ctx, id).await {
         Ok(broadcast) => broadcast,
         Err(answer) => return answer,
     };
-    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+    if let Err(refused) = lifecycle::may_manage(ctx.broadcasts, &broadcast, ctx.sender, ctx.level).await {
         return refused;
     }
     let cancelled = match broadcast.state {
@@ -184,7 +184,7 @@ pub async fn defaults(ctx: &Context<'_>) -> Answer {
 }
 
 async fn defaults_text(ctx: &Context<'_>) -> Result<String, StoreError> {
-    let store = &ctx.app.store;
+    let store = &ctx.broadcasts.rooms.store;
     let mut scopes: BTreeMap<BroadcastId, (Vec<String>, bool)> = BTreeMap::new();
     for default in store.all_defaults().await? {
         // This room's defaults only (an admin names any id, but lists per room like everyone).
@@ -225,10 +225,10 @@ pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Ans
         }
         Ok(broadcast) => broadcast,
     };
-    if let Err(refused) = lifecycle::may_manage(ctx.app, &broadcast, ctx.sender, ctx.level).await {
+    if let Err(refused) = lifecycle::may_manage(ctx.broadcasts, &broadcast, ctx.sender, ctx.level).await {
         return refused;
     }
-    match ctx.app.store.set_default_active(id, on).await {
+    match ctx.broadcasts.rooms.store.set_default_active(id, on).await {
         Ok(true) if on => Answer::ok(t!(language, "default-on", id = id_text)),
         Ok(true) => Answer::ok(t!(language, "default-off", id = id_text)),
         Ok(false) => Answer::error(t!(language, "default-not-a-default", id = id_text)),
@@ -253,11 +253,11 @@ mod tests {
         test.store().add_failed_deliveries(id, &[alice], said).await.unwrap();
         let admin: ruma::OwnedUserId = "@admin:example.org".try_into().unwrap();
         let ctx = Context {
-            app: &test.app,
+            broadcasts: &test.broadcasts,
             room: &control,
             event_id: ruma::event_id!("$status"),
             sender: &admin,
-            level: test.app.permissions.level(&admin),
+            level: test.broadcasts.rooms.permissions.level(&admin),
             body: "",
             reply_to: None,
         };

@@ -1,122 +1,56 @@
-//! The shared context of the running bot's tasks (dispatcher, command tasks, delivery workers,
-//! progress, new-user poll): its config, store, homeserver, DM rooms, personas and the wake-ups
-//! between tasks.
-//!
-//! Tasks hold an `Arc<App>`; the functions they call take only what they use (`&Store`,
-//! `&dyn Homeserver`, a config section, [`Dms`]). This module imports nothing above the store,
-//! the homeserver client and the DM rooms.
+//! Who writes into DMs: the bot and the personas of the config, each with a homeserver handle
+//! acting as it and DMs of its own.
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, OnceLock},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
-use ruma::{OwnedRoomId, OwnedUserId, UserId};
+use ruma::UserId;
 use tokio::sync::{watch, Notify, OnceCell};
 
 use crate::{
     base::{
         config::{Config, PersonaConfig, RecipientLanguage},
-        e2ee::Crypto,
-        i18n::Language,
+        i18n::{t, Language},
         matrix::{Homeserver, MatrixError},
-        permissions::Permissions,
         store::{Claim, Store, StoreError},
-        telemetry::HomeserverHealth,
     },
-    rooms::{
-        dm::{recipient_language, Dms, Languages},
-        throttle::Throttle,
-    },
+    rooms::dm::{recipient_language, Dms, Languages},
 };
 
-/// How many messages of one person a minute are relayed into a control room; a flood beyond
-/// that folds into one notice.
-const RELAYS_PER_MINUTE: u32 = 5;
-
-/// Everything the running bot shares between its tasks.
-pub struct App {
-    pub config: Config,
-    pub permissions: Permissions,
-    /// `@broadcast:<domain>`.
-    pub bot: OwnedUserId,
-    pub store: Store,
-    pub homeserver: Arc<dyn Homeserver>,
-    /// The bot's DM rooms with recipients.
+/// The bot and its personas, as they write into their DMs.
+pub struct Senders {
+    /// The homeserver, acting as the bot.
+    homeserver: Arc<dyn Homeserver>,
+    /// The bot's DMs with recipients.
     pub dms: Dms,
     /// The personas of `personas:`, by name, each with its own DMs.
-    pub personas: BTreeMap<String, Persona>,
-    /// Woken when new events are in the inbox (shared with the HTTP edge).
-    pub inbox_ready: Arc<Notify>,
-    /// Woken when deliveries may be due (a broadcast started).
-    pub deliveries_ready: Notify,
-    /// Woken to refresh progress messages now.
-    pub progress_ready: Notify,
-    /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
-    pub default_control_room: OnceLock<OwnedRoomId>,
-    /// How many of a person's messages a minute are relayed into a control room.
-    pub relay_throttle: Throttle,
-    /// Whether the homeserver answers (shared with `/health`).
-    pub homeserver_health: Arc<HomeserverHealth>,
-    /// End-to-end encryption on the bot's device, when `encryption.enabled`.
-    pub crypto: Option<Arc<Crypto>>,
+    personas: BTreeMap<String, Persona>,
+    store: Store,
+    languages: Languages,
 }
 
-impl App {
-    pub fn new(
-        config: Config,
-        permissions: Permissions,
-        bot: OwnedUserId,
-        store: Store,
-        homeserver: Arc<dyn Homeserver>,
-    ) -> Self {
-        let dms = Dms::new(store.clone(), homeserver.clone(), bot.clone()).speaking(languages_of(&config));
-        let personas = Persona::all_of(&config, &store, homeserver.as_ref());
-        Self {
-            config,
-            permissions,
-            bot,
-            store,
-            homeserver,
-            dms,
-            personas,
-            inbox_ready: Arc::new(Notify::new()),
-            deliveries_ready: Notify::new(),
-            progress_ready: Notify::new(),
-            default_control_room: OnceLock::new(),
-            relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
-            homeserver_health: Arc::default(),
-            crypto: None,
-        }
+impl Senders {
+    /// The bot (acting through `homeserver`) and the personas of `config`.
+    pub fn new(config: &Config, store: &Store, homeserver: Arc<dyn Homeserver>) -> Self {
+        let languages = languages_of(config);
+        let bot = homeserver.bot().to_owned();
+        let dms = Dms::new(store.clone(), homeserver.clone(), bot).speaking(languages);
+        let personas = Persona::all_of(config, store, homeserver.as_ref());
+        Self { homeserver, dms, personas, store: store.clone(), languages }
     }
 
-    /// The same context with end-to-end encryption: new DMs are made as `encryption.default_dm`
-    /// says, and encrypted rooms work like plain ones.
-    pub fn with_crypto(self, crypto: Arc<Crypto>) -> Self {
-        let dms = self.dms.with_encryption(self.config.encryption.encrypts_new_dms());
-        Self { dms, crypto: Some(crypto), ..self }
-    }
-
-    /// The language of what the bot writes to admins (and to recipients, unless they chose one:
-    /// see `broadcast.recipient_language`).
-    pub fn language(&self) -> Language {
-        self.config.language
-    }
-
-    /// The language of what the bot writes to the recipient `user`: the one they chose (with
-    /// `broadcast.recipient_language: user`), else the config's.
-    pub async fn recipient_language(&self, user: &UserId) -> Language {
-        recipient_language(&self.store, languages_of(&self.config), user).await
-    }
-
-    /// The homeserver as the functions below the tasks take it.
-    pub fn hs(&self) -> &dyn Homeserver {
-        self.homeserver.as_ref()
+    /// The same senders, the bot's new DMs encrypted when `encrypted`.
+    pub fn encrypting_new_dms(self, encrypted: bool) -> Self {
+        Self { dms: self.dms.with_encryption(encrypted), ..self }
     }
 
     /// The persona `name` of the config, if there is one.
     pub fn persona(&self, name: &str) -> Option<&Persona> {
         self.personas.get(name)
+    }
+
+    /// The personas of the config.
+    pub fn personas(&self) -> impl Iterator<Item = &Persona> {
+        self.personas.values()
     }
 
     /// The DMs of the bot (`persona` `None`) or of a persona of the config.
@@ -131,13 +65,19 @@ impl App {
     /// registered, logged in and given its profile first, once (see [`Persona::ready`]).
     pub async fn sender(&self, persona: Option<&str>) -> Result<Sender<'_>, MatrixError> {
         let Some(name) = persona else {
-            return Ok(Sender { homeserver: self.hs(), dms: &self.dms });
+            return Ok(Sender { homeserver: self.homeserver.as_ref(), dms: &self.dms });
         };
         let persona = self.persona(name).ok_or_else(|| {
-            MatrixError::internal(crate::base::i18n::t!(self.language(), "context-persona-gone", name = name))
+            MatrixError::internal(t!(self.languages.config, "context-persona-gone", name = name))
         })?;
         persona.ready().await?;
         Ok(Sender { homeserver: persona.homeserver.as_ref(), dms: &persona.dms })
+    }
+
+    /// The language of what the bot writes to the recipient `user`: the one they chose (with
+    /// `broadcast.recipient_language: user`), else the config's.
+    pub async fn recipient_language(&self, user: &UserId) -> Language {
+        recipient_language(&self.store, self.languages, user).await
     }
 
     /// Records the intents to create the DMs a batch of claims needs, with the bot's DMs and
@@ -151,11 +91,9 @@ impl App {
         }
         Ok(())
     }
-}
 
-impl App {
-    /// Forgets the DMs recorded for `claims` (by [`App::begin_dms_for`]) and never asked of the
-    /// homeserver: the claims go back to the queue untried.
+    /// Forgets the DMs recorded for `claims` (by [`Senders::begin_dms_for`]) and never asked of
+    /// the homeserver: the claims go back to the queue untried.
     pub async fn abandon_untried_dms(&self, claims: &[Claim]) -> Result<(), StoreError> {
         for claim in claims {
             if let (Some(dm), Some(dms)) = (&claim.dm, self.dms_of(claim.persona.as_deref())) {
@@ -295,9 +233,9 @@ mod tests {
         let test = TestApp::with_config(HR_PERSONA).await;
         assert!(test.hs.with(|state| state.registered.is_empty()), "nothing before the first use");
         test.hs.fail_next("register_bot", MatrixError::NetworkFailure("connection refused".into()));
-        assert!(test.app.sender(Some("hr")).await.is_err(), "a failed registration fails the use");
+        assert!(test.rooms.sender(Some("hr")).await.is_err(), "a failed registration fails the use");
         for _ in 0..3 {
-            let sender = test.app.sender(Some("hr")).await.expect("ready");
+            let sender = test.rooms.sender(Some("hr")).await.expect("ready");
             assert_eq!(sender.homeserver.bot(), hr(), "acts as the persona");
         }
         let (registered, devices, profile) = test.hs.with(|state| {
@@ -307,9 +245,9 @@ mod tests {
         assert_eq!(devices, [(hr(), "BROADCAST".into())], "its own device, logged in once");
         assert_eq!(profile.as_deref(), Some("HR Team"));
         assert_eq!((test.hs.count("set_bot_profile"), test.hs.count("ensure_device")), (1, 1));
-        let bot = test.app.sender(None).await.unwrap();
-        assert_eq!(bot.homeserver.bot(), test.app.bot, "None is the bot");
-        let error = test.app.sender(Some("it")).await.err().expect("no such persona");
+        let bot = test.rooms.sender(None).await.unwrap();
+        assert_eq!(bot.homeserver.bot(), test.rooms.bot, "None is the bot");
+        let error = test.rooms.sender(Some("it")).await.err().expect("no such persona");
         assert!(error.to_string().contains("the persona it is no longer in the config"), "{error}");
     }
 
@@ -360,7 +298,7 @@ mod tests {
         let event_id: ruma::OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
         let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
                             "content": { "msgtype": "m.text", "body": body } });
-        crate::rooms::relay::on_dm_message(&test.app, &dm, &room, &event_id, &event).await;
+        crate::rooms::relay::on_dm_message(&test.rooms, &dm, &room, &event_id, &event).await;
     }
 
     #[tokio::test]
@@ -377,13 +315,13 @@ mod tests {
         let root = in_control[0].event_id.clone();
         assert_eq!(in_control[0].content["body"], format!("Replies from “Alice” ({alice}) to «Survey» {id}"));
         assert_eq!(in_control[1].content["body"], "my answer");
-        assert!(in_control.iter().all(|sent| sent.sender == test.app.bot), "the bot relays");
+        assert!(in_control.iter().all(|sent| sent.sender == test.rooms.bot), "the bot relays");
 
         let answer = json!({ "type": "m.room.message", "event_id": "$answer", "content": {
             "msgtype": "m.text", "body": "thanks!", "m.relates_to": { "rel_type": "m.thread", "event_id": root } } });
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let handled = crate::rooms::relay::on_thread_message(
-            &test.app,
+            &test.rooms,
             &control,
             &admin,
             &owned_event_id!("$answer"),
@@ -414,7 +352,7 @@ mod tests {
         let first = test.running_broadcast(&control, "One", std::slice::from_ref(&alice), as_hr()).await;
         test.deliver_all(first, 1).await;
         let dm = test.store().live_dm(Some("hr"), &alice).await.unwrap().unwrap();
-        let dms = test.app.dms_of(dm.persona.as_deref()).expect("the persona's DMs");
+        let dms = test.rooms.senders.dms_of(dm.persona.as_deref()).expect("the persona's DMs");
         dms.member_changed(&dm, &hr(), &ruma::events::room::member::MembershipState::Leave).await.unwrap();
         assert_eq!(test.store().live_dm(Some("hr"), &alice).await.unwrap(), None, "retired");
         let second = test.running_broadcast(&control, "Two", std::slice::from_ref(&alice), as_hr()).await;
@@ -434,7 +372,7 @@ mod tests {
         let id = test.running_broadcast(&control, "Welcome", &[], options).await;
         test.store().add_default(id, &crate::base::store::DefaultScope::Room(space.clone())).await.unwrap();
         let carol = test.hs.user("carol", None);
-        crate::broadcasts::defaults::on_join(&test.app, &space, &carol, None).await;
+        crate::broadcasts::defaults::on_join(&test.broadcasts, &space, &carol, None).await;
         test.deliver_all(id, 1).await;
         let hr_room = test.hs.dms_between(&hr(), &carol).pop().expect("a DM with the persona");
         assert_eq!(sent_by(&test.hs, &hr(), &hr_room)[0].content["body"], "Welcome");
