@@ -1,16 +1,21 @@
 //! matrix-broadcast: a Matrix application service that sends one message privately to any
 //! number of people and brings their replies back.
 //!
-//! Data flows one way (see README, "Architecture"); each arrow is an import, and no module
-//! imports one above it (`scripts/check-cycles` fails the tests otherwise):
+//! Layers, top to bottom: wiring, edge, broadcasts, delivery, rooms, base.
 //!
-//! - HTTP edge: [`appservice`] (auth, parse, persist into the inbox, 200) → [`store`].
-//! - Events: [`dispatch`] → [`commands`] / [`control_rooms`] / [`relay`] / [`defaults`] →
-//!   [`lifecycle`] (create, resolve, preview or start, resume, progress, finish) → [`audience`]
-//!   → [`store`].
-//! - Sending: [`delivery`] workers → [`dm`] → [`matrix`] (the only outbound client).
-//! - Talking back in a room: [`notices`], over `&dyn Homeserver`, used by all of the above.
-//! - [`context`] is the shared state of the running tasks; this file wires it up and starts them.
+//! Each is a folder (or one file) of `src/`, and a module imports only from its own layer and
+//! the layers below, never in a circle (`scripts/check-cycles` fails the tests otherwise; the
+//! README's "Architecture" shows the graph it generates):
+//!
+//! - [`wiring`]: builds each layer's service from the one below ([`wiring::Bot`]); this file
+//!   starts the tasks on them.
+//! - [`edge`]: the appservice HTTP API (events into the inbox), the dispatcher, the commands.
+//! - [`broadcasts`]: a broadcast's life, its audience, welcomes, follow-ups
+//!   ([`broadcasts::Broadcasts`]).
+//! - [`delivery`]: the queue's workers, retries and outage pauses ([`delivery::Delivery`]).
+//! - [`rooms`]: DMs, the bot's personas, notices, the relay of replies, control rooms
+//!   ([`rooms::Rooms`]).
+//! - [`base`]: the homeserver client, the store, encryption, config, texts, times.
 
 pub mod base;
 pub mod broadcasts;
