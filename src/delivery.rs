@@ -27,15 +27,14 @@ use tokio::sync::{mpsc, watch, Mutex, Notify};
 use crate::{
     base::{
         i18n::Language,
-        matrix::{send_json, Homeserver, MatrixError},
-        message::StoredMessage,
-        store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, DmState, Outcome, Store, StoreError},
+        matrix::MatrixError,
+        store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, Outcome, Store, StoreError},
         telemetry::HomeserverHealth,
     },
     rooms::{
+        copies::personalise,
         dm::{Dm, DmError},
         notices::post_notice,
-        senders::Sender,
         Rooms,
     },
 };
@@ -64,8 +63,6 @@ const BROADCAST_FRESH: Duration = Duration::from_secs(2);
 /// through the senders of the rooms layer.
 pub struct Delivery {
     pub rooms: Arc<Rooms>,
-    /// `encryption.upgrade_dms`: a plain DM is made encrypted before the bot's next copy in it.
-    upgrade_dms: bool,
     /// Whether the homeserver answers (shared with `/health`).
     health: Arc<HomeserverHealth>,
     /// Woken when deliveries may be due (a broadcast started, a welcome was queued).
@@ -73,8 +70,8 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub fn new(rooms: Arc<Rooms>, upgrade_dms: bool, health: Arc<HomeserverHealth>) -> Self {
-        Self { rooms, upgrade_dms, health, ready: Notify::new() }
+    pub fn new(rooms: Arc<Rooms>, health: Arc<HomeserverHealth>) -> Self {
+        Self { rooms, health, ready: Notify::new() }
     }
 
     /// Wakes the workers: deliveries may be due now.
@@ -451,7 +448,7 @@ impl Outage {
             return;
         }
         tracing::warn!(%error, "the homeserver cannot be reached: deliveries are paused until it answers again");
-        tokio::spawn(self.clone().probe(delivery.rooms.homeserver.clone(), delivery.health.clone()));
+        tokio::spawn(self.clone().probe(delivery.rooms.clone(), delivery.health.clone()));
     }
 
     /// Whether `error`, met by one delivery, is an outage of the homeserver: the workers are
@@ -460,7 +457,7 @@ impl Outage {
     /// invite), retried with backoff like any other, so that it cannot pause everyone.
     async fn confirms(self: &Arc<Self>, error: &MatrixError, delivery: &Delivery) -> bool {
         if !self.down.load(Ordering::SeqCst) {
-            match delivery.rooms.homeserver.profile(delivery.rooms.homeserver.bot()).await {
+            match delivery.rooms.probe().await {
                 Err(probed) if probed.is_outage() => {}
                 _ => return false,
             }
@@ -470,11 +467,11 @@ impl Outage {
     }
 
     /// Asks the homeserver something cheap, with backoff, until it answers.
-    async fn probe(self: Arc<Self>, homeserver: Arc<dyn Homeserver>, health: Arc<HomeserverHealth>) {
+    async fn probe(self: Arc<Self>, rooms: Arc<Rooms>, health: Arc<HomeserverHealth>) {
         let mut delay = PROBE_FIRST_DELAY;
         loop {
             tokio::time::sleep(delay).await;
-            match homeserver.profile(homeserver.bot()).await {
+            match rooms.probe().await {
                 Err(error) if error.is_outage() => delay = (delay * 2).min(PROBE_MAX_DELAY),
                 _ => break,
             }
@@ -527,46 +524,18 @@ fn shown_failure(language: Language, error: &MatrixError) -> String {
     crate::base::e2ee::rooms::shown_reason(language, &error.to_string())
 }
 
-/// Ensures the DM and sends the personalised message, as the bot or the broadcast's persona
-/// (into that one's DM); returns where it went. A message the homeserver refuses into a DM the
-/// sender already had (the recipient left, or removed the sender, before the store heard of
-/// it) is sent once more after the DM was checked with the homeserver: re-invited, or replaced.
+/// Sends the personalised copy of `broadcast` for `claim`, as the bot or the broadcast's persona
+/// (into that one's DM); returns where it went.
 async fn send(
     delivery: &Delivery,
     broadcast: &Broadcast,
     claim: &Claim,
 ) -> Result<(Dm, OwnedEventId), DmError> {
-    let user = &claim.user_id;
-    let copy = personalise(delivery.rooms.hs(), &broadcast.message, user, &claim.displayname).await?;
-    let txn = transaction_id(broadcast.id, user);
-    let had_dm = claim.dm.as_ref().is_some_and(|dm| dm.state == DmState::Ready);
-    let Sender { homeserver, dms } = delivery.rooms.sender(broadcast.options.persona.as_deref()).await?;
-    let dm = dms.ensure_seen(user, claim.dm.clone()).await?;
-    let dm = encrypted_if_asked(delivery, broadcast, dm).await?;
-    match send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await {
-        Ok(event) => Ok((dm, event)),
-        Err(error) if had_dm && error.errcode() == Some("M_FORBIDDEN") => {
-            tracing::info!(%error, room = %dm.room, "a message into a DM was refused; checking the DM");
-            dms.refused(&dm.room, user).await?;
-            let dm = dms.ensure(user).await?;
-            let event = send_json(homeserver, &dm.room, &txn, &copy.event_type, &copy.content).await?;
-            Ok((dm, event))
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// `dm`, turned encrypted first when it is the bot's, plain, and `encryption.upgrade_dms` asks
-/// for it.
-async fn encrypted_if_asked(delivery: &Delivery, broadcast: &Broadcast, dm: Dm) -> Result<Dm, DmError> {
-    let Some(crypto) = &delivery.rooms.crypto else { return Ok(dm) };
-    if dm.encrypted || !delivery.upgrade_dms || broadcast.options.persona.is_some() {
-        return Ok(dm);
-    }
-    crypto.upgrade(&dm.room).await.map_err(MatrixError::from)?;
-    delivery.rooms.store.dm_encrypted(&dm.room).await?;
-    tracing::info!(room = %dm.room, "a plain DM was made encrypted (encryption.upgrade_dms)");
-    Ok(Dm { encrypted: true, ..dm })
+    let rooms = &delivery.rooms;
+    let copy = personalise(rooms.hs(), &broadcast.message, &claim.user_id, &claim.displayname).await?;
+    let txn = transaction_id(broadcast.id, &claim.user_id);
+    let persona = broadcast.options.persona.as_deref();
+    rooms.send_copy(persona, &claim.user_id, claim.dm.clone(), &txn, &copy).await
 }
 
 /// The `bot_state` key that records that the admins were told about encrypted DMs.
@@ -582,22 +551,6 @@ async fn tell_encrypted_dms(delivery: &Delivery, broadcast: &Broadcast) -> Resul
     let txn = OwnedTransactionId::from(format!("{ENCRYPTED_DMS_TOLD}-{}", broadcast.id.0));
     post_notice(delivery.rooms.hs(), &broadcast.control_room_id, &txn, &text).await;
     Ok(())
-}
-
-/// `user`'s copy of `message`, with the display name audience resolution saw (`seen`, as
-/// [`Claim::displayname`]); looked up only when it was not seen and the message uses it.
-pub async fn personalise(
-    homeserver: &dyn Homeserver,
-    message: &StoredMessage,
-    user: &UserId,
-    seen: &Option<String>,
-) -> Result<StoredMessage, MatrixError> {
-    let displayname = match (message.needs_displayname(), seen) {
-        (false, _) => None,
-        (true, Some(seen)) => Some(seen.clone()).filter(|name| !name.is_empty()),
-        (true, None) => homeserver.displayname(user).await?,
-    };
-    Ok(message.personalised(user, displayname.as_deref()))
 }
 
 #[cfg(test)]
@@ -631,7 +584,7 @@ mod tests {
     use crate::{
         base::{
             matrix::fake::forbidden,
-            store::{BroadcastState, SendOptions},
+            store::{BroadcastState, DmState, SendOptions},
         },
         testing::TestApp,
     };

@@ -44,12 +44,12 @@ impl Bot {
     ) -> Self {
         let rooms = Rooms::new(&config, permissions, store, homeserver);
         let rooms = match crypto {
-            Some(crypto) => rooms.with_crypto(crypto, config.encryption.encrypts_new_dms()),
+            Some(crypto) => rooms.with_crypto(crypto, &config.encryption),
             None => rooms,
         };
         let health = Arc::new(HomeserverHealth::default());
         let rooms = Arc::new(rooms);
-        let delivery = Arc::new(Delivery::new(rooms.clone(), config.encryption.upgrade_dms, health.clone()));
+        let delivery = Arc::new(Delivery::new(rooms.clone(), health.clone()));
         let bot_displayname = config.appservice.bot.displayname.clone();
         let broadcasts = Arc::new(Broadcasts { rooms, delivery, bot_displayname });
         Self { config, broadcasts, inbox_ready: Arc::default(), health }

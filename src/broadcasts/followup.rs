@@ -19,8 +19,10 @@ use crate::{
         store::{Broadcast, BroadcastId, Followup, FollowupDone, StoreError},
     },
     broadcasts::Broadcasts,
-    delivery::personalise,
-    rooms::notices::{post_notice, titled},
+    rooms::{
+        copies::personalise,
+        notices::{post_notice, titled},
+    },
 };
 
 /// How often broadcasts with follow-ups are looked at while none has work.

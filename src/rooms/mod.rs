@@ -4,6 +4,7 @@
 //! event's handler tells the dispatcher (`handled`).
 
 pub mod control_rooms;
+pub mod copies;
 pub mod dm;
 pub mod handled;
 pub mod notices;
@@ -17,7 +18,7 @@ use ruma::{OwnedRoomId, OwnedUserId, UserId};
 
 use crate::{
     base::{
-        config::{BroadcastConfig, Config},
+        config::{BroadcastConfig, Config, EncryptionConfig},
         e2ee::Crypto,
         i18n::Language,
         matrix::{Homeserver, MatrixError},
@@ -52,6 +53,8 @@ pub struct Rooms {
     pub senders: Senders,
     /// End-to-end encryption on the bot's device, when `encryption.enabled`.
     pub crypto: Option<Arc<Crypto>>,
+    /// `encryption.upgrade_dms`: a plain DM of the bot is made encrypted before its next copy.
+    upgrade_dms: bool,
     /// How many of a person's messages a minute are relayed into a control room.
     pub relay_throttle: Throttle,
     /// The first room of `broadcast.control_rooms`: messages that answer no broadcast go there.
@@ -75,16 +78,18 @@ impl Rooms {
             store,
             homeserver,
             crypto: None,
+            upgrade_dms: false,
             relay_throttle: Throttle::new(RELAYS_PER_MINUTE, 60_000),
             default_control_room: OnceLock::new(),
         }
     }
 
-    /// The same rooms with end-to-end encryption: the bot's new DMs are made as
-    /// `encryption.default_dm` says (`encrypt_new_dms`), and encrypted rooms work like plain ones.
-    pub fn with_crypto(self, crypto: Arc<Crypto>, encrypt_new_dms: bool) -> Self {
-        let senders = self.senders.encrypting_new_dms(encrypt_new_dms);
-        Self { senders, crypto: Some(crypto), ..self }
+    /// The same rooms with end-to-end encryption as `encryption` says: the bot's new DMs are
+    /// made as `default_dm` says, plain ones upgraded with `upgrade_dms`, and encrypted rooms
+    /// work like plain ones.
+    pub fn with_crypto(self, crypto: Arc<Crypto>, encryption: &EncryptionConfig) -> Self {
+        let senders = self.senders.encrypting_new_dms(encryption.encrypts_new_dms());
+        Self { senders, crypto: Some(crypto), upgrade_dms: encryption.upgrade_dms, ..self }
     }
 
     /// The homeserver, acting as the bot.
