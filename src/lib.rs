@@ -32,13 +32,9 @@ use anyhow::Context as _;
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::{
-    base::{
-        config::Config,
-        matrix::{Homeserver, MatrixError},
-        store::Store,
-        telemetry::HomeserverHealth,
-    },
+    base::{config::Config, matrix::MatrixError, store::Store, telemetry::HomeserverHealth},
     edge::appservice::server::Limits,
+    rooms::Rooms,
     wiring::Bot,
 };
 
@@ -82,8 +78,7 @@ pub async fn run_with_listener(
     let server = tokio::spawn(serve);
     tracing::info!(%address, bot = %bot.rooms().bot, "listening for the homeserver");
     // From the start, so that `/health` knows the homeserver's state during start-up too.
-    let probe =
-        tokio::spawn(probe_homeserver(bot.rooms().homeserver.clone(), bot.health.clone(), stopped.clone()));
+    let probe = tokio::spawn(probe_homeserver(bot.rooms().clone(), bot.health.clone(), stopped.clone()));
 
     let started = tokio::select! {
         result = start_up(&bot) => result,
@@ -138,11 +133,7 @@ pub async fn run_worker(
     };
     if started.is_ok() {
         tracing::info!(bot = %bot.rooms().bot, concurrency = bot.config.broadcast.concurrency, "delivery worker ready");
-        let probe = tokio::spawn(probe_homeserver(
-            bot.rooms().homeserver.clone(),
-            bot.health.clone(),
-            stopped.clone(),
-        ));
+        let probe = tokio::spawn(probe_homeserver(bot.rooms().clone(), bot.health.clone(), stopped.clone()));
         let workers = delivery::run_workers(bot.delivery().clone(), stopped.clone());
         within_stop_limit(async move { tokio::join!(workers, probe) }, stopped).await;
     }
@@ -196,12 +187,12 @@ async fn finish(
 /// Asks the homeserver something cheap every few seconds, for `/health` and the
 /// `matrix_broadcast_homeserver_up` gauge, until `stopped`.
 async fn probe_homeserver(
-    homeserver: Arc<dyn Homeserver>,
+    rooms: Arc<Rooms>,
     health: Arc<HomeserverHealth>,
     mut stopped: watch::Receiver<bool>,
 ) {
     while !*stopped.borrow() {
-        match tokio::time::timeout(HOMESERVER_PROBE_TIMEOUT, homeserver.profile(homeserver.bot())).await {
+        match tokio::time::timeout(HOMESERVER_PROBE_TIMEOUT, rooms.probe()).await {
             Ok(Err(error)) if error.is_outage() => health.down(error),
             Ok(_) => health.up(),
             Err(_) => health.down(format!("no answer within {HOMESERVER_PROBE_TIMEOUT:?}")),
@@ -263,7 +254,7 @@ async fn run_tasks(bot: &Bot, stopped: watch::Receiver<bool>) {
     }));
     let followups = tokio::spawn(broadcasts::followup::run(broadcasts.clone(), stopped.clone()));
     let schedule = tokio::spawn(broadcasts::lifecycle::schedule::run(broadcasts.clone(), stopped.clone()));
-    let probe = tokio::spawn(probe_homeserver(rooms.homeserver.clone(), bot.health.clone(), stopped.clone()));
+    let probe = tokio::spawn(probe_homeserver(rooms.clone(), bot.health.clone(), stopped.clone()));
     let queue = tokio::spawn(refresh_queue_depth(rooms.store.clone(), stopped.clone()));
     let crypto = rooms.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
     let undecrypted = tokio::spawn(edge::dispatch::retry_undecrypted(broadcasts.clone(), stopped.clone()));

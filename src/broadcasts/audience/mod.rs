@@ -57,6 +57,50 @@ impl Target {
     }
 }
 
+/// An audience checked by [`authorize`] for the person who sends to it: each alias resolved to
+/// the room that passed the check. Only `authorize` makes one from words a person typed; a
+/// broadcast stores its [`words`](Authorized::words), and its resolution reads them back with
+/// [`Authorized::stored`], never parsing or checking them a second time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized(Vec<Target>);
+
+impl Authorized {
+    pub fn targets(&self) -> &[Target] {
+        &self.0
+    }
+
+    /// The words a broadcast stores.
+    pub fn words(&self) -> Vec<String> {
+        self.0.iter().map(Target::word).collect()
+    }
+
+    /// The audience a broadcast stored, checked when its command came. An alias here was
+    /// stored by an older version: it is refused, since a second look-up could answer another
+    /// room than the one checked.
+    pub fn stored(words: &[String]) -> Result<Self, AudienceError> {
+        let targets = parse_targets(words)?;
+        for target in &targets {
+            if let Target::Room(room) = target {
+                if room.is_room_alias_id() {
+                    return Err(AudienceError::new(
+                        "audience-alias-not-resolved",
+                        &[("room", room.as_str())],
+                    ));
+                }
+            }
+        }
+        Ok(Self(targets))
+    }
+
+    /// The rooms typed, each with the word it was typed as.
+    fn rooms(&self) -> impl Iterator<Item = (OwnedRoomId, &str)> {
+        self.0.iter().filter_map(|target| match target {
+            Target::Room(room) => Some((OwnedRoomId::try_from(room.as_str()).ok()?, room.as_str())),
+            _ => None,
+        })
+    }
+}
+
 /// Why an audience cannot be used: a message of the catalogue and its arguments, written in
 /// the language of whoever reads it ([`AudienceError::text`]; the log gets English).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,31 +208,26 @@ pub struct Rooms {
     pub left_out: Vec<OwnedRoomId>,
 }
 
-/// The rooms the room targets reach: each room typed and, with `recursive`, every room of its
-/// space hierarchy that `sender` (of `level`) may address as well. The typed rooms were checked
-/// by [`authorize`] when the command came.
+/// The rooms an audience reaches: each room typed and, with `recursive`, every room of its
+/// space hierarchy that `sender` (of `level`) may address as well (the typed rooms were checked
+/// by [`authorize`] when the command came).
 pub async fn rooms(
     homeserver: &dyn Homeserver,
-    targets: &[Target],
+    audience: &Authorized,
     recursive: bool,
     sender: &UserId,
     level: Level,
 ) -> Result<Rooms, AudienceError> {
     let mut rooms = Rooms::default();
-    for target in targets {
-        let Target::Room(room) = target else { continue };
-        // Aliases were resolved once, by `authorize`: an alias here was stored by an older
-        // version, and a second look-up could answer another room than the one checked.
-        let room_id = OwnedRoomId::try_from(room.as_str())
-            .map_err(|_| AudienceError::new("audience-alias-not-resolved", &[("room", room.as_str())]))?;
-        rooms.reached.push((room_id.clone(), room.to_string()));
+    for (room_id, typed) in audience.rooms() {
+        rooms.reached.push((room_id.clone(), typed.to_owned()));
         if !recursive {
             continue;
         }
         let below = homeserver.space_rooms(&room_id).await.map_err(|error| {
             AudienceError::new(
                 "audience-cannot-read-space",
-                &[("room", room.as_str()), ("error", &error_text(&error))],
+                &[("room", typed), ("error", &error_text(&error))],
             )
         })?;
         for child in below {
@@ -213,7 +252,7 @@ pub async fn authorize(
     sender: &UserId,
     level: Level,
     targets: &[Target],
-) -> Result<Vec<Target>, AudienceError> {
+) -> Result<Authorized, AudienceError> {
     let mut checked = Vec::with_capacity(targets.len());
     for target in targets {
         match target {
@@ -232,7 +271,7 @@ pub async fn authorize(
             }
         }
     }
-    Ok(checked)
+    Ok(Authorized(checked))
 }
 
 /// Refuses a broadcaster who may not address `room_id` (typed as `room`), saying why.
@@ -732,9 +771,9 @@ mod tests {
     ) -> Result<u64, AudienceError> {
         let admin = ruma::user_id!("@admin:example.org");
         // As a command does: aliases resolved once, when checked.
-        let targets = authorize(hs, admin, Level::Admin, targets).await?;
-        let rooms = rooms(hs, &targets, recursive, admin, Level::Admin).await?;
-        resolve(store, hs, exclusions, id, &targets, &rooms, true, Language::En).await
+        let audience = authorize(hs, admin, Level::Admin, targets).await?;
+        let rooms = rooms(hs, &audience, recursive, admin, Level::Admin).await?;
+        resolve(store, hs, exclusions, id, audience.targets(), &rooms, true, Language::En).await
     }
 
     fn words(list: &[&str]) -> Vec<String> {

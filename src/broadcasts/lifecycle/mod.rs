@@ -25,7 +25,7 @@ use crate::{
         },
         when,
     },
-    broadcasts::audience::{self, AudienceError, Exclusions, Target},
+    broadcasts::audience::{self, AudienceError, Authorized, Exclusions, Target},
     broadcasts::Broadcasts,
     rooms::notices::{self, Answer},
 };
@@ -40,7 +40,7 @@ pub struct Draft<'a> {
     pub created_by: &'a UserId,
     pub command: &'a EventId,
     pub message: &'a StoredMessage,
-    pub audience: &'a [String],
+    pub audience: &'a Authorized,
     pub options: &'a SendOptions,
 }
 
@@ -56,7 +56,7 @@ pub async fn create(broadcasts: &Arc<Broadcasts>, draft: Draft<'_>) -> Result<()
             created_by: draft.created_by,
             message: draft.message,
             state: BroadcastState::Resolving,
-            audience: draft.audience,
+            audience: &draft.audience.words(),
             options: draft.options,
             command_event_id: Some(draft.command),
         })
@@ -99,8 +99,8 @@ pub async fn answer_command(broadcasts: &Broadcasts, room: &RoomId, command: &Ev
 /// Resolves the audience of a `resolving` broadcast, then previews, starts or reports it.
 async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Answer {
     let id = broadcast.id;
-    let targets = match audience::parse_targets(&broadcast.audience) {
-        Ok(targets) => targets,
+    let audience = match Authorized::stored(&broadcast.audience) {
+        Ok(audience) => audience,
         Err(error) => {
             let id = id.to_string();
             let reason = crate::base::i18n::t!(
@@ -116,14 +116,20 @@ async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Ans
     let language = broadcasts.rooms.language();
     let level = broadcasts.rooms.permissions.level(&broadcast.created_by);
     let recursive = options.audience.recursive;
-    let rooms =
-        match audience::rooms(broadcasts.rooms.hs(), &targets, recursive, &broadcast.created_by, level).await
-        {
-            Ok(rooms) => rooms,
-            Err(error) => return abandon(broadcasts, id, error.text(broadcasts.rooms.language())).await,
-        };
+    let rooms = match audience::rooms(
+        broadcasts.rooms.hs(),
+        &audience,
+        recursive,
+        &broadcast.created_by,
+        level,
+    )
+    .await
+    {
+        Ok(rooms) => rooms,
+        Err(error) => return abandon(broadcasts, id, error.text(broadcasts.rooms.language())).await,
+    };
     if options.default && !options.dry_run {
-        if let Err(error) = record_defaults(&broadcasts.rooms.store, id, &targets, &rooms).await {
+        if let Err(error) = record_defaults(&broadcasts.rooms.store, id, audience.targets(), &rooms).await {
             return abandon(broadcasts, id, error.text(language)).await;
         }
     }
@@ -135,7 +141,7 @@ async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Ans
         broadcasts.rooms.hs(),
         &exclusions,
         id,
-        &targets,
+        audience.targets(),
         &rooms,
         needs_names,
         broadcasts.rooms.language(),
@@ -148,11 +154,11 @@ async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Ans
         return stopped;
     }
     // A re-dispatched command counts what an earlier run queued too.
-    let (count, mut who) = match describe_queue(language, &broadcasts.rooms.store, broadcast, &targets).await
-    {
-        Ok(described) => described,
-        Err(error) => return Answer::store_failed_in(language, error),
-    };
+    let (count, mut who) =
+        match describe_queue(language, &broadcasts.rooms.store, broadcast, audience.targets()).await {
+            Ok(described) => described,
+            Err(error) => return Answer::store_failed_in(language, error),
+        };
     if !rooms.left_out.is_empty() {
         let names: Vec<String> = rooms.left_out.iter().map(|room| format!("`{room}`")).collect();
         let level = audience::REQUIRED_POWER_LEVEL.to_string();
@@ -320,17 +326,19 @@ pub async fn may_manage(
     if broadcast.created_by == sender {
         return Ok(());
     }
-    let targets = audience::parse_targets(&broadcast.audience)
+    let audience = Authorized::stored(&broadcast.audience)
         .map_err(|error| Answer::error(error.text(broadcasts.rooms.language())))?;
-    audience::authorize(broadcasts.rooms.hs(), sender, level, &targets).await.map(drop).map_err(|error| {
-        Answer::error(crate::base::i18n::t!(
-            broadcasts.rooms.language(),
-            "lifecycle-may-not-manage",
-            id = broadcast.id.to_string(),
-            creator = broadcast.created_by.to_string(),
-            error = error.to_string(),
-        ))
-    })
+    audience::authorize(broadcasts.rooms.hs(), sender, level, audience.targets()).await.map(drop).map_err(
+        |error| {
+            Answer::error(crate::base::i18n::t!(
+                broadcasts.rooms.language(),
+                "lifecycle-may-not-manage",
+                id = broadcast.id.to_string(),
+                creator = broadcast.created_by.to_string(),
+                error = error.to_string(),
+            ))
+        },
+    )
 }
 
 /// Starts a broadcast that is in `from` (resolving, prepared or scheduled), or schedules it when

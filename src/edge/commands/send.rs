@@ -118,7 +118,7 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
         request.within_limits(language)?;
         let targets = audience::parse_targets(&request.audience).map_err(refuse)?;
         let except = audience::parse_users(&request.except).map_err(refuse)?;
-        let targets = audience::authorize(ctx.broadcasts.rooms.hs(), ctx.sender, ctx.level, &targets)
+        let audience = audience::authorize(ctx.broadcasts.rooms.hs(), ctx.sender, ctx.level, &targets)
             .await
             .map_err(refuse)?;
         let send_at = request.when.send_at(&ctx.broadcasts.rooms.broadcast.time_zone())?;
@@ -132,7 +132,6 @@ pub async fn send(ctx: &Context<'_>, request: SendRequest) -> Option<Answer> {
             send_at,
             persona,
         };
-        let audience: Vec<String> = targets.iter().map(audience::Target::word).collect();
         Ok::<_, Answer>((audience, message, options))
     };
     let (audience, message, options) = match checked.await {
