@@ -650,6 +650,25 @@ pub fn not_server_admin(homeserver: &dyn Homeserver) -> AudienceError {
 mod tests {
     use super::*;
 
+    /// A broadcast's stored audience reads back as it was checked, and an alias, which only an
+    /// older version stored, is refused rather than looked up a second time.
+    #[test]
+    fn a_stored_audience_reads_back_as_checked_and_an_alias_is_refused() {
+        let words: Vec<String> = ["!room:example.org", "@alice:example.org", "server", "search:ann"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let audience = Authorized::stored(&words).expect("stored words");
+        assert_eq!(audience.words(), words);
+        assert_eq!(audience.rooms().map(|(id, _)| id.to_string()).collect::<Vec<_>>(), ["!room:example.org"]);
+        let error = Authorized::stored(&["#team:example.org".to_owned()]).unwrap_err();
+        assert!(
+            error.text(Language::En).contains("was stored by an older version"),
+            "{}",
+            error.text(Language::En)
+        );
+    }
+
     #[test]
     fn targets_parse_users_rooms_aliases_and_server() {
         let words: Vec<String> =
