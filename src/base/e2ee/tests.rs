@@ -16,7 +16,10 @@ use serde_json::{json, Value};
 use super::{as_request, decryption_settings, rooms::Undecryptable, Crypto, DeviceUpdates};
 use crate::base::{
     config::Config,
-    matrix::{fake::FakeHomeserver, CryptoRequest, CryptoResponse, Homeserver, MatrixError, RoomEncryption},
+    matrix::{
+        fake::FakeHomeserver, Account, CryptoRequest, CryptoResponse, DirectChats, Homeserver, MatrixError,
+        RoomEncryption,
+    },
 };
 
 /// The crypto store's pickle key in tests (32 characters, the shortest accepted).

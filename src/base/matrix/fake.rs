@@ -2,7 +2,7 @@
 //! and space children; aliases; profiles; the Synapse admin user list (with appservice and
 //! deactivated accounts); every event the bot (or a persona) sent; the users registered and
 //! the devices logged in; a count of requests per endpoint; and failures injected per call.
-//! A handle [acting as](Homeserver::acting_as) a persona shares the state of the fake.
+//! A handle [acting as](Account::acting_as) a persona shares the state of the fake.
 //!
 //! It answers the way Synapse does where the bot's logic depends on it: `M_FORBIDDEN` for rooms
 //! the bot is not in and for admin calls without server-admin rights, one event per transaction
@@ -34,7 +34,8 @@ use ruma::{
 use serde_json::{json, Value};
 
 use super::{
-    AdminUser, CryptoRequest, CryptoResponse, Homeserver, MatrixError, RoomCreation, RoomFacts, DM_NONCE_KEY,
+    Account, AdminApi, AdminUser, CryptoRequest, CryptoResponse, CryptoTransport, DirectChats, Homeserver,
+    MatrixError, RoomApi, RoomCreation, RoomFacts, DM_NONCE_KEY,
 };
 
 /// One room as the fake keeps it.
@@ -98,7 +99,7 @@ pub struct FakeState {
     /// Requests per endpoint (the trait method's name; [`CryptoRequest::name`] for crypto).
     pub requests: BTreeMap<&'static str, usize>,
     /// The key server of end-to-end encryption, shared by the bot, its personas and any
-    /// test client speaking [`Homeserver::crypto`] through [`Homeserver::acting_as`].
+    /// test client speaking [`CryptoTransport::crypto`] through [`Account::acting_as`].
     pub keys: KeyServer,
     failures: HashMap<&'static str, VecDeque<MatrixError>>,
     transactions: HashMap<String, OwnedEventId>,
@@ -462,7 +463,7 @@ pub fn account(user: &UserId, displayname: Option<&str>, creation_ts: Option<i64
 }
 
 #[async_trait]
-impl Homeserver for FakeHomeserver {
+impl Account for FakeHomeserver {
     fn address(&self) -> &str {
         "http://fake.example.org"
     }
@@ -506,6 +507,53 @@ impl Homeserver for FakeHomeserver {
         self.enter("ping").map(|()| Duration::from_millis(1))
     }
 
+    async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError> {
+        self.enter("joined_rooms")?;
+        self.with(|state| {
+            Ok(state
+                .rooms
+                .iter()
+                .filter(|(_, room)| room.joined(&self.bot))
+                .map(|(id, _)| id.clone())
+                .collect())
+        })
+    }
+}
+
+#[async_trait]
+impl DirectChats for FakeHomeserver {
+    async fn create_dm(
+        &self,
+        user: &UserId,
+        nonce: &str,
+        encrypted: bool,
+    ) -> Result<OwnedRoomId, MatrixError> {
+        self.enter("create_dm")?;
+        self.with(|state| {
+            let room: OwnedRoomId =
+                format!("!dm{}:example.org", state.next_id()).try_into().expect("room id");
+            let mut fake = FakeRoom {
+                creator: Some(self.bot.clone()),
+                create: json!({ "room_version": "12", DM_NONCE_KEY: nonce }),
+                encrypted,
+                ..FakeRoom::default()
+            };
+            fake.members.insert(self.bot.clone(), MembershipState::Join);
+            fake.members.insert(user.to_owned(), MembershipState::Invite);
+            state.rooms.insert(room.clone(), fake);
+            Ok(room)
+        })
+    }
+
+    async fn set_direct(&self, content: Value) -> Result<(), MatrixError> {
+        self.enter("set_direct")?;
+        self.with(|state| state.direct.insert(self.bot.clone(), content));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RoomApi for FakeHomeserver {
     async fn join(&self, room: &RoomOrAliasId) -> Result<OwnedRoomId, MatrixError> {
         self.enter("join")?;
         let room = match RoomId::parse(room.as_str()) {
@@ -667,29 +715,6 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    async fn create_dm(
-        &self,
-        user: &UserId,
-        nonce: &str,
-        encrypted: bool,
-    ) -> Result<OwnedRoomId, MatrixError> {
-        self.enter("create_dm")?;
-        self.with(|state| {
-            let room: OwnedRoomId =
-                format!("!dm{}:example.org", state.next_id()).try_into().expect("room id");
-            let mut fake = FakeRoom {
-                creator: Some(self.bot.clone()),
-                create: json!({ "room_version": "12", DM_NONCE_KEY: nonce }),
-                encrypted,
-                ..FakeRoom::default()
-            };
-            fake.members.insert(self.bot.clone(), MembershipState::Join);
-            fake.members.insert(user.to_owned(), MembershipState::Invite);
-            state.rooms.insert(room.clone(), fake);
-            Ok(room)
-        })
-    }
-
     async fn redact(
         &self,
         room: &RoomId,
@@ -733,36 +758,6 @@ impl Homeserver for FakeHomeserver {
         })
     }
 
-    /// A minimal key server (see [`KeyServer`]), from this handle's user and device.
-    async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError> {
-        self.enter(request.name())?;
-        let device = (self.bot.clone(), self.device.clone());
-        Ok(self.with(|state| {
-            let keys = &mut state.keys;
-            match request {
-                CryptoRequest::KeysUpload(request) => {
-                    CryptoResponse::KeysUpload(keys.upload(device, request))
-                }
-                CryptoRequest::KeysQuery(request) => {
-                    CryptoResponse::KeysQuery(keys.query(&self.bot, request))
-                }
-                CryptoRequest::KeysClaim(request) => CryptoResponse::KeysClaim(keys.claim(request)),
-                CryptoRequest::ToDevice(request) => {
-                    keys.send(&self.bot, request);
-                    CryptoResponse::ToDevice(send_event_to_device::v3::Response::new())
-                }
-                CryptoRequest::SigningKeysUpload(request) => {
-                    keys.signing_keys(&self.bot, request);
-                    CryptoResponse::SigningKeysUpload(upload_signing_keys::v3::Response::new())
-                }
-                CryptoRequest::SignaturesUpload(request) => {
-                    keys.signatures(&self.bot, request);
-                    CryptoResponse::SignaturesUpload(upload_signatures::v3::Response::new())
-                }
-            }
-        }))
-    }
-
     async fn invite(&self, room: &RoomId, user: &UserId) -> Result<(), MatrixError> {
         self.enter("invite")?;
         self.with(|state| {
@@ -771,18 +766,6 @@ impl Homeserver for FakeHomeserver {
                 fake.members.insert(user.to_owned(), MembershipState::Invite);
             }
             Ok(())
-        })
-    }
-
-    async fn joined_rooms(&self) -> Result<Vec<OwnedRoomId>, MatrixError> {
-        self.enter("joined_rooms")?;
-        self.with(|state| {
-            Ok(state
-                .rooms
-                .iter()
-                .filter(|(_, room)| room.joined(&self.bot))
-                .map(|(id, _)| id.clone())
-                .collect())
         })
     }
 
@@ -798,13 +781,10 @@ impl Homeserver for FakeHomeserver {
             None => Err(not_found("Profile was not found")),
         })
     }
+}
 
-    async fn set_direct(&self, content: Value) -> Result<(), MatrixError> {
-        self.enter("set_direct")?;
-        self.with(|state| state.direct.insert(self.bot.clone(), content));
-        Ok(())
-    }
-
+#[async_trait]
+impl AdminApi for FakeHomeserver {
     async fn admin_users_page(
         &self,
         from: u64,
@@ -869,5 +849,38 @@ impl Homeserver for FakeHomeserver {
                 .map(|(u, _)| u.clone())
                 .collect())
         })
+    }
+}
+
+#[async_trait]
+impl CryptoTransport for FakeHomeserver {
+    /// A minimal key server (see [`KeyServer`]), from this handle's user and device.
+    async fn crypto(&self, request: CryptoRequest) -> Result<CryptoResponse, MatrixError> {
+        self.enter(request.name())?;
+        let device = (self.bot.clone(), self.device.clone());
+        Ok(self.with(|state| {
+            let keys = &mut state.keys;
+            match request {
+                CryptoRequest::KeysUpload(request) => {
+                    CryptoResponse::KeysUpload(keys.upload(device, request))
+                }
+                CryptoRequest::KeysQuery(request) => {
+                    CryptoResponse::KeysQuery(keys.query(&self.bot, request))
+                }
+                CryptoRequest::KeysClaim(request) => CryptoResponse::KeysClaim(keys.claim(request)),
+                CryptoRequest::ToDevice(request) => {
+                    keys.send(&self.bot, request);
+                    CryptoResponse::ToDevice(send_event_to_device::v3::Response::new())
+                }
+                CryptoRequest::SigningKeysUpload(request) => {
+                    keys.signing_keys(&self.bot, request);
+                    CryptoResponse::SigningKeysUpload(upload_signing_keys::v3::Response::new())
+                }
+                CryptoRequest::SignaturesUpload(request) => {
+                    keys.signatures(&self.bot, request);
+                    CryptoResponse::SignaturesUpload(upload_signatures::v3::Response::new())
+                }
+            }
+        }))
     }
 }

@@ -105,7 +105,7 @@ impl MatrixClient {
             })
         }
         .await;
-        super::count_outcome(&result);
+        super::client::count_outcome(&result);
         result
     }
 

@@ -1,4 +1,5 @@
 use super::*;
+use crate::base::config::Config;
 
 fn http_error(status: u16, body: &str, retry_after_header: Option<&str>) -> HttpError {
     let mut response = http::Response::builder().status(status);

@@ -1,5 +1,8 @@
 use super::*;
-use crate::{base::matrix::fake::forbidden, testing::TestApp};
+use crate::{
+    base::matrix::{fake::forbidden, DirectChats},
+    testing::TestApp,
+};
 
 /// Issue 13 (a 5-minute outage gave 16 of 200 recipients a second DM): a claim of a delivery
 /// whose lease ran out during the outage saw the DM `creating`; another claim of the same
