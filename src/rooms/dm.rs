@@ -11,6 +11,9 @@
 //! persona has a `Dms` of its own, over a homeserver handle acting as the persona: its DMs, its
 //! `m.direct`, never the bot's.
 
+mod adopt;
+mod direct;
+
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex as SyncMutex},
@@ -40,12 +43,6 @@ const CREATING_GRACE_MS: i64 = 120_000;
 /// finishes a `createRoom` whose client died. Until then a search that finds no room waits
 /// instead of creating a second one.
 const UNFINISHED_CREATION_MS: i64 = 30_000;
-/// How long `m.direct` changes are gathered before the account data is rewritten.
-const DIRECT_COALESCE: Duration = Duration::from_secs(2);
-/// How often the DM table is looked at for DMs made by other processes (PostgreSQL).
-const DIRECT_POLL: Duration = Duration::from_secs(5);
-/// A rewrite of `m.direct` that took `t` is followed by at least this many times `t` without one.
-const DIRECT_COST_FACTOR: u32 = 100;
 
 /// Serialises DM work per recipient within this process.
 #[derive(Default)]
@@ -540,159 +537,6 @@ impl Dms {
                 self.homeserver.invite(room, user).await?;
                 self.store.set_dm_membership(room, &MembershipState::Invite).await?;
                 Ok(true)
-            }
-        }
-    }
-
-    /// A person invited the bot to a direct chat. When the bot has no DM with them it joins and
-    /// uses that room as their DM; an encrypted one it cannot read, so it says so and keeps its
-    /// own.
-    pub async fn adopt_invited(&self, room: &RoomId, user: &UserId, invite: &EventId) {
-        let homeserver = self.homeserver.as_ref();
-        match self.store.live_dm(self.persona(), user).await {
-            Ok(None) => {}
-            Ok(Some(_)) => {
-                let reason = crate::base::i18n::t!(self.language_of(user).await, "dm-second-chat");
-                if let Err(error) = homeserver.leave(room, Some(reason)).await {
-                    tracing::warn!(%error, "cannot decline a second direct chat");
-                }
-                return;
-            }
-            Err(error) => return tracing::error!(%error, "cannot look up DMs"),
-        }
-        if let Err(error) = homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
-            return tracing::warn!(%error, %user, "cannot join a direct chat");
-        }
-        match self.is_private_with(room, user).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(%user, %room, "a direct chat that is not private between two was left");
-                let reason = crate::base::i18n::t!(self.language_of(user).await, "dm-not-private");
-                if let Err(error) = homeserver.leave(room, Some(reason)).await {
-                    tracing::warn!(%error, "cannot leave a room that is not a direct chat");
-                }
-                return;
-            }
-            Err(error) => return tracing::warn!(%error, "cannot tell who is in a direct chat"),
-        }
-        let encrypted = match homeserver.room_facts(room).await {
-            Ok(facts) if facts.is_encrypted && !self.reads_encrypted => {
-                let text = crate::base::i18n::t!(self.language_of(user).await, "dm-encrypted");
-                post_notice(homeserver, room, &txn_for("encrypted-dm", invite), &text).await;
-                return;
-            }
-            Ok(facts) => facts.is_encrypted,
-            Err(error) => return tracing::warn!(%error, "cannot tell whether a direct chat is encrypted"),
-        };
-        match self.record_adopted(room, user, encrypted).await {
-            Ok(()) => {
-                tracing::info!(%user, %room, "adopted a direct chat the recipient opened");
-                self.direct_changed();
-            }
-            Err(error) => tracing::error!(%error, "cannot record an adopted direct chat"),
-        }
-    }
-
-    /// Whether `room` is closed to others (see [`crate::base::matrix::how_open`]) and has exactly the bot
-    /// and `user` in it, joined or invited: a third person invited earlier could join later and
-    /// read what the bot sends there.
-    async fn is_private_with(&self, room: &RoomId, user: &UserId) -> Result<bool, MatrixError> {
-        if self.homeserver.room_facts(room).await?.open.is_some() {
-            return Ok(false);
-        }
-        let members = self.homeserver.room_members(room).await?;
-        Ok(members.len() == 2 && members.iter().all(|member| *member == self.bot || member == user))
-    }
-
-    async fn record_adopted(&self, room: &RoomId, user: &UserId, encrypted: bool) -> Result<(), StoreError> {
-        let nonce = random_token();
-        if self.store.begin_dm(self.persona(), user, &nonce).await? {
-            self.store.dm_created(&nonce, room, encrypted).await?;
-            self.store.set_dm_membership(room, &MembershipState::Join).await?;
-        }
-        Ok(())
-    }
-
-    /// Writes the owner's `m.direct` account data from the store: every ready DM. The whole object
-    /// is rewritten each time, so calls are coalesced by [`Dms::run_direct_writer`].
-    async fn write_direct(&self) -> Result<(), DmError> {
-        let mut direct: serde_json::Map<String, serde_json::Value> = serde_json::Map::new();
-        for (user, room) in self.store.ready_dms(self.persona()).await? {
-            if let Some(rooms) =
-                direct.entry(user.to_string()).or_insert_with(|| serde_json::json!([])).as_array_mut()
-            {
-                rooms.push(serde_json::Value::String(room.to_string()));
-            }
-        }
-        self.homeserver.set_direct(serde_json::Value::Object(direct)).await?;
-        Ok(())
-    }
-
-    /// Completes once the DM table differs from `seen` (looked at every [`DIRECT_POLL`]); never
-    /// on SQLite, which only this process uses.
-    async fn changed_elsewhere(&self, seen: &Option<(i64, i64, i64)>) {
-        if self.store.is_sqlite() {
-            return std::future::pending().await;
-        }
-        loop {
-            tokio::time::sleep(DIRECT_POLL).await;
-            let now = self.fingerprint().await;
-            if now.is_some() && now != *seen {
-                return;
-            }
-        }
-    }
-
-    /// See [`Store::dm_rooms_fingerprint`]; `None` when the database does not answer.
-    async fn fingerprint(&self) -> Option<(i64, i64, i64)> {
-        self.store.dm_rooms_fingerprint(self.persona()).await.ok()
-    }
-
-    /// Completes once the DM table holds a DM of these DMs' owner (made by another process).
-    pub async fn until_made_elsewhere(&self) {
-        if self.store.is_sqlite() {
-            return std::future::pending().await;
-        }
-        while self.fingerprint().await.is_none_or(|(all, _, _)| all == 0) {
-            tokio::time::sleep(DIRECT_POLL).await;
-        }
-    }
-
-    /// Rewrites `m.direct` while DMs change, until `stopped`: changes are gathered for two
-    /// seconds, and after a rewrite that took `t` the next waits at least 100 × `t`, so that
-    /// the rewrites cost the homeserver about 1% of its time whatever the number of DMs. (On
-    /// Synapse 1.163 one rewrite took 0.02 s at 1,000 DMs, 0.04 s at 10,000 and 0.31 s at
-    /// 100,000, 7.6 MB: `bench/run`.)
-    ///
-    /// On PostgreSQL, delivery workers in other processes make DMs too: they never write
-    /// `m.direct` (one writer, no lost updates), and this one looks at the DM table every few
-    /// seconds and rewrites when it changed.
-    pub async fn run_direct_writer(&self, mut stopped: watch::Receiver<bool>) {
-        self.direct_changed(); // what changed after the last rewrite before a stop
-        let mut seen = None;
-        loop {
-            tokio::select! {
-                _ = self.direct_dirty.notified() => {}
-                _ = self.changed_elsewhere(&seen) => {}
-                _ = stopped.wait_for(|stop| *stop) => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(DIRECT_COALESCE) => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
-            }
-            let started = tokio::time::Instant::now();
-            seen = self.fingerprint().await;
-            if let Err(error) = self.write_direct().await {
-                tracing::warn!(%error, "cannot update the bot's m.direct; will retry with the next change");
-                self.direct_changed();
-            }
-            let rest = (started.elapsed() * DIRECT_COST_FACTOR).saturating_sub(DIRECT_COALESCE);
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = stopped.wait_for(|stop| *stop) => {}
-            }
-            if *stopped.borrow() {
-                return;
             }
         }
     }
