@@ -21,7 +21,7 @@ use crate::{
         message::{cut_to_fit, StoredMessage},
         permissions::Level,
         poll::{self, Poll},
-        store::{now_ms, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
+        store::{now_ms, Broadcast, BroadcastId, DmRoom, ReplyThread, Store, StoreError},
     },
     rooms::Rooms,
     rooms::{
@@ -271,20 +271,7 @@ async fn thread_for(
         return Ok(None);
     }
     let name = name_in_dm(rooms, dm, room).await;
-    let (language, user_id) = (rooms.language(), user.as_str());
-    let title = match &broadcast {
-        Some(broadcast) => crate::base::i18n::t!(
-            language,
-            "relay-thread-title",
-            name = &name,
-            user = user_id,
-            broadcast = &broadcast.name,
-            id = broadcast.id.to_string(),
-        ),
-        None => {
-            crate::base::i18n::t!(language, "relay-thread-title-no-broadcast", name = &name, user = user_id)
-        }
-    };
+    let title = thread_title(rooms.language(), &name, user, broadcast.as_ref());
     let root_txn = OwnedTransactionId::from(format!("thread-{}-{user}", id.0));
     let root = try_post_text(rooms.hs(), &control_room, &root_txn, &title).await?;
     let thread = ReplyThread {
@@ -295,6 +282,23 @@ async fn thread_for(
     };
     rooms.store.add_reply_thread(&thread).await?;
     Ok(Some(thread))
+}
+
+/// The title of the thread of `user` (shown as `name`) for `broadcast`, or for messages that
+/// answer none.
+fn thread_title(language: Language, name: &str, user: &UserId, broadcast: Option<&Broadcast>) -> String {
+    let user = user.as_str();
+    match broadcast {
+        Some(broadcast) => crate::base::i18n::t!(
+            language,
+            "relay-thread-title",
+            name = name,
+            user = user,
+            broadcast = &broadcast.name,
+            id = broadcast.id.to_string(),
+        ),
+        None => crate::base::i18n::t!(language, "relay-thread-title-no-broadcast", name = name, user = user),
+    }
 }
 
 /// Whether what the recipient writes in the DM `dm_room` may go into `control_room`: it must

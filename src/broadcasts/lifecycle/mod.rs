@@ -98,67 +98,29 @@ pub async fn answer_command(broadcasts: &Broadcasts, room: &RoomId, command: &Ev
 
 /// Resolves the audience of a `resolving` broadcast, then previews, starts or reports it.
 async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Answer {
-    let id = broadcast.id;
+    let (id, language) = (broadcast.id, broadcasts.rooms.language());
     let audience = match Authorized::stored(&broadcast.audience) {
         Ok(audience) => audience,
         Err(error) => {
-            let id = id.to_string();
-            let reason = crate::base::i18n::t!(
-                broadcasts.rooms.language(),
-                "lifecycle-audience-unreadable",
-                id = id,
-                error = error.to_string()
-            );
+            let (id, error) = (id.to_string(), error.to_string());
+            let reason =
+                crate::base::i18n::t!(language, "lifecycle-audience-unreadable", id = id, error = error);
             return abandon(broadcasts, broadcast.id, reason).await;
         }
     };
-    let options = &broadcast.options;
-    let language = broadcasts.rooms.language();
-    let level = broadcasts.rooms.permissions.level(&broadcast.created_by);
-    let recursive = options.audience.recursive;
-    let rooms = match audience::rooms(
-        broadcasts.rooms.hs(),
-        &audience,
-        recursive,
-        &broadcast.created_by,
-        level,
-    )
-    .await
-    {
+    let rooms = match queue_audience(broadcasts, broadcast, &audience).await {
         Ok(rooms) => rooms,
-        Err(error) => return abandon(broadcasts, id, error.text(broadcasts.rooms.language())).await,
+        Err(error) => return abandon(broadcasts, id, error.text(language)).await,
     };
-    if options.default && !options.dry_run {
-        if let Err(error) = record_defaults(&broadcasts.rooms.store, id, audience.targets(), &rooms).await {
-            return abandon(broadcasts, id, error.text(language)).await;
-        }
-    }
-    let exclusions =
-        Exclusions::new(&broadcasts.rooms.bot, &broadcasts.rooms.broadcast.exclude, &options.audience.except);
-    let needs_names = broadcast.message.needs_displayname();
-    let resolved = audience::resolve(
-        &broadcasts.rooms.store,
-        broadcasts.rooms.hs(),
-        &exclusions,
-        id,
-        audience.targets(),
-        &rooms,
-        needs_names,
-        broadcasts.rooms.language(),
-    );
-    if let Err(error) = resolved.await {
-        log_failure(broadcasts.rooms.store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
-        return abandon(broadcasts, id, error.text(language)).await;
-    }
     if let Some(stopped) = stopped_while_resolving(broadcasts, broadcast).await {
         return stopped;
     }
     // A re-dispatched command counts what an earlier run queued too.
-    let (count, mut who) =
-        match describe_queue(language, &broadcasts.rooms.store, broadcast, audience.targets()).await {
-            Ok(described) => described,
-            Err(error) => return Answer::store_failed_in(language, error),
-        };
+    let store = &broadcasts.rooms.store;
+    let (count, mut who) = match describe_queue(language, store, broadcast, audience.targets()).await {
+        Ok(described) => described,
+        Err(error) => return Answer::store_failed_in(language, error),
+    };
     if !rooms.left_out.is_empty() {
         let names: Vec<String> = rooms.left_out.iter().map(|room| format!("`{room}`")).collect();
         let level = audience::REQUIRED_POWER_LEVEL.to_string();
@@ -167,6 +129,42 @@ async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Ans
         who.push_str(&format!(" {left_out}"));
     }
     decide(broadcasts, broadcast, count, who).await
+}
+
+/// Queues the recipients of `broadcast`'s checked `audience`: the rooms it reaches, its
+/// welcome recorded when it is a default, and the users of each streamed into the queue. On a
+/// failure what was queued is forgotten. Returns the rooms reached and left out.
+async fn queue_audience(
+    broadcasts: &Broadcasts,
+    broadcast: &Broadcast,
+    audience: &Authorized,
+) -> Result<audience::Rooms, AudienceError> {
+    let (id, options, rooms_layer) = (broadcast.id, &broadcast.options, &broadcasts.rooms);
+    let level = rooms_layer.permissions.level(&broadcast.created_by);
+    let recursive = options.audience.recursive;
+    let rooms = audience::rooms(rooms_layer.hs(), audience, recursive, &broadcast.created_by, level).await?;
+    if options.default && !options.dry_run {
+        record_defaults(&rooms_layer.store, id, audience.targets(), &rooms).await?;
+    }
+    let exclusions =
+        Exclusions::new(&rooms_layer.bot, &rooms_layer.broadcast.exclude, &options.audience.except);
+    let needs_names = broadcast.message.needs_displayname();
+    let (store, language) = (&rooms_layer.store, rooms_layer.language());
+    let resolved = audience::resolve(
+        store,
+        rooms_layer.hs(),
+        &exclusions,
+        id,
+        audience.targets(),
+        &rooms,
+        needs_names,
+        language,
+    );
+    if let Err(error) = resolved.await {
+        log_failure(store.delete_deliveries(id).await, id, "forget a failed audience"); // not for people
+        return Err(error);
+    }
+    Ok(rooms)
 }
 
 /// The answer when `!bc cancel` or `!bc redact` stopped `broadcast` while its audience was

@@ -422,12 +422,25 @@ fn error_text(language: Language, error: &clap::Error) -> (String, Vec<String>) 
     let rendered = error.render().to_string();
     let mut lines = rendered.lines().map(str::trim).filter(|text| !text.is_empty());
     let clap_headline = lines.next().map(|first| first.trim_start_matches("error: ").to_owned());
-    let text = |kind| match error.get(kind) {
+    let headline = catalogue_headline(language, error)
+        .or(clap_headline)
+        .unwrap_or_else(|| t!(language, "parse-invalid-command"));
+    (headline, tips(language, error))
+}
+
+/// A string of the context clap gave its error.
+fn context_text(error: &clap::Error, kind: ContextKind) -> Option<String> {
+    match error.get(kind) {
         Some(ContextValue::String(text)) => Some(text.clone()),
         _ => None,
-    };
+    }
+}
+
+/// What is wrong, from the catalogue, for the common kinds of mistakes; `None` for the others.
+fn catalogue_headline(language: Language, error: &clap::Error) -> Option<String> {
+    let text = |kind| context_text(error, kind);
     let (arg, value) = (text(ContextKind::InvalidArg), text(ContextKind::InvalidValue));
-    let headline = match error.kind() {
+    match error.kind() {
         ErrorKind::UnknownArgument => {
             arg.clone().map(|arg| t!(language, "parse-unexpected-argument", arg = arg))
         }
@@ -460,8 +473,13 @@ fn error_text(language: Language, error: &clap::Error) -> (String, Vec<String>) 
             _ => None,
         },
         _ => None,
-    };
-    let headline = headline.or(clap_headline).unwrap_or_else(|| t!(language, "parse-invalid-command"));
+    }
+}
+
+/// The tips of a refused command line: similar commands, arguments or values, from the
+/// catalogue.
+fn tips(language: Language, error: &clap::Error) -> Vec<String> {
+    let arg = context_text(error, ContextKind::InvalidArg);
     let mut tips = Vec::new();
     for (kind, key) in [
         (ContextKind::SuggestedSubcommand, "parse-tip-similar-command"),
@@ -485,7 +503,7 @@ fn error_text(language: Language, error: &clap::Error) -> (String, Vec<String>) 
             });
         }
     }
-    (headline, tips)
+    tips
 }
 
 fn capitalise(text: &str) -> String {
