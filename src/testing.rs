@@ -23,15 +23,31 @@ use crate::{
 /// "HR Team".
 pub const HR_PERSONA: &str = "personas:\n  hr: { username: broadcast_hr, displayname: \"HR Team\" }\n";
 
-/// The bot's services on a fake homeserver.
-pub struct TestApp {
+/// The rooms layer alone on a fake homeserver: for tests of DMs, senders, the relay and
+/// control rooms that send nothing through the delivery queue.
+pub struct TestRooms {
     pub rooms: Arc<Rooms>,
+    pub hs: Arc<FakeHomeserver>,
+    config: Config,
+    _dir: tempfile::TempDir,
+}
+
+/// The bot's services on a fake homeserver: [`TestRooms`], with the delivery and broadcasts
+/// layers over them.
+pub struct TestApp {
+    layers: TestRooms,
     pub delivery: Arc<Delivery>,
     pub broadcasts: Arc<Broadcasts>,
     /// What the HTTP edge wakes the dispatcher with.
     pub inbox_ready: Arc<tokio::sync::Notify>,
-    pub hs: Arc<FakeHomeserver>,
-    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = TestRooms;
+
+    fn deref(&self) -> &TestRooms {
+        &self.layers
+    }
 }
 
 impl TestApp {
@@ -41,19 +57,10 @@ impl TestApp {
 
     /// With `extra` YAML (whole top-level sections) appended to the test config.
     pub async fn with_config(extra: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config::for_unit_tests(dir.path(), extra);
-        let store = Store::connect(&config.database.uri, 4).await.expect("store");
-        let hs = Arc::new(FakeHomeserver::default());
-        let permissions = config.permissions().expect("permissions");
-        let bot = Bot::new(config, permissions, store, hs.clone(), None);
-        let broadcasts = bot.broadcasts.clone();
-        let (rooms, delivery) = (broadcasts.rooms.clone(), broadcasts.delivery.clone());
-        Self { rooms, delivery, broadcasts, inbox_ready: bot.inbox_ready, hs, _dir: dir }
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.rooms.store
+        let layers = TestRooms::with_config(extra).await;
+        let bot = Bot::over(layers.config.clone(), layers.rooms.clone());
+        let (delivery, broadcasts) = (bot.delivery().clone(), bot.broadcasts.clone());
+        Self { layers, delivery, broadcasts, inbox_ready: bot.inbox_ready }
     }
 
     /// Runs the delivery workers until broadcast `id` has `delivered` deliveries.
@@ -67,6 +74,27 @@ impl TestApp {
         }
         stop.send(true).expect("workers listen");
         workers.await.expect("workers stop");
+    }
+}
+
+impl TestRooms {
+    pub async fn new() -> Self {
+        Self::with_config("").await
+    }
+
+    /// With `extra` YAML (whole top-level sections) appended to the test config.
+    pub async fn with_config(extra: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config = Config::for_unit_tests(dir.path(), extra);
+        let store = Store::connect(&config.database.uri, 4).await.expect("store");
+        let hs = Arc::new(FakeHomeserver::default());
+        let permissions = config.permissions().expect("permissions");
+        let rooms = Arc::new(Rooms::new(&config, permissions, store, hs.clone()));
+        Self { rooms, hs, config, _dir: dir }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.rooms.store
     }
 
     /// A control room made by `@admin:example.org`, with the bot in it, recorded as one.

@@ -47,8 +47,12 @@ impl Bot {
             Some(crypto) => rooms.with_crypto(crypto, &config.encryption),
             None => rooms,
         };
+        Self::over(config, Arc::new(rooms))
+    }
+
+    /// The services of a bot of `config` over the rooms layer `rooms`.
+    pub fn over(config: Config, rooms: Arc<Rooms>) -> Self {
         let health = Arc::new(HomeserverHealth::default());
-        let rooms = Arc::new(rooms);
         let delivery = Arc::new(Delivery::new(rooms.clone(), health.clone()));
         let bot_displayname = config.appservice.bot.displayname.clone();
         let broadcasts = Arc::new(Broadcasts { rooms, delivery, bot_displayname });

@@ -246,10 +246,10 @@ mod tests {
     use ruma::{events::room::member::MembershipState, OwnedUserId};
 
     use super::*;
-    use crate::{base::store::SendOptions, testing::TestApp};
+    use crate::{base::store::SendOptions, testing::TestRooms};
 
     /// `inviter` opens a direct chat with the bot in a room with `others` in it too.
-    async fn open_direct_chat(test: &TestApp, inviter: &UserId, others: &[&UserId]) -> ruma::OwnedRoomId {
+    async fn open_direct_chat(test: &TestRooms, inviter: &UserId, others: &[&UserId]) -> ruma::OwnedRoomId {
         let room = test.hs.room(inviter, others, false);
         test.hs.set_membership(&room, &test.rooms.bot, MembershipState::Invite);
         let invite = serde_json::json!({ "type": "m.room.member", "state_key": test.rooms.bot, "room_id": room,
@@ -260,14 +260,14 @@ mod tests {
         room
     }
 
-    async fn adopted(test: &TestApp, user: &UserId) -> bool {
+    async fn adopted(test: &TestRooms, user: &UserId) -> bool {
         test.store().live_dm(None, user).await.unwrap().is_some()
     }
 
     /// Issue 10, item 3: strangers cannot open a line into the control rooms.
     #[tokio::test]
     async fn only_local_people_with_a_level_or_former_recipients_may_open_a_direct_chat() {
-        let test = TestApp::new().await;
+        let test = TestRooms::new().await;
         let alice = test.hs.user("alice", None); // a broadcaster of example.org
         open_direct_chat(&test, &alice, &[]).await;
         assert!(adopted(&test, &alice).await, "a local broadcaster");
@@ -308,7 +308,7 @@ mod tests {
     /// Issue 10, item 3: a "direct chat" with a third person in it is no DM.
     #[tokio::test]
     async fn a_direct_chat_must_be_private_with_exactly_two_members() {
-        let test = TestApp::new().await;
+        let test = TestRooms::new().await;
         let alice = test.hs.user("alice", None);
         let bob = test.hs.user("bob", None);
         let room = open_direct_chat(&test, &alice, &[&bob]).await;
@@ -349,7 +349,7 @@ mod tests {
     #[tokio::test]
     async fn a_configured_control_room_that_is_open_is_left_out() {
         let config = "broadcast:\n  control_rooms: [\"#open:example.org\", \"#closed:example.org\"]\n";
-        let test = TestApp::with_config(config).await;
+        let test = TestRooms::with_config(config).await;
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let (open, closed) = (test.hs.room(&admin, &[], false), test.hs.room(&admin, &[], false));
         test.hs.with(|state| {
@@ -387,7 +387,7 @@ mod tests {
     /// Issue 15: with `language: de`, a control room that was opened up is told so in German.
     #[tokio::test]
     async fn in_german_an_opened_control_room_is_told_in_german() {
-        let test = TestApp::with_config("language: de\n").await;
+        let test = TestRooms::with_config("language: de\n").await;
         let control = test.control_room().await;
         on_access_change(&test.rooms, &control, &serde_json::json!({ "join_rule": "public" })).await;
         assert!(!test.store().is_control_room(&control).await.unwrap());

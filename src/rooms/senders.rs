@@ -211,7 +211,7 @@ mod tests {
             matrix::fake::{FakeHomeserver, Sent},
             store::SendOptions,
         },
-        testing::{TestApp, HR_PERSONA},
+        testing::{TestApp, TestRooms, HR_PERSONA},
     };
 
     fn hr() -> OwnedUserId {
@@ -230,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_persona_is_registered_logged_in_and_given_its_profile_on_first_use_only() {
-        let test = TestApp::with_config(HR_PERSONA).await;
+        let test = TestRooms::with_config(HR_PERSONA).await;
         assert!(test.hs.with(|state| state.registered.is_empty()), "nothing before the first use");
         test.hs.fail_next("register_bot", MatrixError::NetworkFailure("connection refused".into()));
         assert!(test.rooms.sender(Some("hr")).await.is_err(), "a failed registration fails the use");
@@ -292,7 +292,7 @@ mod tests {
     }
 
     /// A message `user` writes in their DM with `owner` (the bot or a persona).
-    async fn write_in_dm(test: &TestApp, persona: Option<&str>, user: &UserId, body: &str, n: u32) {
+    async fn write_in_dm(test: &TestRooms, persona: Option<&str>, user: &UserId, body: &str, n: u32) {
         let dm = test.store().live_dm(persona, user).await.unwrap().expect("a DM");
         let room = dm.room_id.clone().expect("created");
         let event_id: ruma::OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();

@@ -1,7 +1,7 @@
 use super::*;
 use crate::{
     base::matrix::{fake::forbidden, DirectChats},
-    testing::TestApp,
+    testing::TestRooms,
 };
 
 /// Issue 13 (a 5-minute outage gave 16 of 200 recipients a second DM): a claim of a delivery
@@ -9,7 +9,7 @@ use crate::{
 /// delivery made it since. The first must use that room, not make a second.
 #[tokio::test]
 async fn a_claim_that_saw_its_dm_being_created_uses_the_room_made_since() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let control = test.control_room().await;
     let options = crate::base::store::SendOptions::default();
@@ -26,7 +26,7 @@ async fn a_claim_that_saw_its_dm_being_created_uses_the_room_made_since() {
 
 #[tokio::test]
 async fn a_first_dm_is_created_private_and_recorded_then_reused() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let room = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     assert_eq!(test.hs.dms_with(&alice), std::slice::from_ref(&room), "bot and alice only, alice invited");
@@ -39,14 +39,14 @@ async fn a_first_dm_is_created_private_and_recorded_then_reused() {
 }
 
 /// What a member event pushed into `alice`'s DM does.
-async fn pushed(test: &TestApp, alice: &UserId, member: &UserId, membership: MembershipState) {
+async fn pushed(test: &TestRooms, alice: &UserId, member: &UserId, membership: MembershipState) {
     let dm = test.store().live_dm(None, alice).await.unwrap().expect("a live DM");
     test.rooms.senders.dms.member_changed(&dm, member, &membership).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_recipient_who_left_is_invited_again_into_the_same_room() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let room = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     pushed(&test, &alice, &alice, MembershipState::Join).await;
@@ -65,7 +65,7 @@ async fn a_recipient_who_left_is_invited_again_into_the_same_room() {
 
 #[tokio::test]
 async fn a_dm_with_a_third_member_is_retired_and_a_new_one_made() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let mallory = test.hs.user("mallory", None);
     let first = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
@@ -84,7 +84,7 @@ async fn a_dm_with_a_third_member_is_retired_and_a_new_one_made() {
 /// only; the room is then made with the recorded nonce, without a search.
 #[tokio::test]
 async fn intents_are_recorded_for_a_batch_and_used_by_the_deliveries() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let (alice, bob, carol) =
         (test.hs.user("alice", None), test.hs.user("bob", None), test.hs.user("carol", None));
     let bobs = test.rooms.senders.dms.ensure(&bob).await.unwrap().room;
@@ -105,7 +105,7 @@ async fn intents_are_recorded_for_a_batch_and_used_by_the_deliveries() {
 
 #[tokio::test]
 async fn a_room_created_before_a_crash_is_adopted_not_made_twice() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     // The bot recorded its intent and created the room, then died before recording it.
     assert!(test.store().begin_dm(None, &alice, "nonce-1").await.unwrap());
@@ -129,7 +129,7 @@ async fn a_room_created_before_a_crash_is_adopted_not_made_twice() {
 /// made encrypted when an encrypting bot adopts it, before the recipient gets anything there.
 #[tokio::test]
 async fn an_adopted_room_meant_to_be_encrypted_is_made_encrypted() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     assert!(test.store().begin_dm(None, &alice, "nonce-1").await.unwrap());
     let room = test.hs.create_dm(&alice, "nonce-1", false).await.unwrap();
@@ -143,7 +143,7 @@ async fn an_adopted_room_meant_to_be_encrypted_is_made_encrypted() {
 
 #[tokio::test]
 async fn refused_rooms_leave_nothing_to_reconcile() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     test.hs.fail_next("create_dm", forbidden("not allowed"));
     assert!(matches!(
@@ -162,7 +162,7 @@ async fn refused_rooms_leave_nothing_to_reconcile() {
 
 #[tokio::test]
 async fn a_chat_a_person_opens_is_adopted_unless_encrypted() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let opened = test.hs.room(&alice, &[], false);
     test.hs.set_membership(&opened, &test.rooms.bot, MembershipState::Invite);
@@ -182,7 +182,7 @@ async fn a_chat_a_person_opens_is_adopted_unless_encrypted() {
 /// forever. Issue 11: the removal is known from the member event pushed to the bot.
 #[tokio::test]
 async fn a_dm_the_bot_was_removed_from_is_replaced() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let first = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     test.hs.set_membership(&first, &test.rooms.bot, MembershipState::Leave); // kicked by alice

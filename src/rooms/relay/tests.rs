@@ -1,10 +1,10 @@
 use ruma::{events::room::member::MembershipState, owned_event_id, OwnedEventId, OwnedRoomId, OwnedUserId};
 
 use super::*;
-use crate::{base::store::SendOptions, testing::TestApp};
+use crate::{base::store::SendOptions, testing::TestRooms};
 
 /// Broadcast `text` from `control` delivered to `users` in their DMs (as the workers would).
-async fn delivered(test: &TestApp, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {
+async fn delivered(test: &TestRooms, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {
     let id = test.running_broadcast(control, text, users, SendOptions::default()).await;
     while let Some(claim) = test.store().claim_delivery(60_000).await.unwrap() {
         let room = test.rooms.senders.dms.ensure(&claim.user_id).await.unwrap().room;
@@ -15,7 +15,7 @@ async fn delivered(test: &TestApp, control: &RoomId, text: &str, users: &[OwnedU
 }
 
 /// `user` writes `body` in their DM; returns the event ID.
-async fn write_in_dm(test: &TestApp, user: &UserId, body: &str, n: u32) -> OwnedEventId {
+async fn write_in_dm(test: &TestRooms, user: &UserId, body: &str, n: u32) -> OwnedEventId {
     let dm = test.store().live_dm(None, user).await.unwrap().expect("a DM");
     let room = dm.room_id.clone().expect("created");
     let event_id: OwnedEventId = format!("${}-{n}", user.localpart()).try_into().unwrap();
@@ -31,7 +31,7 @@ fn thread_of(sent: &crate::base::matrix::fake::Sent) -> Option<String> {
 
 #[tokio::test]
 async fn a_reply_too_long_for_one_event_is_relayed_cut_and_says_so() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", Some("Alice"));
     delivered(&test, &control, "Survey", std::slice::from_ref(&alice)).await;
@@ -53,7 +53,7 @@ async fn a_reply_too_long_for_one_event_is_relayed_cut_and_says_so() {
 
 #[tokio::test]
 async fn replies_go_to_the_thread_of_the_last_broadcast_and_never_cross() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let (room_a, room_b) = (test.control_room().await, test.control_room().await);
     let alice = test.hs.user("alice", Some("Alice"));
     let bob = test.hs.user("bob", None);
@@ -78,7 +78,7 @@ async fn replies_go_to_the_thread_of_the_last_broadcast_and_never_cross() {
 
 #[tokio::test]
 async fn messages_about_no_broadcast_go_to_the_default_control_room_or_get_a_polite_notice() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let alice = test.hs.user("alice", None);
     let dm = test.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     write_in_dm(&test, &alice, "hello?", 1).await;
@@ -97,7 +97,7 @@ async fn messages_about_no_broadcast_go_to_the_default_control_room_or_get_a_pol
 
 #[tokio::test]
 async fn stop_and_start_switch_broadcasts_off_and_on_and_are_not_relayed() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
@@ -118,7 +118,7 @@ async fn stop_and_start_switch_broadcasts_off_and_on_and_are_not_relayed() {
 
 #[tokio::test]
 async fn an_answer_in_the_thread_reaches_only_that_recipient_or_says_why_not() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     let bob = test.hs.user("bob", None);
@@ -188,7 +188,7 @@ async fn an_answer_in_the_thread_reaches_only_that_recipient_or_says_why_not() {
 /// Issue 10, item 14: what a recipient writes cannot ping the control room or smuggle markup.
 #[tokio::test]
 async fn relayed_replies_cannot_ping_or_spoof() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let mallory = test.hs.user("mallory", Some("@room"));
     delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
@@ -212,7 +212,7 @@ async fn relayed_replies_cannot_ping_or_spoof() {
 }
 
 /// `user`'s edit `n` in their DM `room` of their message `original`, to `new` (content).
-async fn edit_in_dm(test: &TestApp, user: &UserId, room: &RoomId, original: &EventId, n: u32, new: Value) {
+async fn edit_in_dm(test: &TestRooms, user: &UserId, room: &RoomId, original: &EventId, n: u32, new: Value) {
     let dm = test.store().live_dm(None, user).await.unwrap().expect("a DM");
     let event_id: OwnedEventId = format!("${}-edit-{n}", user.localpart()).try_into().unwrap();
     let event = json!({ "type": "m.room.message", "room_id": room, "sender": user, "event_id": event_id,
@@ -221,7 +221,7 @@ async fn edit_in_dm(test: &TestApp, user: &UserId, room: &RoomId, original: &Eve
     on_dm_message(&test.rooms, &dm, room, &event_id, &event).await;
 }
 
-fn edits_in(test: &TestApp, room: &RoomId) -> Vec<Value> {
+fn edits_in(test: &TestRooms, room: &RoomId) -> Vec<Value> {
     let sent = test.hs.sent_to(room).into_iter();
     sent.filter(|sent| sent.content["m.relates_to"]["rel_type"] == "m.replace")
         .map(|sent| sent.content)
@@ -233,7 +233,7 @@ fn edits_in(test: &TestApp, room: &RoomId) -> Vec<Value> {
 /// room that stopped being a control room.
 #[tokio::test]
 async fn an_edit_of_a_relayed_reply_passes_the_same_gate() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let mallory = test.hs.user("mallory", None);
     delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
@@ -261,7 +261,7 @@ async fn an_edit_of_a_relayed_reply_passes_the_same_gate() {
     let bodies: Vec<_> = edits_in(&test, &control).iter().map(|edit| edit["body"].clone()).collect();
     assert_eq!(bodies, [json!("* @room look"), json!("* fifth")], "the sixth message of the minute is held");
 
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     delivered(&test, &control, "News", std::slice::from_ref(&mallory)).await;
     let dm = test.store().live_dm(None, &mallory).await.unwrap().unwrap().room_id.unwrap();
@@ -275,7 +275,7 @@ async fn an_edit_of_a_relayed_reply_passes_the_same_gate() {
 /// counts only in the DM the message came from.
 #[tokio::test]
 async fn edits_and_redactions_count_only_in_the_dm_of_the_relayed_message() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let (alice, bob) = (test.hs.user("alice", None), test.hs.user("bob", None));
     delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
@@ -297,7 +297,7 @@ async fn edits_and_redactions_count_only_in_the_dm_of_the_relayed_message() {
 /// Issue 10, item 5: nothing is relayed into a room that is no longer a control room.
 #[tokio::test]
 async fn nothing_is_relayed_into_a_room_that_stopped_being_a_control_room() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
@@ -309,7 +309,7 @@ async fn nothing_is_relayed_into_a_room_that_stopped_being_a_control_room() {
 /// Issue 10, item 3: a flood from one person folds into one notice per minute.
 #[tokio::test]
 async fn a_flood_of_replies_folds_into_one_notice() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
@@ -326,7 +326,7 @@ async fn a_flood_of_replies_folds_into_one_notice() {
 /// the thread's title takes the name from the member event in the DM, never asking a profile.
 #[tokio::test]
 async fn a_slow_profile_look_up_does_not_hold_up_a_reply() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", Some("Alice"));
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
@@ -341,7 +341,7 @@ async fn a_slow_profile_look_up_does_not_hold_up_a_reply() {
 /// Issue 15: with `language: de`, `stopp` opts out and the recipient is answered in German.
 #[tokio::test]
 async fn in_german_stopp_opts_out_with_a_german_confirmation() {
-    let test = TestApp::with_config("language: de\n").await;
+    let test = TestRooms::with_config("language: de\n").await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "Neuigkeiten", std::slice::from_ref(&alice)).await;
@@ -367,7 +367,7 @@ async fn in_german_stopp_opts_out_with_a_german_confirmation() {
 /// notices about a flood and an undelivered answer are German.
 #[tokio::test]
 async fn in_german_threads_and_their_notices_are_german() {
-    let test = TestApp::with_config("language: de\n").await;
+    let test = TestRooms::with_config("language: de\n").await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", Some("Alice"));
     delivered(&test, &control, "Umfrage", std::slice::from_ref(&alice)).await;
@@ -401,7 +401,7 @@ async fn in_german_threads_and_their_notices_are_german() {
 /// that recipient to German; the control room stays in the config's language.
 #[tokio::test]
 async fn a_recipient_who_chooses_german_gets_german_notices_while_admins_keep_english() {
-    let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+    let test = TestRooms::with_config("broadcast:\n  recipient_language: user\n").await;
     let control = test.control_room().await;
     let (alice, bob) = (test.hs.user("alice", Some("Alice")), test.hs.user("bob", None));
     delivered(&test, &control, "News", &[alice.clone(), bob.clone()]).await;
@@ -450,7 +450,7 @@ async fn a_recipient_who_chooses_german_gets_german_notices_while_admins_keep_en
 /// Issue 15: a language the bot does not speak gets a short answer naming those it does.
 #[tokio::test]
 async fn an_unknown_language_gets_the_list_of_languages() {
-    let test = TestApp::with_config("broadcast:\n  recipient_language: user\n").await;
+    let test = TestRooms::with_config("broadcast:\n  recipient_language: user\n").await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
@@ -474,7 +474,7 @@ async fn an_unknown_language_gets_the_list_of_languages() {
 /// Issue 15: with `recipient_language: config` (the default), `sprache de` is a reply.
 #[tokio::test]
 async fn without_a_recipients_choice_language_words_are_replies() {
-    let test = TestApp::new().await;
+    let test = TestRooms::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     delivered(&test, &control, "News", std::slice::from_ref(&alice)).await;
