@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::{
-    broadcast::{bodies, dms_of, make_server_admin},
-    harness::{wait_for, TestEnv, TestUser},
-    replies::broadcast_and_join,
+use crate::harness::{
+    census::{bodies, dms_of},
+    client,
+    scenario::{broadcast_and_join, make_server_admin},
+    wait_for, TestEnv, TestUser,
 };
 
 /// The bot's copy in `dm` of the given event type, as `user` sees it.
@@ -142,22 +143,6 @@ async fn a_broadcast_due_while_the_bot_is_stopped_is_sent_once_after_it_is_back(
     assert_eq!(notices_starting(&admin, &room, &bot, "Sending #1").await, 1);
 }
 
-/// A poll as Element Web's composer sends it.
-pub fn element_poll() -> Value {
-    json!({
-        "org.matrix.msc3381.poll.start": {
-            "question": { "org.matrix.msc1767.text": "Lunch?", "body": "Lunch?", "msgtype": "m.text" },
-            "kind": "org.matrix.msc3381.poll.disclosed",
-            "max_selections": 1,
-            "answers": [
-                { "id": "pizza", "org.matrix.msc1767.text": "Pizza" },
-                { "id": "salad", "org.matrix.msc1767.text": "Salad" },
-            ],
-        },
-        "org.matrix.msc1767.text": "Lunch?\n1. Pizza\n2. Salad",
-    })
-}
-
 /// `user` answers the poll `start` in `dm` with `answer`, as Element does.
 async fn vote(user: &TestUser, dm: &str, start: &str, answer: &str) {
     let content = json!({
@@ -174,7 +159,7 @@ async fn poll_answers_are_tallied_and_closing_ends_the_poll_in_every_dm() {
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let users = [env.user("alice").await, env.user("bob").await, env.user("carol").await];
     let room = env.control_room(&admin).await;
-    let poll = admin.send_event(&room, "org.matrix.msc3381.poll.start", element_poll()).await;
+    let poll = admin.send_event(&room, "org.matrix.msc3381.poll.start", client::element_poll()).await;
     let ids: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
     let line = format!("!bc send {} --yes", ids.join(" "));
     let command_event = admin

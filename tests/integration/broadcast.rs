@@ -2,9 +2,12 @@
 
 use serde_json::json;
 
-use crate::harness::{client::DmRoom, TestEnv, TestUser, DEADLINE};
+use crate::harness::{
+    census::{bodies, dms_of},
+    scenario::make_server_admin,
+    TestEnv, TestUser, DEADLINE,
+};
 
-/// The DM rooms the bot made for `user`.
 /// Registers `@bridge_ghost:test.local` through the test Synapse's second appservice ("bridge"),
 /// as a bridge registers its ghosts.
 async fn register_bridge_ghost(env: &TestEnv) {
@@ -16,21 +19,6 @@ async fn register_bridge_ghost(env: &TestEnv) {
         .await
         .unwrap();
     assert_eq!(ghost.status(), 200, "{:?}", ghost.text().await);
-}
-
-/// Makes `user` a Synapse server admin, as `root` (a server admin).
-pub async fn make_server_admin(root: &TestUser, user: &str) {
-    let path = format!("/_synapse/admin/v2/users/{user}");
-    let (status, _) = root.call(reqwest::Method::PUT, &path, Some(json!({ "admin": true }))).await;
-    assert_eq!(status, 200);
-}
-
-pub fn dms_of<'a>(census: &'a [DmRoom], user: &TestUser) -> Vec<&'a DmRoom> {
-    census.iter().filter(|room| room.others.contains(&user.user_id)).collect()
-}
-
-pub fn bodies(room: &DmRoom) -> Vec<String> {
-    room.messages.iter().map(|content| content["body"].as_str().unwrap_or_default().to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

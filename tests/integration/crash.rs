@@ -9,82 +9,17 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::harness::{
-    client::{encode, DmRoom},
+    census::{assert_exactly_one_copy_each, without_orphans},
     e2ee::{synapse_holds_text_outside, E2eeUser},
+    scenario::{delivered, recipients, send_command},
     wait_for, TestEnv, TestUser, DEADLINE,
 };
 
 const RECIPIENTS: usize = 200;
 
-pub async fn recipients(env: &TestEnv, count: usize) -> Vec<TestUser> {
-    let mut users = Vec::with_capacity(count);
-    for chunk in (0..count).collect::<Vec<_>>().chunks(25) {
-        let names: Vec<String> = chunk.iter().map(|n| format!("person{n:03}")).collect();
-        users.extend(join_all(names.iter().map(|name| env.user(name))).await);
-    }
-    users
-}
-
-/// The rooms of `census` but those nobody besides the bot was ever in and the bot sent nothing
-/// to: a `createRoom` cut short by Synapse's death (its answer lost, the room without its invite,
-/// and not among the bot's joined rooms to adopt) leaves such a room, which no one can see.
-/// Each is printed with its state.
-pub async fn without_orphans(root: &TestUser, census: Vec<DmRoom>) -> Vec<DmRoom> {
-    let mut rooms = Vec::with_capacity(census.len());
-    for room in census {
-        if !(room.others.is_empty() && room.messages.is_empty() && room.encrypted.is_empty()) {
-            rooms.push(room);
-            continue;
-        }
-        let path = format!("/_synapse/admin/v1/rooms/{}/state", encode(&room.room_id));
-        let (_, state) = root.call(reqwest::Method::GET, &path, None).await;
-        let state: Vec<String> = state["state"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|event| {
-                format!("{} {} {}", event["type"], event["state_key"], event["content"]["membership"])
-            })
-            .collect();
-        eprintln!("an orphan room of the bot, ignored: {} with state {state:?}", room.room_id);
-    }
-    rooms
-}
-
-/// How many deliveries the bot's database (SQLite or PostgreSQL) records as delivered.
-pub async fn delivered(env: &TestEnv) -> i64 {
-    env.count_in_bot_database("SELECT COUNT(*) FROM deliveries WHERE state = 'delivered'").await
-}
-
-/// Every recipient has exactly one DM room, with only them and the bot, holding exactly one
-/// copy of `body`.
-pub async fn assert_exactly_one_copy_each(
-    root: &TestUser,
-    bot: &str,
-    control_room: &str,
-    users: &[TestUser],
-    body: &str,
-) {
-    // A `createRoom` cut short while Synapse stops can leave an orphan room, nobody's DM (seen
-    // once in the outage test on PostgreSQL).
-    let census = without_orphans(root, root.dm_census(bot, &[control_room]).await).await;
-    let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
-    for room in &census {
-        assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
-        by_user.entry(room.others[0].as_str()).or_default().push(room);
-    }
-    for user in users {
-        let rooms = by_user.get(user.user_id.as_str()).cloned().unwrap_or_default();
-        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot: {rooms:?}", user.user_id);
-        let copies = rooms[0].messages.iter().filter(|content| content["body"] == body).count();
-        assert_eq!(copies, 1, "{} has exactly one copy", user.user_id);
-    }
-    assert_eq!(census.len(), users.len(), "no stray rooms");
-}
-
 /// One E2EE device for each of `users` (keys uploaded, no sync loop: [`E2eeUser::login_quiet`]),
 /// logged in 25 at a time.
-pub async fn quiet_devices(env: &TestEnv, users: &[TestUser]) -> Vec<E2eeUser> {
+async fn quiet_devices(env: &TestEnv, users: &[TestUser]) -> Vec<E2eeUser> {
     let mut devices = Vec::with_capacity(users.len());
     for chunk in users.chunks(25) {
         devices.extend(join_all(chunk.iter().map(|user| E2eeUser::login_quiet(&env.synapse, user))).await);
@@ -95,7 +30,7 @@ pub async fn quiet_devices(env: &TestEnv, users: &[TestUser]) -> Vec<E2eeUser> {
 /// With encryption on: every recipient has exactly one DM room with the bot, holding exactly
 /// one `m.room.encrypted` event from the bot and no message in clear (as the server admin sees
 /// it), and their own device decrypts exactly one copy of `body` there, nothing it cannot.
-pub async fn assert_exactly_one_encrypted_copy_each(
+async fn assert_exactly_one_encrypted_copy_each(
     root: &TestUser,
     bot: &str,
     control_room: &str,
@@ -188,11 +123,6 @@ async fn assert_one_copy_each(
     assert!(!in_clear, "Synapse's event_json holds {body:?} in clear outside the control room");
 }
 
-pub fn send_command(users: &[TestUser], body: &str) -> String {
-    let audience: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
-    format!("!bc send {} --yes --name Crash\n{body}", audience.join(" "))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_killed_mid_broadcast_resumes_and_sends_exactly_one_copy_each() {
     bot_killed_mid_broadcast(false).await;
@@ -215,7 +145,7 @@ async fn bot_killed_mid_broadcast(encrypted: bool) {
     let devices = if encrypted { quiet_devices(&env, &users).await } else { Vec::new() };
     eprintln!("{RECIPIENTS} recipients (encrypted: {encrypted}) ready in {:?}", started.elapsed());
 
-    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
+    let mut child = crate::harness::binary::spawn(&config, std::process::Stdio::null());
     let room = env.control_room(&admin).await;
     let started = Instant::now();
     let body = "Survives a crash";
@@ -239,7 +169,7 @@ async fn bot_killed_mid_broadcast(encrypted: bool) {
     );
     assert!(before < RECIPIENTS as i64, "killed mid-broadcast ({before} delivered)");
 
-    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
+    let mut child = crate::harness::binary::spawn(&config, std::process::Stdio::null());
     // New DMs go at Synapse's pace of room creation: allow minutes, not seconds.
     let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 10).await.remove(0);
     eprintln!("finished {:?} after the command: {summary}", started.elapsed());

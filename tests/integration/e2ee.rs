@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::after_sending::element_poll;
 use crate::harness::{
+    client,
     e2ee::{synapse_holds_text, E2eeUser},
     wait_for, TestEnv,
 };
@@ -158,7 +158,7 @@ async fn edits_polls_and_retractions_work_in_encrypted_rooms() {
     assert_eq!(edit["content"]["m.relates_to"]["event_id"], copy["event_id"], "{edit}");
 
     // A poll made in the encrypted control room, sent by replying to it: the bot decrypts it.
-    let poll = admin.send_event(&room, "org.matrix.msc3381.poll.start", element_poll()).await;
+    let poll = admin.send_event(&room, "org.matrix.msc3381.poll.start", client::element_poll()).await;
     let command = format!("!bc send {} --yes", fay.user_id);
     let reply = json!({ "msgtype": "m.text", "body": command, "m.relates_to": { "m.in_reply_to": { "event_id": poll } } });
     admin.send_content(&room, reply).await;

@@ -8,11 +8,12 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::{Connection, Executor};
 
-use crate::{
-    crash::{assert_exactly_one_copy_each, delivered, recipients, send_command},
-    harness::{
-        bot_config, postgres_schema_uri, random_secret, wait_for, wait_until, TestEnv, TestUser, DEADLINE,
-    },
+use crate::harness::{
+    bot_config,
+    census::assert_exactly_one_copy_each,
+    postgres_schema_uri, random_secret,
+    scenario::{delivered, recipients, send_command},
+    wait_for, wait_until, TestEnv, TestUser, DEADLINE,
 };
 
 /// Asks Synapse to push what it holds for the bot now, instead of after its backoff.

@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::{
-    appservice_api::{help_event, put_transaction, text_event},
-    harness::{bot_config, wait_for, TestEnv, TestUser},
-    replies::broadcast_and_join,
+use crate::harness::{
+    bot_config,
+    scenario::broadcast_and_join,
+    transactions::{help_event, put_transaction, text_event},
+    wait_for, TestEnv, TestUser,
 };
 
 /// A bot that reads bodies up to 1 MiB, so that 100,000-character events reach its parsers.

@@ -6,7 +6,6 @@ mod harness;
 
 mod after_sending;
 mod appservice_api;
-mod binary;
 mod broadcast;
 mod cli;
 mod control;

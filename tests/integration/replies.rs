@@ -3,35 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::harness::{client::encode, wait_for, TestEnv, TestUser};
-
-/// Sends broadcast `body` to `users` and returns each user's DM room (they join it, as they
-/// would by accepting the invite in their client).
-pub async fn broadcast_and_join(
-    env: &TestEnv,
-    admin: &TestUser,
-    root: &TestUser,
-    room: &str,
-    users: &[&TestUser],
-    body: &str,
-    count: usize,
-) -> Vec<String> {
-    let bot = env.bot_id();
-    let audience: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
-    let command = admin.send_text(room, &format!("!bc send {} --yes\n{body}", audience.join(" "))).await;
-    admin.wait_for_answer(room, &bot, &command).await;
-    admin.wait_for_finished_count(room, &bot, count, crate::harness::DEADLINE).await;
-    let census = root.dm_census(&bot, &[room]).await;
-    let mut dms = Vec::new();
-    for user in users {
-        let dm = census.iter().find(|dm| dm.others.contains(&user.user_id)).expect("a DM").room_id.clone();
-        if user.membership(&dm, &user.user_id).await.as_deref() != Some("join") {
-            user.join(&dm).await;
-        }
-        dms.push(dm);
-    }
-    dms
-}
+use crate::harness::{client::encode, scenario::broadcast_and_join, wait_for, TestEnv, TestUser};
 
 /// The thread root the bot started in `room` whose body starts with `title`.
 async fn thread_root(user: &TestUser, room: &str, bot: &str, title: &str) -> String {

@@ -7,13 +7,13 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::{
+use crate::harness::{
     binary::{spawn_worker, terminate},
-    broadcast::make_server_admin,
-    crash::{assert_exactly_one_copy_each, delivered, recipients, send_command},
-    harness::{
-        bot_config, free_port, postgres_schema_uri, wait_for, wait_until, TestEnv, TestUser, DEADLINE,
-    },
+    bot_config,
+    census::assert_exactly_one_copy_each,
+    free_port, postgres_schema_uri,
+    scenario::{delivered, make_server_admin, recipients, send_command},
+    wait_for, wait_until, TestEnv, TestUser, DEADLINE,
 };
 
 /// How long the process may take to exit after SIGTERM.
@@ -72,7 +72,7 @@ async fn sigterm_mid_broadcast_exits_in_time_and_a_restart_finishes_exactly_once
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let users = recipients(&env, 100).await;
 
-    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
+    let mut child = crate::harness::binary::spawn(&config, std::process::Stdio::null());
     let room = env.control_room(&admin).await;
     admin.send_text(&room, &send_command(&users, "Survives SIGTERM")).await;
     wait_for("some deliveries before SIGTERM", || async { (delivered(&env).await >= 10).then_some(()) })
@@ -97,7 +97,7 @@ async fn sigterm_mid_broadcast_exits_in_time_and_a_restart_finishes_exactly_once
     assert_eq!(sending, 0, "no delivery stays `sending`: each is delivered or back in the queue");
     assert!(delivered(&env).await < users.len() as i64, "stopped mid-broadcast");
 
-    let mut child = crate::binary::spawn(&config, std::process::Stdio::null());
+    let mut child = crate::harness::binary::spawn(&config, std::process::Stdio::null());
     let summary = admin.wait_for_finished_count(&room, &bot, 1, DEADLINE * 6).await.remove(0);
     assert!(summary.contains(&format!("{} delivered, 0 failed", users.len())), "{summary}");
     assert_exactly_one_copy_each(&root, &bot, &room, &users, "Survives SIGTERM").await;

@@ -15,7 +15,7 @@ async fn the_whole_log_at_debug_holds_neither_token() {
     let config = env.binary_config(dir.path());
     let log_path = dir.path().join("bot.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = crate::binary::spawn_logging(&config, "debug", Stdio::from(log));
+    let mut child = crate::harness::binary::spawn_logging(&config, "debug", Stdio::from(log));
     let bot = env.bot_id();
     let (admin, alice) = (env.user("admin").await, env.user("alice").await);
     let room = env.control_room(&admin).await;

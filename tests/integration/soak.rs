@@ -7,10 +7,11 @@ use std::{process::Stdio, time::Duration};
 
 use rand::Rng;
 
-use crate::{
-    binary,
-    crash::{assert_exactly_one_copy_each, delivered, recipients, send_command},
-    harness::{backend, wait_for, wait_until, TestEnv, TestUser, DEADLINE},
+use crate::harness::{
+    backend, binary,
+    census::assert_exactly_one_copy_each,
+    scenario::{delivered, recipients, send_command},
+    wait_for, wait_until, TestEnv, TestUser, DEADLINE,
 };
 
 fn setting(name: &str, default: u64) -> u64 {

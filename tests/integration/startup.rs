@@ -79,7 +79,7 @@ async fn the_binary_runs_and_stops_cleanly_on_sigterm() {
     let mut env = TestEnv::start().await;
     env.stop_bot().await.expect("stop the in-process bot");
     let dir = tempfile::tempdir().unwrap();
-    let child = crate::binary::spawn(&env.binary_config(dir.path()), std::process::Stdio::piped());
+    let child = crate::harness::binary::spawn(&env.binary_config(dir.path()), std::process::Stdio::piped());
 
     // Ready means: a command typed in a control room is answered.
     let admin = env.user("admin").await;

@@ -368,3 +368,19 @@ impl TestUser {
         }
     }
 }
+
+/// A poll as Element Web's composer sends it.
+pub fn element_poll() -> Value {
+    json!({
+        "org.matrix.msc3381.poll.start": {
+            "question": { "org.matrix.msc1767.text": "Lunch?", "body": "Lunch?", "msgtype": "m.text" },
+            "kind": "org.matrix.msc3381.poll.disclosed",
+            "max_selections": 1,
+            "answers": [
+                { "id": "pizza", "org.matrix.msc1767.text": "Pizza" },
+                { "id": "salad", "org.matrix.msc1767.text": "Salad" },
+            ],
+        },
+        "org.matrix.msc1767.text": "Lunch?\n1. Pizza\n2. Salad",
+    })
+}
