@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch, Mutex, Notify};
 
 use crate::{
     base::{
+        e2ee::Crypto,
         i18n::Language,
         matrix::MatrixError,
         store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, Outcome, Store, StoreError},
@@ -185,14 +186,14 @@ async fn claim_batch(delivery: &Delivery, limit: i64) -> Result<Vec<Claim>, Stor
         // Each delivery records its own intent instead.
         tracing::warn!(%error, "cannot record the intents to create DMs for a batch");
     }
-    prepare_encryption(delivery, &batch).await;
+    prepare_encryption(delivery.rooms.crypto.as_deref(), &batch).await;
     Ok(batch)
 }
 
 /// Asks for the keys of a batch's recipients at once, when the bot encrypts (its own DMs
 /// only: personas send in the clear). Each send would ask for what is missing anyway.
-async fn prepare_encryption(delivery: &Delivery, batch: &[Claim]) {
-    let Some(crypto) = &delivery.rooms.crypto else { return };
+async fn prepare_encryption(crypto: Option<&Crypto>, batch: &[Claim]) {
+    let Some(crypto) = crypto else { return };
     let recipients: Vec<(&UserId, Option<&RoomId>)> = batch
         .iter()
         .filter(|claim| claim.persona.is_none() && !claim.opted_out)
@@ -259,7 +260,7 @@ async fn try_claim(
     broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
     claim: &Claim,
 ) -> Result<Outcome, StoreError> {
-    match broadcast_of(delivery, broadcasts, claim).await {
+    match broadcast_of(&delivery.rooms.store, broadcasts, claim).await {
         Ok(broadcast) => deliver(delivery, outage, &broadcast, claim).await,
         // It will never be readable: fail the delivery instead of retrying it forever.
         Err(error @ StoreError::Undecodable { .. }) => {
@@ -324,7 +325,7 @@ async fn record_patiently(store: &Store, batch: &[(Claim, Outcome)]) {
 /// the copies not yet sent soon, and a copy sent with the text before it is edited afterwards
 /// (it records the revision it showed).
 async fn broadcast_of(
-    delivery: &Delivery,
+    store: &Store,
     broadcasts: &mut HashMap<BroadcastId, (Arc<Broadcast>, Instant)>,
     claim: &Claim,
 ) -> Result<Arc<Broadcast>, StoreError> {
@@ -333,7 +334,7 @@ async fn broadcast_of(
             return Ok(broadcast.clone());
         }
     }
-    let broadcast = Arc::new(delivery.rooms.store.broadcast(claim.broadcast_id).await?);
+    let broadcast = Arc::new(store.broadcast(claim.broadcast_id).await?);
     broadcasts.insert(claim.broadcast_id, (broadcast.clone(), Instant::now()));
     Ok(broadcast)
 }
@@ -553,5 +554,7 @@ async fn tell_encrypted_dms(delivery: &Delivery, broadcast: &Broadcast) -> Resul
     Ok(())
 }
 
+#[cfg(test)]
+pub mod testing;
 #[cfg(test)]
 mod tests;

@@ -22,8 +22,6 @@ pub mod broadcasts;
 pub mod delivery;
 pub mod edge;
 pub mod rooms;
-#[cfg(test)]
-mod testing;
 pub mod wiring;
 
 use std::{future::Future, sync::Arc, time::Duration};

@@ -51,11 +51,10 @@ impl Bot {
     }
 
     /// The services of a bot of `config` over the rooms layer `rooms`.
-    pub fn over(config: Config, rooms: Arc<Rooms>) -> Self {
+    fn over(config: Config, rooms: Arc<Rooms>) -> Self {
         let health = Arc::new(HomeserverHealth::default());
         let delivery = Arc::new(Delivery::new(rooms.clone(), health.clone()));
-        let bot_displayname = config.appservice.bot.displayname.clone();
-        let broadcasts = Arc::new(Broadcasts { rooms, delivery, bot_displayname });
+        let broadcasts = Arc::new(Broadcasts::new(rooms, delivery, &config));
         Self { config, broadcasts, inbox_ready: Arc::default(), health }
     }
 

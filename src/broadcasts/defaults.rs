@@ -138,17 +138,22 @@ mod tests {
     use super::*;
     use crate::{
         base::store::{AudienceOptions, SendOptions},
-        testing::TestApp,
+        broadcasts::testing::TestBroadcasts,
+        rooms::testing::HR_PERSONA,
     };
 
     /// A finished default broadcast for `scope`, with `except` left out.
-    async fn default_for(test: &TestApp, scope: DefaultScope, except: Vec<OwnedUserId>) -> BroadcastId {
+    async fn default_for(
+        test: &TestBroadcasts,
+        scope: DefaultScope,
+        except: Vec<OwnedUserId>,
+    ) -> BroadcastId {
         default_in(test, BroadcastState::Done, scope, except).await
     }
 
     /// A default broadcast for `scope` in `state`.
     async fn default_in(
-        test: &TestApp,
+        test: &TestBroadcasts,
         state: BroadcastState,
         scope: DefaultScope,
         except: Vec<OwnedUserId>,
@@ -163,13 +168,13 @@ mod tests {
         id
     }
 
-    async fn queued(test: &TestApp, id: BroadcastId) -> Vec<OwnedUserId> {
+    async fn queued(test: &TestBroadcasts, id: BroadcastId) -> Vec<OwnedUserId> {
         test.store().sample_recipients(id, 100).await.unwrap()
     }
 
     #[tokio::test]
     async fn a_newcomer_is_welcomed_once_even_after_leaving_and_rejoining() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let owner = test.hs.user("owner", None);
         let space = test.hs.room(&owner, &[], true);
         let carol = test.hs.user("carol", None);
@@ -194,7 +199,7 @@ mod tests {
 
     #[tokio::test]
     async fn welcomes_leave_out_the_excluded_and_catch_up_after_a_stop() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let owner = test.hs.user("owner", None);
         let dave = test.hs.user("dave", None);
         let helper = test.hs.user("helper_bot", None);
@@ -210,7 +215,7 @@ mod tests {
 
     #[tokio::test]
     async fn new_accounts_get_the_server_default_and_older_ones_do_not() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         test.hs.user("old", None);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
         let error = poll_new_users(&test.broadcasts).await.unwrap_err();
@@ -232,7 +237,7 @@ mod tests {
     /// that poll, is still welcomed.
     #[tokio::test]
     async fn an_account_made_in_the_same_millisecond_as_the_mark_is_welcomed() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         test.hs.with(|state| state.server_admin = true);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
         test.store().set_new_user_mark(0).await.unwrap();
@@ -251,7 +256,7 @@ mod tests {
     /// three of `defaults::a_new_account_gets_the_server_default`).
     #[tokio::test]
     async fn an_account_made_in_the_second_the_default_was_made_is_welcomed() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         test.hs.with(|state| state.server_admin = true);
         let id = default_for(&test, DefaultScope::Server, vec![]).await;
         test.store().start_new_user_mark().await.unwrap();
@@ -268,7 +273,7 @@ mod tests {
     /// resolving) are queued, and get it once it starts.
     #[tokio::test]
     async fn joins_before_a_default_starts_are_queued_not_dropped() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let owner = test.hs.user("owner", None);
         let space = test.hs.room(&owner, &[], true);
         let carol = test.hs.user("carol", None);
@@ -288,7 +293,7 @@ mod tests {
     /// stranded in a done broadcast.
     #[tokio::test]
     async fn a_welcome_racing_the_finish_is_not_stranded() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let owner = test.hs.user("owner", None);
         let space = test.hs.room(&owner, &[], true);
         let id = default_in(&test, BroadcastState::Running, DefaultScope::Room(space.clone()), vec![]).await;
@@ -306,5 +311,25 @@ mod tests {
         .unwrap();
         assert_eq!(test.store().broadcast(id).await.unwrap().state, BroadcastState::Running, "still running");
         assert!(test.store().claim_delivery(60_000).await.unwrap().is_some(), "the welcome can be claimed");
+    }
+
+    /// A default sent `--as` a persona welcomes newcomers as that persona.
+    #[tokio::test]
+    async fn a_persona_default_welcomes_newcomers_as_the_persona() {
+        let test = TestBroadcasts::with_config(HR_PERSONA).await;
+        let control = test.control_room().await;
+        let owner = test.hs.user("owner", None);
+        let space = test.hs.room(&owner, &[], true);
+        let options = SendOptions { default: true, persona: Some("hr".into()), ..SendOptions::default() };
+        let id = test.running_broadcast(&control, "Welcome", &[], options).await;
+        test.store().add_default(id, &DefaultScope::Room(space.clone())).await.unwrap();
+        let carol = test.hs.user("carol", None);
+        on_join(&test.broadcasts, &space, &carol, None).await;
+        test.deliver_all(id, 1).await;
+        let hr: OwnedUserId = "@broadcast_hr:example.org".try_into().unwrap();
+        let hr_room = test.hs.dms_between(&hr, &carol).pop().expect("a DM with the persona");
+        let by_hr: Vec<_> = test.hs.sent_to(&hr_room).into_iter().filter(|sent| sent.sender == hr).collect();
+        assert_eq!(by_hr[0].content["body"], "Welcome");
+        assert!(test.hs.dms_with(&carol).is_empty(), "none with the bot");
     }
 }

@@ -254,13 +254,13 @@ mod tests {
             poll::tests::element_poll,
             store::{NewBroadcast, Outcome, SendOptions},
         },
+        broadcasts::testing::TestBroadcasts,
         delivery::transaction_id,
-        testing::TestApp,
     };
 
     /// Delivers the next due copy as a worker does, from the broadcast as it reads it now, or
     /// as it read it earlier (`read`); returns the copy.
-    async fn deliver_next(test: &TestApp, read: Option<&Broadcast>) -> Sent {
+    async fn deliver_next(test: &TestBroadcasts, read: Option<&Broadcast>) -> Sent {
         let claim = test.store().claim_delivery(60_000).await.unwrap().expect("a due delivery");
         let broadcast = match read {
             Some(read) => read.clone(),
@@ -280,7 +280,7 @@ mod tests {
     }
 
     /// What the bot sent into `room` after `event` (edits, poll ends), by type.
-    fn later(test: &TestApp, room: &RoomId, event_type: &str) -> Vec<serde_json::Value> {
+    fn later(test: &TestBroadcasts, room: &RoomId, event_type: &str) -> Vec<serde_json::Value> {
         test.hs
             .sent_to(room)
             .into_iter()
@@ -289,13 +289,13 @@ mod tests {
             .collect()
     }
 
-    fn people(test: &TestApp) -> Vec<OwnedUserId> {
+    fn people(test: &TestBroadcasts) -> Vec<OwnedUserId> {
         vec![test.hs.user("alice", Some("Alice")), test.hs.user("bob", Some("Bob"))]
     }
 
     #[tokio::test]
     async fn an_edit_replaces_every_delivered_copy_once_even_one_sent_with_the_old_text_meanwhile() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let control = test.control_room().await;
         let id = test
             .running_broadcast(&control, "Hi {displayname}", &people(&test), SendOptions::default())
@@ -332,7 +332,7 @@ mod tests {
     /// that meets an outage uses up no try.
     #[tokio::test]
     async fn follow_ups_failing_for_now_wait_for_the_next_round() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let control = test.control_room().await;
         let id = test.running_broadcast(&control, "Hi", &people(&test)[..1], SendOptions::default()).await;
         let copy = deliver_next(&test, None).await;
@@ -356,7 +356,7 @@ mod tests {
     /// The copies of a persona's broadcast are the persona's: it edits and retracts them.
     #[tokio::test]
     async fn a_personas_copies_are_edited_and_retracted_by_the_persona() {
-        let test = TestApp::with_config(
+        let test = TestBroadcasts::with_config(
             "personas:\n  hr: { username: broadcast_hr, displayname: HR Team, avatar: \"\" }\n",
         )
         .await;
@@ -383,7 +383,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_retraction_removes_every_copy_and_names_the_ones_that_failed() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let control = test.control_room().await;
         let mut users = people(&test);
         users.push(test.hs.user("carol", None));
@@ -441,7 +441,7 @@ mod tests {
     /// (the summary counts it skipped); a retraction still takes the copy away.
     #[tokio::test]
     async fn edits_and_poll_ends_skip_a_dm_that_gained_a_third_member() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let control = test.control_room().await;
         let id = test.running_broadcast(&control, "Hi", &people(&test), SendOptions::default()).await;
         let (kept, retired) = (deliver_next(&test, None).await, deliver_next(&test, None).await);
@@ -484,7 +484,7 @@ mod tests {
     }
 
     /// A running poll broadcast «Lunch» from `control` to [`people`].
-    async fn running_poll(test: &TestApp, control: &RoomId) -> BroadcastId {
+    async fn running_poll(test: &TestBroadcasts, control: &RoomId) -> BroadcastId {
         let admin: OwnedUserId = "@admin:example.org".try_into().unwrap();
         let new = NewBroadcast {
             name: "Lunch",
@@ -504,7 +504,7 @@ mod tests {
     /// Closes a poll of two recipients under `config`: `ended` is the end's text in each DM,
     /// `summary` the control room's last message.
     async fn close_a_poll(config: &str, ended: &str, summary: impl Fn(BroadcastId) -> String) {
-        let test = TestApp::with_config(config).await;
+        let test = TestBroadcasts::with_config(config).await;
         let control = test.control_room().await;
         let id = running_poll(&test, &control).await;
         let users = people(&test);
@@ -517,7 +517,7 @@ mod tests {
                 "content": { "m.relates_to": { "rel_type": "m.reference", "event_id": copy.event_id },
                              "org.matrix.msc3381.poll.response": { "answers": ["salad"] } },
             });
-            crate::rooms::relay::on_poll_answer(&test.rooms, "org.matrix.msc3381.poll.response", &answer)
+            crate::rooms::relay::on_poll_answer(test.store(), "org.matrix.msc3381.poll.response", &answer)
                 .await;
         }
         assert!(test.store().close_poll(id).await.unwrap());

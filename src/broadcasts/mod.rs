@@ -7,10 +7,12 @@ pub mod audience;
 pub mod defaults;
 pub mod followup;
 pub mod lifecycle;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 
-use crate::{delivery::Delivery, rooms::Rooms};
+use crate::{base::config::Config, delivery::Delivery, rooms::Rooms};
 
 /// The broadcasts layer's service: a broadcast's life, over the rooms it is written in and the
 /// delivery queue its copies go into.
@@ -19,4 +21,11 @@ pub struct Broadcasts {
     pub delivery: Arc<Delivery>,
     /// `appservice.bot.displayname`: whom a preview says the copies come from.
     pub bot_displayname: String,
+}
+
+impl Broadcasts {
+    /// The broadcasts of the bot of `config`, written in `rooms`, queued for `delivery`.
+    pub fn new(rooms: Arc<Rooms>, delivery: Arc<Delivery>, config: &Config) -> Self {
+        Self { rooms, delivery, bot_displayname: config.appservice.bot.displayname.clone() }
+    }
 }

@@ -27,19 +27,19 @@ use ruma::{events::room::member::MembershipState, OwnedUserId};
 use crate::{
     base::{
         matrix::fake::forbidden,
-        store::{BroadcastState, DmState, SendOptions},
+        store::{DmState, SendOptions},
     },
-    testing::TestApp,
+    delivery::testing::TestDelivery,
 };
 
 /// A running broadcast of `text` to a new user `alice` ("Alice Liddell"), and her claim.
-async fn claimed(test: &TestApp, text: &str) -> (Broadcast, Claim) {
+async fn claimed(test: &TestDelivery, text: &str) -> (Broadcast, Claim) {
     let alice = test.hs.user("alice", Some("Alice Liddell"));
     claimed_for(test, &alice, text).await
 }
 
 /// A running broadcast of `text` to `user`, and the claim of it.
-async fn claimed_for(test: &TestApp, user: &UserId, text: &str) -> (Broadcast, Claim) {
+async fn claimed_for(test: &TestDelivery, user: &UserId, text: &str) -> (Broadcast, Claim) {
     let control = test.control_room().await;
     let id = test.running_broadcast(&control, text, &[user.to_owned()], SendOptions::default()).await;
     let claim = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("a due delivery");
@@ -47,19 +47,19 @@ async fn claimed_for(test: &TestApp, user: &UserId, text: &str) -> (Broadcast, C
 }
 
 /// One try of `claim`, recorded as the outcome recorder would.
-async fn try_once(test: &TestApp, outage: &Arc<Outage>, broadcast: &Broadcast, claim: &Claim) {
+async fn try_once(test: &TestDelivery, outage: &Arc<Outage>, broadcast: &Broadcast, claim: &Claim) {
     let outcome = deliver(&test.delivery, outage, broadcast, claim).await.expect("an outcome");
     test.store().record_outcomes(&[(claim.clone(), outcome)]).await.expect("recorded");
 }
 
-async fn outcome(test: &TestApp, id: BroadcastId, state: DeliveryState) -> Vec<String> {
+async fn outcome(test: &TestDelivery, id: BroadcastId, state: DeliveryState) -> Vec<String> {
     let rows = test.store().deliveries_with_reason(id, state, 10).await.unwrap();
     rows.into_iter().map(|(_, reason)| reason).collect()
 }
 
 #[tokio::test]
 async fn a_delivery_sends_the_personalised_copy_into_the_dm_once() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let (broadcast, claim) = claimed(&test, "Hello **{displayname}**").await;
     try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
     let room = test.hs.dms_with(&claim.user_id).pop().expect("a DM");
@@ -72,7 +72,7 @@ async fn a_delivery_sends_the_personalised_copy_into_the_dm_once() {
 
 #[tokio::test]
 async fn temporary_failures_come_back_later_and_honour_retry_after() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
     test.hs.fail_next("send_raw", busy);
@@ -91,7 +91,7 @@ async fn temporary_failures_come_back_later_and_honour_retry_after() {
 
     let limited =
         MatrixError::Transient { retry_after: Some(Duration::from_secs(7)), message: "slow down".into() };
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     test.hs.fail_next("send_raw", limited);
     let before = now_ms();
@@ -102,7 +102,7 @@ async fn temporary_failures_come_back_later_and_honour_retry_after() {
 
 #[tokio::test]
 async fn permanent_failures_and_the_last_try_are_recorded_with_a_reason() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     test.hs.fail_next("send_raw", forbidden("blocked"));
     try_once(&test, &Arc::new(Outage::default()), &broadcast, &claim).await;
@@ -111,7 +111,7 @@ async fn permanent_failures_and_the_last_try_are_recorded_with_a_reason() {
         ["the homeserver refused (blocked)"]
     );
 
-    let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  max_attempts: 1\n").await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
     test.hs.fail_next("send_raw", busy);
@@ -126,7 +126,7 @@ async fn permanent_failures_and_the_last_try_are_recorded_with_a_reason() {
 /// queue, due again after the wait, with no try used up (even at the last try).
 #[tokio::test]
 async fn a_copy_waiting_for_a_device_uses_up_no_try() {
-    let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  max_attempts: 1\n").await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     let waiting =
         MatrixError::Waiting { retry_after: Duration::from_secs(15), message: "no device yet".into() };
@@ -145,7 +145,7 @@ async fn a_copy_waiting_for_a_device_uses_up_no_try() {
 /// `give_up_after_hours` after it was queued fails, outage or not.
 #[tokio::test]
 async fn a_delivery_older_than_the_time_limit_fails_instead_of_waiting_longer() {
-    let test = TestApp::with_config("broadcast:\n  give_up_after_hours: 1\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  give_up_after_hours: 1\n").await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     let old = Claim { queued_at: now_ms() - 3_600_001, ..claim };
     let broadcast = Broadcast { started_at: Some(old.queued_at), ..broadcast };
@@ -164,7 +164,7 @@ async fn a_delivery_older_than_the_time_limit_fails_instead_of_waiting_longer() 
 /// audience was resolved; one hiccup inside the limit is retried, not the end.
 #[tokio::test]
 async fn a_copy_of_a_late_broadcast_is_retried_after_a_hiccup_within_the_limit() {
-    let test = TestApp::with_config("broadcast:\n  give_up_after_hours: 24\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  give_up_after_hours: 24\n").await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     let resolved_yesterday = Claim { queued_at: now_ms() - 25 * 3_600_000, ..claim };
     let busy = MatrixError::Transient { retry_after: None, message: "too many requests".into() };
@@ -179,7 +179,7 @@ async fn a_copy_of_a_late_broadcast_is_retried_after_a_hiccup_within_the_limit()
 
 #[tokio::test]
 async fn someone_who_opted_out_after_queueing_is_skipped_and_not_messaged() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let alice = test.hs.user("alice", None);
     let control = test.control_room().await;
     let id =
@@ -193,72 +193,11 @@ async fn someone_who_opted_out_after_queueing_is_skipped_and_not_messaged() {
     assert_eq!(test.hs.count("send_raw") + test.hs.count("create_dm"), 0);
 }
 
-/// Requests per endpoint since the last call, and forgets them.
-fn requests(test: &TestApp) -> Vec<(&'static str, usize)> {
-    test.hs.with(|state| std::mem::take(&mut state.requests)).into_iter().collect()
-}
-
-/// A broadcast of `text` to `targets`, resolved and delivered to its `count` recipients
-/// by the workers; returns the requests of the resolution and of the delivery.
-async fn resolve_and_deliver(
-    test: &TestApp,
-    text: &str,
-    targets: &[crate::broadcasts::audience::Target],
-    count: i64,
-) -> (Vec<(&'static str, usize)>, Vec<(&'static str, usize)>) {
-    let control = test.control_room().await;
-    requests(test);
-    let id =
-        test.broadcast_in(BroadcastState::Resolving, &control, text, &[], &[], SendOptions::default()).await;
-    let exclusions = crate::broadcasts::audience::Exclusions::new(&test.delivery.rooms.bot, &[], &[]);
-    let (rooms, needs_names) =
-        (crate::broadcasts::audience::Rooms::default(), text.contains("{displayname}"));
-    crate::broadcasts::audience::resolve(
-        test.store(),
-        test.delivery.rooms.hs(),
-        &exclusions,
-        id,
-        targets,
-        &rooms,
-        needs_names,
-        test.delivery.rooms.language(),
-    )
-    .await
-    .unwrap();
-    let resolution = requests(test);
-    test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
-    test.deliver_all(id, count).await;
-    (resolution, requests(test))
-}
-
-/// Issue 11: what a recipient costs the homeserver. Resolution checks an `@user` word and
-/// reads its name with one profile look-up; a new DM then costs `createRoom` and the send, a
-/// reused one the send alone (plus, once per process, a look at whether DMs are made
-/// encrypted). No member list, no membership and no profile per send; and someone with a
-/// DM is not looked up again unless the message needs their name.
-#[tokio::test]
-async fn a_new_dm_costs_create_and_send_and_a_reused_one_the_send_alone() {
-    let test = TestApp::new().await;
-    let users: Vec<OwnedUserId> =
-        (0..10).map(|n| test.hs.user(&format!("user{n}"), Some(&format!("User {n}")))).collect();
-    let words: Vec<String> = users.iter().map(|user| user.to_string()).collect();
-    let targets = crate::broadcasts::audience::parse_targets(&words).unwrap();
-    let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
-    assert_eq!(resolution, [("profile", 10)], "one look-up per word");
-    assert_eq!(delivery, [("create_dm", 10), ("send_raw", 10), ("state", 1)], "new DMs");
-    let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
-    assert_eq!((resolution, delivery), (vec![("profile", 10)], vec![("send_raw", 10)]), "names needed");
-    let (resolution, delivery) = resolve_and_deliver(&test, "Hello", &targets, 10).await;
-    assert_eq!((resolution, delivery), (vec![], vec![("send_raw", 10)]), "no names needed");
-    let bodies = test.hs.bodies_in(&test.hs.dms_with(&users[3])[0]);
-    assert_eq!(bodies, ["Hello User 3", "Hello User 3", "Hello"], "names from resolution");
-}
-
 /// Issue 11: a message the homeserver refuses into a DM whose change the store had not heard
 /// of yet (the recipient removed the bot) goes into a new DM.
 #[tokio::test]
 async fn a_send_refused_into_a_dm_the_bot_was_removed_from_goes_into_a_new_one() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let alice = test.hs.user("alice", None);
     let first = test.delivery.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     test.hs.set_membership(&first, &test.delivery.rooms.bot, MembershipState::Leave); // not pushed yet
@@ -274,7 +213,7 @@ async fn a_send_refused_into_a_dm_the_bot_was_removed_from_goes_into_a_new_one()
 /// them again and sends once more into the same room.
 #[tokio::test]
 async fn a_send_refused_into_a_dm_the_recipient_left_invites_them_again() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let alice = test.hs.user("alice", None);
     let room = test.delivery.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     test.hs.set_membership(&room, &alice, MembershipState::Leave); // not pushed yet
@@ -291,7 +230,7 @@ async fn a_send_refused_into_a_dm_the_recipient_left_invites_them_again() {
 
 #[tokio::test]
 async fn the_workers_deliver_a_whole_broadcast_and_stop() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let users: Vec<ruma::OwnedUserId> = (0..20).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
     let id = test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
     let (stop, stopped) = watch::channel(false);
@@ -312,7 +251,7 @@ async fn the_workers_deliver_a_whole_broadcast_and_stop() {
 /// Starts the workers on a broadcast of `count` recipients whose sends take `send` each,
 /// and stops them once every worker is in a send; returns the broadcast and how long the
 /// workers took to stop.
-async fn stop_during_sends(test: &TestApp, count: usize, send: Duration) -> (BroadcastId, Duration) {
+async fn stop_during_sends(test: &TestDelivery, count: usize, send: Duration) -> (BroadcastId, Duration) {
     let users: Vec<OwnedUserId> = (0..count).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
     let id = test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
     test.hs.with(|state| state.slow.insert("send_raw", send));
@@ -336,7 +275,7 @@ async fn stop_during_sends(test: &TestApp, count: usize, send: Duration) -> (Bro
 /// other; what was claimed and not sent goes back to the queue: nothing stays `sending`.
 #[tokio::test]
 async fn a_stop_finishes_the_sends_in_flight_and_starts_no_other() {
-    let test = TestApp::with_config("broadcast:\n  concurrency: 2\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  concurrency: 2\n").await;
     let (id, _) = stop_during_sends(&test, 10, Duration::from_millis(500)).await;
     let counts = test.store().delivery_counts(id).await.unwrap();
     assert_eq!((counts.delivered, counts.pending, counts.sending), (2, 8, 0), "{counts:?}");
@@ -355,7 +294,7 @@ async fn a_stop_finishes_the_sends_in_flight_and_starts_no_other() {
 /// goes back to the queue (a re-send has the same transaction ID: no second copy).
 #[tokio::test]
 async fn a_hung_send_gives_its_delivery_back_after_the_grace() {
-    let test = TestApp::with_config("broadcast:\n  concurrency: 2\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  concurrency: 2\n").await;
     let (id, took) = stop_during_sends(&test, 4, Duration::from_secs(3600)).await;
     assert!(took >= STOP_GRACE, "the send had its grace: {took:?}");
     let counts = test.store().delivery_counts(id).await.unwrap();
@@ -366,7 +305,7 @@ async fn a_hung_send_gives_its_delivery_back_after_the_grace() {
 /// recorded, nor bring back a cancelled delivery.
 #[tokio::test]
 async fn an_outcome_counts_only_while_the_claim_is_still_held() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let alice = test.hs.user("alice", None);
     let id = test.running_broadcast(&test.control_room().await, "Hi", &[alice], SendOptions::default()).await;
     let stale = test.store().claim_delivery(-1).await.unwrap().expect("claimed, lease already over");
@@ -402,7 +341,7 @@ async fn an_outcome_counts_only_while_the_claim_is_still_held() {
 /// probe finds the homeserver up is that copy's error: a try used, a backoff, no pause.
 #[tokio::test]
 async fn a_5xx_on_one_copy_while_the_homeserver_answers_is_that_copys_error() {
-    let test = TestApp::new().await;
+    let test = TestDelivery::new().await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     test.hs.fail_next("send_raw", MatrixError::Unavailable("502 Bad Gateway".into()));
     let outage = Arc::new(Outage::default());
@@ -415,7 +354,7 @@ async fn a_5xx_on_one_copy_while_the_homeserver_answers_is_that_copys_error() {
     assert!(next.is_none(), "not due at once");
 
     // When the probe cannot reach the homeserver either, it is an outage: a pause, no try.
-    let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  max_attempts: 1\n").await;
     let (broadcast, claim) = claimed(&test, "Hi").await;
     test.hs.fail_next("send_raw", MatrixError::Unavailable("502 Bad Gateway".into()));
     test.hs.fail_next("profile", MatrixError::Unavailable("502 Bad Gateway".into()));
@@ -429,7 +368,7 @@ async fn a_5xx_on_one_copy_while_the_homeserver_answers_is_that_copys_error() {
 /// with backoff, no hot loop) and no try is used up; everything goes out once it is back.
 #[tokio::test]
 async fn an_outage_pauses_the_workers_and_uses_up_no_tries() {
-    let test = TestApp::with_config("broadcast:\n  max_attempts: 1\n").await;
+    let test = TestDelivery::with_config("broadcast:\n  max_attempts: 1\n").await;
     let users: Vec<ruma::OwnedUserId> = (0..5).map(|n| test.hs.user(&format!("user{n}"), None)).collect();
     let id = test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
     test.hs.with(|state| state.down = true);
@@ -451,3 +390,5 @@ async fn an_outage_pauses_the_workers_and_uses_up_no_tries() {
     assert_eq!(test.hs.with(|state| state.sent.len()), 5, "one copy each");
     assert_eq!(test.delivery.health.state(), Ok(()), "and so is its end");
 }
+
+mod personas;

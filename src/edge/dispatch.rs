@@ -32,7 +32,7 @@ use crate::{
         permissions::Level,
         poll,
         registration::is_own_user,
-        store::{BroadcastState, InboxEvent, StoreError, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
+        store::{BroadcastState, InboxEvent, Store, StoreError, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
     },
     broadcasts::Broadcasts,
     broadcasts::{defaults, lifecycle},
@@ -69,7 +69,7 @@ pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shut
             return;
         }
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
-            prune_handled(&broadcasts).await;
+            prune_handled(&broadcasts.rooms.store).await;
             pruned_at = Some(Instant::now());
         }
         let batch = match broadcasts.rooms.store.inbox_batch(BATCH).await {
@@ -86,7 +86,7 @@ pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shut
         if batch.is_empty() {
             tokio::select! {
                 _ = inbox_ready.notified() => {}
-                _ = until_next_try(&broadcasts) => {}
+                _ = until_next_try(&broadcasts.rooms.store) => {}
                 _ = shutdown.changed() => return,
             }
             continue;
@@ -126,8 +126,8 @@ async fn dispatch_batch(
 }
 
 /// Sleeps until the next event put off for a later try is due (forever when none is).
-async fn until_next_try(broadcasts: &Broadcasts) {
-    match broadcasts.rooms.store.inbox_next_due().await {
+async fn until_next_try(store: &Store) {
+    match store.inbox_next_due().await {
         Ok(Some(due)) => {
             let wait = u64::try_from(due - crate::base::store::now_ms()).unwrap_or(0);
             tokio::time::sleep(Duration::from_millis(wait)).await
@@ -140,9 +140,9 @@ async fn until_next_try(broadcasts: &Broadcasts) {
     }
 }
 
-async fn prune_handled(broadcasts: &Broadcasts) {
+async fn prune_handled(store: &Store) {
     let before = crate::base::store::now_ms() - HANDLED_KEPT_MS;
-    if let Err(error) = broadcasts.rooms.store.prune_handled(before).await {
+    if let Err(error) = store.prune_handled(before).await {
         tracing::warn!(%error, "cannot forget the keys of events handled long ago");
     }
 }
@@ -154,7 +154,7 @@ async fn settle(
     event: InboxEvent,
     handled: Handled,
 ) -> Result<(), StoreError> {
-    let Handled::Later(work) = handled else { return record(broadcasts, &event, handled).await };
+    let Handled::Later(work) = handled else { return record(&broadcasts.rooms.store, &event, handled).await };
     let Ok(slot) = background.clone().try_acquire_owned() else {
         tracing::debug!(event = %event.key, "all background slots are taken; the event waits");
         let not_before = crate::base::store::now_ms() + BACKGROUND_FULL_WAIT_MS;
@@ -166,7 +166,7 @@ async fn settle(
     tokio::spawn(async move {
         let handled = work.await;
         drop(slot);
-        if let Err(error) = record(&broadcasts, &event, handled).await {
+        if let Err(error) = record(&broadcasts.rooms.store, &event, handled).await {
             // The lease runs out and the event is handled again.
             tracing::error!(%error, "cannot record how an inbox event was handled");
         }
@@ -175,17 +175,17 @@ async fn settle(
 }
 
 /// Removes a handled event from the inbox, or keeps it for a later try.
-async fn record(broadcasts: &Broadcasts, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
+async fn record(store: &Store, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
     let Handled::Retry(reason) = handled else {
-        return broadcasts.rooms.store.inbox_handled(std::slice::from_ref(event)).await;
+        return store.inbox_handled(std::slice::from_ref(event)).await;
     };
     let tries = event.tries + 1;
     if tries >= MAX_TRIES {
         tracing::error!(event = %event.key, %reason, tries, "an inbox event could not be handled; given up");
-        return broadcasts.rooms.store.inbox_handled(std::slice::from_ref(event)).await;
+        return store.inbox_handled(std::slice::from_ref(event)).await;
     }
     let wait = (2_000_i64 << (tries - 1).min(20)).min(MAX_RETRY_WAIT_MS);
-    broadcasts.rooms.store.inbox_later(event, tries, crate::base::store::now_ms() + wait).await
+    store.inbox_later(event, tries, crate::base::store::now_ms() + wait).await
 }
 
 /// Routes one event.
@@ -262,7 +262,7 @@ async fn retry_one(
     parked_at: i64,
 ) {
     let Ok(raw) = serde_json::from_str::<Value>(json) else {
-        return forget_undecrypted(broadcasts, event_id).await;
+        return forget_undecrypted(&broadcasts.rooms.store, event_id).await;
     };
     match crypto.decrypt(&raw).await {
         Ok(event) => match route(broadcasts, event).await {
@@ -272,28 +272,28 @@ async fn retry_one(
             }
             Handled::Retry(reason) => {
                 tracing::error!(%reason, event = event_id, "a decrypted event could not be handled; given up");
-                forget_undecrypted(broadcasts, event_id).await;
+                forget_undecrypted(&broadcasts.rooms.store, event_id).await;
             }
             Handled::Later(work) => {
-                forget_undecrypted(broadcasts, event_id).await;
+                forget_undecrypted(&broadcasts.rooms.store, event_id).await;
                 tokio::spawn(work);
             }
-            Handled::Done => forget_undecrypted(broadcasts, event_id).await,
+            Handled::Done => forget_undecrypted(&broadcasts.rooms.store, event_id).await,
         },
         Err(Undecryptable::KeyMissing(reason)) if crate::base::store::now_ms() - parked_at > KEY_WAIT_MS => {
             tracing::warn!(%reason, event = event_id, sender = %raw["sender"], "no room key arrived for an encrypted event; given up");
-            forget_undecrypted(broadcasts, event_id).await;
+            forget_undecrypted(&broadcasts.rooms.store, event_id).await;
         }
         Err(Undecryptable::KeyMissing(_)) => {}
         Err(Undecryptable::Never(reason)) => {
             tracing::warn!(%reason, event = event_id, "an encrypted event cannot be decrypted; ignored");
-            forget_undecrypted(broadcasts, event_id).await;
+            forget_undecrypted(&broadcasts.rooms.store, event_id).await;
         }
     }
 }
 
-async fn forget_undecrypted(broadcasts: &Broadcasts, event_id: &str) {
-    if let Err(error) = broadcasts.rooms.store.forget_undecrypted(event_id).await {
+async fn forget_undecrypted(store: &Store, event_id: &str) {
+    if let Err(error) = store.forget_undecrypted(event_id).await {
         tracing::warn!(%error, "cannot forget an encrypted event that was handled");
     }
 }
@@ -301,10 +301,10 @@ async fn forget_undecrypted(broadcasts: &Broadcasts, event_id: &str) {
 /// Routes one event, decrypted if it was encrypted.
 async fn route(broadcasts: &Arc<Broadcasts>, raw: Value) -> Handled {
     if raw["type"] == RECEIPT_EVENT_TYPE {
-        return on_receipt(broadcasts, &raw).await;
+        return on_receipt(&broadcasts.rooms.store, &raw).await;
     }
     if let Some(event_type) = raw["type"].as_str().filter(|kind| poll::RESPONSE_TYPES.contains(kind)) {
-        return relay::on_poll_answer(&broadcasts.rooms, event_type, &raw).await;
+        return relay::on_poll_answer(&broadcasts.rooms.store, event_type, &raw).await;
     }
     let event: AnyTimelineEvent = match serde_json::from_value(raw.clone()) {
         Ok(event) => event,
@@ -440,17 +440,14 @@ async fn on_redaction(broadcasts: &Broadcasts, room: &RoomId, sender: &UserId, r
 }
 
 /// A read receipt the HTTP edge put into the inbox.
-async fn on_receipt(broadcasts: &Broadcasts, raw: &Value) -> Handled {
+async fn on_receipt(store: &Store, raw: &Value) -> Handled {
     let room = raw["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
     let user = raw["sender"].as_str().and_then(|user| UserId::parse(user).ok());
     let (Some(room), Some(user)) = (room, user) else {
         tracing::warn!("a stored read receipt has no room or reader; ignored");
         return Handled::Done;
     };
-    Handled::of(
-        "cannot record a read receipt",
-        relay::on_receipt(&broadcasts.rooms.store, &room, &user).await,
-    )
+    Handled::of("cannot record a read receipt", relay::on_receipt(store, &room, &user).await)
 }
 
 /// A reply's body without the quoted fallback of the replied-to message that older clients put

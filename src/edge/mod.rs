@@ -5,3 +5,5 @@
 pub mod appservice;
 pub mod commands;
 pub mod dispatch;
+#[cfg(test)]
+pub mod testing;

@@ -18,7 +18,7 @@ use ruma::{
 use crate::{
     base::{
         i18n::Language,
-        matrix::{how_open, txn_for, MatrixError, RoomFacts},
+        matrix::{how_open, txn_for, MatrixError, RoomApi, RoomFacts},
         permissions::Level,
     },
     rooms::Rooms,
@@ -62,11 +62,11 @@ async fn on_invite(rooms: &Arc<Rooms>, invite: &OriginalRoomMemberEvent) {
         }
         tracing::info!(%level, "direct chat declined: a stranger");
         let reason = crate::base::i18n::t!(rooms.recipient_language(inviter).await, "dm-stranger-declined");
-        return decline(rooms, room, &reason).await;
+        return decline(rooms.hs(), room, &reason).await;
     }
     if level < Level::Admin {
         tracing::info!(%level, "invite declined: inviter is not an admin of the bot");
-        return decline(rooms, room, &crate::base::i18n::t!(rooms.language(), "invite-not-admin")).await;
+        return decline(rooms.hs(), room, &crate::base::i18n::t!(rooms.language(), "invite-not-admin")).await;
     }
     if let Err(error) = rooms.homeserver.join(&OwnedRoomOrAliasId::from(room.to_owned())).await {
         tracing::warn!(%error, "cannot join a room an admin invited the bot to");
@@ -93,8 +93,8 @@ async fn may_open_direct_chat(rooms: &Rooms, user: &UserId, level: Level) -> boo
     }
 }
 
-async fn decline(rooms: &Rooms, room: &RoomId, reason: &str) {
-    if let Err(error) = rooms.hs().leave(room, Some(reason.to_owned())).await {
+async fn decline(hs: &dyn RoomApi, room: &RoomId, reason: &str) {
+    if let Err(error) = hs.leave(room, Some(reason.to_owned())).await {
         tracing::warn!(%error, "cannot decline an invite");
     }
 }
@@ -111,12 +111,12 @@ enum NoControlRoom {
 
 /// Why a room with `facts` cannot be a control room, if it cannot: the one check for invited
 /// rooms and the rooms of `broadcast.control_rooms`.
-fn why_no_control_room(rooms: &Rooms, facts: &RoomFacts) -> Option<NoControlRoom> {
+fn why_no_control_room(encrypts: bool, facts: &RoomFacts) -> Option<NoControlRoom> {
     if facts.is_space {
         Some(NoControlRoom::Space)
     } else if let Some(open) = facts.open {
         Some(NoControlRoom::Open(open))
-    } else if facts.is_encrypted && rooms.crypto.is_none() {
+    } else if facts.is_encrypted && !encrypts {
         Some(NoControlRoom::Encrypted)
     } else {
         None
@@ -134,7 +134,7 @@ async fn adopt(
     let txn_id = txn_for("joined", invite);
     let facts = rooms.homeserver.room_facts(room).await?;
     let (prefix, language) = (rooms.broadcast.command_prefix.as_str(), rooms.language());
-    match why_no_control_room(rooms, &facts) {
+    match why_no_control_room(rooms.crypto.is_some(), &facts) {
         Some(NoControlRoom::Space) => {
             tracing::info!("joined a space (to see its members); not a control room");
             return Ok(());
@@ -220,7 +220,7 @@ pub async fn join_configured(rooms: &Arc<Rooms>) {
             }
         };
         let why = match rooms.homeserver.room_facts(&room_id).await {
-            Ok(facts) => why_no_control_room(rooms, &facts),
+            Ok(facts) => why_no_control_room(rooms.crypto.is_some(), &facts),
             Err(error) => {
                 tracing::warn!(%error, %room, "cannot tell whether a room of broadcast.control_rooms is closed; it is left out");
                 continue;
@@ -246,7 +246,7 @@ mod tests {
     use ruma::{events::room::member::MembershipState, OwnedUserId};
 
     use super::*;
-    use crate::{base::store::SendOptions, testing::TestRooms};
+    use crate::{base::store::SendOptions, rooms::testing::TestRooms};
 
     /// `inviter` opens a direct chat with the bot in a room with `others` in it too.
     async fn open_direct_chat(test: &TestRooms, inviter: &UserId, others: &[&UserId]) -> ruma::OwnedRoomId {

@@ -10,6 +10,8 @@ pub mod handled;
 pub mod notices;
 pub mod relay;
 pub mod senders;
+#[cfg(test)]
+pub mod testing;
 pub mod throttle;
 
 use std::sync::{Arc, OnceLock};

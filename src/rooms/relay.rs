@@ -460,11 +460,11 @@ async fn answer(
 /// An answer to a poll broadcast (`event`, of `event_type`) in a DM: tallied, never relayed.
 /// It counts when its writer is the recipient of the copy it answers, and it was given before
 /// the poll was closed; a later answer of the same person replaces it.
-pub async fn on_poll_answer(rooms: &Rooms, event_type: &str, event: &Value) -> Handled {
-    Handled::of("cannot record an answer to a poll", poll_answer(rooms, event_type, event).await)
+pub async fn on_poll_answer(store: &Store, event_type: &str, event: &Value) -> Handled {
+    Handled::of("cannot record an answer to a poll", poll_answer(store, event_type, event).await)
 }
 
-async fn poll_answer(rooms: &Rooms, event_type: &str, event: &Value) -> Result<(), StoreError> {
+async fn poll_answer(store: &Store, event_type: &str, event: &Value) -> Result<(), StoreError> {
     let room = event["room_id"].as_str().and_then(|room| RoomId::parse(room).ok());
     let sender = event["sender"].as_str().and_then(|user| UserId::parse(user).ok());
     let answered_at = event["origin_server_ts"].as_i64().unwrap_or_else(now_ms);
@@ -473,17 +473,17 @@ async fn poll_answer(rooms: &Rooms, event_type: &str, event: &Value) -> Result<(
     else {
         return Ok(());
     };
-    let Some((id, recipient)) = rooms.store.copy_of(&room, &start).await? else { return Ok(()) };
+    let Some((id, recipient)) = store.copy_of(&room, &start).await? else { return Ok(()) };
     if recipient != sender {
         return Ok(());
     }
-    let broadcast = rooms.store.broadcast(id).await?;
+    let broadcast = store.broadcast(id).await?;
     let Some(poll) = Poll::of(&broadcast.message) else { return Ok(()) };
     if broadcast.poll_closed_at.is_some_and(|closed| answered_at > closed) {
         tracing::debug!(broadcast = %id, "an answer after the poll was closed does not count");
         return Ok(());
     }
-    rooms.store.record_poll_answer(id, &sender, &poll.valid_choices(&choices), answered_at).await
+    store.record_poll_answer(id, &sender, &poll.valid_choices(&choices), answered_at).await
 }
 
 /// A read receipt by `user` in `room`: their copy of the broadcast last delivered there is read.

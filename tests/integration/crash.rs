@@ -3,13 +3,13 @@
 //! exactly one copy in exactly one DM room. The first two also run with encryption on: then the
 //! copy is one `m.room.encrypted` event that the recipient's own device decrypts.
 
-use std::{collections::HashMap, time::Instant};
+use std::time::Instant;
 
 use futures_util::future::join_all;
 use serde_json::Value;
 
 use crate::harness::{
-    census::{assert_exactly_one_copy_each, without_orphans},
+    census::{assert_exactly_one_copy_each, one_dm_each},
     e2ee::{synapse_holds_text_outside, E2eeUser},
     scenario::{delivered, recipients, send_command},
     wait_for, TestEnv, TestUser, DEADLINE,
@@ -37,27 +37,12 @@ async fn assert_exactly_one_encrypted_copy_each(
     devices: &[E2eeUser],
     body: &str,
 ) {
-    let census = without_orphans(root, root.dm_census(bot, &[control_room]).await).await;
-    let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
-    for room in &census {
-        assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
-        by_user.entry(room.others[0].as_str()).or_default().push(room);
-    }
-    let mut dms = Vec::with_capacity(devices.len());
-    for device in devices {
-        let rooms = by_user.get(device.user_id.as_str()).cloned().unwrap_or_default();
-        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot: {rooms:?}", device.user_id);
-        assert!(rooms[0].messages.is_empty(), "{} got a copy in clear: {:?}", device.user_id, rooms[0]);
-        assert_eq!(
-            rooms[0].encrypted.len(),
-            1,
-            "{} has exactly one encrypted event: {:?}",
-            device.user_id,
-            rooms[0]
-        );
-        dms.push(rooms[0].room_id.clone());
-    }
-    assert_eq!(census.len(), devices.len(), "no stray rooms");
+    let users: Vec<&str> = devices.iter().map(|device| device.user_id.as_str()).collect();
+    let dms = one_dm_each(root, bot, control_room, &users, |user, room| {
+        assert!(room.messages.is_empty(), "{user} got a copy in clear: {room:?}");
+        assert_eq!(room.encrypted.len(), 1, "{user} has exactly one encrypted event: {room:?}");
+    })
+    .await;
     let pairs: Vec<_> = devices.iter().zip(&dms).collect();
     for chunk in pairs.chunks(25) {
         join_all(chunk.iter().map(|(device, dm)| decrypts_one_copy(device, dm, bot, body))).await;

@@ -39,7 +39,7 @@ async fn searches_parse_and_need_an_admin() {
     assert_eq!(targets, [Target::Search("Smith".into())]);
     let error = parse_targets(&words(&["search:"])).unwrap_err();
     assert!(error.to_string().contains("searches for nothing"), "{error}");
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let bob = ruma::user_id!("@bob:example.org");
     let refused = authorize(test.hs.as_ref(), bob, Level::Broadcaster, &targets).await.unwrap_err();
     assert!(
@@ -53,7 +53,7 @@ async fn searches_parse_and_need_an_admin() {
 /// the text, with the exclusions of `server`.
 #[tokio::test]
 async fn a_search_reaches_exactly_the_matching_accounts() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let hs = &test.hs;
     hs.with(|state| state.server_admin = true);
     let anna = hs.user("anna.smith", None);
@@ -74,7 +74,7 @@ async fn a_search_reaches_exactly_the_matching_accounts() {
 /// someone the homeserver does not know is recorded as failed and never gets a room.
 #[tokio::test]
 async fn named_users_are_looked_up_once_and_unknown_ones_fail_with_the_reason() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::broadcasts::testing::TestBroadcasts::new().await;
     let alice = test.hs.user("alice", Some("Alice"));
     let control = test.control_room().await;
     let id =
@@ -121,7 +121,7 @@ use crate::{
         matrix::fake::FakeHomeserver,
         store::{BroadcastState, DeliveryState, SendOptions},
     },
-    testing::TestApp,
+    broadcasts::testing::TestBroadcasts,
 };
 
 /// Resolves as an admin would: every room of a hierarchy with `recursive`.
@@ -225,7 +225,7 @@ async fn a_room_the_bot_cannot_see_or_an_unknown_alias_is_refused_with_the_reaso
 
 #[tokio::test]
 async fn resolve_queues_each_person_once_and_leaves_out_every_exclusion() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let (hs, store) = (&test.hs, test.store());
     let people: Vec<OwnedUserId> =
         ["alice", "bob", "carol", "dave"].iter().map(|name| hs.user(name, None)).collect();
@@ -261,7 +261,7 @@ async fn resolve_queues_each_person_once_and_leaves_out_every_exclusion() {
 
 #[tokio::test]
 async fn the_server_audience_skips_guests_deactivated_bots_and_appservice_accounts() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let hs = &test.hs;
     let alice = hs.user("alice", None);
     let bob = hs.user("bob", None);
@@ -304,7 +304,7 @@ async fn the_server_audience_skips_guests_deactivated_bots_and_appservice_accoun
 /// space audiences too, not only of `server`.
 #[tokio::test]
 async fn bridged_ghosts_in_a_room_are_left_out() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let (hs, store) = (&test.hs, test.store());
     hs.with(|state| state.server_admin = true);
     let alice = hs.user("alice", None);
@@ -337,4 +337,65 @@ async fn bridged_ghosts_in_a_room_are_left_out() {
     let before = hs.count("admin_user");
     resolve_as_admin(store, hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
     assert_eq!(hs.count("admin_user") - before, 1, "asked once, not per member");
+}
+
+/// Requests per endpoint since the last call, and forgets them.
+fn requests(test: &TestBroadcasts) -> Vec<(&'static str, usize)> {
+    test.hs.with(|state| std::mem::take(&mut state.requests)).into_iter().collect()
+}
+
+/// A broadcast of `text` to `targets`, resolved and delivered to its `count` recipients
+/// by the workers; returns the requests of the resolution and of the delivery.
+async fn resolve_and_deliver(
+    test: &TestBroadcasts,
+    text: &str,
+    targets: &[crate::broadcasts::audience::Target],
+    count: i64,
+) -> (Vec<(&'static str, usize)>, Vec<(&'static str, usize)>) {
+    let control = test.control_room().await;
+    requests(test);
+    let id =
+        test.broadcast_in(BroadcastState::Resolving, &control, text, &[], &[], SendOptions::default()).await;
+    let exclusions = crate::broadcasts::audience::Exclusions::new(&test.delivery.rooms.bot, &[], &[]);
+    let (rooms, needs_names) =
+        (crate::broadcasts::audience::Rooms::default(), text.contains("{displayname}"));
+    crate::broadcasts::audience::resolve(
+        test.store(),
+        test.delivery.rooms.hs(),
+        &exclusions,
+        id,
+        targets,
+        &rooms,
+        needs_names,
+        test.delivery.rooms.language(),
+    )
+    .await
+    .unwrap();
+    let resolution = requests(test);
+    test.store().transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap();
+    test.deliver_all(id, count).await;
+    (resolution, requests(test))
+}
+
+/// Issue 11: what a recipient costs the homeserver. Resolution checks an `@user` word and
+/// reads its name with one profile look-up; a new DM then costs `createRoom` and the send, a
+/// reused one the send alone (plus, once per process, a look at whether DMs are made
+/// encrypted). No member list, no membership and no profile per send; and someone with a
+/// DM is not looked up again unless the message needs their name.
+#[tokio::test]
+async fn a_new_dm_costs_create_and_send_and_a_reused_one_the_send_alone() {
+    let test = TestBroadcasts::new().await;
+    let users: Vec<OwnedUserId> =
+        (0..10).map(|n| test.hs.user(&format!("user{n}"), Some(&format!("User {n}")))).collect();
+    let words: Vec<String> = users.iter().map(|user| user.to_string()).collect();
+    let targets = crate::broadcasts::audience::parse_targets(&words).unwrap();
+    let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
+    assert_eq!(resolution, [("profile", 10)], "one look-up per word");
+    assert_eq!(delivery, [("create_dm", 10), ("send_raw", 10), ("state", 1)], "new DMs");
+    let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
+    assert_eq!((resolution, delivery), (vec![("profile", 10)], vec![("send_raw", 10)]), "names needed");
+    let (resolution, delivery) = resolve_and_deliver(&test, "Hello", &targets, 10).await;
+    assert_eq!((resolution, delivery), (vec![], vec![("send_raw", 10)]), "no names needed");
+    let bodies = test.hs.bodies_in(&test.hs.dms_with(&users[3])[0]);
+    assert_eq!(bodies, ["Hello User 3", "Hello User 3", "Hello"], "names from resolution");
 }

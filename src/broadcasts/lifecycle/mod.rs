@@ -105,12 +105,12 @@ async fn finish_preparing(broadcasts: &Broadcasts, broadcast: &Broadcast) -> Ans
             let (id, error) = (id.to_string(), error.to_string());
             let reason =
                 crate::base::i18n::t!(language, "lifecycle-audience-unreadable", id = id, error = error);
-            return abandon(broadcasts, broadcast.id, reason).await;
+            return abandon(&broadcasts.rooms.store, broadcast.id, reason).await;
         }
     };
     let rooms = match queue_audience(broadcasts, broadcast, &audience).await {
         Ok(rooms) => rooms,
-        Err(error) => return abandon(broadcasts, id, error.text(language)).await,
+        Err(error) => return abandon(&broadcasts.rooms.store, id, error.text(language)).await,
     };
     if let Some(stopped) = stopped_while_resolving(broadcasts, broadcast).await {
         return stopped;
@@ -245,8 +245,8 @@ async fn decide(broadcasts: &Broadcasts, broadcast: &Broadcast, count: i64, who:
 }
 
 /// A broadcast that cannot be prepared is cancelled; `reason` is the answer.
-async fn abandon(broadcasts: &Broadcasts, id: BroadcastId, reason: String) -> Answer {
-    settle(&broadcasts.rooms.store, id, BroadcastState::Cancelled).await;
+async fn abandon(store: &Store, id: BroadcastId, reason: String) -> Answer {
+    settle(store, id, BroadcastState::Cancelled).await;
     Answer::error(reason)
 }
 

@@ -64,10 +64,10 @@ async fn start_one(broadcasts: &Broadcasts, broadcast: &Broadcast, at: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{base::store::SendOptions, testing::TestApp};
+    use crate::{base::store::SendOptions, broadcasts::testing::TestBroadcasts};
 
     /// A broadcast of "Hello" to alice, moved from resolving to `state`, to be sent at `send_at`.
-    async fn scheduled(test: &TestApp, state: BroadcastState, send_at: i64) -> Broadcast {
+    async fn scheduled(test: &TestBroadcasts, state: BroadcastState, send_at: i64) -> Broadcast {
         let control = test.control_room().await;
         let alice = test.hs.user("alice", None);
         let options = SendOptions { send_at: Some(send_at), ..SendOptions::default() };
@@ -77,7 +77,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_broadcast_due_later_waits_and_starts_once_when_due() {
-        let test = TestApp::with_config("broadcast:\n  timezone: Europe/Berlin\n").await;
+        let test = TestBroadcasts::with_config("broadcast:\n  timezone: Europe/Berlin\n").await;
         let broadcast = scheduled(&test, BroadcastState::Resolving, now_ms() + 1_500).await;
         let answer = start(&test.broadcasts, broadcast.id, BroadcastState::Resolving).await;
         assert!(
@@ -103,7 +103,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_broadcast_whose_time_passed_while_the_bot_was_stopped_goes_out_and_says_it_is_late() {
-        let test = TestApp::new().await;
+        let test = TestBroadcasts::new().await;
         let broadcast = scheduled(&test, BroadcastState::Scheduled, now_ms() - 5 * 60_000).await;
         start_due(&test.broadcasts).await.unwrap();
         assert_eq!(test.store().broadcast(broadcast.id).await.unwrap().state, BroadcastState::Running);
@@ -114,7 +114,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_german_bot_says_in_german_that_a_broadcast_is_scheduled_or_late() {
-        let test = TestApp::with_config("language: de\n").await;
+        let test = TestBroadcasts::with_config("language: de\n").await;
         let later = scheduled(&test, BroadcastState::Resolving, now_ms() + 2 * 3_600_000 + 30_000).await;
         let answer = start(&test.broadcasts, later.id, BroadcastState::Resolving).await;
         let at = when::show(later.options.send_at.unwrap(), &jiff::tz::TimeZone::UTC);

@@ -15,15 +15,20 @@ fn audiences_are_described_with_a_sample() {
     assert_eq!(describe_audience(de, 0, &[], &[]), "0 Empfänger (keine Empfängerangabe).");
 }
 
-use crate::{base::store::AudienceOptions, testing::TestApp};
+use crate::{base::store::AudienceOptions, broadcasts::testing::TestBroadcasts};
 
 /// A `resolving` broadcast of "Hello" to `audience` with `options`, from a control room.
-async fn resolving(test: &TestApp, audience: &[&str], options: SendOptions) -> Broadcast {
+async fn resolving(test: &TestBroadcasts, audience: &[&str], options: SendOptions) -> Broadcast {
     resolving_by(test, "@admin:example.org", audience, options).await
 }
 
 /// [`resolving`], made by `creator`.
-async fn resolving_by(test: &TestApp, creator: &str, audience: &[&str], options: SendOptions) -> Broadcast {
+async fn resolving_by(
+    test: &TestBroadcasts,
+    creator: &str,
+    audience: &[&str],
+    options: SendOptions,
+) -> Broadcast {
     let control = test.control_room().await;
     let admin: ruma::OwnedUserId = creator.try_into().unwrap();
     let words: Vec<String> = audience.iter().map(|word| word.to_string()).collect();
@@ -41,13 +46,13 @@ async fn resolving_by(test: &TestApp, creator: &str, audience: &[&str], options:
     test.store().broadcast(id).await.unwrap()
 }
 
-async fn state(test: &TestApp, id: BroadcastId) -> BroadcastState {
+async fn state(test: &TestBroadcasts, id: BroadcastId) -> BroadcastState {
     test.store().broadcast(id).await.unwrap().state
 }
 
 #[tokio::test]
 async fn a_small_audience_starts_at_once_and_a_large_one_waits_for_confirmation() {
-    let test = TestApp::with_config("broadcast:\n  confirm_above: 2\n").await;
+    let test = TestBroadcasts::with_config("broadcast:\n  confirm_above: 2\n").await;
     let people: Vec<String> =
         ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
     let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
@@ -79,7 +84,7 @@ async fn a_small_audience_starts_at_once_and_a_large_one_waits_for_confirmation(
 
 #[tokio::test]
 async fn a_german_bot_previews_starts_and_counts_in_german() {
-    let test = TestApp::with_config("language: de\nbroadcast:\n  confirm_above: 2\n").await;
+    let test = TestBroadcasts::with_config("language: de\nbroadcast:\n  confirm_above: 2\n").await;
     let people: Vec<String> =
         ["a", "b", "c"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
     let small = resolving(&test, &[&people[0], &people[1]], SendOptions::default()).await;
@@ -117,8 +122,8 @@ async fn a_german_bot_previews_starts_and_counts_in_german() {
 
 #[tokio::test]
 async fn the_preview_and_the_start_say_which_persona_sends() {
-    let config = format!("{}broadcast:\n  confirm_above: 1\n", crate::testing::HR_PERSONA);
-    let test = TestApp::with_config(&config).await;
+    let config = format!("{}broadcast:\n  confirm_above: 1\n", crate::rooms::testing::HR_PERSONA);
+    let test = TestBroadcasts::with_config(&config).await;
     let people: Vec<String> = ["a", "b"].iter().map(|name| test.hs.user(name, None).to_string()).collect();
     let words: Vec<&str> = people.iter().map(String::as_str).collect();
     let as_hr = SendOptions { persona: Some("hr".into()), ..SendOptions::default() };
@@ -138,7 +143,7 @@ async fn the_preview_and_the_start_say_which_persona_sends() {
 
 #[tokio::test]
 async fn dry_runs_empty_audiences_and_unreadable_ones_send_nothing() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let alice = test.hs.user("alice", None).to_string();
     let dry = resolving(&test, &[&alice], SendOptions { dry_run: true, ..SendOptions::default() }).await;
     let answer = finish_preparing(&test.broadcasts, &dry).await;
@@ -163,7 +168,7 @@ async fn dry_runs_empty_audiences_and_unreadable_ones_send_nothing() {
 
 #[tokio::test]
 async fn a_default_is_recorded_for_its_rooms_and_needs_one() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let owner = test.hs.user("owner", None);
     let space = test.hs.room(&owner, &[], true);
     let child = test.hs.room(&owner, &[], true);
@@ -189,7 +194,7 @@ async fn a_default_is_recorded_for_its_rooms_and_needs_one() {
 /// rooms typed; the others are left out and named.
 #[tokio::test]
 async fn recursive_reaches_only_rooms_where_a_broadcaster_is_a_moderator() {
-    let test = TestApp::new().await;
+    let test = TestBroadcasts::new().await;
     let owner = test.hs.user("owner", None);
     let broadcaster = test.hs.user("bea", None);
     let (alice, carol) = (test.hs.user("alice", None), test.hs.user("carol", None));

@@ -253,7 +253,7 @@ mod tests {
         assert_eq!(default_name(Language::En, &crate::base::poll::tests::element_poll(1)), "Lunch?");
     }
 
-    use crate::testing::{TestApp, HR_PERSONA};
+    use crate::{edge::testing::TestApp, rooms::testing::HR_PERSONA};
 
     /// `!bc send @alice:example.org` + `extra` by an admin, with "Hi" as the message: the
     /// answer, and the options of the broadcast it made.

@@ -239,7 +239,7 @@ pub async fn switch_default(ctx: &Context<'_>, id: BroadcastId, on: bool) -> Ans
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::TestApp;
+    use crate::edge::testing::TestApp;
 
     /// Issue 22, item 14: a reason a homeserver gave (which can come from a remote server) shows
     /// as written in `!bc status`, never as Markdown: no link, no HTML, no ping.

@@ -272,7 +272,7 @@ mod rooms_and_rights {
     use super::*;
     use crate::{
         base::store::{BroadcastState, DefaultScope, SendOptions},
-        testing::TestApp,
+        edge::testing::TestApp,
     };
 
     /// Runs `line` as `sender` typed it in `room`, and returns the answer.

@@ -16,7 +16,7 @@ fn command_lines_start_with_the_prefix_as_a_word() {
 
 #[tokio::test]
 async fn a_read_receipt_from_the_inbox_marks_the_last_broadcast_in_that_dm_read() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let alice = test.hs.user("alice", None);
     let control = test.control_room().await;
     let id = test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
@@ -36,7 +36,7 @@ async fn a_read_receipt_from_the_inbox_marks_the_last_broadcast_in_that_dm_read(
 /// and retire the DM when a third person comes in, so that a send needs no request to know.
 #[tokio::test]
 async fn member_events_in_a_dm_are_kept_and_a_third_member_retires_it() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let alice = test.hs.user("alice", None);
     let dm = test.broadcasts.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     let member = |sender: &ruma::UserId, state_key: &ruma::UserId, membership: &str, n: u32| {
@@ -59,7 +59,7 @@ async fn member_events_in_a_dm_are_kept_and_a_third_member_retires_it() {
 /// reply to the thread's latest event (a recipient's private reply) but asks for the message.
 #[tokio::test]
 async fn a_command_in_a_thread_does_not_send_the_thread_fallback() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     let private = test.hs.with(|state| {
@@ -91,7 +91,7 @@ async fn a_control_room_opened_up_later_stops_being_one() {
         ("m.room.join_rules", serde_json::json!({ "join_rule": "restricted", "allow": [] })),
         ("m.room.history_visibility", serde_json::json!({ "history_visibility": "world_readable" })),
     ] {
-        let test = crate::testing::TestApp::new().await;
+        let test = crate::edge::testing::TestApp::new().await;
         let control = test.control_room().await;
         let event = serde_json::json!({ "type": event_type, "state_key": "", "room_id": control,
             "sender": "@admin:example.org", "event_id": "$opened", "origin_server_ts": 1, "content": content });
@@ -100,7 +100,7 @@ async fn a_control_room_opened_up_later_stops_being_one() {
         let said = test.hs.bodies_in(&control);
         assert!(said.last().is_some_and(|text| text.contains("no longer a control room")), "{said:?}");
     }
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let control = test.control_room().await;
     let event = serde_json::json!({ "type": "m.room.join_rules", "state_key": "", "room_id": control,
         "sender": "@admin:example.org", "event_id": "$closed", "origin_server_ts": 1,
@@ -110,14 +110,14 @@ async fn a_control_room_opened_up_later_stops_being_one() {
 }
 
 /// Runs the dispatcher on `test`'s inbox; it stops when the returned sender is dropped.
-fn dispatcher(test: &crate::testing::TestApp) -> watch::Sender<bool> {
+fn dispatcher(test: &crate::edge::testing::TestApp) -> watch::Sender<bool> {
     let (stop, shutdown) = watch::channel(false);
     tokio::spawn(run(test.broadcasts.clone(), test.inbox_ready.clone(), shutdown));
     stop
 }
 
 /// Puts `events` into the inbox, as a transaction from the homeserver does.
-async fn push(test: &crate::testing::TestApp, events: &[Value]) {
+async fn push(test: &crate::edge::testing::TestApp, events: &[Value]) {
     let events: Vec<_> = events
         .iter()
         .map(|event| (event["event_id"].as_str().unwrap().to_owned(), event.to_string()))
@@ -145,7 +145,7 @@ fn command(room: &RoomId, n: u32, body: &str) -> Value {
 /// background work; a command that comes after them is answered at once.
 #[tokio::test]
 async fn invites_from_a_server_that_never_answers_do_not_hold_up_a_command() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let control = test.control_room().await;
     test.hs.with(|state| state.slow.insert("leave", Duration::from_secs(3600)));
     let invites: Vec<Value> = (0..100)
@@ -170,7 +170,7 @@ async fn invites_from_a_server_that_never_answers_do_not_hold_up_a_command() {
 /// inbox; it is tried again, and the DM is retired once the database answers.
 #[tokio::test]
 async fn a_database_error_keeps_an_event_for_another_try() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let alice = test.hs.user("alice", None);
     let dm = test.broadcasts.rooms.senders.dms.ensure(&alice).await.unwrap().room;
     test.store()
@@ -203,7 +203,7 @@ async fn a_database_error_keeps_an_event_for_another_try() {
 /// one the homeserver refuses is not tried again.
 #[tokio::test]
 async fn a_relay_that_meets_a_busy_homeserver_is_tried_again() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let control = test.control_room().await;
     let alice = test.hs.user("alice", None);
     let id = test.running_broadcast(&control, "News", std::slice::from_ref(&alice), Default::default()).await;
@@ -245,7 +245,7 @@ async fn a_relay_that_meets_a_busy_homeserver_is_tried_again() {
 /// answer) is not handled twice.
 #[tokio::test]
 async fn an_event_pushed_again_is_handled_once() {
-    let test = crate::testing::TestApp::new().await;
+    let test = crate::edge::testing::TestApp::new().await;
     let control = test.control_room().await;
     let _running = dispatcher(&test);
     let before = test.hs.count("send_raw");

@@ -1,7 +1,7 @@
 use super::*;
 use crate::{
     base::matrix::{fake::forbidden, DirectChats},
-    testing::TestRooms,
+    rooms::testing::TestRooms,
 };
 
 /// Issue 13 (a 5-minute outage gave 16 of 200 recipients a second DM): a claim of a delivery

@@ -1,7 +1,7 @@
 use ruma::{events::room::member::MembershipState, owned_event_id, OwnedEventId, OwnedRoomId, OwnedUserId};
 
 use super::*;
-use crate::{base::store::SendOptions, testing::TestRooms};
+use crate::{base::store::SendOptions, rooms::testing::TestRooms};
 
 /// Broadcast `text` from `control` delivered to `users` in their DMs (as the workers would).
 async fn delivered(test: &TestRooms, control: &RoomId, text: &str, users: &[OwnedUserId]) -> BroadcastId {

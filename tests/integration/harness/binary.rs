@@ -1,6 +1,18 @@
 //! The real `matrix-broadcast` binary, for tests that signal or kill the process.
 
-use std::{path::Path, process::Child};
+use std::{
+    path::Path,
+    process::{Child, Command},
+};
+
+/// `matrix-broadcast`, as cargo built it for the integration tests (the examples that share the
+/// harness have no binary beside them, and never start one).
+fn command() -> Command {
+    let Some(binary) = option_env!("CARGO_BIN_EXE_matrix-broadcast") else {
+        panic!("the binary is built by cargo for the integration tests only");
+    };
+    Command::new(binary)
+}
 
 /// Starts `matrix-broadcast -c config` with its log on `stderr`.
 pub fn spawn(config: &Path, stderr: std::process::Stdio) -> Child {
@@ -9,7 +21,7 @@ pub fn spawn(config: &Path, stderr: std::process::Stdio) -> Child {
 
 /// Starts `matrix-broadcast -c config` with the log filter `log` (`RUST_LOG`), its log on `stderr`.
 pub fn spawn_logging(config: &Path, log: &str, stderr: std::process::Stdio) -> Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+    command()
         .args(["-c", config.to_str().expect("utf-8 path")])
         .env("RUST_LOG", log)
         .stderr(stderr)
@@ -19,7 +31,7 @@ pub fn spawn_logging(config: &Path, log: &str, stderr: std::process::Stdio) -> C
 
 /// Starts `matrix-broadcast worker -c config`, with its metrics on `metrics_listen`.
 pub fn spawn_worker(config: &Path, metrics_listen: &str) -> Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+    command()
         .args(["worker", "-c", config.to_str().expect("utf-8 path"), "--metrics-listen", metrics_listen])
         .env("RUST_LOG", "matrix_broadcast=info")
         .stderr(std::process::Stdio::null())

@@ -51,19 +51,38 @@ pub async fn assert_exactly_one_copy_each(
     users: &[TestUser],
     body: &str,
 ) {
-    // A `createRoom` cut short while Synapse stops can leave an orphan room, nobody's DM (seen
-    // once in the outage test on PostgreSQL).
+    let users: Vec<&str> = users.iter().map(|user| user.user_id.as_str()).collect();
+    one_dm_each(root, bot, control_room, &users, |user, room| {
+        let copies = room.messages.iter().filter(|content| content["body"] == body).count();
+        assert_eq!(copies, 1, "{user} has exactly one copy");
+    })
+    .await;
+}
+
+/// Every one of `users` has exactly one DM room with the bot, with only them and the bot in
+/// it, which passes `check`; and the bot made no other room (but `control_room`, and orphans a
+/// `createRoom` cut short by Synapse's stop leaves, seen once in the outage test on
+/// PostgreSQL). Returns each user's DM, in the order of `users`.
+pub async fn one_dm_each(
+    root: &TestUser,
+    bot: &str,
+    control_room: &str,
+    users: &[&str],
+    check: impl Fn(&str, &DmRoom),
+) -> Vec<String> {
     let census = without_orphans(root, root.dm_census(bot, &[control_room]).await).await;
     let mut by_user: HashMap<&str, Vec<_>> = HashMap::new();
     for room in &census {
         assert_eq!(room.others.len(), 1, "a DM has exactly one member besides the bot: {room:?}");
         by_user.entry(room.others[0].as_str()).or_default().push(room);
     }
+    let mut dms = Vec::with_capacity(users.len());
     for user in users {
-        let rooms = by_user.get(user.user_id.as_str()).cloned().unwrap_or_default();
-        assert_eq!(rooms.len(), 1, "{} has exactly one DM room with the bot: {rooms:?}", user.user_id);
-        let copies = rooms[0].messages.iter().filter(|content| content["body"] == body).count();
-        assert_eq!(copies, 1, "{} has exactly one copy", user.user_id);
+        let rooms = by_user.get(user).cloned().unwrap_or_default();
+        assert_eq!(rooms.len(), 1, "{user} has exactly one DM room with the bot: {rooms:?}");
+        check(user, rooms[0]);
+        dms.push(rooms[0].room_id.clone());
     }
     assert_eq!(census.len(), users.len(), "no stray rooms");
+    dms
 }

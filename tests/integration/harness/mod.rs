@@ -6,7 +6,6 @@
 //! a fresh schema per test in the PostgreSQL database named by `MATRIX_BROADCAST_TEST_POSTGRES`
 //! (`scripts/test` creates and drops one).
 
-#[cfg(test)] // not in the examples that share the harness: they have no binary to start
 pub mod binary;
 pub mod census;
 pub mod client;

@@ -1,8 +1,10 @@
-//! What the unit tests stand on: the bot's services over the [fake homeserver](crate::base::matrix::fake)
-//! and a SQLite store in a temporary directory. `@admin:example.org` is an admin of the bot,
-//! everyone else on example.org a broadcaster, `@nobody:example.org` none.
+//! What the unit tests of the rooms layer stand on: the layer's service over the
+//! [fake homeserver](crate::base::matrix::fake) and a SQLite store in a temporary directory.
+//! `@admin:example.org` is an admin of the bot, everyone else on example.org a broadcaster,
+//! `@nobody:example.org` none. The layers above put their services over it
+//! (`delivery::testing`, `broadcasts::testing`).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use ruma::{OwnedRoomId, OwnedUserId, RoomId};
 
@@ -13,13 +15,10 @@ use crate::{
         message::StoredMessage,
         store::{BroadcastId, BroadcastState, NewBroadcast, SendOptions, Store},
     },
-    broadcasts::Broadcasts,
-    delivery::Delivery,
     rooms::Rooms,
-    wiring::Bot,
 };
 
-/// A `personas:` section for [`TestApp::with_config`]: `hr` is `@broadcast_hr:example.org`,
+/// A `personas:` section for [`TestRooms::with_config`]: `hr` is `@broadcast_hr:example.org`,
 /// "HR Team".
 pub const HR_PERSONA: &str = "personas:\n  hr: { username: broadcast_hr, displayname: \"HR Team\" }\n";
 
@@ -28,53 +27,8 @@ pub const HR_PERSONA: &str = "personas:\n  hr: { username: broadcast_hr, display
 pub struct TestRooms {
     pub rooms: Arc<Rooms>,
     pub hs: Arc<FakeHomeserver>,
-    config: Config,
+    pub config: Config,
     _dir: tempfile::TempDir,
-}
-
-/// The bot's services on a fake homeserver: [`TestRooms`], with the delivery and broadcasts
-/// layers over them.
-pub struct TestApp {
-    layers: TestRooms,
-    pub delivery: Arc<Delivery>,
-    pub broadcasts: Arc<Broadcasts>,
-    /// What the HTTP edge wakes the dispatcher with.
-    pub inbox_ready: Arc<tokio::sync::Notify>,
-}
-
-impl std::ops::Deref for TestApp {
-    type Target = TestRooms;
-
-    fn deref(&self) -> &TestRooms {
-        &self.layers
-    }
-}
-
-impl TestApp {
-    pub async fn new() -> Self {
-        Self::with_config("").await
-    }
-
-    /// With `extra` YAML (whole top-level sections) appended to the test config.
-    pub async fn with_config(extra: &str) -> Self {
-        let layers = TestRooms::with_config(extra).await;
-        let bot = Bot::over(layers.config.clone(), layers.rooms.clone());
-        let (delivery, broadcasts) = (bot.delivery().clone(), bot.broadcasts.clone());
-        Self { layers, delivery, broadcasts, inbox_ready: bot.inbox_ready }
-    }
-
-    /// Runs the delivery workers until broadcast `id` has `delivered` deliveries.
-    pub async fn deliver_all(&self, id: BroadcastId, delivered: i64) {
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let workers = tokio::spawn(crate::delivery::run_workers(self.delivery.clone(), stopped));
-        let until = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.store().delivery_counts(id).await.expect("counts").delivered < delivered {
-            assert!(tokio::time::Instant::now() < until, "{delivered} deliveries within 10 s");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        stop.send(true).expect("workers listen");
-        workers.await.expect("workers stop");
-    }
 }
 
 impl TestRooms {
