@@ -32,6 +32,18 @@ pub enum RegistrationError {
         "registration {path} does not match the config: {what} differs (regenerate it, then restart Synapse)"
     )]
     Mismatch { path: PathBuf, what: &'static str },
+    /// A registration file lacks flags the config needs.
+    #[error("registration {path} lacks {flags} (regenerate it, then restart Synapse)")]
+    MissingFlags { path: PathBuf, flags: String },
+}
+
+/// The config key that needs `flag` in the registration.
+fn needed_by(flag: &str) -> &'static str {
+    if flag == MSC4190_FLAG {
+        "appservice.msc4190"
+    } else {
+        "encryption.enabled"
+    }
 }
 
 /// A random token of 64 letters and digits.
@@ -65,12 +77,28 @@ pub fn registration(config: &Config, as_token: String, hs_token: String) -> Regi
 /// device-list changes and one-time-key counts (MSC3202), pushed in transactions.
 const ENCRYPTION_FLAGS: [&str; 2] = ["de.sorunome.msc2409.push_ephemeral", "org.matrix.msc3202"];
 
-/// `registration` as the YAML the homeserver loads: with [`ENCRYPTION_FLAGS`] when
-/// `encryption.enabled`.
+/// The flag that lets an appservice create devices without logging in (MSC4190), which a
+/// homeserver with delegated logins (Matrix Authentication Service) requires.
+pub const MSC4190_FLAG: &str = "io.element.msc4190";
+
+/// The flags `config` needs in its registration: [`ENCRYPTION_FLAGS`] with
+/// `encryption.enabled`, [`MSC4190_FLAG`] with `appservice.msc4190`.
+pub fn flags(config: &Config) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    if config.encryption.enabled {
+        flags.extend(ENCRYPTION_FLAGS);
+    }
+    if config.appservice.msc4190 {
+        flags.push(MSC4190_FLAG);
+    }
+    flags
+}
+
+/// `registration` as the YAML the homeserver loads, with the [`flags`] `config` needs.
 pub fn to_yaml(config: &Config, registration: &Registration) -> Result<String, serde_yaml::Error> {
     let mut document = serde_yaml::to_value(registration)?;
-    if let (true, Some(map)) = (config.encryption.enabled, document.as_mapping_mut()) {
-        for flag in ENCRYPTION_FLAGS {
+    if let Some(map) = document.as_mapping_mut() {
+        for flag in flags(config) {
             map.insert(flag.into(), true.into());
         }
     }
@@ -105,8 +133,13 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
         serde_yaml::from_str(&text).map_err(|error| read_error(error.to_string()))?;
     let mismatch = |what| RegistrationError::Mismatch { path: path.to_owned(), what };
     let document: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
-    if config.encryption.enabled && document.get("org.matrix.msc3202") != Some(&true.into()) {
-        return Err(mismatch("org.matrix.msc3202 (encryption.enabled needs it true)"));
+    let missing: Vec<String> = flags(config)
+        .into_iter()
+        .filter(|flag| document.get(*flag) != Some(&true.into()))
+        .map(|flag| format!("{flag}: true (for {})", needed_by(flag)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(RegistrationError::MissingFlags { path: path.to_owned(), flags: missing.join(", ") });
     }
     if registration.as_token != config.appservice.as_token {
         return Err(mismatch("as_token"));
@@ -120,7 +153,28 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
     if registration.sender_localpart != config.appservice.bot.username {
         return Err(mismatch("sender_localpart (appservice.bot.username)"));
     }
+    let url = config.appservice.address.as_str().trim_end_matches('/');
+    if registration.url.as_deref().map(|url| url.trim_end_matches('/')) != Some(url) {
+        return Err(mismatch("url (appservice.address)"));
+    }
+    if !claims_own_users(config, &registration) {
+        return Err(mismatch("namespaces.users (exclusive, for the bot and its personas @<username>_…)"));
+    }
     Ok(registration)
+}
+
+/// Whether `registration` claims, exclusively, the bot's user and the personas' (`@<bot>_…`).
+fn claims_own_users(config: &Config, registration: &Registration) -> bool {
+    let Ok(bot) = config.bot_user_id() else { return false };
+    let persona = format!("@{}_persona:{}", bot.localpart(), bot.server_name());
+    let exclusive: Vec<Regex> = registration
+        .namespaces
+        .users
+        .iter()
+        .filter(|namespace| namespace.exclusive)
+        .filter_map(|namespace| Regex::new(&namespace.regex).ok())
+        .collect();
+    [bot.as_str(), persona.as_str()].iter().all(|user| exclusive.iter().any(|pattern| pattern.is_match(user)))
 }
 
 /// Fills in a random `pickle_key:` where the config says `generate` (the example does).
@@ -207,6 +261,42 @@ mod tests {
         std::fs::write(&path, &plain).unwrap();
         let error = check(&config, &path).unwrap_err().to_string();
         assert!(error.contains("org.matrix.msc3202"), "{error}");
+    }
+
+    /// Issue 24: `appservice.msc4190` writes its flag, and `check` names each missing flag, a
+    /// wrong `url` and namespaces that do not claim the bot and its personas.
+    #[test]
+    fn check_names_missing_flags_a_wrong_url_and_unclaimed_users() {
+        let text = crate::base::config::EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let mut config = Config::parse(&text, Path::new("c.yaml")).unwrap();
+        (config.appservice.as_token, config.appservice.hs_token) = ("a".into(), "b".into());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registration.yaml");
+        let write = |config: &Config, edit: &dyn Fn(String) -> String| {
+            let yaml = to_yaml(config, &registration(config, "a".into(), "b".into())).unwrap();
+            std::fs::write(&path, edit(yaml)).unwrap();
+        };
+        let plain = config.clone();
+        (config.appservice.msc4190, config.encryption.enabled) = (true, true);
+        write(&config, &|yaml| yaml);
+        check(&config, &path).expect("the generated registration passes");
+        assert!(std::fs::read_to_string(&path).unwrap().contains("io.element.msc4190: true"));
+
+        write(&plain, &|yaml| yaml);
+        let error = check(&config, &path).unwrap_err().to_string();
+        for named in [
+            "io.element.msc4190: true (for appservice.msc4190)",
+            "org.matrix.msc3202: true (for encryption.enabled)",
+            "de.sorunome.msc2409.push_ephemeral",
+        ] {
+            assert!(error.contains(named), "{named} in: {error}");
+        }
+        write(&plain, &|yaml| yaml.replace("url: http://localhost:29340", "url: http://elsewhere:1"));
+        let error = check(&plain, &path).unwrap_err().to_string();
+        assert!(error.contains("url (appservice.address)"), "{error}");
+        write(&plain, &|yaml| yaml.replace("exclusive: true", "exclusive: false"));
+        let error = check(&plain, &path).unwrap_err().to_string();
+        assert!(error.contains("namespaces.users"), "{error}");
     }
 
     #[test]

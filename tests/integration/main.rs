@@ -16,6 +16,7 @@ mod e2ee_client;
 mod faults;
 mod hostile;
 mod language;
+mod msc4190;
 mod personas;
 mod replies;
 mod scaleout;

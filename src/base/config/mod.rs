@@ -101,6 +101,11 @@ pub struct AppserviceConfig {
     pub bot: BotConfig,
     #[serde(default = "default_device_id")]
     pub device_id: OwnedDeviceId,
+    /// MSC4190: the homeserver delegates logins (Matrix Authentication Service), so the bot and
+    /// its personas never log in; their devices are created as the appservice
+    /// (`PUT /devices/{id}?user_id=…`). The registration needs `io.element.msc4190: true`.
+    #[serde(default)]
+    pub msc4190: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -11,9 +11,15 @@ use matrix_sdk::{
 use ruma::{
     api::{
         client::{
-            account::register, appservice::request_ping, device::get_device, membership,
-            message::send_message_event, profile::set_profile_field, session::login,
-            state::get_state_event_for_key, uiaa::UserIdentifier,
+            account::register,
+            appservice::request_ping,
+            device::{get_device, update_device},
+            membership,
+            message::send_message_event,
+            profile::set_profile_field,
+            session::login,
+            state::get_state_event_for_key,
+            uiaa::UserIdentifier,
         },
         MatrixVersion,
     },
@@ -39,6 +45,8 @@ pub struct MatrixClient {
     appservice_id: String,
     bot_localpart: String,
     pub(super) as_token: String,
+    /// `appservice.msc4190`: devices are created as the appservice, never logged in.
+    msc4190: bool,
 }
 
 impl MatrixClient {
@@ -66,6 +74,7 @@ impl MatrixClient {
             appservice_id: config.appservice.id.clone(),
             bot_localpart: config.appservice.bot.username.clone(),
             as_token: config.appservice.as_token.clone(),
+            msc4190: config.appservice.msc4190,
         })
     }
 
@@ -77,6 +86,21 @@ impl MatrixClient {
     /// `request`, to be sent as the bot from its device.
     fn as_bot<R>(&self, request: R) -> AsUser<R> {
         AsUser { request, user_id: self.bot.clone(), device_id: Some(self.device_id.clone()) }
+    }
+}
+
+/// The name the bot's (and each persona's) device shows in clients' session lists.
+const DEVICE_DISPLAY_NAME: &str = "matrix-broadcast";
+
+impl MatrixClient {
+    /// Creates the device (MSC4190) as the appservice, for the user it acts as: a `PUT` of the
+    /// device, which a homeserver with the flag in the registration creates when missing and
+    /// otherwise only renames, so doing it twice is harmless.
+    async fn create_device(&self) -> Result<(), MatrixError> {
+        let mut request = update_device::v3::Request::new(self.device_id.clone());
+        request.display_name = Some(DEVICE_DISPLAY_NAME.into());
+        let wrapped = AsUser { request, user_id: self.bot.clone(), device_id: None };
+        call(self.client.send(wrapped)).await.map(|_| ())
     }
 }
 
@@ -163,13 +187,29 @@ impl Account for MatrixClient {
             Err(error) if error.errcode() == Some("M_NOT_FOUND") => {}
             Err(error) => return Err(error),
         }
+        if self.msc4190 {
+            return self.create_device().await;
+        }
         let identifier = UserIdentifier::from(&self.bot);
         let info = login::v3::LoginInfo::ApplicationService(login::v3::ApplicationService::new(identifier));
         let mut request = login::v3::Request::new(info);
         request.device_id = Some(self.device_id.clone());
-        request.initial_device_display_name = Some("matrix-broadcast".into());
-        call(self.client.send(request)).await?;
-        Ok(())
+        request.initial_device_display_name = Some(DEVICE_DISPLAY_NAME.into());
+        match call(self.client.send(request)).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.errcode() == Some("M_APPSERVICE_LOGIN_UNSUPPORTED") => {
+                Err(MatrixError::Permanent {
+                    errcode: error.errcode().map(str::to_owned),
+                    status: Some(400),
+                    message: format!(
+                        "{error}: this homeserver delegates logins (Matrix Authentication Service); set \
+                     appservice.msc4190: true in the config and io.element.msc4190: true in the \
+                     registration (generate-registration writes it), then restart Synapse and the bot"
+                    ),
+                })
+            }
+            Err(error) => Err(error),
+        }
     }
 
     async fn ping(&self, transaction_id: &str) -> Result<Duration, MatrixError> {
