@@ -89,7 +89,9 @@ fn run<F: std::future::Future<Output = anyhow::Result<()>>>(
         Ok(config) => config,
         Err(error) => return fail(BAD_CONFIG, error),
     };
-    telemetry::init_logging(&config.logging);
+    if let Err(error) = telemetry::init_logging(&config.logging) {
+        return fail(BAD_CONFIG, error);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => return fail(1, error),

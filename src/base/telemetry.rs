@@ -96,14 +96,16 @@ pub fn metrics_router() -> axum::Router {
 }
 
 /// The filter for a `logging.level` (or `RUST_LOG`) value, with matrix-sdk's request errors off
-/// unless the value names matrix_sdk (or a module of it) as a target.
-pub fn log_filter(level: &str) -> EnvFilter {
+/// unless the value names matrix_sdk (or a module of it) as a target; the parser's complaint
+/// when the value is no filter.
+pub fn log_filter(level: &str) -> Result<EnvFilter, String> {
+    EnvFilter::builder().parse(level).map_err(|error| error.to_string())?;
     let level = if names_matrix_sdk(level) {
         level.to_owned()
     } else {
         format!("{level},matrix_sdk::http_client=off")
     };
-    EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"))
+    EnvFilter::builder().parse(level).map_err(|error| error.to_string())
 }
 
 /// Whether a directive of `level` is about `matrix_sdk` itself (`matrix_sdk_crypto` is another
@@ -120,15 +122,21 @@ fn names_matrix_sdk(level: &str) -> bool {
 /// matrix-sdk logs every failed request as an error, including the ones the bot expects and
 /// handles (a 404 when it checks for its device); the bot logs what matters itself, so those
 /// lines are off unless the level names matrix_sdk.
-pub fn init_logging(config: &LoggingConfig) {
-    let level = std::env::var("RUST_LOG").unwrap_or_else(|_| config.level.clone());
-    let filter = log_filter(&level);
+/// An invalid filter is an error that names where it came from, and nothing is logged.
+pub fn init_logging(config: &LoggingConfig) -> Result<(), String> {
+    let (level, source) = match std::env::var("RUST_LOG") {
+        Ok(level) => (level, "RUST_LOG"),
+        Err(_) => (config.level.clone(), "logging.level"),
+    };
+    let filter =
+        log_filter(&level).map_err(|error| format!("{source} is no log filter ({level:?}): {error}"))?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match config.format {
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,6 +145,19 @@ mod tests {
 
     /// The demo's `RUST_LOG` names `matrix_sdk_crypto`, which must not turn matrix-sdk's
     /// request errors (expected 404s) back on.
+    /// Issue 24: an invalid filter is refused, not silently turned into `info`.
+    #[test]
+    fn an_invalid_filter_is_refused_with_the_reason() {
+        assert!(log_filter("matrix_broadcast=debug,warn").is_ok());
+        let error = log_filter("matrix_broadcast=loud").unwrap_err();
+        assert!(!error.is_empty());
+        let config = LoggingConfig { level: "[".into(), ..LoggingConfig::default() };
+        if std::env::var_os("RUST_LOG").is_none() {
+            let error = init_logging(&config).unwrap_err();
+            assert!(error.starts_with("logging.level is no log filter (\"[\")"), "{error}");
+        }
+    }
+
     #[test]
     fn only_a_directive_for_matrix_sdk_itself_keeps_its_request_errors() {
         assert!(!names_matrix_sdk("warn,matrix_sdk_crypto::backups=error"));

@@ -150,3 +150,26 @@ fn every_kind_of_bad_config_is_one_line_naming_the_key() {
         assert!(!stderr.contains("panicked"), "{what}: {stderr}");
     }
 }
+
+/// Issue 24: an invalid `RUST_LOG` is reported, naming it, and the process exits 2 before it
+/// does anything (it was silently turned into `info`).
+#[test]
+fn an_invalid_rust_log_is_reported_and_the_bot_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    edited_example(dir.path());
+    let generate = ["generate-registration", "-c", "config.yaml", "-r", "registration.yaml"];
+    assert_eq!(matrix_broadcast(dir.path(), &generate).0, 0);
+    let output = Command::new(env!("CARGO_BIN_EXE_matrix-broadcast"))
+        .current_dir(dir.path())
+        .args(["-c", "config.yaml"])
+        .env("RUST_LOG", "matrix_broadcast=loud")
+        .output()
+        .expect("run matrix-broadcast");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("matrix-broadcast: RUST_LOG is no log filter (\"matrix_broadcast=loud\")"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}

@@ -227,7 +227,7 @@ fn yaml_string(text: &str) -> String {
 
 fn init_logging() {
     let level = std::env::var("RUST_LOG").unwrap_or_else(|_| "matrix_broadcast=info".into());
-    let filter = matrix_broadcast::base::telemetry::log_filter(&level);
+    let filter = matrix_broadcast::base::telemetry::log_filter(&level).expect("RUST_LOG is a log filter");
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
