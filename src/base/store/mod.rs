@@ -152,7 +152,8 @@ fn parse<T: FromStr>(column: &'static str, value: String) -> Result<T, StoreErro
 
 impl Store {
     /// Opens (SQLite: creates when missing) the database at `uri`, refuses Synapse's database
-    /// and applies pending migrations.
+    /// and applies pending migrations. A new SQLite file is made readable by its owner only
+    /// (0600), and so are its `-wal` and `-shm` files, which SQLite gives the database's mode.
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open { uri: redact_password(uri), source };
         let pool = if is_postgres_uri(uri) {
@@ -164,8 +165,9 @@ impl Store {
                 .map_err(open_error)?;
             Pool::Postgres(pool)
         } else {
-            let options = SqliteConnectOptions::from_str(uri)
-                .map_err(open_error)?
+            let options = SqliteConnectOptions::from_str(uri).map_err(open_error)?;
+            create_private(options.get_filename()).map_err(|error| open_error(sqlx::Error::Io(error)))?;
+            let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 // FULL, not NORMAL: the HTTP edge acknowledges pushed events once their commit
@@ -248,9 +250,37 @@ impl Store {
     }
 }
 
+/// Creates the file `path` empty with mode 0600 when it does not exist (an in-memory database
+/// has no file); an existing file is left as it is.
+fn create_private(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 24: a new SQLite database and its WAL files are the owner's only (they were 0644).
+    #[tokio::test]
+    async fn a_new_sqlite_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bot.db");
+        let store = Store::connect(&format!("sqlite://{}", path.display()), 2).await.unwrap();
+        store.push_inbox(&[("$e".into(), "{}".into())]).await.unwrap();
+        for name in ["bot.db", "bot.db-wal", "bot.db-shm"] {
+            let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name}");
+        }
+    }
 
     #[test]
     fn passwords_are_not_shown() {
