@@ -21,9 +21,14 @@ const EXIT_LIMIT: Duration = Duration::from_secs(10);
 
 /// `GET /health`: its status code and JSON body.
 async fn health(env: &TestEnv) -> (u16, Value) {
-    let response = reqwest::get(format!("{}/health", env.bot_url)).await.expect("GET /health");
+    answer(env, "/health").await
+}
+
+/// What `GET path` on the bot's port answers: status and JSON body.
+async fn answer(env: &TestEnv, path: &str) -> (u16, Value) {
+    let response = reqwest::get(format!("{}{path}", env.bot_url)).await.expect("GET");
     let status = response.status().as_u16();
-    (status, response.json().await.expect("/health answers JSON"))
+    (status, response.json().await.expect("answers JSON"))
 }
 
 /// The metrics served at `url`, once they answer.
@@ -53,9 +58,14 @@ async fn health_tells_the_homeserver_from_the_database_and_recovers() {
     let expected =
         serde_json::json!({ "status": "unavailable", "database": "ok", "homeserver": "unavailable" });
     assert_eq!(down, expected, "the database is still fine");
+    // Issue 24: a liveness check does not restart the bot while Synapse is away; readiness says why.
+    assert_eq!(answer(&env, "/live").await, (200, serde_json::json!({ "status": "ok" })));
+    let not_ready = serde_json::json!({ "status": "unavailable", "reason": "homeserver" });
+    assert_eq!(answer(&env, "/ready").await, (503, not_ready));
 
     env.synapse.start_again().await;
     wait_until("/health is ok again", DEADLINE, || async { health(&env).await.0 == 200 }).await.unwrap();
+    assert_eq!(answer(&env, "/ready").await, (200, serde_json::json!({ "status": "ready" })));
 }
 
 /// SIGTERM in the middle of a broadcast, with the homeserver hung (SIGSTOP: its requests never

@@ -99,6 +99,8 @@ pub fn router(intake: Arc<Intake>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(intake.clone(), auth::require_hs_token));
     matrix
         .route("/health", get(health))
+        .route("/live", get(live))
+        .route("/ready", get(ready))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "M_UNRECOGNIZED", "Unrecognized request") })
         .with_state(intake)
 }
@@ -153,6 +155,33 @@ async fn health(State(intake): State<Arc<Intake>>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `GET /live`: 200 while the process serves requests, whatever the database or the homeserver
+/// do: for a liveness check (a container's, systemd's), which must not restart the bot while
+/// Synapse is being upgraded.
+async fn live() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /ready`: 200 when the database and the homeserver answer, else 503 with a one-word
+/// reason (`database` or `homeserver`): for a readiness check or a load balancer. Looks as
+/// cheaply as `/health` does.
+async fn ready(State(intake): State<Arc<Intake>>) -> Response {
+    let reason = if !database_answers(&intake).await {
+        Some("database")
+    } else if intake.homeserver_health.state().is_err() {
+        Some("homeserver")
+    } else {
+        None
+    };
+    match reason {
+        None => (StatusCode::OK, Json(json!({ "status": "ready" }))).into_response(),
+        Some(reason) => {
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "reason": reason })))
+                .into_response()
+        }
+    }
+}
+
 /// Whether the database answered `/health`'s last look, taken again when it is older than
 /// [`HEALTH_DATABASE_EVERY`] (one look at a time: other hits wait for it).
 async fn database_answers(intake: &Intake) -> bool {
@@ -183,7 +212,11 @@ mod tests {
 
     /// What `GET /health` answers: status code and JSON body.
     async fn answer(intake: &Arc<Intake>) -> (StatusCode, serde_json::Value) {
-        let response = health(State(intake.clone())).await;
+        read(health(State(intake.clone())).await).await
+    }
+
+    /// A response's status code and JSON body.
+    async fn read(response: Response) -> (StatusCode, serde_json::Value) {
         let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 10_000).await.expect("a body");
         (status, serde_json::from_slice(&body).expect("JSON"))
@@ -193,22 +226,7 @@ mod tests {
     /// issue 22, item 15: without error texts, and asking the database once per few seconds.
     #[tokio::test]
     async fn health_reports_the_database_and_the_homeserver_each_on_its_own() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
-        let store = Store::connect(&uri, 2).await.expect("store");
-        let homeserver = Arc::new(HomeserverHealth::default());
-        let intake = Arc::new(Intake {
-            store: store.clone(),
-            bot: ruma::owned_user_id!("@broadcast:example.org"),
-            hs_token: "hs-token".into(),
-            max_body_bytes: 1024,
-            recent_transactions: RecentTransactions::default(),
-            inbox_ready: Arc::default(),
-            homeserver_health: homeserver.clone(),
-            crypto: None,
-            device: ruma::owned_device_id!("BROADCAST"),
-            database_health: Default::default(),
-        });
+        let (intake, store, homeserver, _dir) = intake().await;
         homeserver.down("connection refused to 10.0.0.7:8008 (internal detail)");
         let (status, body) = answer(&intake).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
@@ -225,5 +243,46 @@ mod tests {
         let (status, body) = answer(&intake).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
         assert_eq!(body, json!({ "status": "unavailable", "database": "unavailable", "homeserver": "ok" }));
+    }
+
+    /// Issue 24: `/live` answers 200 whatever the homeserver and the database do; `/ready`
+    /// answers 503 with a one-word reason while either is unreachable.
+    #[tokio::test]
+    async fn live_ignores_what_ready_reports_with_a_one_word_reason() {
+        let (intake, store, homeserver, _dir) = intake().await;
+        let ready_now = || async { read(ready(State(intake.clone())).await).await };
+        assert_eq!(ready_now().await, (StatusCode::OK, json!({ "status": "ready" })));
+        homeserver.down("connection refused");
+        let unavailable =
+            |reason| (StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unavailable", "reason": reason }));
+        assert_eq!(ready_now().await, unavailable("homeserver"));
+        assert_eq!(read(live().await.into_response()).await, (StatusCode::OK, json!({ "status": "ok" })));
+        homeserver.up();
+        store.close().await;
+        *intake.database_health.lock().await = None;
+        assert_eq!(ready_now().await, unavailable("database"));
+        assert_eq!(read(live().await.into_response()).await, (StatusCode::OK, json!({ "status": "ok" })));
+    }
+
+    /// An intake on a SQLite store in a temporary directory, with the homeserver up.
+    async fn intake() -> (Arc<Intake>, Store, Arc<HomeserverHealth>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let uri = format!("sqlite://{}", dir.path().join("bot.db").display());
+        let store = Store::connect(&uri, 2).await.expect("store");
+        let homeserver = Arc::new(HomeserverHealth::default());
+        let intake = Arc::new(Intake {
+            store: store.clone(),
+            bot: ruma::owned_user_id!("@broadcast:example.org"),
+            hs_token: "hs-token".into(),
+            max_body_bytes: 1024,
+            recent_transactions: RecentTransactions::default(),
+            inbox_ready: Arc::default(),
+            homeserver_health: homeserver.clone(),
+            crypto: None,
+            device: ruma::owned_device_id!("BROADCAST"),
+            database_health: Default::default(),
+        });
+        homeserver.up();
+        (intake, store, homeserver, dir)
     }
 }
