@@ -60,7 +60,7 @@ pub fn registration(config: &Config, as_token: String, hs_token: String) -> Regi
     namespaces.users = vec![Namespace::new(true, bot), Namespace::new(true, personas)];
     let mut registration: Registration = RegistrationInit {
         id: config.appservice.id.clone(),
-        url: Some(config.appservice.address.to_string().trim_end_matches('/').to_owned()),
+        url: Some(registered_url(config).to_owned()),
         as_token,
         hs_token,
         sender_localpart: config.appservice.bot.username.clone(),
@@ -153,14 +153,19 @@ pub fn check(config: &Config, path: &Path) -> Result<Registration, RegistrationE
     if registration.sender_localpart != config.appservice.bot.username {
         return Err(mismatch("sender_localpart (appservice.bot.username)"));
     }
-    let url = config.appservice.address.as_str().trim_end_matches('/');
-    if registration.url.as_deref().map(|url| url.trim_end_matches('/')) != Some(url) {
+    if registration.url.as_deref().map(|url| url.trim_end_matches('/')) != Some(registered_url(config)) {
         return Err(mismatch("url (appservice.address)"));
     }
     if !claims_own_users(config, &registration) {
         return Err(mismatch("namespaces.users (exclusive, for the bot and its personas @<username>_…)"));
     }
     Ok(registration)
+}
+
+/// The `url` the registration gives the homeserver for pushing to the bot: `appservice.address`
+/// without a trailing slash.
+fn registered_url(config: &Config) -> &str {
+    config.appservice.address.as_str().trim_end_matches('/')
 }
 
 /// Whether `registration` claims, exclusively, the bot's user and the personas' (`@<bot>_…`).

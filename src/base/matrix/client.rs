@@ -197,12 +197,14 @@ impl Account for MatrixClient {
         request.initial_device_display_name = Some(DEVICE_DISPLAY_NAME.into());
         match call(self.client.send(request)).await {
             Ok(_) => Ok(()),
-            Err(error) if error.errcode() == Some("M_APPSERVICE_LOGIN_UNSUPPORTED") => {
+            Err(MatrixError::Permanent { errcode, status, message })
+                if errcode.as_deref() == Some("M_APPSERVICE_LOGIN_UNSUPPORTED") =>
+            {
                 Err(MatrixError::Permanent {
-                    errcode: error.errcode().map(str::to_owned),
-                    status: Some(400),
+                    errcode,
+                    status,
                     message: format!(
-                        "{error}: this homeserver delegates logins (Matrix Authentication Service); set \
+                        "{message}: this homeserver delegates logins (Matrix Authentication Service); set \
                      appservice.msc4190: true in the config and io.element.msc4190: true in the \
                      registration (generate-registration writes it), then restart Synapse and the bot"
                     ),
