@@ -64,18 +64,18 @@ pub async fn run_with_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let bot = Bot::connect(config).await?;
-    let intake = Arc::new(bot.intake());
+    let health = bot.health_checks();
+    let intake = Arc::new(bot.intake(health.clone()));
     let (stop, stopped) = stop_on(shutdown);
-    let metrics =
-        serve_metrics(bot.config.metrics.enabled.then_some(bot.config.metrics.listen), stopped.clone())
-            .await?;
+    let metrics_listen = bot.config.metrics.enabled.then_some(bot.config.metrics.listen);
+    let metrics = serve_metrics(metrics_listen, health, stopped.clone()).await?;
     let address = listener.local_addr()?;
     let router = edge::appservice::router(intake);
     let serve =
         edge::appservice::server::serve(listener, router, Limits::DEFAULT, wait_for_stop(stopped.clone()));
     let server = tokio::spawn(serve);
     tracing::info!(%address, bot = %bot.rooms().bot, "listening for the homeserver");
-    // From the start, so that `/health` knows the homeserver's state during start-up too.
+    // From the start, so that `/ready` knows the homeserver's state during start-up too.
     let probe = tokio::spawn(probe_homeserver(bot.rooms().clone(), bot.health.clone(), stopped.clone()));
 
     let started = tokio::select! {
@@ -98,11 +98,12 @@ pub async fn run_with_listener(
 /// Runs delivery workers only (`matrix-broadcast worker`) until `shutdown` completes: next to
 /// the main process, on its PostgreSQL database, with its config. No HTTP listener, no
 /// dispatcher, progress, schedule, follow-ups or new-user poll, and no `m.direct` writes: the
-/// main process lists the DMs that workers make (it watches the DM table). Metrics are served
-/// on `metrics_listen` when given (the config's `metrics.listen` is the main process's).
+/// main process lists the DMs that workers make (it watches the DM table). `/metrics`, `/live`
+/// and `/ready` are served on `listen` when given (the config's `metrics.listen` is the main
+/// process's).
 pub async fn run_worker(
     config: Config,
-    metrics_listen: Option<std::net::SocketAddr>,
+    listen: Option<std::net::SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if config.encryption.enabled {
@@ -119,8 +120,10 @@ pub async fn run_worker(
     }
     let bot = Bot::connect(config).await?;
     let (stop, stopped) = stop_on(shutdown);
-    let metrics = serve_metrics(metrics_listen, stopped.clone()).await?;
+    let metrics = serve_metrics(listen, bot.health_checks(), stopped.clone()).await?;
     let homeserver = bot.rooms().hs();
+    // From the start, so that `/ready` knows the homeserver's state during start-up too.
+    let probe = tokio::spawn(probe_homeserver(bot.rooms().clone(), bot.health.clone(), stopped.clone()));
     let started = tokio::select! {
         // The main process does the same; whichever comes first.
         result = async {
@@ -131,11 +134,10 @@ pub async fn run_worker(
     };
     if started.is_ok() {
         tracing::info!(bot = %bot.rooms().bot, concurrency = bot.config.broadcast.concurrency, "delivery worker ready");
-        let probe = tokio::spawn(probe_homeserver(bot.rooms().clone(), bot.health.clone(), stopped.clone()));
-        let workers = delivery::run_workers(bot.delivery().clone(), stopped.clone());
-        within_stop_limit(async move { tokio::join!(workers, probe) }, stopped).await;
+        within_stop_limit(delivery::run_workers(bot.delivery().clone(), stopped.clone()), stopped).await;
     }
     let _ = stop.send(true);
+    let _ = probe.await;
     finish(&bot, metrics).await?;
     started?;
     tracing::info!("worker stopped");
@@ -216,18 +218,20 @@ async fn refresh_queue_depth(store: Store, mut stopped: watch::Receiver<bool>) {
     }
 }
 
-/// Serves `GET /metrics` on `listen` (`metrics.listen` when metrics are enabled) until `stopped`.
+/// Serves `GET /metrics`, and `/live`, `/ready` and `/health` from `health`, on `listen`
+/// (`metrics.listen` when metrics are enabled, a worker's `--listen`) until `stopped`.
 async fn serve_metrics(
     listen: Option<std::net::SocketAddr>,
+    health: Arc<edge::health::Health>,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
     let Some(listen) = listen else { return Ok(None) };
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
-    tracing::info!(address = %listener.local_addr()?, "serving metrics at /metrics");
-    let serve = axum::serve(listener, base::telemetry::metrics_router())
-        .with_graceful_shutdown(wait_for_stop(stopped));
+    tracing::info!(address = %listener.local_addr()?, "serving /metrics, /live and /ready");
+    let router = base::telemetry::metrics_router().merge(edge::health::router(health));
+    let serve = axum::serve(listener, router).with_graceful_shutdown(wait_for_stop(stopped));
     Ok(Some(tokio::spawn(async move { serve.await })))
 }
 
@@ -252,7 +256,6 @@ async fn run_tasks(bot: &Bot, stopped: watch::Receiver<bool>) {
     }));
     let followups = tokio::spawn(broadcasts::followup::run(broadcasts.clone(), stopped.clone()));
     let schedule = tokio::spawn(broadcasts::lifecycle::schedule::run(broadcasts.clone(), stopped.clone()));
-    let probe = tokio::spawn(probe_homeserver(rooms.clone(), bot.health.clone(), stopped.clone()));
     let queue = tokio::spawn(refresh_queue_depth(rooms.store.clone(), stopped.clone()));
     let crypto = rooms.crypto.clone().map(|crypto| tokio::spawn(crypto.run(stopped.clone())));
     let undecrypted = tokio::spawn(edge::dispatch::retry_undecrypted(broadcasts.clone(), stopped.clone()));
@@ -268,7 +271,6 @@ async fn run_tasks(bot: &Bot, stopped: watch::Receiver<bool>) {
         personas_direct,
         followups,
         schedule,
-        probe,
         queue,
         undecrypted
     );

@@ -30,11 +30,15 @@ enum Action {
     GenerateRegistration,
     /// Check the config (and the registration, with -r) and exit
     CheckConfig,
+    /// Print the example config, every key documented (`matrix-broadcast example-config > config.yaml`)
+    #[command(short_flag = 'e')]
+    ExampleConfig,
     /// Run delivery workers only, next to the bot on its PostgreSQL database, with the same config
     Worker {
-        /// Serve this worker's metrics here (the config's metrics.listen is the main process's)
-        #[arg(long, value_name = "ADDRESS")]
-        metrics_listen: Option<std::net::SocketAddr>,
+        /// Serve this worker's /metrics, /live and /ready here (host:port; the config's
+        /// metrics.listen is the main process's)
+        #[arg(long, alias = "metrics-listen", value_name = "ADDRESS")]
+        listen: Option<std::net::SocketAddr>,
     },
 }
 
@@ -74,8 +78,12 @@ fn main() -> ExitCode {
             Err(error) => fail(BAD_CONFIG, error),
         },
         Action::Run => run(&cli, matrix_broadcast::run),
-        Action::Worker { metrics_listen } => run(&cli, move |config| {
-            matrix_broadcast::run_worker(config, metrics_listen, matrix_broadcast::shutdown_signal())
+        Action::ExampleConfig => {
+            print!("{}", matrix_broadcast::base::config::EXAMPLE);
+            ExitCode::SUCCESS
+        }
+        Action::Worker { listen } => run(&cli, move |config| {
+            matrix_broadcast::run_worker(config, listen, matrix_broadcast::shutdown_signal())
         }),
     }
 }

@@ -17,7 +17,7 @@ use crate::{
     },
     broadcasts::Broadcasts,
     delivery::Delivery,
-    edge::appservice::Intake,
+    edge::{appservice::Intake, health::Health},
     rooms::Rooms,
 };
 
@@ -81,15 +81,20 @@ impl Bot {
         &self.broadcasts.delivery
     }
 
-    /// The state of the HTTP edge.
-    pub fn intake(&self) -> Intake {
+    /// What the health endpoints of this process look at.
+    pub fn health_checks(&self) -> Arc<Health> {
+        Arc::new(Health::new(self.rooms().store.clone(), self.health.clone()))
+    }
+
+    /// The state of the HTTP edge, answering health checks from `health`.
+    pub fn intake(&self, health: Arc<Health>) -> Intake {
         let rooms = self.rooms();
         Intake::new(
             &self.config,
             rooms.bot.clone(),
             rooms.store.clone(),
             self.inbox_ready.clone(),
-            self.health.clone(),
+            health,
             rooms.crypto.clone(),
         )
     }

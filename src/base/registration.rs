@@ -238,7 +238,9 @@ mod tests {
 
     #[test]
     fn personas_the_config_accepts_are_in_the_registered_namespace() {
-        let text = crate::base::config::EXAMPLE.replace("domain: example.org", "domain: test.local");
+        let text = crate::base::config::EXAMPLE
+            .replace("domain: example.org", "domain: test.local")
+            .replace("personas: {}", "personas:\n    hr: { username: broadcast_hr }");
         let config = Config::parse(&text, Path::new("c.yaml")).unwrap();
         let registration = registration(&config, "a".into(), "b".into());
         let persona = config.persona_user_id("hr").unwrap();

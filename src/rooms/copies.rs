@@ -77,7 +77,8 @@ impl Rooms {
         Ok(Dm { encrypted: true, ..dm })
     }
 
-    /// Asks the homeserver something cheap (the bot's profile): whether it answers.
+    /// Asks the homeserver something cheap (the bot's profile, which names no device: the probe
+    /// runs before the device exists): whether it answers.
     pub async fn probe(&self) -> Result<(), MatrixError> {
         self.homeserver.profile(&self.bot).await.map(|_| ())
     }

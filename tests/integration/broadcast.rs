@@ -251,8 +251,8 @@ async fn server_reaches_every_active_local_user_once_the_bot_is_a_server_admin()
     let bot = env.bot_id();
     let (admin, root) = (env.user("admin").await, env.server_admin().await);
     let (alice, bob, dave) = (env.user("alice").await, env.user("bob").await, env.user("dave").await);
-    // Matches broadcast.exclude's default "@.*bot:.*".
-    let helper_bot = env.user("helperbot").await;
+    // Matches broadcast.exclude's default (user IDs ending in -bot or _bot).
+    let helper_bot = env.user("helper_bot").await;
     register_bridge_ghost(&env).await;
     let room = env.control_room(&admin).await;
     let (status, _) = root

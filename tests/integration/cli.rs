@@ -19,13 +19,11 @@ fn matrix_broadcast(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// The example with a real domain, as a self-hoster would first edit it.
+/// The example with a real domain, in `homeserver.domain` and in the permission table, as a
+/// self-hoster would first edit it.
 fn edited_example(dir: &Path) {
-    std::fs::write(
-        dir.join("config.yaml"),
-        EXAMPLE.replace("domain: example.org", "domain: chat.example.net"),
-    )
-    .expect("write config");
+    std::fs::write(dir.join("config.yaml"), EXAMPLE.replace("example.org", "chat.example.net"))
+        .expect("write config");
 }
 
 #[test]
@@ -172,4 +170,36 @@ fn an_invalid_rust_log_is_reported_and_the_bot_exits_2() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}
+
+/// Issue 24: `example-config` (`-e`) prints the built-in example; with only its domain edited
+/// (what "ok" was said to before), `check-config` refuses its placeholder permissions, naming
+/// the key, and a table without an admin.
+#[test]
+fn example_config_prints_the_example_and_check_config_refuses_its_placeholders() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["example-config"][..], &["-e"]] {
+        let (code, stdout, stderr) = matrix_broadcast(dir.path(), args);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+        assert_eq!(stdout, EXAMPLE, "{args:?}");
+    }
+    let only_domain = EXAMPLE.replace("domain: example.org", "domain: chat.example.net");
+    std::fs::write(dir.path().join("config.yaml"), &only_domain).unwrap();
+    assert_eq!(matrix_broadcast(dir.path(), &["-g"]).0, 0, "the registration needs only the domain");
+    let (code, _, stderr) = matrix_broadcast(dir.path(), &["check-config"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "matrix-broadcast: config: permissions.\"@admin:example.org\" is the example's placeholder: name your own \
+         admins and servers (e.g. \"@you:chat.example.net\": admin)"
+    );
+
+    let config = std::fs::read_to_string(dir.path().join("config.yaml")).unwrap();
+    let no_admin = config
+        .replace("\"example.org\": broadcaster", "\"chat.example.net\": broadcaster")
+        .replace("\"@admin:example.org\": admin", "\"@admin:chat.example.net\": broadcaster");
+    std::fs::write(dir.path().join("config.yaml"), no_admin).unwrap();
+    let (code, _, stderr) = matrix_broadcast(dir.path(), &["check-config"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("config: permissions names no admin"), "{stderr}");
 }

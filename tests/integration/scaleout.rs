@@ -26,9 +26,26 @@ async fn health(env: &TestEnv) -> (u16, Value) {
 
 /// What `GET path` on the bot's port answers: status and JSON body.
 async fn answer(env: &TestEnv, path: &str) -> (u16, Value) {
-    let response = reqwest::get(format!("{}{path}", env.bot_url)).await.expect("GET");
+    answer_at(&env.bot_url, path).await.expect("the bot answers")
+}
+
+/// What `GET path` at `base` (`http://host:port`) answers: status and JSON body; `None` while
+/// nothing listens there.
+async fn answer_at(base: &str, path: &str) -> Option<(u16, Value)> {
+    let response = reqwest::get(format!("{base}{path}")).await.ok()?;
     let status = response.status().as_u16();
-    (status, response.json().await.expect("answers JSON"))
+    Some((status, response.json().await.expect("answers JSON")))
+}
+
+/// Waits until `/ready` at `base` answers 200, then checks `/live`: each process's listener
+/// for `/metrics` (a worker's `--listen`, the main process's `metrics.listen`) has both.
+async fn wait_until_ready(base: &str) {
+    let ready = (200, serde_json::json!({ "status": "ready" }));
+    wait_for(&format!("{base}/ready"), || async {
+        (answer_at(base, "/ready").await? == ready).then_some(())
+    })
+    .await;
+    assert_eq!(answer_at(base, "/live").await, Some((200, serde_json::json!({ "status": "ok" }))));
 }
 
 /// The metrics served at `url`, once they answer.
@@ -155,6 +172,11 @@ async fn main_and_two_workers_deliver_exactly_once(count: usize) {
     let config = env.binary_config(dir.path());
     let worker_metrics: Vec<String> = (0..2).map(|_| format!("127.0.0.1:{}", free_port())).collect();
     let mut workers = Workers(worker_metrics.iter().map(|listen| spawn_worker(&config, listen)).collect());
+    // Issue 24: every process answers /live and /ready.
+    for listen in &worker_metrics {
+        wait_until_ready(&format!("http://{listen}")).await;
+    }
+    wait_until_ready(&format!("http://{}", env.config.metrics.listen)).await;
 
     let started = std::time::Instant::now();
     admin.send_text(&room, "!bc send server --yes --name Scale\nTo everyone, once").await;
@@ -202,7 +224,7 @@ fn a_worker_on_sqlite_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     let text = matrix_broadcast::base::config::EXAMPLE
-        .replace("domain: example.org", "domain: chat.example.net")
+        .replace("example.org", "chat.example.net")
         .replace("as_token: ", "as_token: a-token-that-is-set-and-long-enough-0123456789 #")
         .replace("hs_token: ", "hs_token: another-token-that-is-set-and-long-enough-0123456789 #");
     std::fs::write(&config, text).unwrap();

@@ -110,3 +110,50 @@ async fn a_token_the_homeserver_does_not_know_stops_start_up_with_what_to_check(
     assert!(error.contains("cannot register the bot user"), "{error}");
     assert!(error.contains("app_service_config_files"), "{error}");
 }
+
+/// Issue 24: the demo's flow, run by the real binary from a fresh start (its user and device do
+/// not exist yet) as an operator runs it. Its log, at the default level, has no ERROR or WARN
+/// line; and with matrix-sdk's request errors switched on as well, every request the homeserver
+/// refused is an expected absence (404), not a fault of the bot such as a request naming its
+/// device before the device exists (`M_UNKNOWN_DEVICE`, which the start-up probe caused).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demos_flow_from_a_fresh_start_logs_no_error_or_warning() {
+    let env = TestEnv::start_synapse_only().await;
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("bot.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let config = env.binary_config(dir.path());
+    let mut child =
+        crate::harness::binary::spawn_logging(&config, "info,matrix_sdk::http_client=error", log.into());
+
+    let bot = env.bot_id();
+    let (admin, root) = (env.user("admin").await, env.server_admin().await);
+    let (alice, bob) = (env.user("alice").await, env.user("bob").await);
+    alice.set_displayname("Alice Liddell").await;
+    let space = env.space(&admin, "company", &[&alice, &bob]).await;
+    let room = env.control_room(&admin).await;
+    let command = admin
+        .send_text(&room, &format!("!bc send {space} --yes --name Welcome\nHello {{displayname}}"))
+        .await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    admin.wait_for_progress_saying(&room, &bot, " finished").await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    let dm = census.iter().find(|dm| dm.others.contains(&alice.user_id)).expect("alice's DM");
+    assert_eq!(dm.messages[0]["body"], "Hello Alice Liddell");
+    alice.join(&dm.room_id).await;
+    alice.send_text(&dm.room_id, "Thanks, see you there").await;
+    admin.wait_for_message(&room, &bot, "Thanks, see you there").await;
+    let status = admin.send_text(&room, "!bc status #1").await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &status).await.reaction, "✅");
+    let exit = crate::harness::binary::terminate(&mut child, DEADLINE).expect("stops on SIGTERM");
+    assert!(exit.success(), "{exit:?}");
+
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let loud = |line: &&str| line.contains(" ERROR ") || line.contains(" WARN ");
+    let (requests, own): (Vec<&str>, Vec<&str>) =
+        text.lines().filter(loud).partition(|line| line.contains("matrix_sdk::http_client"));
+    assert!(own.is_empty(), "ERROR or WARN lines at the default level:\n{}", own.join("\n"));
+    let unexpected: Vec<&&str> = requests.iter().filter(|line| !line.contains("status_code: 404")).collect();
+    assert!(unexpected.is_empty(), "refused requests that are no expected absence:\n{unexpected:#?}");
+    assert!(text.contains("ready"), "{text}");
+}

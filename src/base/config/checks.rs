@@ -13,12 +13,12 @@ impl Config {
         self.broadcast.validate()?;
         self.check_personas()?;
         self.encryption.validate()?;
-        self.permissions()?;
+        self.check_permissions()?;
         let metrics = self.metrics.listen;
         if self.metrics.enabled && metrics.port() != 0 && metrics.port() == self.appservice.port {
             return Err(ConfigError::invalid(
                 "metrics.listen",
-                "uses appservice.port: metrics need a port of their own (e.g. 127.0.0.1:9100)",
+                "uses appservice.port: metrics need a port of their own (e.g. 127.0.0.1:29390)",
             ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.logging.level).map_err(|error| {
@@ -36,6 +36,33 @@ impl Config {
             return Err(ConfigError::invalid(
                 "homeserver.domain",
                 "is still example.org: set it to your homeserver's server_name",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The permission table parses, names no user or server of the example's placeholder
+    /// domain (still there when only `homeserver.domain` was edited), and names an admin: a
+    /// bot that nobody may control only declines invites.
+    fn check_permissions(&self) -> Result<(), ConfigError> {
+        self.permissions()?;
+        let placeholder = |key: &str| key.rsplit(':').next() == Some(PLACEHOLDER_DOMAIN);
+        if let Some(key) = self.permissions.keys().find(|key| placeholder(key)) {
+            return Err(ConfigError::invalid(
+                format!("permissions.{key:?}"),
+                format!(
+                    "is the example's placeholder: name your own admins and servers (e.g. \"@you:{}\": admin)",
+                    self.homeserver.domain
+                ),
+            ));
+        }
+        if !self.permissions.values().any(|level| *level == Level::Admin) {
+            return Err(ConfigError::invalid(
+                "permissions",
+                format!(
+                    "names no admin: nobody could control the bot; add one (e.g. \"@you:{}\": admin)",
+                    self.homeserver.domain
+                ),
             ));
         }
         Ok(())

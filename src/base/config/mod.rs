@@ -272,7 +272,7 @@ impl Default for MetricsConfig {
 }
 
 fn default_metrics_listen() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], 9100))
+    std::net::SocketAddr::from(([127, 0, 0, 1], 29390))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -342,8 +342,12 @@ fn default_give_up_after_hours() -> u64 {
 fn default_max_attempts() -> u32 {
     8
 }
+/// `broadcast.exclude`'s default: user IDs ending in `-bot` or `_bot`, not every name that
+/// ends in "bot" (`@talbot:…` is a person).
+pub const DEFAULT_EXCLUDE: &str = "@[^:]+[-_]bot:.+";
+
 fn default_exclude() -> Vec<String> {
-    vec!["@.*bot:.*".into()]
+    vec![DEFAULT_EXCLUDE.into()]
 }
 fn default_new_user_poll_seconds() -> u64 {
     30

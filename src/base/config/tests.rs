@@ -4,8 +4,10 @@ fn example() -> Config {
     Config::parse(EXAMPLE, Path::new("config.example.yaml")).expect("the example parses")
 }
 
+/// The example as a self-hoster first edits it: the domain (and so the permission table's
+/// placeholders) and the tokens.
 fn usable(text: &str) -> String {
-    text.replace("domain: example.org", "domain: test.local")
+    text.replace("example.org", "test.local")
         .replace("as_token: generate", "as_token: as-0123456789abcdefghijklmnopqrstuvwxyz")
         .replace("hs_token: generate", "hs_token: hs-0123456789abcdefghijklmnopqrstuvwxyz")
 }
@@ -70,10 +72,76 @@ fn short_or_repetitive_tokens_are_refused_by_name() {
 #[test]
 fn metrics_have_a_listener_of_their_own() {
     let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
-    assert_eq!(config.metrics.listen.to_string(), "127.0.0.1:9100");
-    let same = usable(EXAMPLE).replace("listen: 127.0.0.1:9100", "listen: 0.0.0.0:29340");
+    // Issue 24: not 9100, node_exporter's port, where the bot could not start beside it.
+    assert_eq!(config.metrics.listen.to_string(), "127.0.0.1:29390");
+    assert_eq!(MetricsConfig::default().listen, config.metrics.listen, "the example shows the default");
+    let same = usable(EXAMPLE).replace("listen: 127.0.0.1:29390", "listen: 0.0.0.0:29340");
     let error = Config::parse(&same, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
     assert!(error.contains("metrics.listen") && error.contains("a port of their own"), "{error}");
+}
+
+/// Issue 24: with only the domain edited, the example's placeholder permissions were accepted,
+/// and so was a table without an admin; each is refused, naming the key.
+#[test]
+fn placeholder_permissions_and_a_table_without_admin_are_refused_by_name() {
+    let only_domain = usable(EXAMPLE)
+        .replace("\"test.local\": broadcaster", "\"example.org\": broadcaster")
+        .replace("\"@admin:test.local\": admin", "\"@admin:example.org\": admin");
+    let error = Config::parse(&only_domain, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "config: permissions.\"@admin:example.org\" is the example's placeholder: name your own admins and \
+         servers (e.g. \"@you:test.local\": admin)"
+    );
+    let server_only = usable(EXAMPLE).replace("\"test.local\": broadcaster", "\"example.org\": broadcaster");
+    let error = Config::parse(&server_only, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+    assert!(error.starts_with("config: permissions.\"example.org\" is the example's placeholder"), "{error}");
+
+    let no_admin =
+        usable(EXAMPLE).replace("\"@admin:test.local\": admin", "\"@boss:test.local\": broadcaster");
+    let error = Config::parse(&no_admin, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
+    assert_eq!(
+        error,
+        "config: permissions names no admin: nobody could control the bot; add one (e.g. \"@you:test.local\": admin)"
+    );
+}
+
+/// [`usable`] with the example's commented-out `hr` persona uncommented, as its comment says.
+fn with_hr_persona() -> String {
+    let start = EXAMPLE.find("# personas:\n").expect("the commented persona");
+    let end = start + EXAMPLE[start..].find("\n\n").expect("the block's end");
+    let uncommented: String = EXAMPLE[start..end]
+        .lines()
+        .map(|line| format!("{}\n", line.strip_prefix("# ").unwrap_or("")))
+        .collect();
+    usable(EXAMPLE).replace("personas: {}\n", &uncommented)
+}
+
+/// Issue 24: the example switches on no persona, and its commented persona, uncommented as it
+/// says, is a valid one.
+#[test]
+fn the_examples_persona_is_commented_out_and_valid_when_uncommented() {
+    let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+    assert!(config.personas.is_empty());
+    let config = Config::parse(&with_hr_persona(), Path::new("c.yaml")).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.persona_user_id("hr").unwrap().as_str(), "@broadcast_hr:test.local");
+}
+
+/// Issue 24: the default exclusion (the example's too) leaves out -bot and _bot accounts, not
+/// people whose name ends in "bot" (`@.*bot:.*` left out @talbot).
+#[test]
+fn the_default_exclusion_matches_bot_accounts_only() {
+    let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+    assert_eq!(config.broadcast.exclude, [DEFAULT_EXCLUDE]);
+    assert_eq!(BroadcastConfig::default().exclude, [DEFAULT_EXCLUDE]);
+    let pattern = regex::Regex::new(&format!("^(?:{DEFAULT_EXCLUDE})$")).unwrap();
+    for bot in ["@github-bot:test.local", "@ci_bot:test.local", "@helper_bot:other.example"] {
+        assert!(pattern.is_match(bot), "{bot}");
+    }
+    for person in ["@talbot:test.local", "@abbot:test.local", "@bot:test.local", "@anna:bot.example"] {
+        assert!(!pattern.is_match(person), "{person}");
+    }
 }
 
 #[test]
@@ -110,10 +178,10 @@ fn bad_permission_key_is_refused() {
 /// Issue 22, item 8: a persona's `allowed` list names levels and user IDs, nothing else.
 #[test]
 fn a_persona_allowed_entry_that_is_no_level_or_user_is_refused_by_name() {
-    let text = usable(EXAMPLE).replace("allowed: [admin]", "allowed: [admin, everyone]");
+    let text = with_hr_persona().replace("allowed: [admin]", "allowed: [admin, everyone]");
     let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
     assert!(error.contains("personas.hr.allowed") && error.contains("\"everyone\""), "{error}");
-    let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+    let config = Config::parse(&with_hr_persona(), Path::new("c.yaml")).unwrap();
     let hr = &config.personas["hr"];
     let someone = ruma::user_id!("@someone:test.local");
     assert!(hr.allows(someone, Level::Admin) && !hr.allows(someone, Level::Broadcaster));
@@ -121,7 +189,7 @@ fn a_persona_allowed_entry_that_is_no_level_or_user_is_refused_by_name() {
 
 #[test]
 fn example_personas_are_valid_users_of_the_namespace() {
-    let config = Config::parse(&usable(EXAMPLE), Path::new("c.yaml")).unwrap();
+    let config = Config::parse(&with_hr_persona(), Path::new("c.yaml")).unwrap();
     assert_eq!(config.persona_user_id("hr").unwrap().as_str(), "@broadcast_hr:test.local");
     assert_eq!(config.personas["hr"].displayname, "HR Team");
     assert_eq!(config.default_persona(), None, "empty: the bot");
@@ -130,7 +198,7 @@ fn example_personas_are_valid_users_of_the_namespace() {
 #[test]
 fn a_persona_outside_the_namespace_is_refused_with_the_fix() {
     for username in ["hr", "broadcasthr", "broadcast_", "other_hr"] {
-        let text = usable(EXAMPLE).replace("username: broadcast_hr", &format!("username: {username}"));
+        let text = with_hr_persona().replace("username: broadcast_hr", &format!("username: {username}"));
         let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
         assert_eq!(
             error,
@@ -144,10 +212,10 @@ fn a_persona_outside_the_namespace_is_refused_with_the_fix() {
 
 #[test]
 fn a_default_persona_must_be_one_of_the_personas() {
-    let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: it");
+    let text = with_hr_persona().replace("default_persona: \"\"", "default_persona: it");
     let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
     assert!(error.starts_with("config: broadcast.default_persona \"it\" is not a persona"), "{error}");
-    let text = usable(EXAMPLE).replace("default_persona: \"\"", "default_persona: hr");
+    let text = with_hr_persona().replace("default_persona: \"\"", "default_persona: hr");
     let config = Config::parse(&text, Path::new("c.yaml")).unwrap();
     config.validate().unwrap();
     assert_eq!(config.default_persona(), Some("hr"));
@@ -155,7 +223,8 @@ fn a_default_persona_must_be_one_of_the_personas() {
 
 #[test]
 fn two_personas_cannot_share_a_user() {
-    let text = usable(EXAMPLE).replace("personas:\n", "personas:\n    hr2: { username: broadcast_hr }\n");
+    let text = with_hr_persona()
+        .replace("personas:\n    #", "personas:\n    hr2: { username: broadcast_hr }\n    #");
     let error = Config::parse(&text, Path::new("c.yaml")).unwrap().validate().unwrap_err().to_string();
     assert!(error.contains("is the username of another persona"), "{error}");
 }

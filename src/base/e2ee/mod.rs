@@ -78,6 +78,21 @@ pub struct Crypto {
     rooms: rooms::Rooms,
 }
 
+/// The file matrix-sdk-sqlite keeps a crypto store in, inside the store's directory.
+const CRYPTO_STORE_FILE: &str = "matrix-sdk-crypto.sqlite3";
+
+/// Makes the crypto store at `path` the owner's only when it is new: the directory 0700, the
+/// database 0600 (matrix-sdk-sqlite would make them with the umask, often world-readable).
+fn private_store(path: &std::path::Path) -> Result<(), CryptoError> {
+    use crate::base::files::{create_private_dir, create_private_file};
+    create_private_dir(path).and_then(|()| create_private_file(&path.join(CRYPTO_STORE_FILE))).map_err(
+        |error| {
+            let path = path.display();
+            CryptoError::Store(format!("cannot create {path}: {error}")) // not for people: a start-up error
+        },
+    )
+}
+
 /// Who the bot trusts to decrypt from: any device (recipients rarely verify).
 fn decryption_settings() -> DecryptionSettings {
     DecryptionSettings { sender_device_trust_requirement: TrustRequirement::Untrusted }
@@ -88,6 +103,7 @@ impl Crypto {
     pub async fn open(config: &Config, homeserver: Arc<dyn Homeserver>) -> Result<Arc<Crypto>, CryptoError> {
         let encryption = &config.encryption;
         let path = encryption.store_path(&config.database.uri);
+        private_store(&path)?;
         let store = SqliteCryptoStore::open(&path, Some(&encryption.pickle_key)).await.map_err(|error| {
             CryptoError::Store(format!(
                 "cannot open {}: {error} (is encryption.pickle_key the one it was made with?)", // not for people: a start-up error

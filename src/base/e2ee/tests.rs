@@ -45,6 +45,22 @@ async fn bot() -> (TestBot, Arc<Crypto>) {
     (test, crypto)
 }
 
+/// Issue 24: a new crypto store is the owner's only: its directory 0700, its database and the
+/// database's WAL 0600 (they were made with the umask, world-readable).
+#[tokio::test]
+async fn a_new_crypto_store_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (test, _crypto) = bot().await;
+    let store = test.config.encryption.store_path(&test.config.database.uri);
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&store), 0o700, "{}", store.display());
+    let files: Vec<_> = std::fs::read_dir(&store).unwrap().map(|entry| entry.unwrap().path()).collect();
+    assert!(files.iter().any(|file| file.ends_with(super::CRYPTO_STORE_FILE)), "{files:?}");
+    for file in files {
+        assert_eq!(mode(&file), 0o600, "{}", file.display());
+    }
+}
+
 /// Tells `machine` the answer to its request `id`.
 async fn mark(machine: &OlmMachine, id: &TransactionId, response: &CryptoResponse) {
     super::mark_sent(machine, id, response).await.expect("the answer is taken");

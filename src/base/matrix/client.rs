@@ -87,6 +87,13 @@ impl MatrixClient {
     fn as_bot<R>(&self, request: R) -> AsUser<R> {
         AsUser { request, user_id: self.bot.clone(), device_id: Some(self.device_id.clone()) }
     }
+
+    /// `request`, to be sent as the bot without naming a device: for requests made before the
+    /// device exists (the homeserver refuses any that names a missing one, `M_UNKNOWN_DEVICE`)
+    /// and for reads, which need none.
+    fn as_bot_without_device<R>(&self, request: R) -> AsUser<R> {
+        AsUser { request, user_id: self.bot.clone(), device_id: None }
+    }
 }
 
 /// The name the bot's (and each persona's) device shows in clients' session lists.
@@ -99,8 +106,7 @@ impl MatrixClient {
     async fn create_device(&self) -> Result<(), MatrixError> {
         let mut request = update_device::v3::Request::new(self.device_id.clone());
         request.display_name = Some(DEVICE_DISPLAY_NAME.into());
-        let wrapped = AsUser { request, user_id: self.bot.clone(), device_id: None };
-        call(self.client.send(wrapped)).await.map(|_| ())
+        call(self.client.send(self.as_bot_without_device(request))).await.map(|_| ())
     }
 }
 
@@ -181,8 +187,7 @@ impl Account for MatrixClient {
 
     async fn ensure_device(&self) -> Result<(), MatrixError> {
         let request = get_device::v3::Request::new(self.device_id.clone());
-        let wrapped = AsUser { request, user_id: self.bot.clone(), device_id: None };
-        match call(self.client.send(wrapped)).await {
+        match call(self.client.send(self.as_bot_without_device(request))).await {
             Ok(_) => return Ok(()),
             Err(error) if error.errcode() == Some("M_NOT_FOUND") => {}
             Err(error) => return Err(error),
@@ -453,7 +458,8 @@ impl RoomApi for MatrixClient {
 
     async fn profile(&self, user: &UserId) -> Result<Option<Option<String>>, MatrixError> {
         let request = ruma::api::client::profile::get_profile::v3::Request::new(user.to_owned());
-        match call(self.client.send(self.as_bot(request))).await {
+        // Also the start-up probe's request, made before the device exists.
+        match call(self.client.send(self.as_bot_without_device(request))).await {
             Ok(profile) => {
                 let name = profile.get("displayname").and_then(|name| name.as_str()).map(str::to_owned);
                 Ok(Some(name))
@@ -470,7 +476,7 @@ impl RoomApi for MatrixClient {
             user.to_owned(),
             ruma::profile::ProfileFieldName::DisplayName,
         );
-        match call(self.client.send(self.as_bot(request))).await {
+        match call(self.client.send(self.as_bot_without_device(request))).await {
             Ok(response) => Ok(match response.value {
                 Some(ProfileFieldValue::DisplayName(name)) => Some(name),
                 _ => None,

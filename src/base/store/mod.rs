@@ -166,7 +166,8 @@ impl Store {
             Pool::Postgres(pool)
         } else {
             let options = SqliteConnectOptions::from_str(uri).map_err(open_error)?;
-            create_private(options.get_filename()).map_err(|error| open_error(sqlx::Error::Io(error)))?;
+            crate::base::files::create_private_file(options.get_filename())
+                .map_err(|error| open_error(sqlx::Error::Io(error)))?;
             let options = options
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -247,20 +248,6 @@ impl Store {
         on_pool!(self, |pool| {
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned())).execute(pool).await.expect("raw SQL");
         });
-    }
-}
-
-/// Creates the file `path` empty with mode 0600 when it does not exist (an in-memory database
-/// has no file); an existing file is left as it is.
-fn create_private(path: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
-        return Ok(());
-    }
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(_) => Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(error) => Err(error),
     }
 }
 

@@ -229,7 +229,7 @@ async fn resolve_queues_each_person_once_and_leaves_out_every_exclusion() {
     let (hs, store) = (&test.hs, test.store());
     let people: Vec<OwnedUserId> =
         ["alice", "bob", "carol", "dave"].iter().map(|name| hs.user(name, None)).collect();
-    let helper = hs.user("helper_bot", None); // broadcast.exclude's default @.*bot:.*
+    let helper = hs.user("helper_bot", None); // broadcast.exclude's default: ends in _bot
     let persona = hs.user("broadcast_hr", None); // the bot's persona namespace
     let refs: Vec<&UserId> = people.iter().map(|user| user.as_ref()).chain([&*helper, &*persona]).collect();
     let space = hs.room(&people[0], &refs, true);

@@ -29,10 +29,10 @@ pub fn spawn_logging(config: &Path, log: &str, stderr: std::process::Stdio) -> C
         .expect("start matrix-broadcast")
 }
 
-/// Starts `matrix-broadcast worker -c config`, with its metrics on `metrics_listen`.
-pub fn spawn_worker(config: &Path, metrics_listen: &str) -> Child {
+/// Starts `matrix-broadcast worker -c config`, serving `/metrics`, `/live` and `/ready` on `listen`.
+pub fn spawn_worker(config: &Path, listen: &str) -> Child {
     command()
-        .args(["worker", "-c", config.to_str().expect("utf-8 path"), "--metrics-listen", metrics_listen])
+        .args(["worker", "-c", config.to_str().expect("utf-8 path"), "--listen", listen])
         .env("RUST_LOG", "matrix_broadcast=info")
         .stderr(std::process::Stdio::null())
         .spawn()

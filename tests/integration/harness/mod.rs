@@ -282,6 +282,25 @@ impl TestEnv {
         make_config: impl FnOnce(&str, u16, &Path) -> Config,
         homeserver_extra: &str,
     ) -> TestEnv {
+        let (mut env, listener) = Self::prepare(make_config, homeserver_extra).await;
+        env.run_bot(listener);
+        env
+    }
+
+    /// Synapse with the default test config's registration, and no bot: the bot's device does
+    /// not exist yet, and its port is free for the binary ([`TestEnv::binary_config`]).
+    pub async fn start_synapse_only() -> TestEnv {
+        let make_config =
+            |synapse_url: &str, bot_port, dir: &Path| bot_config(synapse_url, bot_port, dir, "");
+        Self::prepare(make_config, "").await.0
+    }
+
+    /// Synapse, and the bot's config and port (`make_config` as for
+    /// [`TestEnv::start_with_homeserver`]); the bot is not started.
+    async fn prepare(
+        make_config: impl FnOnce(&str, u16, &Path) -> Config,
+        homeserver_extra: &str,
+    ) -> (TestEnv, TcpListener) {
         init_logging();
         let bot_dir = tempfile::Builder::new().prefix("bot-").tempdir().expect("temp dir");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the bot's port");
@@ -298,15 +317,14 @@ impl TestEnv {
             matrix_broadcast::base::registration::to_yaml(&config, &registration).expect("registration yaml");
         let synapse = Synapse::start_with(&registration, homeserver_extra).await;
         config.homeserver.address = synapse.url.parse().expect("synapse url");
-        let mut env = TestEnv {
+        let env = TestEnv {
             synapse,
             config,
             bot_url: format!("http://127.0.0.1:{bot_port}"),
             bot: None,
             _bot_dir: bot_dir,
         };
-        env.run_bot(listener);
-        env
+        (env, listener)
     }
 
     fn run_bot(&mut self, listener: TcpListener) {
