@@ -29,7 +29,9 @@ use crate::{
         e2ee::Crypto,
         i18n::Language,
         matrix::MatrixError,
-        store::{now_ms, Broadcast, BroadcastId, Claim, DeliveryState, Outcome, Store, StoreError},
+        store::{
+            now_ms, Broadcast, BroadcastId, Claim, DeliveryState, Outcome, QueuePosition, Store, StoreError,
+        },
         telemetry::HomeserverHealth,
     },
     rooms::{
@@ -59,6 +61,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const RECORD_PATIENCE: Duration = Duration::from_secs(60);
 /// How long a worker sends from the broadcast as it read it.
 const BROADCAST_FRESH: Duration = Duration::from_secs(2);
+/// How often the claimer reads the queue from its start, and makes the deliveries of expired
+/// leases claimable again.
+const QUEUE_RESTART_EVERY: Duration = Duration::from_secs(10);
 
 /// The delivery layer's service: the queue of copies to send and the workers that send them,
 /// through the senders of the rooms layer.
@@ -147,21 +152,24 @@ async fn claim_due(
     claims: mpsc::Sender<Claim>,
     mut stopped: watch::Receiver<bool>,
 ) {
+    let mut reader = QueueReader { position: QueuePosition::START, restarted_at: None };
     while !*stopped.borrow() {
         outage.wait_until_over(&mut stopped).await;
+        reader.restart_when_due(delivery).await;
         let permit = tokio::select! {
             permit = claims.reserve() => permit,
             _ = stopped.wait_for(|stop| *stop) => return,
         };
         let Ok(permit) = permit else { return };
         let room = claims.capacity() as i64 + 1;
-        let batch = match claim_batch(delivery, room).await {
+        let batch = match claim_batch(delivery, &reader.position, room).await {
             Ok(batch) => batch,
             Err(error) => {
                 tracing::error!(%error, "cannot claim deliveries");
                 Vec::new()
             }
         };
+        reader.advance(&batch, room);
         let mut batch = batch.into_iter();
         let Some(first) = batch.next() else {
             drop(permit);
@@ -178,10 +186,48 @@ async fn claim_due(
     }
 }
 
+/// Where the claimer reads the queue from: after what it claimed last, and from the start again
+/// every [`QUEUE_RESTART_EVERY`] (when it also makes the deliveries of expired leases due again)
+/// and whenever a claim finds fewer than it asked for.
+struct QueueReader {
+    position: QueuePosition,
+    restarted_at: Option<Instant>,
+}
+
+impl QueueReader {
+    /// Starts from the start of the queue, with the deliveries of expired leases (a worker that
+    /// died) due again, when the last time is [`QUEUE_RESTART_EVERY`] ago.
+    async fn restart_when_due(&mut self, delivery: &Delivery) {
+        if self.restarted_at.is_some_and(|at| at.elapsed() < QUEUE_RESTART_EVERY) {
+            return;
+        }
+        self.restarted_at = Some(Instant::now());
+        self.position = QueuePosition::START;
+        match delivery.rooms.store.release_expired_leases().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "deliveries whose lease ran out are due again"),
+            Err(error) => tracing::warn!(%error, "cannot make the deliveries of expired leases due again"),
+        }
+    }
+
+    /// Moves on past `batch`, claimed when `asked` for: from its first claim (what it did not
+    /// take comes after), or from the start when it was short (the queue may have more behind).
+    fn advance(&mut self, batch: &[Claim], asked: i64) {
+        self.position = match (batch.len() as i64) < asked {
+            true => QueuePosition::START,
+            false => QueuePosition::of_first(batch),
+        };
+    }
+}
+
 /// Up to `limit` due deliveries, claimed, with the intent to create a DM recorded for whoever
 /// has none: a handful of statements for the whole batch.
-async fn claim_batch(delivery: &Delivery, limit: i64) -> Result<Vec<Claim>, StoreError> {
-    let mut batch = delivery.rooms.store.claim_deliveries(LEASE_MS, limit).await?;
+async fn claim_batch(
+    delivery: &Delivery,
+    position: &QueuePosition,
+    limit: i64,
+) -> Result<Vec<Claim>, StoreError> {
+    let mut batch = delivery.rooms.store.claim_deliveries_from(position, LEASE_MS, limit).await?;
     if let Err(error) = delivery.rooms.senders.begin_dms_for(&mut batch).await {
         // Each delivery records its own intent instead.
         tracing::warn!(%error, "cannot record the intents to create DMs for a batch");

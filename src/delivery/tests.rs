@@ -309,6 +309,7 @@ async fn an_outcome_counts_only_while_the_claim_is_still_held() {
     let alice = test.hs.user("alice", None);
     let id = test.running_broadcast(&test.control_room().await, "Hi", &[alice], SendOptions::default()).await;
     let stale = test.store().claim_delivery(-1).await.unwrap().expect("claimed, lease already over");
+    assert_eq!(test.store().release_expired_leases().await.unwrap(), 1);
     let current = test.store().claim_delivery(LEASE_MS).await.unwrap().expect("claimed again");
     assert_eq!(current.attempts, 2);
     test.store()
@@ -392,3 +393,35 @@ async fn an_outage_pauses_the_workers_and_uses_up_no_tries() {
 }
 
 mod personas;
+
+/// Issue 25: a claim reads the queue from the position after the last one (on PostgreSQL the
+/// index entries of what was claimed before stay until a vacuum, and were read again by every
+/// claim); a delivery made due again behind that position (a lease that ran out) is found by a
+/// claim from the start, which the claimer makes every few seconds and after a short claim.
+#[tokio::test]
+async fn a_claim_reads_on_from_its_position_and_the_start_finds_what_is_behind() {
+    let test = TestDelivery::new().await;
+    let users: Vec<OwnedUserId> =
+        ["alice", "bob", "carol", "dave", "erin"].map(|name| test.hs.user(name, None)).into();
+    test.running_broadcast(&test.control_room().await, "Hi", &users, SendOptions::default()).await;
+    let store = test.store();
+    let names = |claims: &[Claim]| {
+        claims.iter().map(|claim| claim.user_id.localpart().to_owned()).collect::<Vec<_>>()
+    };
+
+    let first = store.claim_deliveries_from(&QueuePosition::START, -1, 2).await.unwrap();
+    assert_eq!(names(&first), ["alice", "bob"], "their leases are over at once");
+    let next = store.claim_deliveries_from(&QueuePosition::of_first(&first), LEASE_MS, 2).await.unwrap();
+    assert_eq!(names(&next), ["carol", "dave"]);
+    assert_eq!(store.release_expired_leases().await.unwrap(), 2, "alice and bob are due again");
+
+    let after = store.claim_deliveries_from(&QueuePosition::of_first(&next), LEASE_MS, 5).await.unwrap();
+    assert_eq!(names(&after), ["erin"], "alice and bob are behind the position");
+    let mut reader =
+        QueueReader { position: QueuePosition::of_first(&next), restarted_at: Some(Instant::now()) };
+    reader.advance(&after, 5);
+    assert_eq!(reader.position, QueuePosition::START, "a short claim starts again from the start");
+    let behind = store.claim_deliveries_from(&reader.position, LEASE_MS, 5).await.unwrap();
+    assert_eq!(names(&behind), ["alice", "bob"]);
+    assert_eq!((behind[0].attempts, behind[1].attempts), (2, 2));
+}

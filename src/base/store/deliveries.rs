@@ -7,6 +7,8 @@
 //! writers, so its claim is atomic as one statement.
 
 mod queue;
+
+pub use queue::QueuePosition;
 use ruma::{EventId, OwnedUserId, RoomId};
 
 use super::{in_list, json_list, now_ms, parse, BroadcastId, DmRoom, Pool, Store, StoreError};
@@ -156,6 +158,8 @@ pub struct Claim {
     pub attempts: i64,
     /// When the delivery was queued (ms).
     pub queued_at: i64,
+    /// When it became due (ms): its place in the queue, with the user ([`QueuePosition`]).
+    pub due_at: i64,
     /// As [`Recipient::displayname`].
     pub displayname: Option<String>,
     /// The recipient said `stop` (when the claim was made).
@@ -167,7 +171,7 @@ pub struct Claim {
 }
 
 /// A claimed row: broadcast, recipient, attempts, queued at, display name, the broadcast's persona.
-type ClaimRow = (i64, String, i64, i64, Option<String>, Option<String>);
+type ClaimRow = (i64, String, i64, i64, Option<String>, Option<String>, i64);
 
 const QUEUE_SQLITE: &str =
     "INSERT INTO deliveries (broadcast_id, user_id, state, updated_at, queued_at, displayname)

@@ -97,7 +97,7 @@ mod replies;
 
 pub use broadcasts::{AudienceOptions, Broadcast, BroadcastState, NewBroadcast, SendOptions};
 pub use defaults::{DefaultBroadcast, DefaultScope};
-pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, Recipient};
+pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, QueuePosition, Recipient};
 pub use dm_rooms::{DmRoom, DmState};
 pub use followups::{Followup, FollowupCounts, FollowupDone};
 pub use inbox::{RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX};
