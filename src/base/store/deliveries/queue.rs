@@ -277,7 +277,7 @@ impl Store {
     /// one using the database (SQLite), whatever was `sending` belonged to a process that died.
     pub async fn release_claims(&self) -> Result<u64, StoreError> {
         let released = on_pool!(self, |pool| {
-            sqlx::query("UPDATE deliveries SET claimed_until = 0 WHERE state = 'sending'")
+            sqlx::query("UPDATE deliveries SET state = 'pending', claimed_until = 0 WHERE state = 'sending'")
                 .execute(pool)
                 .await?
                 .rows_affected()
