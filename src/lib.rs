@@ -226,9 +226,9 @@ async fn serve_metrics(
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<tokio::task::JoinHandle<std::io::Result<()>>>> {
     let Some(listen) = listen else { return Ok(None) };
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} for metrics (metrics.listen)"))?;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} for metrics (metrics.listen, or a worker's --listen)")
+    })?;
     tracing::info!(address = %listener.local_addr()?, "serving /metrics, /live and /ready");
     let router = base::telemetry::metrics_router().merge(edge::health::router(health));
     let serve = axum::serve(listener, router).with_graceful_shutdown(wait_for_stop(stopped));

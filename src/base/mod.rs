@@ -1,8 +1,8 @@
 //! The base layer: what every layer above stands on, and which knows nothing of them. The only
 //! outbound client (`matrix`), the database (`store`), end-to-end encryption (`e2ee`), the
-//! files that hold secrets (`files`), the config file and its checks (`config`, `permissions`, `registration`), texts in the admins'
-//! and recipients' languages (`i18n`), times (`when`), logs and metrics (`telemetry`), and what
-//! a broadcast sends (`message`, `poll`).
+//! files that hold secrets (`files`), the config file and its checks (`config`, `permissions`,
+//! `registration`), texts in the admins' and recipients' languages (`i18n`), times (`when`),
+//! logs and metrics (`telemetry`), and what a broadcast sends (`message`, `poll`).
 
 pub mod config;
 pub mod e2ee;

@@ -8,10 +8,11 @@
 
 mod queue;
 
-pub use queue::QueuePosition;
 use ruma::{EventId, OwnedUserId, RoomId};
 
 use super::{in_list, json_list, now_ms, parse, BroadcastId, DmRoom, Pool, Store, StoreError};
+
+pub use queue::QueuePosition;
 
 /// Where one delivery is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -170,7 +171,8 @@ pub struct Claim {
     pub dm: Option<DmRoom>,
 }
 
-/// A claimed row: broadcast, recipient, attempts, queued at, display name, the broadcast's persona.
+/// A claimed row: broadcast, recipient, attempts, queued at, display name, the broadcast's
+/// persona, due at.
 type ClaimRow = (i64, String, i64, i64, Option<String>, Option<String>, i64);
 
 const QUEUE_SQLITE: &str =

@@ -393,5 +393,11 @@ mod tests {
         let updated =
             details.iter().find(|detail| detail.contains(" deliveries ")).expect("the updated table");
         assert_eq!(*updated, "SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)", "{details:#?}");
+        // The due deliveries are read in the index's order from the claim's position: no scan of
+        // the table or the index, no sort.
+        assert!(
+            details.iter().all(|detail| !detail.starts_with("SCAN d") && !detail.contains("TEMP B-TREE")),
+            "{details:#?}"
+        );
     }
 }
