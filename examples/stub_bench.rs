@@ -216,15 +216,31 @@ async fn run(
     };
     let mut bot = Bot::start(&setup);
     let result = drive(&stub, &mut bot, &database, processes, n, resolve).await;
+    let bot_log = bot.log.clone();
     if result.is_err() {
         let log = std::fs::read_to_string(&bot.log).unwrap_or_default();
         let tail: Vec<&str> = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect();
         eprintln!("the bot's log ({}) ends:\n{}", bot.log.display(), tail.join("\n"));
     }
     bot.stop();
+    keep_log(&bot_log, backend, n);
     stub.stop();
     database.drop_now();
     result
+}
+
+/// With `STUB_BENCH_BOT_LOG` set (the bot's `RUST_LOG`, e.g. `warn,sqlx::query=debug` for the
+/// time of each statement), the bot's log is kept as `stub_bench-<backend>-<n>.log` in the
+/// current directory, to be read after the run.
+fn keep_log(log: &std::path::Path, backend: Backend, n: usize) {
+    if std::env::var_os("STUB_BENCH_BOT_LOG").is_none() {
+        return;
+    }
+    let kept = format!("stub_bench-{}-{n}.log", backend.name());
+    match std::fs::copy(log, &kept) {
+        Ok(_) => eprintln!("the bot's log is kept as {kept}"),
+        Err(error) => eprintln!("warning: cannot keep the bot's log as {kept}: {error}"),
+    }
 }
 
 /// Everything one run does with its bot.

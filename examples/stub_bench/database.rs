@@ -78,19 +78,27 @@ impl Database {
         }
     }
 
-    /// The CPU seconds so far of the PostgreSQL server processes serving this database (its
-    /// connections; a connection closed meanwhile takes its share with it); `None` on SQLite,
-    /// which runs inside the bot.
+    /// The CPU seconds so far of the whole PostgreSQL server: its live processes (the
+    /// postmaster, this database's connections, the background workers) and the connections
+    /// that ended, which the postmaster has reaped into its children's time. Counting only live
+    /// connections would lose the share of one closed between two readings. `None` on SQLite,
+    /// which runs inside the bot. The bench is the server's only user while it measures.
     pub fn server_cpu_seconds(&self) -> Option<f64> {
-        let name = self.postgres_name.as_ref()?;
+        self.postgres_name.as_ref()?;
         let processes = std::fs::read_dir("/proc").ok()?;
         let pids = processes.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok());
-        let serving = |pid: &u32| {
+        let mut seconds = 0.0;
+        for pid in pids {
             let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&command).starts_with("postgres: ")
-                && String::from_utf8_lossy(&command).contains(&format!(" {name} "))
-        };
-        Some(pids.filter(serving).map(super::bot::cpu_seconds_of).sum())
+            let command = String::from_utf8_lossy(&command);
+            let postmaster = command.contains("bin/postgres\0") || command.ends_with("bin/postgres");
+            if postmaster {
+                seconds += super::bot::cpu_seconds_of(pid) + super::bot::reaped_children_cpu_seconds_of(pid);
+            } else if command.starts_with("postgres: ") {
+                seconds += super::bot::cpu_seconds_of(pid);
+            }
+        }
+        Some(seconds)
     }
 
     /// Whether PostgreSQL answers at all.
