@@ -62,7 +62,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 /// are tried again later (see [`Handled`]), and work that waits on other servers runs in at most
 /// [`BACKGROUND_AT_ONCE`] background tasks, never holding up the next event.
 pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-    let background = Arc::new(Semaphore::new(BACKGROUND_AT_ONCE));
+    let later = Arc::new(Later::new(inbox_ready.clone()));
     let mut pruned_at: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
@@ -86,12 +86,12 @@ pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shut
         if batch.is_empty() {
             tokio::select! {
                 _ = inbox_ready.notified() => {}
-                _ = until_next_try(&broadcasts.rooms.store) => {}
+                _ = later.until_next_try(&broadcasts.rooms.store) => {}
                 _ = shutdown.changed() => return,
             }
             continue;
         }
-        if let Err(error) = dispatch_batch(&broadcasts, &background, batch).await {
+        if let Err(error) = dispatch_batch(&broadcasts, &later, batch).await {
             // The database fails: what was not recorded stays as it was and is read again
             // (handlers allow that: answers and copies have transaction IDs made from the event).
             tracing::error!(%error, "cannot record how inbox events were handled; trying again shortly");
@@ -105,7 +105,7 @@ pub async fn run(broadcasts: Arc<Broadcasts>, inbox_ready: Arc<Notify>, mut shut
 /// twice changes nothing, while a command run twice could act twice.
 async fn dispatch_batch(
     broadcasts: &Arc<Broadcasts>,
-    background: &Arc<Semaphore>,
+    later: &Arc<Later>,
     batch: Vec<InboxEvent>,
 ) -> Result<(), StoreError> {
     let mut done = Vec::with_capacity(batch.len());
@@ -119,23 +119,88 @@ async fn dispatch_batch(
                     done.clear();
                 }
             }
-            handled => settle(broadcasts, background, event, handled).await?,
+            handled => settle(broadcasts, later, event, handled).await?,
         }
     }
     broadcasts.rooms.store.inbox_handled(&done).await
 }
 
-/// Sleeps until the next event put off for a later try is due (forever when none is).
-async fn until_next_try(store: &Store) {
-    match store.inbox_next_due().await {
-        Ok(Some(due)) => {
-            let wait = u64::try_from(due - crate::base::store::now_ms()).unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(wait)).await
-        }
-        Ok(None) => std::future::pending().await,
-        Err(error) => {
-            tracing::error!(%error, "cannot read the inbox");
-            tokio::time::sleep(Duration::from_secs(1)).await
+/// The events put off for a later try: those whose work runs in the background (in one of
+/// [`BACKGROUND_AT_ONCE`] slots), those that failed for a reason that may pass, and when the
+/// next of them is due. The inbox is asked for that time only when it is not known (at start-up,
+/// once a known time has passed): the question scans the inbox table, and on PostgreSQL that
+/// reads every event deleted since the table was last vacuumed. Asked whenever the inbox was
+/// empty, it made each idle moment of a large broadcast cost more than the one before.
+struct Later {
+    background: Arc<Semaphore>,
+    next: tokio::sync::Mutex<NextTry>,
+    /// The dispatcher's wake-up, for an event put off while it sleeps.
+    wake: Arc<Notify>,
+}
+
+/// When the next event put off is due, as far as the dispatcher knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NextTry {
+    /// The inbox has to be asked.
+    Unknown,
+    /// Not before this time (Unix ms); perhaps later, when that event was handled meanwhile.
+    At(i64),
+    /// No event is put off.
+    Never,
+}
+
+impl Later {
+    fn new(wake: Arc<Notify>) -> Self {
+        let background = Arc::new(Semaphore::new(BACKGROUND_AT_ONCE));
+        Self { background, next: tokio::sync::Mutex::new(NextTry::Unknown), wake }
+    }
+
+    /// Keeps `event` in the inbox, read again at `not_before` (Unix ms), after `tries` failures.
+    async fn put_off(
+        &self,
+        store: &Store,
+        event: &InboxEvent,
+        tries: i64,
+        not_before: i64,
+    ) -> Result<(), StoreError> {
+        store.inbox_later(event, tries, not_before).await?;
+        let mut next = self.next.lock().await;
+        *next = match *next {
+            NextTry::At(at) => NextTry::At(at.min(not_before)),
+            NextTry::Never => NextTry::At(not_before),
+            NextTry::Unknown => NextTry::Unknown,
+        };
+        drop(next);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// Sleeps until the next event put off is due (forever when none is).
+    async fn until_next_try(&self, store: &Store) {
+        let next = {
+            let mut next = self.next.lock().await;
+            if matches!(*next, NextTry::At(at) if at <= crate::base::store::now_ms()) {
+                *next = NextTry::Unknown;
+            }
+            if *next == NextTry::Unknown {
+                // Held while asking: an event put off meanwhile is counted once the answer is in.
+                *next = match store.inbox_next_due().await {
+                    Ok(Some(due)) => NextTry::At(due),
+                    Ok(None) => NextTry::Never,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot read the inbox");
+                        NextTry::At(crate::base::store::now_ms() + 1000)
+                    }
+                };
+            }
+            *next
+        };
+        match next {
+            NextTry::At(at) => {
+                let wait = u64::try_from(at - crate::base::store::now_ms()).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(wait)).await
+            }
+            NextTry::Unknown | NextTry::Never => std::future::pending().await,
         }
     }
 }
@@ -150,23 +215,24 @@ async fn prune_handled(store: &Store) {
 /// Records what became of `event`; work left for the background is started here.
 async fn settle(
     broadcasts: &Arc<Broadcasts>,
-    background: &Arc<Semaphore>,
+    later: &Arc<Later>,
     event: InboxEvent,
     handled: Handled,
 ) -> Result<(), StoreError> {
-    let Handled::Later(work) = handled else { return record(&broadcasts.rooms.store, &event, handled).await };
-    let Ok(slot) = background.clone().try_acquire_owned() else {
+    let store = &broadcasts.rooms.store;
+    let Handled::Later(work) = handled else { return record(store, later, &event, handled).await };
+    let Ok(slot) = later.background.clone().try_acquire_owned() else {
         tracing::debug!(event = %event.key, "all background slots are taken; the event waits");
         let not_before = crate::base::store::now_ms() + BACKGROUND_FULL_WAIT_MS;
-        return broadcasts.rooms.store.inbox_later(&event, event.tries, not_before).await;
+        return later.put_off(store, &event, event.tries, not_before).await;
     };
     let lease = crate::base::store::now_ms() + BACKGROUND_LEASE_MS;
-    broadcasts.rooms.store.inbox_later(&event, event.tries, lease).await?;
-    let broadcasts = broadcasts.clone();
+    later.put_off(store, &event, event.tries, lease).await?;
+    let (broadcasts, later) = (broadcasts.clone(), later.clone());
     tokio::spawn(async move {
         let handled = work.await;
         drop(slot);
-        if let Err(error) = record(&broadcasts.rooms.store, &event, handled).await {
+        if let Err(error) = record(&broadcasts.rooms.store, &later, &event, handled).await {
             // The lease runs out and the event is handled again.
             tracing::error!(%error, "cannot record how an inbox event was handled");
         }
@@ -175,7 +241,12 @@ async fn settle(
 }
 
 /// Removes a handled event from the inbox, or keeps it for a later try.
-async fn record(store: &Store, event: &InboxEvent, handled: Handled) -> Result<(), StoreError> {
+async fn record(
+    store: &Store,
+    later: &Later,
+    event: &InboxEvent,
+    handled: Handled,
+) -> Result<(), StoreError> {
     let Handled::Retry(reason) = handled else {
         return store.inbox_handled(std::slice::from_ref(event)).await;
     };
@@ -185,7 +256,7 @@ async fn record(store: &Store, event: &InboxEvent, handled: Handled) -> Result<(
         return store.inbox_handled(std::slice::from_ref(event)).await;
     }
     let wait = (2_000_i64 << (tries - 1).min(20)).min(MAX_RETRY_WAIT_MS);
-    store.inbox_later(event, tries, crate::base::store::now_ms() + wait).await
+    later.put_off(store, event, tries, crate::base::store::now_ms() + wait).await
 }
 
 /// Routes one event.
