@@ -142,11 +142,20 @@ async fn broadcasts_and_their_deliveries(store: &Store) {
         3,
         "pending and in-flight deliveries are cancelled"
     );
+    let counts = store.delivery_counts(first).await.unwrap();
+    assert_eq!(
+        (counts.delivered, counts.failed, counts.cancelled, counts.unfinished()),
+        (1, 1, 3, 0),
+        "the kept counts follow every change of state"
+    );
     assert_eq!(
         store.sample_recipients(second, 5).await.unwrap(),
         users[..2],
         "the recipients still to be sent to"
     );
+    store.delete_deliveries(second).await.unwrap();
+    assert_eq!(store.delivery_counts(second).await.unwrap(), DeliveryCounts::default(), "and deletions");
+    assert_eq!(store.delivery_counts(first).await.unwrap().total(), 5, "of that broadcast only");
 }
 
 async fn one_live_dm_room_per_user(store: &Store) {

@@ -260,8 +260,8 @@ impl Store {
     pub async fn queue_depth(&self) -> Result<(i64, i64), StoreError> {
         let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT d.state, COUNT(*) FROM broadcasts b JOIN deliveries d ON d.broadcast_id = b.id
-                 WHERE b.state = 'running' AND d.state IN ('pending', 'sending') GROUP BY d.state",
+                "SELECT c.state, CAST(SUM(c.n) AS BIGINT) FROM broadcasts b JOIN delivery_counts c ON c.broadcast_id = b.id
+                 WHERE b.state = 'running' AND c.state IN ('pending', 'sending') GROUP BY c.state",
             )
             .fetch_all(pool)
             .await?
