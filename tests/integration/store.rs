@@ -11,6 +11,7 @@ use matrix_broadcast::base::{
     },
 };
 use ruma::{owned_event_id, owned_room_id, owned_user_id, EventId, OwnedUserId, RoomId, UserId};
+use sqlx::Connection;
 
 /// A fresh PostgreSQL schema per test, so that tests do not see each other's rows.
 async fn postgres_store() -> Store {
@@ -387,4 +388,68 @@ async fn two_processes_on_one_postgres_database_never_claim_the_same_delivery() 
     all.dedup();
     assert_eq!(before, all.len(), "no delivery was claimed twice (per worker: {per_worker:?})");
     assert_eq!(all.len(), users.len(), "every delivery was claimed once");
+}
+
+/// Issue 25: claims and their outcomes find their rows by key however small the tables were when
+/// the store's statements were first run. Seen failing before the fix: PostgreSQL kept the plans
+/// it made while `dm_rooms` held a few rows (a scan of the whole table in every claim) and read
+/// the outcomes' rows through the index of states (every delivery ever sent, until a vacuum).
+/// With autovacuum off nothing analyzes the tables, and nothing makes a new plan.
+#[tokio::test]
+async fn claims_and_outcomes_on_postgres_find_their_rows_by_key_after_the_tables_grew() {
+    let uri = crate::harness::postgres_schema_uri();
+    let store = Store::connect(&uri, 1).await.expect("open postgres store");
+    let mut connection = sqlx::PgConnection::connect(&uri).await.expect("a second connection");
+    let (room, admin) = (owned_room_id!("!control:example.org"), owned_user_id!("@admin:example.org"));
+    let id = store.create_broadcast(new_broadcast(&room, &admin, None)).await.unwrap();
+    let users: Vec<OwnedUserId> =
+        (0..40).map(|n| format!("@user{n:02}:example.org").try_into().unwrap()).collect();
+    store.add_deliveries(id, &users).await.unwrap();
+    assert!(store.transition(id, BroadcastState::Resolving, BroadcastState::Running).await.unwrap());
+    let add_dms = |user: &str, digits: u32, to: i64| {
+        format!(
+            "INSERT INTO dm_rooms (nonce, user_id, room_id, state, created_at, owner)
+             SELECT 'n{user}' || i, '@{user}' || lpad(i::text, {digits}, '0') || ':example.org', '!r{user}' || i, 'ready', 0, ''
+             FROM generate_series(0, {to}) i"
+        )
+    };
+    sqlx::query(sqlx::AssertSqlSafe(add_dms("user", 2, 4))).execute(&mut connection).await.unwrap();
+    let deliver_one = async || {
+        let claim = store.claim_delivery(60_000).await.unwrap().expect("a due delivery");
+        store.mark_delivered(&claim, &owned_room_id!("!dm"), &owned_event_id!("$sent")).await.unwrap();
+    };
+    for _ in 0..10 {
+        deliver_one().await; // while dm_rooms is small: PostgreSQL settles on its plans
+    }
+    sqlx::query(sqlx::AssertSqlSafe(add_dms("other", 5, 30_000))).execute(&mut connection).await.unwrap();
+    let before = published_scans(&store, &mut connection).await;
+    for _ in 0..5 {
+        deliver_one().await;
+    }
+    let after = published_scans(&store, &mut connection).await;
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1),
+        (1, 0),
+        "dm_rooms read whole only by the counting scan, the index of states never used"
+    );
+    connection.close().await.unwrap();
+}
+
+/// How many times `dm_rooms` was read whole and the index `deliveries_due` (by state) was used
+/// in `store`'s schema, one of the scans made now on the store's connection (its DM fingerprint
+/// counts the table): PostgreSQL publishes a session's counts up to a second late, and they are
+/// read once the scan made now is in them (with whatever the session did before it).
+async fn published_scans(store: &Store, connection: &mut sqlx::PgConnection) -> (i64, i64) {
+    let sql = "SELECT (SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'dm_rooms' AND schemaname = current_schema()),
+                      (SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'deliveries_due' AND schemaname = current_schema())";
+    let published = sqlx::query_as::<_, (i64, i64)>(sql).fetch_one(&mut *connection).await.unwrap();
+    store.dm_rooms_fingerprint(None).await.unwrap();
+    for _ in 0..150 {
+        let now = sqlx::query_as::<_, (i64, i64)>(sql).fetch_one(&mut *connection).await.unwrap();
+        if now.0 > published.0 {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the scan made now was never counted");
 }

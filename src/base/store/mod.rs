@@ -8,7 +8,7 @@
 use std::{str::FromStr, time::Duration};
 
 use sqlx::{
-    postgres::{PgPool, PgPoolOptions},
+    postgres::{PgConnectOptions, PgPool, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous},
 };
 
@@ -157,10 +157,19 @@ impl Store {
     pub async fn connect(uri: &str, max_connections: u32) -> Result<Self, StoreError> {
         let open_error = |source| StoreError::Open { uri: redact_password(uri), source };
         let pool = if is_postgres_uri(uri) {
+            // Every statement is planned with its parameters and the tables as they are now. A
+            // plan kept for a prepared statement is made once, when the statement has run a few
+            // times, and PostgreSQL makes a new one only when the table's statistics change: with
+            // autovacuum off (it analyzes as tables grow), the plans made while the tables were
+            // nearly empty scanned `dm_rooms` whole for every claim until the end of a broadcast,
+            // which made one of 100,000 recipients take more time than the one before.
+            let options = PgConnectOptions::from_str(uri)
+                .map_err(open_error)?
+                .options([("plan_cache_mode", "force_custom_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(10))
-                .connect(uri)
+                .connect_with(options)
                 .await
                 .map_err(open_error)?;
             Pool::Postgres(pool)
