@@ -60,10 +60,14 @@ impl Store {
     /// Whether the bot has ever delivered a broadcast to `user`.
     pub async fn was_delivered_to(&self, user: &UserId) -> Result<bool, StoreError> {
         let row: Option<(i64,)> = on_pool!(self, |pool| {
-            sqlx::query_as("SELECT 1 FROM deliveries WHERE user_id = $1 AND state = 'delivered' LIMIT 1")
-                .bind(user.as_str())
-                .fetch_optional(pool)
-                .await?
+            // By key, broadcast after broadcast: no index leads with the user.
+            sqlx::query_as(
+                "SELECT 1 FROM broadcasts b WHERE EXISTS (SELECT 1 FROM deliveries d
+                     WHERE d.broadcast_id = b.id AND d.user_id = $1 AND d.state = 'delivered') LIMIT 1",
+            )
+            .bind(user.as_str())
+            .fetch_optional(pool)
+            .await?
         });
         Ok(row.is_some())
     }
