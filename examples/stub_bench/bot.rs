@@ -174,24 +174,23 @@ fn spawn(binary: &Path, subcommand: &str, config: &Path, log: &Path) -> Child {
 
 /// User plus system CPU time of process `pid` so far, in seconds (0 when it is gone).
 pub fn cpu_seconds_of(pid: u32) -> f64 {
-    // utime and stime are the 14th and 15th fields of the line, the 12th and 13th after the name.
-    let fields = stat_fields(pid);
-    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / clock_ticks_per_second()
+    // utime and stime: the 14th and 15th fields of the line, the 12th and 13th after the name.
+    seconds_in_stat(pid, 11, 12)
 }
 
 /// The CPU seconds of the children that process `pid` has waited for (cutime and cstime).
 pub fn reaped_children_cpu_seconds_of(pid: u32) -> f64 {
-    let fields = stat_fields(pid);
-    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(13) + ticks(14)) / clock_ticks_per_second()
+    seconds_in_stat(pid, 13, 14)
 }
 
-/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces).
-fn stat_fields(pid: u32) -> Vec<String> {
+/// The sum of two clock-tick fields of `/proc/<pid>/stat`, counted after the command name
+/// (which may hold spaces), in seconds; 0 when the process is gone.
+fn seconds_in_stat(pid: u32, first: usize, second: usize) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
-    after_name.split_whitespace().map(str::to_owned).collect()
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(first) + ticks(second)) / clock_ticks_per_second()
 }
 
 /// `getconf CLK_TCK`, 100 when it cannot be asked.

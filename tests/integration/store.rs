@@ -391,9 +391,10 @@ async fn two_processes_on_one_postgres_database_never_claim_the_same_delivery() 
 }
 
 /// Issue 25: a claim finds its recipients' DMs by key however small `dm_rooms` was when the
-/// store's statements were first run. Seen failing before the fix (`left: (6, 0)`): PostgreSQL
-/// kept the plan it made while the table held a few rows, a scan of the whole table, for every
-/// later claim; with autovacuum off nothing analyzes the table, and nothing makes a new plan.
+/// store's statements were first run. Seen failing before the fix (6 whole scans where 1 is
+/// expected): PostgreSQL kept the plan it made while the table held a few rows, a scan of the
+/// whole table, for every later claim; with autovacuum off nothing analyzes the table, and
+/// nothing makes a new plan.
 #[tokio::test]
 async fn claims_on_postgres_find_dms_by_key_after_the_table_grew() {
     let uri = crate::harness::postgres_schema_uri();
@@ -430,9 +431,10 @@ async fn claims_on_postgres_find_dms_by_key_after_the_table_grew() {
     connection.close().await.unwrap();
 }
 
-/// How many times `dm_rooms` was read whole in `store`'s schema, one of the scans made now on the store's connection (its DM fingerprint
-/// counts the table): PostgreSQL publishes a session's counts up to a second late, and they are
-/// read once the scan made now is in them (with whatever the session did before it).
+/// How many times `dm_rooms` was read whole in `store`'s schema, one of the scans made now on
+/// the store's connection (its DM fingerprint counts the table): PostgreSQL publishes a session's
+/// counts up to a second late, and they are read once the scan made now is in them (with
+/// whatever the session did before it).
 async fn published_scans(store: &Store, connection: &mut sqlx::PgConnection) -> i64 {
     let sql = "SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'dm_rooms' AND schemaname = current_schema()";
     let published = sqlx::query_as::<_, (i64,)>(sql).fetch_one(&mut *connection).await.unwrap().0;
