@@ -1,4 +1,5 @@
-//! Takes events out of the inbox, oldest first, and routes each to the module that owns it: the
+//! Takes events out of the inbox, those people wait for first (see
+//! [`Lane`](crate::base::store::Lane)), each lane oldest first, and routes each to the module that owns it: the
 //! bot's own memberships to `control_rooms`, other joins to `defaults`, `!bc` lines in control
 //! rooms to `commands`, messages in DMs and reply threads to `relay`, read receipts and answers
 //! to polls to `relay`, ✅ on a preview to the broadcast `lifecycle`.

@@ -15,23 +15,50 @@ pub const RECEIPT_EVENT_TYPE: &str = "org.matrix_broadcast.read_receipt";
 /// How the inbox key of a read receipt starts (an event ID never does).
 pub const RECEIPT_KEY_PREFIX: &str = "receipt|";
 
+/// Which events are read first. A broadcast brings in an event for every new DM (the
+/// recipient's join) and read receipts by the thousand; what people wait for must not queue
+/// behind them. Events of one lane are read in the order they came; the two lanes' events of one
+/// room may be handled out of order (a reply before its writer's join was recorded), which no
+/// handler minds: none of them reads the other lane's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Commands, replies, answers, the bot's invites: someone waits.
+    People,
+    /// Memberships of other users, read receipts: nobody waits.
+    Bulk,
+}
+
+/// An event as the homeserver pushed it, to be kept in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// The event ID, or for a read receipt the key made from it (see [`RECEIPT_KEY_PREFIX`]).
+    pub key: String,
+    pub json: String,
+    pub lane: Lane,
+}
+
 impl Store {
     /// Persists pushed events as (unique key, JSON); an event already in the inbox, or already
     /// handled, is ignored. Returns how many were new.
-    pub async fn push_inbox(&self, events: &[(String, String)]) -> Result<u64, StoreError> {
+    pub async fn push_inbox(&self, events: &[Arrival]) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut inserted = 0;
         on_pool!(self, |pool| {
             let mut transaction = pool.begin().await?;
-            for (key, json) in events {
+            for Arrival { key, json, lane } in events {
+                let lane = match lane {
+                    Lane::People => 0_i16,
+                    Lane::Bulk => 1,
+                };
                 inserted += sqlx::query(
-                    "INSERT INTO inbox (event_id, event_json, received_at)
-                     SELECT $1, $2, $3 WHERE NOT EXISTS (SELECT 1 FROM handled_events WHERE event_id = $1)
+                    "INSERT INTO inbox (event_id, event_json, received_at, lane)
+                     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM handled_events WHERE event_id = $1)
                      ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(key)
                 .bind(json)
                 .bind(now)
+                .bind(lane)
                 .execute(&mut *transaction)
                 .await?
                 .rows_affected();
@@ -41,13 +68,13 @@ impl Store {
         Ok(inserted)
     }
 
-    /// The oldest `limit` events due to be handled (none that waits for a later try), oldest
-    /// first.
+    /// The `limit` events to handle next (none that waits for a later try): those of
+    /// [`Lane::People`] first, each lane oldest first.
     pub async fn inbox_batch(&self, limit: i64) -> Result<Vec<InboxEvent>, StoreError> {
         let rows: Vec<(i64, String, String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT seq, event_id, event_json, tries FROM inbox WHERE not_before <= $1
-                 ORDER BY seq LIMIT $2",
+                 ORDER BY lane, seq LIMIT $2",
             )
             .bind(now_ms())
             .bind(limit)

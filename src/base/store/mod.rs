@@ -100,7 +100,7 @@ pub use defaults::{DefaultBroadcast, DefaultScope};
 pub use deliveries::{Claim, DeliveryCounts, DeliveryState, Outcome, QueuePosition, Recipient};
 pub use dm_rooms::{DmRoom, DmState};
 pub use followups::{Followup, FollowupCounts, FollowupDone};
-pub use inbox::{RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX};
+pub use inbox::{Arrival, Lane, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX};
 pub use replies::ReplyThread;
 
 /// The handle to the database; cheap to clone.
@@ -271,7 +271,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bot.db");
         let store = Store::connect(&format!("sqlite://{}", path.display()), 2).await.unwrap();
-        store.push_inbox(&[("$e".into(), "{}".into())]).await.unwrap();
+        let event = Arrival { key: "$e".into(), json: "{}".into(), lane: Lane::People };
+        store.push_inbox(&[event]).await.unwrap();
         for name in ["bot.db", "bot.db-wal", "bot.db-shm"] {
             let mode = std::fs::metadata(dir.path().join(name)).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{name}");

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use super::{ApiError, Intake};
 use crate::base::{
     registration::is_own_user,
-    store::{RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
+    store::{Arrival, Lane, RECEIPT_EVENT_TYPE, RECEIPT_KEY_PREFIX},
 };
 
 /// How many transaction IDs are remembered. The homeserver retries a transaction until it is
@@ -127,8 +127,8 @@ async fn receive_device_updates(intake: &Intake, body: &Value) -> Result<(), Api
 /// of the body, so that it can be fuzzed (`fuzz/`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pushed {
-    /// The inbox rows (key, JSON): first the events worth keeping, then the read receipts.
-    pub rows: Vec<(String, String)>,
+    /// The inbox rows: first the events worth keeping, then the read receipts.
+    pub rows: Vec<Arrival>,
     /// How many of `rows` are events (the rest are read receipts).
     pub events: usize,
     /// How many events were the bot's own (every message it sends comes back): not stored.
@@ -170,7 +170,11 @@ fn pushed_of(bot: &UserId, body: &Value) -> Pushed {
     for event in events {
         match checked_event(event) {
             Some((_, sender)) if is_own_user(bot, &sender) => pushed.own += 1,
-            Some((event_id, _)) => pushed.rows.push((event_id.to_string(), event.to_string())),
+            Some((event_id, _)) => pushed.rows.push(Arrival {
+                key: event_id.to_string(),
+                json: event.to_string(),
+                lane: lane_of(bot, event),
+            }),
             None => pushed.malformed.push(Malformed::of(event)),
         }
     }
@@ -178,6 +182,17 @@ fn pushed_of(bot: &UserId, body: &Value) -> Pushed {
     let others = readers(body).into_iter().filter(|reader| !is_own_user(bot, &reader.user));
     pushed.rows.extend(others.map(|reader| reader.inbox_row()));
     pushed
+}
+
+/// The inbox lane of a pushed event: the memberships of others than the bot and its personas
+/// (a new DM's join, a join that brings a welcome) come by the thousand in a broadcast and wait
+/// behind the rest; the bot's own invites and removals are what an admin waits for.
+pub fn lane_of(bot: &UserId, event: &Value) -> Lane {
+    let member = event["state_key"].as_str().and_then(|key| UserId::parse(key).ok());
+    match (event["type"].as_str(), member) {
+        (Some("m.room.member"), Some(member)) if !is_own_user(bot, &member) => Lane::Bulk,
+        _ => Lane::People,
+    }
 }
 
 /// One reader of one event, from a read receipt (an ephemeral event, `receive_ephemeral` in the
@@ -192,10 +207,10 @@ struct Reader {
 
 impl Reader {
     /// The inbox row: a key unique per (room, reader, event read) and the stored receipt.
-    fn inbox_row(self) -> (String, String) {
+    fn inbox_row(self) -> Arrival {
         let key = format!("{RECEIPT_KEY_PREFIX}{}|{}|{}", self.room, self.user, self.event);
         let json = json!({ "type": RECEIPT_EVENT_TYPE, "room_id": self.room, "sender": self.user });
-        (key, json.to_string())
+        Arrival { key, json: json.to_string(), lane: Lane::Bulk }
     }
 }
 
@@ -243,8 +258,9 @@ mod tests {
             .map(|reader| format!("{} {} {}", reader.room, reader.user, reader.event))
             .collect();
         assert_eq!(found, ["!dm:x.org @a:x.org $e", "!dm2:x.org @b:x.org $f"]);
-        let (key, json) = readers(&body).remove(0).inbox_row();
+        let Arrival { key, json, lane } = readers(&body).remove(0).inbox_row();
         assert_eq!(key, "receipt|!dm:x.org|@a:x.org|$e");
+        assert_eq!(lane, Lane::Bulk, "nobody waits for a read receipt");
         let stored: Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             stored,
@@ -254,6 +270,19 @@ mod tests {
 
     fn bot() -> OwnedUserId {
         "@broadcast:x.org".try_into().unwrap()
+    }
+
+    /// Issue 25, item 4: the joins of recipients wait behind what people wait for.
+    #[test]
+    fn memberships_of_others_go_into_the_bulk_lane() {
+        let member = |state_key: &str| json!({ "type": "m.room.member", "state_key": state_key });
+        assert_eq!(lane_of(&bot(), &member("@alice:x.org")), Lane::Bulk, "a recipient's join");
+        assert_eq!(lane_of(&bot(), &member("@alice:elsewhere.org")), Lane::Bulk);
+        assert_eq!(lane_of(&bot(), &member("@broadcast:x.org")), Lane::People, "the bot's invite");
+        assert_eq!(lane_of(&bot(), &member("@broadcast_hr:x.org")), Lane::People, "a persona's");
+        let message = json!({ "type": "m.room.message", "content": { "body": "!bc help" } });
+        assert_eq!(lane_of(&bot(), &message), Lane::People);
+        assert_eq!(lane_of(&bot(), &json!({ "type": "m.room.member" })), Lane::People, "no state key");
     }
 
     #[test]
@@ -288,7 +317,7 @@ mod tests {
             { "event_id": "$7", "type": "m.room.message", "room_id": "!r:x.org", "sender": "@broadcast:x.org" },
         ]});
         let pushed = parse_transaction(&bot(), body.to_string().as_bytes()).unwrap();
-        let kept: Vec<&str> = pushed.rows.iter().map(|(id, _)| id.as_str()).collect();
+        let kept: Vec<&str> = pushed.rows.iter().map(|row| row.key.as_str()).collect();
         assert_eq!(kept, ["$5", "$6"], "a number as body and an unknown type are the dispatcher's to ignore");
         assert_eq!((pushed.events, pushed.own, pushed.malformed.len()), (2, 1, 4));
     }
