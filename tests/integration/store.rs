@@ -6,8 +6,8 @@
 use matrix_broadcast::base::{
     message::StoredMessage,
     store::{
-        BroadcastId, BroadcastState, DefaultScope, DeliveryCounts, DeliveryState, DmState, NewBroadcast,
-        ReplyThread, SendOptions, Store, StoreError,
+        Arrival, BroadcastId, BroadcastState, DefaultScope, DeliveryCounts, DeliveryState, DmState, Lane,
+        NewBroadcast, ReplyThread, SendOptions, Store, StoreError,
     },
 };
 use ruma::{owned_event_id, owned_room_id, owned_user_id, EventId, OwnedUserId, RoomId, UserId};
@@ -44,28 +44,32 @@ fn new_broadcast<'a>(room: &'a RoomId, admin: &'a UserId, command: Option<&'a Ev
 }
 
 async fn inbox_keeps_each_event_once(store: &Store) {
-    let a = ("$a".to_owned(), r#"{"n":1}"#.to_owned());
-    let b = ("receipt|!dm|@a:x.org|$e".to_owned(), r#"{"n":2}"#.to_owned());
+    let arrival =
+        |key: &str, n: u32, lane| Arrival { key: key.into(), json: format!(r#"{{"n":{n}}}"#), lane };
+    let a = arrival("$a", 1, Lane::People);
+    let b = arrival("receipt|!dm|@a:x.org|$e", 2, Lane::Bulk);
     assert_eq!(store.push_inbox(&[a.clone(), b.clone()]).await.unwrap(), 2);
     assert_eq!(store.push_inbox(std::slice::from_ref(&b)).await.unwrap(), 0, "a re-pushed event is ignored");
+    // Issue 25, item 4: what people wait for is read before the bulk that came earlier.
+    store.push_inbox(&[arrival("$c", 3, Lane::People)]).await.unwrap();
     let batch = store.inbox_batch(10).await.unwrap();
     assert_eq!(
         batch.iter().map(|event| event.event_json.as_str()).collect::<Vec<_>>(),
-        [r#"{"n":1}"#, r#"{"n":2}"#]
+        [r#"{"n":1}"#, r#"{"n":3}"#, r#"{"n":2}"#]
     );
-    store.inbox_handled(&batch[..1]).await.unwrap();
+    store.inbox_handled(&batch[..2]).await.unwrap();
     assert_eq!(store.inbox_batch(10).await.unwrap().len(), 1);
     // Issue 22, item 13: an event handled already and pushed again is not taken in again.
     assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 0, "a handled event is ignored");
     // Issue 22, item 7: an event put off for a later try is not read before then.
     let later = matrix_broadcast::base::store::now_ms() + 60_000;
-    store.inbox_later(&batch[1], 1, later).await.unwrap();
+    store.inbox_later(&batch[2], 1, later).await.unwrap();
     assert!(store.inbox_batch(10).await.unwrap().is_empty(), "b waits for its next try");
     assert_eq!(store.inbox_next_due().await.unwrap(), Some(later));
-    store.inbox_later(&batch[1], 2, 0).await.unwrap();
+    store.inbox_later(&batch[2], 2, 0).await.unwrap();
     assert_eq!(store.inbox_batch(10).await.unwrap()[0].tries, 2);
     // A week later the key is forgotten.
-    assert_eq!(store.prune_handled(matrix_broadcast::base::store::now_ms() + 1).await.unwrap(), 1);
+    assert_eq!(store.prune_handled(matrix_broadcast::base::store::now_ms() + 1).await.unwrap(), 2);
     assert_eq!(store.push_inbox(std::slice::from_ref(&a)).await.unwrap(), 1);
 }
 
