@@ -435,7 +435,13 @@ async fn on_member(broadcasts: &Arc<Broadcasts>, member: &OriginalRoomMemberEven
                 tracing::warn!(room = %member.room_id, "a DM of a persona no longer in the config");
                 return Handled::Done;
             };
-            let changed = dms.member_changed(&dm, &member.state_key, &member.content.membership);
+            let content = &member.content;
+            let changed = dms.member_changed(
+                &dm,
+                &member.state_key,
+                &content.membership,
+                content.displayname.as_deref(),
+            );
             return Handled::of("cannot record a membership in a DM", changed.await);
         }
         Ok(None) => {}

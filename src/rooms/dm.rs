@@ -307,18 +307,24 @@ impl Dms {
     }
 
     /// A member event in the DM `dm`, pushed by the homeserver: the recipient's membership is
-    /// kept; the bot's removal, or a third person invited or joined, retires the DM.
+    /// kept, and when they are in, the display name they show (`displayname`), for the copies
+    /// that name them; the bot's removal, or a third person invited or joined, retires the DM.
     pub async fn member_changed(
         &self,
         dm: &DmRoom,
         member: &UserId,
         membership: &MembershipState,
+        displayname: Option<&str>,
     ) -> Result<(), StoreError> {
         let Some(room) = &dm.room_id else { return Ok(()) };
         if dm.state == DmState::Retired {
             return Ok(());
         }
         if *member == dm.user_id {
+            if *membership == MembershipState::Join {
+                let seen = (member.to_owned(), displayname.map(str::to_owned));
+                self.store.remember_displaynames(&[seen]).await?;
+            }
             return self.store.set_dm_membership(room, membership).await;
         }
         let retire = match member == self.bot {

@@ -4,6 +4,7 @@ use serde_json::json;
 
 use crate::harness::{
     census::{bodies, dms_of},
+    client::encode,
     scenario::make_server_admin,
     TestEnv, TestUser, DEADLINE,
 };
@@ -459,4 +460,43 @@ async fn dms_the_homeserver_makes_encrypted_are_reported() {
         })
         .count();
     assert_eq!(warnings, 1, "said once");
+}
+
+/// Issue 25, item 3: a personalised broadcast to someone seen before costs one request, the
+/// send: their name is the one their member event in the DM showed last, not a profile look-up.
+/// Alice shows another name in her DM than in her profile; the second copy uses the DM's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_shown_in_the_dm_names_the_next_copy_without_a_look_up() {
+    let env = TestEnv::start().await;
+    let bot = env.bot_id();
+    let (admin, root, alice) = (env.user("admin").await, env.server_admin().await, env.user("alice").await);
+    alice.set_displayname("Alice Liddell").await;
+    let room = env.control_room(&admin).await;
+    let dms = crate::harness::scenario::broadcast_and_join(
+        &env,
+        &admin,
+        &root,
+        &room,
+        &[&alice],
+        "Hi {displayname}",
+        1,
+    )
+    .await;
+    let path = format!("/rooms/{}/state/m.room.member/{}", encode(&dms[0]), encode(&alice.user_id));
+    let member = json!({ "membership": "join", "displayname": "Alice in the DM" });
+    let (status, body) = alice.call(reqwest::Method::PUT, &path, Some(member)).await;
+    assert_eq!(status, 200, "{body}");
+    crate::harness::wait_until("the bot keeps the name shown in the DM", DEADLINE, || async {
+        env.count_in_bot_database("SELECT COUNT(*) FROM displaynames WHERE displayname = 'Alice in the DM'")
+            .await
+            == 1
+    })
+    .await
+    .unwrap();
+    let command =
+        admin.send_text(&room, &format!("!bc send {} --yes\nHi again {{displayname}}", alice.user_id)).await;
+    assert_eq!(admin.wait_for_answer(&room, &bot, &command).await.reaction, "✅");
+    admin.wait_for_finished_count(&room, &bot, 2, DEADLINE).await;
+    let census = root.dm_census(&bot, &[&room]).await;
+    assert_eq!(bodies(dms_of(&census, &alice)[0]), ["Hi Alice Liddell", "Hi again Alice in the DM"]);
 }

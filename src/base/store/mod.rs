@@ -88,6 +88,7 @@ mod broadcasts;
 mod control_rooms;
 mod defaults;
 mod deliveries;
+mod displaynames;
 mod dm_rooms;
 mod followups;
 mod inbox;

@@ -241,10 +241,12 @@ pub async fn resolve(
     Ok(total)
 }
 
-/// Queues the users named by `@user` words. One profile look-up each, a few at a time, tells
-/// whether the user exists and their display name; someone the homeserver does not know is
-/// recorded as failed, with the reason, and gets no room. Someone the bot has a DM with exists:
-/// unless the message needs their name, they are not looked up.
+/// Queues the users named by `@user` words. Someone seen before is known to exist, with the
+/// display name they last showed (their member event in a DM, or an earlier look-up); someone
+/// the bot has a DM with exists too. Only the others are looked up, a few at a time: the profile
+/// tells whether they exist and their display name, which is kept for next time. Someone the
+/// homeserver does not know is recorded as failed, with the reason, and gets no room. When the
+/// message needs no names, a DM is enough to be known.
 async fn queue_named(
     store: &Store,
     homeserver: &dyn Homeserver,
@@ -253,8 +255,12 @@ async fn queue_named(
     needs_names: bool,
     language: Language,
 ) -> Result<u64, StoreError> {
-    let mut users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
-    let mut added = 0;
+    let users: Vec<OwnedUserId> = users.iter().copied().cloned().collect();
+    let mut names = store.displaynames_of(&users).await?;
+    let (seen, mut users): (Vec<_>, Vec<_>) = users.into_iter().partition(|user| names.contains_key(user));
+    let seen: Vec<Recipient> =
+        seen.into_iter().map(|user| Recipient::new(user.clone(), names.remove(&user))).collect();
+    let mut added = store.add_recipients(id, &seen).await?;
     if !needs_names {
         let known = store.live_dms_of(&users).await?;
         let (have_dm, others): (Vec<_>, Vec<_>) =
@@ -283,6 +289,12 @@ async fn queue_named(
             }
         }
     }
+    let looked_up: Vec<(OwnedUserId, Option<String>)> = found
+        .iter()
+        .filter(|recipient| recipient.displayname.is_some())
+        .map(|recipient| (recipient.user.clone(), recipient.displayname.clone()))
+        .collect();
+    store.remember_displaynames(&looked_up).await?;
     added += store.add_recipients(id, &found).await?;
     let reason = crate::base::i18n::t!(language, "audience-user-does-not-exist");
     added += store.add_failed_deliveries(id, &unknown, &reason).await?;

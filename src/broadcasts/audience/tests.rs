@@ -380,8 +380,10 @@ async fn resolve_and_deliver(
 /// Issue 11: what a recipient costs the homeserver. Resolution checks an `@user` word and
 /// reads its name with one profile look-up; a new DM then costs `createRoom` and the send, a
 /// reused one the send alone (plus, once per process, a look at whether DMs are made
-/// encrypted). No member list, no membership and no profile per send; and someone with a
-/// DM is not looked up again unless the message needs their name.
+/// encrypted). No member list, no membership and no profile per send. Issue 25, item 3:
+/// someone seen before is not looked up again, even when the message needs their name; the
+/// name their member event in the DM shows later is the one the next copy uses. Seen failing
+/// before names were kept: the second round asked for 10 profiles.
 #[tokio::test]
 async fn a_new_dm_costs_create_and_send_and_a_reused_one_the_send_alone() {
     let test = TestBroadcasts::new().await;

@@ -124,7 +124,7 @@ async fn a_persona_removed_from_its_dm_gets_a_new_one() {
     test.deliver_all(first, 1).await;
     let dm = test.store().live_dm(Some("hr"), &alice).await.unwrap().unwrap();
     let dms = test.rooms.senders.dms_of(dm.persona.as_deref()).expect("the persona's DMs");
-    dms.member_changed(&dm, &hr(), &ruma::events::room::member::MembershipState::Leave).await.unwrap();
+    dms.member_changed(&dm, &hr(), &ruma::events::room::member::MembershipState::Leave, None).await.unwrap();
     assert_eq!(test.store().live_dm(Some("hr"), &alice).await.unwrap(), None, "retired");
     let second = test.running_broadcast(&control, "Two", std::slice::from_ref(&alice), as_hr()).await;
     test.deliver_all(second, 1).await;

@@ -41,7 +41,7 @@ async fn a_first_dm_is_created_private_and_recorded_then_reused() {
 /// What a member event pushed into `alice`'s DM does.
 async fn pushed(test: &TestRooms, alice: &UserId, member: &UserId, membership: MembershipState) {
     let dm = test.store().live_dm(None, alice).await.unwrap().expect("a live DM");
-    test.rooms.senders.dms.member_changed(&dm, member, &membership).await.unwrap();
+    test.rooms.senders.dms.member_changed(&dm, member, &membership, None).await.unwrap();
 }
 
 #[tokio::test]
