@@ -162,10 +162,10 @@ fn free_port() -> u16 {
 
 /// The homeserver's state at the start of a run: the control room the admin will invite the
 /// bot into, a room of `n` people (the broadcast's audience) and a space of [`RESOLVED`] people,
-/// both with the bot in them, and [`RESOLVED`] accounts on the server.
+/// both with the bot in them, and accounts on the server for all of them (the larger number).
 fn world_for(n: usize) -> World {
     let mut world = World::default();
-    world.server_accounts = RESOLVED;
+    world.server_accounts = n.max(RESOLVED);
     world.add_room(CONTROL_ROOM, ADMIN, [ADMIN.to_owned()]);
     let control = world.rooms.get_mut(CONTROL_ROOM).expect("just added");
     control.watched = true;
@@ -268,7 +268,8 @@ async fn drive(
     }
     let mut resolutions = Vec::new();
     if resolve {
-        for (audience, label) in [(SPACE_ALIAS, "space of 10,000"), ("server", "server, 10,000 accounts")] {
+        let server = format!("server, {} accounts", report::thousands(n.max(RESOLVED)));
+        for (audience, label) in [(SPACE_ALIAS, "space of 10,000"), ("server", server.as_str())] {
             resolutions.push(resolution(stub, bot, database.backend, audience, label).await?);
         }
     }

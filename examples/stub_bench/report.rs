@@ -57,7 +57,7 @@ pub struct Resolution {
 }
 
 /// `1234567` as `1,234,567`.
-fn thousands(value: usize) -> String {
+pub fn thousands(value: usize) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {

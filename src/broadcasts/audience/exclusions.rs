@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// From how many accounts not known yet the user list is read, rather than asking for each.
+const LIST_FROM: usize = 100;
+
 /// Who is never addressed, whatever the audience.
 pub struct Exclusions<'a> {
     bot: &'a UserId,
@@ -22,8 +25,8 @@ impl<'a> Exclusions<'a> {
     /// The `members` that may be addressed: not excluded, and not accounts of another
     /// application service (bridged ghosts). The Synapse admin API tells that for local
     /// accounts, and the store keeps the answer (it never changes), so an account is looked up
-    /// once ever, eight at a time. Without server-admin rights it cannot be told, and the
-    /// member is addressed.
+    /// once ever: through the user list when there are many, else one by one, eight at a time.
+    /// Without server-admin rights it cannot be told, and the member is addressed.
     pub async fn addressable(
         &self,
         store: &Store,
@@ -48,9 +51,59 @@ impl<'a> Exclusions<'a> {
     }
 
     /// Whether each of `users` is an account of an application service, as far as the admin
-    /// API tells (those it does not are left out of the answer). The first is asked alone: when
-    /// it finds that the bot is no server admin, nobody else is asked.
+    /// API tells (those it does not are left out of the answer). Many are first found in the
+    /// user list (see [`Self::seen_in_list`]); the rest are asked one by one. The first is asked
+    /// alone: when it finds that the bot is no server admin, nobody else is asked.
     async fn look_up_bridged(
+        &self,
+        homeserver: &dyn Homeserver,
+        users: Vec<OwnedUserId>,
+    ) -> Vec<(OwnedUserId, bool)> {
+        let (mut found, users) = match users.len() >= LIST_FROM {
+            true => self.seen_in_list(homeserver, users).await,
+            false => (Vec::new(), users),
+        };
+        found.extend(self.ask_each(homeserver, users).await);
+        found
+    }
+
+    /// Reads the user list, a page at a time, for `users`: those who have logged in are no
+    /// application service's (such accounts never log in). Returns them as not bridged, and
+    /// the rest (never seen, or not listed: guests, deactivated) in their order, to be asked one
+    /// by one. A page of 500 answers for 500 accounts, where asking for each costs a request.
+    async fn seen_in_list(
+        &self,
+        homeserver: &dyn Homeserver,
+        users: Vec<OwnedUserId>,
+    ) -> (Vec<(OwnedUserId, bool)>, Vec<OwnedUserId>) {
+        let mut wanted: std::collections::HashSet<&OwnedUserId> = users.iter().collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut pages = AccountPages::new(homeserver, false);
+        while !wanted.is_empty() {
+            match pages.next().await {
+                Ok(Some(page)) => {
+                    let logged_in = page.into_iter().filter(|account| account.last_seen_ts.is_some());
+                    seen.extend(
+                        logged_in.filter(|account| wanted.remove(&account.name)).map(|account| account.name),
+                    );
+                }
+                Ok(None) => break,
+                Err(error) if error.is_not_server_admin() => {
+                    self.not_server_admin.store(true, std::sync::atomic::Ordering::Relaxed);
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read the user list; asking for each account");
+                    break;
+                }
+            }
+        }
+        let (seen, rest): (Vec<_>, Vec<_>) = users.into_iter().partition(|user| seen.contains(user));
+        (seen.into_iter().map(|user| (user, false)).collect(), rest)
+    }
+
+    /// Asks the admin API for each of `users`, a few at a time.
+    async fn ask_each(
         &self,
         homeserver: &dyn Homeserver,
         users: Vec<OwnedUserId>,

@@ -325,7 +325,8 @@ async fn queue_accounts(
     Ok(total)
 }
 
-/// Queues `members` (except the excluded) into broadcast `id`, a batch at a time.
+/// Queues `members` (except the excluded) into broadcast `id`, a batch at a time. They are
+/// checked together, so that the user list is read at most once for a room.
 async fn queue(
     store: &Store,
     homeserver: &dyn Homeserver,
@@ -333,10 +334,10 @@ async fn queue(
     members: &[Recipient],
     exclusions: &Exclusions<'_>,
 ) -> Result<u64, StoreError> {
+    let addressed = exclusions.addressable(store, homeserver, members).await?;
     let mut added = 0;
-    for chunk in members.chunks(BATCH) {
-        let addressed = exclusions.addressable(store, homeserver, chunk).await?;
-        added += store.add_recipients(id, &addressed).await?;
+    for chunk in addressed.chunks(BATCH) {
+        added += store.add_recipients(id, chunk).await?;
     }
     Ok(added)
 }

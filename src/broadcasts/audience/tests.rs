@@ -339,6 +339,35 @@ async fn bridged_ghosts_in_a_room_are_left_out() {
     assert_eq!(hs.count("admin_user") - before, 1, "asked once, not per member");
 }
 
+/// Issue 25, item 3: the members of a large room are checked for bridges through the user
+/// list, one request per 500 accounts, and only the accounts that never logged in one by one.
+/// Seen failing before: 602 look-ups, one per member.
+#[tokio::test]
+async fn a_large_room_is_checked_for_bridges_through_the_user_list() {
+    let test = TestBroadcasts::new().await;
+    let hs = &test.hs;
+    hs.with(|state| state.server_admin = true);
+    let owner = hs.user("owner", None);
+    let members: Vec<OwnedUserId> = (0..600).map(|n| hs.user(&format!("member{n:03}"), None)).collect();
+    let ghost = hs.user("telegram_123", None);
+    hs.with(|state| {
+        let account = state.accounts.iter_mut().find(|account| account.name == ghost).unwrap();
+        (account.appservice_id, account.last_seen_ts) = (Some("telegram".into()), None);
+    });
+    let mut joined: Vec<&UserId> = members.iter().map(|user| user.as_ref()).collect();
+    joined.push(&ghost);
+    let room = hs.room(&owner, &joined, true);
+    let id = test.running_broadcast(&test.control_room().await, "Hi", &[], SendOptions::default()).await;
+    let exclusions = Exclusions::new(&test.broadcasts.rooms.bot, &[], &[]);
+    let targets = parse_targets(&words(&[room.as_str()])).unwrap();
+    requests(&test);
+    let queued = resolve_as_admin(test.store(), hs.as_ref(), &exclusions, id, &targets, false).await.unwrap();
+    assert_eq!(queued, 601, "the owner and the members, not the ghost");
+    let asked = requests(&test);
+    let count = |endpoint: &str| asked.iter().find(|(name, _)| *name == endpoint).map_or(0, |(_, n)| *n);
+    assert_eq!((count("admin_users_page"), count("admin_user")), (2, 1), "{asked:?}");
+}
+
 /// Requests per endpoint since the last call, and forgets them.
 fn requests(test: &TestBroadcasts) -> Vec<(&'static str, usize)> {
     test.hs.with(|state| std::mem::take(&mut state.requests)).into_iter().collect()
@@ -395,9 +424,14 @@ async fn a_new_dm_costs_create_and_send_and_a_reused_one_the_send_alone() {
     assert_eq!(resolution, [("profile", 10)], "one look-up per word");
     assert_eq!(delivery, [("create_dm", 10), ("send_raw", 10), ("state", 1)], "new DMs");
     let (resolution, delivery) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
-    assert_eq!((resolution, delivery), (vec![("profile", 10)], vec![("send_raw", 10)]), "names needed");
+    assert_eq!((resolution, delivery), (vec![], vec![("send_raw", 10)]), "names needed, and known");
     let (resolution, delivery) = resolve_and_deliver(&test, "Hello", &targets, 10).await;
     assert_eq!((resolution, delivery), (vec![], vec![("send_raw", 10)]), "no names needed");
+    let dms = &test.broadcasts.rooms.senders.dms;
+    let dm = test.store().live_dm(None, &users[3]).await.unwrap().unwrap();
+    dms.member_changed(&dm, &users[3], &MembershipState::Join, Some("Dr User 3")).await.unwrap();
+    let (resolution, _) = resolve_and_deliver(&test, "Hello {displayname}", &targets, 10).await;
+    assert_eq!(resolution, [], "the name from the member event");
     let bodies = test.hs.bodies_in(&test.hs.dms_with(&users[3])[0]);
-    assert_eq!(bodies, ["Hello User 3", "Hello User 3", "Hello"], "names from resolution");
+    assert_eq!(bodies, ["Hello User 3", "Hello User 3", "Hello", "Hello Dr User 3"]);
 }
