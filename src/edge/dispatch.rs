@@ -1,8 +1,8 @@
 //! Takes events out of the inbox, those people wait for first (see
-//! [`Lane`](crate::base::store::Lane)), each lane oldest first, and routes each to the module that owns it: the
-//! bot's own memberships to `control_rooms`, other joins to `defaults`, `!bc` lines in control
-//! rooms to `commands`, messages in DMs and reply threads to `relay`, read receipts and answers
-//! to polls to `relay`, ✅ on a preview to the broadcast `lifecycle`.
+//! [`Lane`](crate::base::store::Lane)), each lane oldest first, and routes each to the module
+//! that owns it: the bot's own memberships to `control_rooms`, other joins to `defaults`, `!bc`
+//! lines in control rooms to `commands`, messages in DMs and reply threads to `relay`, read
+//! receipts and answers to polls to `relay`, ✅ on a preview to the broadcast `lifecycle`.
 //!
 //! An event is removed from the inbox once handled, or once it failed for a reason that trying
 //! again cannot change (answered where a person is waiting); a failure that may pass (the

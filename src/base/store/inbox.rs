@@ -18,8 +18,9 @@ pub const RECEIPT_KEY_PREFIX: &str = "receipt|";
 /// Which events are read first. A broadcast brings in an event for every new DM (the
 /// recipient's join) and read receipts by the thousand; what people wait for must not queue
 /// behind them. Events of one lane are read in the order they came; the two lanes' events of one
-/// room may be handled out of order (a reply before its writer's join was recorded), which no
-/// handler minds: none of them reads the other lane's records.
+/// room may be handled out of order (a reply before its writer's join was recorded). No handler
+/// of people's events relies on a membership the other lane records: a reply is relayed whatever
+/// the stored membership, and an answer asks the homeserver who is in the DM before it goes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lane {
     /// Commands, replies, answers, the bot's invites: someone waits.
